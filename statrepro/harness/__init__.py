@@ -1,0 +1,73 @@
+"""Harness adapters behind a small registry (in the spirit of lm-eval's ``@register_model``).
+
+Each adapter normalises its harness's output directory into the records table of
+``statrepro.records`` and (for the run path) builds the harness invocation.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from ..errors import InputError
+
+_REGISTRY: dict[str, type] = {}
+# Modules that register adapters when imported; imported lazily so `statrepro --help` stays fast.
+_ADAPTER_MODULES = ("statrepro.harness.lm_eval", "statrepro.harness.evalscope")
+
+
+def register_harness(name: str) -> Callable[[type], type]:
+    """Class decorator: make an adapter available under ``name``."""
+
+    def decorate(cls: type) -> type:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_adapters() -> None:
+    for module in _ADAPTER_MODULES:
+        importlib.import_module(module)
+
+
+def harness_names() -> list[str]:
+    _load_adapters()
+    return sorted(_REGISTRY)
+
+
+def get_harness(name: str):
+    """The adapter registered as ``name``; an InputError suggesting the nearest name otherwise."""
+    _load_adapters()
+    if name not in _REGISTRY:
+        near = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(_REGISTRY))}"
+        raise InputError(f"unknown harness {name!r}{hint}", key="harness")
+    return _REGISTRY[name]()
+
+
+def load_side(path: str | Path, *, metric_overrides: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read every run of one environment under ``path``, whichever harness wrote it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or directory", path=path)
+    _load_adapters()
+    frames = []
+    for name in sorted(_REGISTRY):
+        adapter = _REGISTRY[name]()
+        if adapter.detect(path):
+            frames.append(adapter.load(path, metric_overrides=metric_overrides or {}))
+    if not frames:
+        if path.is_dir() and not any(path.iterdir()):
+            raise InputError("directory is empty", path=path)
+        raise InputError(
+            "no recognisable run: expected lm-eval results_*.json with samples_*.jsonl, "
+            "or an evalscope work dir with reviews/",
+            path=path,
+        )
+    return pd.concat(frames, ignore_index=True)

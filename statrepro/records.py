@@ -1,0 +1,82 @@
+"""The normalised per-item table that every harness adapter produces and the statistics consume.
+
+One row is one item scored in one run (seed) of one environment. See ``docs/schema.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .errors import InputError
+
+# Column -> meaning. The order is the canonical column order of a records table.
+RECORD_COLUMNS: dict[str, str] = {
+    "benchmark": "Benchmark family the item belongs to (gsm8k, ceval, mmlu_redux, livebench, or the task name).",
+    "subset": "Task or subject inside the benchmark (e.g. ceval-valid_law, mmlu_redux_anatomy_generative).",
+    "item_key": "Stable key of the item inside its benchmark, used to pair A with B (e.g. '<subset>/<doc_id>').",
+    "run_id": "Identifier of the run (one seed / one generation index) the row comes from.",
+    "seed": "Sampling seed of the run when known, else null.",
+    "metric": "Name of the primary metric the score is taken from (e.g. exact_match,flexible-extract).",
+    "score": "The item's score in this run; finite, usually 0/1 or in [0, 1].",
+    "prediction": "The model's (filtered) answer, when the harness logs it.",
+    "target": "The reference answer, when the harness logs it.",
+    "prompt_hash": "Hash of the rendered prompt, to detect prompt differences between environments.",
+    "doc_hash": "Hash of the source document, a check that paired items really are the same item.",
+    "model": "Model name the harness recorded, to detect mixed models within one side.",
+    "source": "File the row was read from, for error messages and provenance.",
+}
+
+REQUIRED_COLUMNS = ("benchmark", "subset", "item_key", "run_id", "metric", "score")
+
+
+def empty_records() -> pd.DataFrame:
+    """An empty records table with the canonical columns."""
+    return pd.DataFrame({name: pd.Series(dtype="float64" if name == "score" else "object") for name in RECORD_COLUMNS})
+
+
+def make_records(rows: list[dict]) -> pd.DataFrame:
+    """Build a records table from row dicts, filling optional columns with None."""
+    if not rows:
+        return empty_records()
+    frame = pd.DataFrame.from_records(rows)
+    for name in RECORD_COLUMNS:
+        if name not in frame.columns:
+            frame[name] = None
+    frame = frame[list(RECORD_COLUMNS)]
+    frame["score"] = frame["score"].astype("float64")
+    return frame
+
+
+def coerce_score(value: object, *, path: str, line: int | None, key: str) -> float:
+    """Turn a harness score value into a finite float, or raise a located InputError.
+
+    lm-eval logs booleans and numbers; evalscope logs numbers; both may log numeric strings.
+    NaN, inf and non-numeric strings are bad input: silently dropping or zeroing them would bias the verdict.
+    """
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise InputError(f"score {value[:40]!r} is not a number", path=path, line=line, key=key) from None
+    else:
+        raise InputError(f"score of type {type(value).__name__} is not a number", path=path, line=line, key=key)
+    if not math.isfinite(number):
+        raise InputError(f"score is {number}, not a finite number", path=path, line=line, key=key)
+    return number
+
+
+def check_unique(records: pd.DataFrame, side: str) -> None:
+    """Reject duplicate (benchmark, item_key, run_id) rows: a doubled item would be counted twice."""
+    dup = records.duplicated(subset=["benchmark", "item_key", "run_id"], keep=False)
+    if dup.any():
+        row = records[dup].iloc[0]
+        raise InputError(
+            f"duplicate item {row['item_key']!r} in run {row['run_id']!r} of benchmark {row['benchmark']!r}",
+            path=row["source"] or side,
+        )
