@@ -23,7 +23,9 @@ class AnalysisOptions:
     mode: Literal["equivalence", "non-inferiority"] = "equivalence"
     margin_kind: Literal["relative", "absolute"] = "relative"
     correction: Literal["holm", "bh"] = "holm"
-    intersect: bool = False
+    unpaired: Literal["error", "intersect", "missing"] = "error"
+    """Items on one side only: an error (analyze's default), dropped (--intersect), or counted as missing
+    (compare: a failed run of the candidate must not vanish from the verdict)."""
     n_resamples: int = 10_000
     n_permutations: int = 10_000
     ci_method: Literal["BCa", "percentile"] = "BCa"
@@ -86,14 +88,17 @@ def _matrix(records: pd.DataFrame, item_keys: list[str]) -> np.ndarray:
     return table.reindex(item_keys).to_numpy(dtype=float)
 
 
-def pair(records_a: pd.DataFrame, records_b: pd.DataFrame, *, intersect: bool = False) -> Pairing:
+def pair(
+    records_a: pd.DataFrame, records_b: pd.DataFrame, *, unpaired: Literal["error", "intersect", "missing"] = "error"
+) -> Pairing:
     """Align A and B per benchmark and item; reject what cannot be compared honestly."""
+    intersect = unpaired != "error"
     check_single_model(records_a, "A")
     check_single_model(records_b, "B")
     pairing = Pairing()
     names_a, names_b = set(records_a["benchmark"]), set(records_b["benchmark"])
     only = sorted(names_a ^ names_b)
-    if only and not intersect:
+    if only and unpaired != "intersect":
         name = only[0]
         side, records = ("A", records_a) if name in names_a else ("B", records_b)
         raise InputError(
@@ -118,8 +123,9 @@ def pair(records_a: pd.DataFrame, records_b: pd.DataFrame, *, intersect: bool = 
                     f"(e.g. {example!r}); pass --intersect to analyse the common items",
                     path=_side_label(part_a if only_a else part_b, name),
                 )
-            pairing.dropped[name] = len(only_a) + len(only_b)
-        keys = sorted(keys_a & keys_b)
+            if unpaired == "intersect":
+                pairing.dropped[name] = len(only_a) + len(only_b)
+        keys = sorted(keys_a & keys_b) if unpaired != "missing" else sorted(keys_a | keys_b)
         if len(keys) < 2:
             raise InputError(f"benchmark {name!r} has {len(keys)} common items; need at least 2", path=_side_label(part_a, "A"))
         part_a = part_a[part_a["item_key"].isin(keys)]
@@ -170,7 +176,7 @@ def analyze(
     records_a: pd.DataFrame, records_b: pd.DataFrame, options: AnalysisOptions, inputs: dict[str, str] | None = None
 ) -> Analysis:
     """Pair, compare every benchmark, and decide."""
-    pairing = pair(records_a, records_b, intersect=options.intersect)
+    pairing = pair(records_a, records_b, unpaired=options.unpaired)
     comparisons = compare_many(
         {name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()},
         rng_seed=options.rng_seed,

@@ -167,7 +167,7 @@ def analyze(
         mode=mode.value,
         margin_kind=margin.value,
         correction=correction.value,
-        intersect=intersect,
+        unpaired="intersect" if intersect else "error",
         n_resamples=resamples,
         n_permutations=resamples,
         seed_level_bootstrap=seed_level,
@@ -220,3 +220,336 @@ def bench_calibration(
     from .bench import run_calibration_bench
 
     run_calibration_bench(sims=sims, items=items, seeds=seeds, tolerance=tolerance, alpha=alpha)
+
+
+def _store_option() -> Path:
+    return typer.Option(Path("store"), "--store", help="Result store directory (resumable; finished runs are never redone).")
+
+
+def _load_envs(paths: list[Path], benchmarks: Optional[str], seeds: Optional[str], limit: Optional[int]):
+    from .config import load_env
+    from .run.plan import effective_env
+
+    selected = [name.strip() for name in benchmarks.split(",") if name.strip()] if benchmarks else None
+    seed_value = None
+    if seeds is not None:
+        try:
+            seed_value = [int(s) for s in seeds.split(",")] if "," in seeds else int(seeds)
+        except ValueError:
+            raise InputError(f"--seeds takes a count or a comma-separated list, got {seeds!r}", key="--seeds") from None
+    envs = [effective_env(load_env(path), benchmarks=selected, seeds=seed_value, limit=limit) for path in paths]
+    names = [env.name for env in envs]
+    if len(set(names)) != len(names):
+        raise InputError(f"two environments share the name {names[0]!r}; names key the store", key="name")
+    return envs
+
+
+def _run_executor(executor: str, ray_address: Optional[str]):
+    from .run.executors import get_executor
+
+    return get_executor(executor, ray_address=ray_address)
+
+
+@app.command()
+@user_errors
+def run(
+    envs: list[Path] = typer.Argument(..., help="Environment YAML file(s)."),
+    benchmarks: Optional[str] = typer.Option(None, help="Comma-separated benchmarks to run (default: the env's)."),
+    seeds: Optional[str] = typer.Option(None, help="Seed count, or a comma-separated list of seeds."),
+    limit: Optional[int] = typer.Option(None, help="Items per task (smoke runs; sign-off needs full sets)."),
+    store: Path = _store_option(),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="STATREPRO_DATA_DIR", help="Local benchmark data."),
+    executor: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local one)."),
+    wait: bool = typer.Option(False, help="Wait for another run holding the store instead of refusing."),
+) -> None:
+    """Run the benchmarks over seeds for each environment; resumable, never redoes finished runs."""
+    from rich.console import Console
+
+    from .run.orchestrate import run_environments
+    from .run.store import ResultStore
+
+    loaded = _load_envs(envs, benchmarks, seeds, limit)
+    result_store = ResultStore(store)
+    with result_store.locked(wait=wait):
+        summary = run_environments(loaded, result_store, _run_executor(executor, ray_address), data_dir=data_dir)
+    Console(stderr=True).print(summary.summary())
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+@app.command()
+@user_errors
+def compare(
+    env_a: Path = typer.Argument(..., help="Environment A (the reference)."),
+    env_b: Path = typer.Argument(..., help="Environment B (the candidate)."),
+    benchmarks: Optional[str] = typer.Option(None, help="Comma-separated benchmarks (default: the envs')."),
+    seeds: Optional[str] = typer.Option(None, help="Seed count, or a comma-separated list of seeds."),
+    limit: Optional[int] = typer.Option(None, help="Items per task (smoke runs; sign-off needs full sets)."),
+    tolerance: float = typer.Option(0.05, help="Relative tolerance (margin = tolerance x score_A); absolute with --margin absolute."),
+    alpha: float = typer.Option(0.05, help="Significance level, in (0, 0.5)."),
+    mode: Mode = typer.Option(Mode.equivalence, help="equivalence or non-inferiority."),
+    margin: MarginKind = typer.Option(MarginKind.relative, help="relative or absolute margin."),
+    correction: Correction = typer.Option(Correction.holm, help="Multiple-benchmark adjustment."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the versioned JSON verdict here."),
+    report: Optional[Path] = typer.Option(None, help="Write report.html, report.md and verdict.json here."),
+    out: Path = typer.Option(Path("store"), "--out", "--store", help="Result store directory."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="STATREPRO_DATA_DIR", help="Local benchmark data."),
+    executor: str = typer.Option("local", help="local or ray."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address."),
+    rng_seed: int = typer.Option(0, help="Seed of the resampling RNG."),
+    max_missing: float = typer.Option(0.05, help="Largest share of items without results before the verdict is inconclusive."),
+    wait: bool = typer.Option(False, help="Wait for another run holding the store instead of refusing."),
+) -> None:
+    """Run whatever is missing for both environments, then decide whether B still scores like A.
+
+    Exit codes: 0 equivalent or within tolerance, 3 different, 4 inconclusive, 2 bad input.
+    """
+    _check_range("tolerance", tolerance, 0.0, 1.0)
+    _check_range("alpha", alpha, 0.0, 0.5)
+    from rich.console import Console
+
+    from .analysis import AnalysisOptions, analyze as run_analysis
+    from .run.orchestrate import check_comparable, load_env_records, run_environments
+    from .run.store import ResultStore
+
+    env_a_config, env_b_config = _load_envs([env_a, env_b], benchmarks, seeds, limit)
+    check_comparable(env_a_config, env_b_config)
+    result_store = ResultStore(out)
+    console = Console(stderr=True)
+    if any(spec.limit for spec in env_a_config.benchmarks.values()):
+        console.print("[yellow]note:[/] limited item counts make a smoke test; sign-off needs the full sets")
+    with result_store.locked(wait=wait):
+        summary = run_environments(
+            [env_a_config, env_b_config], result_store, _run_executor(executor, ray_address), data_dir=data_dir
+        )
+    console.print(summary.summary())
+    records_a = load_env_records(env_a_config, result_store)
+    records_b = load_env_records(env_b_config, result_store)
+    if records_a.empty or records_b.empty:
+        raise InputError("no finished runs on one side; see the failures above", path=result_store.root)
+    options = AnalysisOptions(
+        tolerance=tolerance,
+        alpha=alpha,
+        mode=mode.value,
+        margin_kind=margin.value,
+        correction=correction.value,
+        unpaired="missing",  # failed items are missing, not wrong: the verdict counts them
+        max_missing_share=max_missing,
+        rng_seed=rng_seed,
+    )
+    analysis = run_analysis(records_a, records_b, options, inputs={"a": str(env_a), "b": str(env_b)})
+    print_decision(analysis)
+    if json_path is not None:
+        _write_json(json_path, analysis.to_json().model_dump_json(indent=2))
+    if report is not None:
+        from .report import write_report
+
+        write_report(report, analysis, records_a=records_a, records_b=records_b, argv=sys.argv)
+    raise typer.Exit(analysis.decision.exit_code)
+
+
+# ---------------------------------------------------------------------------------------------
+# Diagnostics (statrepro/diagnose): why two environments differ.
+
+
+@app.command()
+@user_errors
+def layers(
+    a: str = typer.Option("dtype=float32", "--a", help="Setting A: comma-separated dtype=float32|bfloat16|float16, attn=eager|sdpa, batch=alone|padded, quant=none|dynamic-int8."),
+    b: str = typer.Option("dtype=bfloat16", "--b", help="Setting B, same syntax."),
+    model: Optional[str] = typer.Option(None, help="HF model directory (default: the embedded SmolLM2-135M-Instruct)."),
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one prompt per line (default: built-in short prompts)."),
+    submodules: bool = typer.Option(False, help="Also hook each layer's attention and MLP outputs."),
+    cosine_threshold: float = typer.Option(0.99, help="Report the first layer whose worst-token cosine falls below this."),
+    plot: Optional[Path] = typer.Option(None, help="Write the divergence curve as a PNG here."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the per-layer numbers as JSON here."),
+) -> None:
+    """Hidden-state divergence layer by layer between two numeric settings of one model; names the jump layer."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .diagnose.common import progress_bar, read_prompts, resolve_model, write_json
+    from .diagnose.layers import Setting, compare_layers, plot_layers
+
+    setting_a, setting_b = Setting.parse(a, option="--a"), Setting.parse(b, option="--b")
+    prompt_list = read_prompts(prompts)
+    with progress_bar() as progress:
+        result = compare_layers(resolve_model(model), setting_a, setting_b, prompt_list, submodules=submodules,
+                                cosine_threshold=cosine_threshold, progress=progress)
+    table = Table(title=f"A: {result.setting_a}   B: {result.setting_b}   ({result.n_prompts} prompts, {result.n_tokens} tokens)")
+    for column in ("point", "rel L2", "cos mean", "cos min", "max |diff|"):
+        table.add_column(column, justify="left" if column == "point" else "right")
+    for point in result.points:
+        mark = " [red]<- jump[/]" if point.layer == result.jump_layer and point.name == f"layer.{point.layer}" else ""
+        table.add_row(point.name + mark, f"{point.rel_l2:.3g}", f"{point.cosine_mean:.8f}", f"{point.cosine_min:.8f}", f"{point.max_abs:.3g}")
+    console = Console()
+    console.print(table)
+    console.print(result.summary())
+    if plot is not None:
+        plot_layers(result, plot)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+
+
+@app.command()
+@user_errors
+def probe(
+    model: Optional[str] = typer.Option(None, help="HF model directory (default: the embedded SmolLM2-135M-Instruct)."),
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one sequence per line (default: built-in short prompts)."),
+    dtype: list[str] = typer.Option(["float32", "bfloat16"], help="dtypes to probe (repeatable)."),
+    attn: str = typer.Option("eager", help="Attention implementation: eager or sdpa."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON here."),
+) -> None:
+    """Batch-size, padding-side and packing invariance: max |logit diff| and argmax flips vs running each sequence alone."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .diagnose.common import progress_bar, read_prompts, resolve_model, write_json
+    from .diagnose.probe import probe as run_probe
+
+    prompt_list = read_prompts(prompts)
+    with progress_bar() as progress:
+        result = run_probe(resolve_model(model), prompt_list, dtypes=tuple(dtype), attention=attn, progress=progress)
+    table = Table(title=f"probe: {result.n_sequences} sequences, attention {result.attention}, reference = each sequence alone")
+    for column in ("dtype", "configuration", "max |logit diff|", "argmax flips", "positions"):
+        table.add_column(column, justify="left" if column in ("dtype", "configuration") else "right")
+    for row in result.rows:
+        table.add_row(row.dtype, row.configuration, f"{row.max_abs_logit_diff:.3g}", str(row.argmax_flips), str(row.positions))
+    console = Console()
+    console.print(table)
+    console.print(result.summary())
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+
+
+@app.command()
+@user_errors
+def logprobs(
+    a: str = typer.Argument(..., help="Side A: an OpenAI-compatible base URL (http://127.0.0.1:PORT/v1) or an env YAML (engine kind openai or hf)."),
+    b: str = typer.Argument(..., help="Side B, likewise."),
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one prompt per line (default: built-in short prompts)."),
+    chat: bool = typer.Option(False, help="Use /chat/completions (and the chat template in-process) instead of raw /completions."),
+    max_tokens: int = typer.Option(32, help="New tokens per prompt."),
+    top_k: int = typer.Option(5, help="Top logprobs requested per step (>= 2)."),
+    epsilon: float = typer.Option(0.1, help="A divergence is a near tie when a side's top-2 logprob gap is below this."),
+    timeout: float = typer.Option(60.0, help="Seconds to wait for each server answer."),
+    model: Optional[str] = typer.Option(None, help="Model name to request from URL sides (default: the server's first model)."),
+    param_a: list[str] = typer.Option([], help="Extra request field for side A, KEY=JSON_VALUE (e.g. repeat_penalty=1.0)."),
+    param_b: list[str] = typer.Option([], help="Extra request field for side B, KEY=JSON_VALUE."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+) -> None:
+    """Token-level comparison of two engines at temperature 0: exact match, first divergence, logprob deltas, near ties.
+
+    Exit code 0 when both sides decode identically, 1 when their behaviour differs, 2 on bad input.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from .diagnose.common import progress_bar, read_prompts, write_json
+    from .diagnose.logprobs import compare_sides, side_from_spec
+
+    def parse_params(values: list[str], option: str) -> dict:
+        params = {}
+        for value in values:
+            key, sep, raw = value.partition("=")
+            if not sep or not key:
+                raise InputError(f"expected KEY=VALUE, got {value!r}", key=option)
+            try:
+                params[key] = json.loads(raw)
+            except ValueError:
+                params[key] = raw
+        return params
+
+    prompt_list = read_prompts(prompts)
+    side_a = side_from_spec(a, chat=chat, timeout=timeout, params=parse_params(param_a, "--param-a"), model=model)
+    side_b = side_from_spec(b, chat=chat, timeout=timeout, params=parse_params(param_b, "--param-b"), model=model)
+    with progress_bar() as progress:
+        result = compare_sides(side_a, side_b, prompt_list, max_tokens=max_tokens, top_k=top_k, epsilon=epsilon, progress=progress)
+    table = Table(title=f"A: {result.side_a}   B: {result.side_b}")
+    for column in ("prompt", "match", "diverge at", "A token", "B token", "near tie", "top-k ok", "max |dlogprob|"):
+        table.add_column(column)
+    for item in result.prompts:
+        table.add_row(
+            item.prompt[:30].replace("\n", " "), "yes" if item.exact_match else "no",
+            "-" if item.divergence is None else str(item.divergence), repr(item.token_a or ""), repr(item.token_b or ""),
+            "-" if item.near_tie is None else str(item.near_tie), "-" if item.topk_accepted is None else str(item.topk_accepted),
+            f"{max(item.abs_delta_logprobs, default=0.0):.3g}",
+        )
+    console = Console()
+    console.print(table)
+    console.print(result.summary())
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+    raise typer.Exit(1 if result.behaviour_differs else 0)
+
+
+@app.command()
+@user_errors
+def template(
+    a: str = typer.Argument(..., help="Side A tokenizer: a model/tokenizer directory, a .gguf file, an env YAML, or 'embedded'."),
+    b: str = typer.Argument(..., help="Side B tokenizer, likewise."),
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one user prompt per line (default: built-in benchmark-like prompts)."),
+    system: Optional[str] = typer.Option(None, help="Also render this system instruction."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+) -> None:
+    """Render both chat templates (add_generation_prompt=True) and compare token ids.
+
+    Exit code 0 when every prompt renders to identical ids, 1 when some differ, 2 on bad input.
+    """
+    from rich.console import Console
+
+    from .diagnose.common import read_prompts, write_json
+    from .diagnose.template import compare_templates
+
+    result = compare_templates(a, b, read_prompts(prompts), system=system)
+    console = Console()
+    for mismatch in result.mismatches:
+        console.print(f"[red]mismatch[/] at token {mismatch.index} (lengths {mismatch.length_a}/{mismatch.length_b}) for {mismatch.prompt[:40]!r}")
+        console.print(f"  A: {mismatch.context_a!r}", markup=False)
+        console.print(f"  B: {mismatch.context_b!r}", markup=False)
+    console.print(result.summary(), markup=False)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+    raise typer.Exit(0 if result.all_match else 1)
+
+
+@app.command()
+@user_errors
+def doctor(
+    a: Path = typer.Argument(..., help="Side A: env YAML, lm-eval results JSON or output dir, evalscope task_config YAML, or statrepro manifest JSON."),
+    b: Path = typer.Argument(..., help="Side B, likewise."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write {factors, checklist} as JSON here."),
+) -> None:
+    """Name the score-moving factors that differ between two runs, with severity and a fix, plus a determinism checklist.
+
+    Exit code 0 when no known factor differs, 1 when some do, 2 on bad input.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from .diagnose.common import write_json
+    from .diagnose.doctor import compare_sources
+
+    result = compare_sources(a, b)
+    console = Console()
+    colours = {"high": "red", "medium": "yellow", "low": "green"}
+    table = Table(title="differing factors")
+    for column in ("factor", "A", "B", "severity", "why", "fix"):
+        table.add_column(column, overflow="fold")
+    for factor in result.factors:
+        table.add_row(factor.name, str(factor.a), str(factor.b), f"[{colours[factor.severity]}]{factor.severity}[/]", factor.why, factor.fix)
+    if result.factors:
+        console.print(table)
+    checks = Table(title="determinism checklist")
+    for column in ("requirement", "A", "B"):
+        checks.add_column(column)
+    marks = {"met": "[green]met[/]", "not met": "[red]not met[/]", "unknown": "[dim]unknown[/]"}
+    for item in result.checklist:
+        checks.add_row(item.item, marks[item.a], marks[item.b])
+    console.print(checks)
+    if result.not_comparable:
+        console.print(f"unknown on one side: {', '.join(result.not_comparable)}")
+    console.print(result.summary())
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+    raise typer.Exit(1 if result.factors else 0)

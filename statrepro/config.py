@@ -65,14 +65,27 @@ class EngineSpec(_Section):
 class HarnessSpec(_Section):
     """The evaluation harness that builds prompts and scores answers."""
 
-    name: Literal["lm-eval", "evalscope"] = "lm-eval"
-    """lm-eval (EleutherAI lm-evaluation-harness) or evalscope (ModelScope)."""
+    name: str = "lm-eval"
+    """lm-eval (EleutherAI lm-evaluation-harness), evalscope (ModelScope), or an adapter registered by a plugin ($STATREPRO_PLUGINS)."""
     extra_args: list[str] = Field(default_factory=list)
     """Extra command-line arguments passed to the harness."""
     apply_chat_template: bool = True
     """Render prompts with the model's chat template (instruct models expect it)."""
     system_instruction: Optional[str] = None
     """System prompt, if any. Part of the prompt, so part of the score."""
+
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from .harness import harness_names
+
+        known = harness_names()
+        if value not in known:
+            near = difflib.get_close_matches(value, known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(known)}"
+            raise ValueError(f"unknown harness {value!r}{hint}")
+        return value
 
 
 class GenerationSpec(_Section):
@@ -99,8 +112,8 @@ class BenchmarkSpec(_Section):
     """Few-shot exemplars; null uses the benchmark default."""
     subsets: Optional[list[str]] = None
     """Subjects/tasks to run; null runs all."""
-    drop_flagged: bool = False
-    """mmlu_redux only: drop items whose error_type is not 'ok'."""
+    drop_flagged: bool = True
+    """mmlu_redux only: drop items whose annotated error_type is not 'ok' (the dataset exists to flag them)."""
     generative: Optional[bool] = None
     """Score multiple-choice benchmarks generatively; null picks log-likelihood in-process and generative for servers."""
 

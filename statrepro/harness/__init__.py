@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -32,8 +33,13 @@ def register_harness(name: str) -> Callable[[type], type]:
 
 
 def _load_adapters() -> None:
-    for module in _ADAPTER_MODULES:
-        importlib.import_module(module)
+    """Import the built-in adapters and any plugins named in $STATREPRO_PLUGINS (comma-separated modules)."""
+    plugins = [name.strip() for name in os.environ.get("STATREPRO_PLUGINS", "").split(",") if name.strip()]
+    for module in (*_ADAPTER_MODULES, *plugins):
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise InputError(f"cannot import harness plugin {module!r}: {error}", key="STATREPRO_PLUGINS") from None
 
 
 def harness_names() -> list[str]:

@@ -315,9 +315,9 @@ def tost(
     as a paired one-sample t-test on e_i = b_i - (1 -/+ tol) a_i, which accounts for the uncertainty
     in mu_A instead of plugging in the observed score_a. Absolute margin: e_i = d_i +/- tol.
 
-    With fewer than MIN_CHANGED_ITEMS_FOR_T changed items the t standard error is unreliable, so the
-    exact bound is used: |mu_B - mu_A| <= range * P(item changed), and P(changed) < margin/range is
-    tested by a binomial tail.
+    With fewer than MIN_CHANGED_ITEMS_FOR_T changed items the t standard error is unreliable, so exact
+    bounds are used: mu_B - mu_A >= -range * P(item got worse) and <= range * P(item got better), and
+    each share is tested against margin/range by a binomial tail.
     """
     a = np.asarray(mean_a, float)
     b = np.asarray(mean_b, float)
@@ -334,9 +334,13 @@ def tost(
         p_lower = p_upper = 1.0
         method = "undefined-margin"
     elif changed < MIN_CHANGED_ITEMS_FOR_T:
+        # mu_B - mu_A >= -range * P(item got worse) and <= range * P(item got better): each side is an
+        # exact binomial test that the share of worse (better) items is below margin / range.
         score_range = max(1.0, float(np.ptp(np.concatenate([a, b]))))
         share_bound = min(1.0, margin / score_range)
-        p_lower = p_upper = float(stats.binom.cdf(changed, n, share_bound))
+        worse = int(np.sum(np.round(a - b, 12) > 0))
+        p_lower = float(stats.binom.cdf(worse, n, share_bound))
+        p_upper = float(stats.binom.cdf(changed - worse, n, share_bound))
         method = "exact-changed-share"
     else:
         p_lower = _one_sided_t(lower_terms, greater=True)

@@ -1,0 +1,48 @@
+"""Local benchmark data -> offline lm-eval tasks and evalscope dataset args, plus LiveBench scoring.
+
+Entry points for the run path::
+
+    spec = get_benchmark("ceval")                       # InputError for unknown names
+    data_dir = resolve_data_dir(config.data_dir, spec.name)
+    tasks = spec.write_lm_eval_tasks(work_dir, data_dir=data_dir, limit=20, num_fewshot=None,
+                                     subsets=None, generative=False, options=BenchmarkOptions(...))
+    # lm_eval --tasks ",".join(tasks.task_names) --include_path tasks.include_path ...
+    es = spec.evalscope_dataset_args(work_dir, data_dir=data_dir, limit=20, num_fewshot=None, subsets=None)
+    # TaskConfig(datasets=es.datasets, dataset_args=es.dataset_args, ...)
+"""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+
+from ..errors import InputError
+from .base import BenchmarkOptions, EvalscopeDatasets, GeneratedTasks
+from .ceval import Ceval
+from .gsm8k import Gsm8k
+from .livebench import LiveBench
+from .mmlu_redux import MmluRedux
+from .spec import DATA_DIR_ENV, BenchmarkSpec, resolve_data_dir
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in (Gsm8k(), Ceval(), MmluRedux(), LiveBench())}
+
+
+def get_benchmark(name: str) -> BenchmarkSpec:
+    """The spec of a benchmark by name; unknown names raise InputError with the nearest known name."""
+    try:
+        return BENCHMARKS[name]
+    except KeyError:
+        hint = get_close_matches(name, list(BENCHMARKS), n=1, cutoff=0.4)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise InputError(f"unknown benchmark {name!r} (known: {', '.join(BENCHMARKS)}){suggestion}", key="benchmarks") from None
+
+
+__all__ = [
+    "BENCHMARKS",
+    "DATA_DIR_ENV",
+    "BenchmarkOptions",
+    "BenchmarkSpec",
+    "EvalscopeDatasets",
+    "GeneratedTasks",
+    "get_benchmark",
+    "resolve_data_dir",
+]

@@ -1,0 +1,132 @@
+"""MMLU-Redux 2.0: 57 subjects x 100 re-annotated MMLU test items; zero-shot (there is no local dev split)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError
+from .base import (
+    EvalscopeDatasets,
+    GeneratedTasks,
+    apply_limit,
+    coerce_options,
+    read_jsonl,
+    select_subsets,
+    write_jsonl,
+    write_yaml,
+)
+from .choice import LETTERS, choice_task_config, write_group
+from .spec import BenchmarkSpec
+
+GROUP = "statrepro_mmlu_redux"
+DATA_FILE = "mmlu_redux_2.0_test.jsonl"
+PROMPT = "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:"
+GENERATIVE_PROMPT = PROMPT[: -len("Answer:")] + "Reply with the letter (A, B, C or D) of the correct option only.\nAnswer:"
+
+
+def task_name(subject: str, generative: bool) -> str:
+    return f"{GROUP}_{subject}" + ("_gen" if generative else "")
+
+
+class MmluRedux(BenchmarkSpec):
+    name = "mmlu_redux"
+    default_num_fewshot = 0
+    fewshot_source = "none (MMLU-Redux ships only test items; zero-shot)"
+
+    def source_files(self, data_dir):
+        return [self.folder(data_dir) / DATA_FILE]
+
+    def _all_rows(self, data_dir) -> list[dict]:
+        path = self.folder(data_dir) / DATA_FILE
+        if not path.is_file():
+            raise InputError("MMLU-Redux converted JSONL missing", path=path)
+        return read_jsonl(path)
+
+    def subsets(self, data_dir):
+        return sorted({row["subject"] for row in self._all_rows(data_dir)})
+
+    def load_items(self, data_dir, subsets=None, options=None):
+        options = coerce_options(options)
+        rows = self._all_rows(data_dir)
+        chosen = select_subsets(subsets, sorted({row["subject"] for row in rows}), self.name)
+        items: dict[str, list[dict]] = {subject: [] for subject in chosen}
+        for line, row in enumerate(rows, start=1):
+            subject = row["subject"]
+            if subject not in items or (options.drop_flagged and row["error_type"] != "ok"):
+                continue
+            if len(row["choices"]) != 4 or row["answer"] not in range(4):
+                raise InputError("item needs 4 choices and an answer in 0-3", path=self.source_files(data_dir)[0], line=line)
+            items[subject].append(
+                {
+                    "row_index": len(items[subject]),
+                    "source_index": row["index"],
+                    "subject": subject,
+                    "question": row["question"],
+                    "choices": row["choices"],
+                    "answer": row["answer"],
+                    "target_index": row["answer"],
+                    "target_letter": LETTERS[row["answer"]],
+                    "error_type": row["error_type"],
+                    "correct_answer": row["correct_answer"],
+                    "potential_reason": row["potential_reason"],
+                }
+            )
+        return items
+
+    def _prepare(self, target_dir: Path, data_dir, limit, num_fewshot, subsets, options):
+        if self._fewshot(num_fewshot):
+            raise InputError("mmlu_redux has no few-shot split in the local data; use num_fewshot 0", key="benchmarks.mmlu_redux.num_fewshot")
+        prepared = {}
+        for subject, rows in self.load_items(data_dir, subsets, options).items():
+            test = apply_limit(rows, limit)
+            prepared[subject] = (write_jsonl(target_dir / f"{subject}_test.jsonl", test), len(test))
+        return prepared
+
+    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, generative=False, options=None):
+        options = coerce_options(options)
+        target_dir = Path(out_dir) / self.name
+        prepared = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, subsets, options)
+        names, counts = [], {}
+        for subject, (test_path, count) in prepared.items():
+            name = task_name(subject, generative)
+            config = choice_task_config(
+                task=name,
+                test_path=test_path,
+                fewshot_path=None,
+                num_fewshot=0,
+                doc_to_text=GENERATIVE_PROMPT if generative else PROMPT,
+                description=f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n",
+                tags=[],
+                generative=generative,
+                options=options,
+            )
+            write_yaml(target_dir / f"{name}.yaml", config)
+            names.append(name)
+            counts[name] = count
+        group = GROUP + ("_gen" if generative else "")
+        write_group(target_dir, group, names, generative)
+        return GeneratedTasks(
+            benchmark=self.name,
+            task_names=names,
+            include_path=str(Path(out_dir).resolve()),
+            groups=[group],
+            item_counts=counts,
+            dataset_sha256=self.dataset_sha256(data_dir),
+        )
+
+    def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None):
+        options = coerce_options(options)
+        target_dir = Path(out_dir) / "evalscope" / self.name
+        prepared = self._prepare(target_dir, data_dir, limit, num_fewshot, subsets, options)
+        # evalscope's mmlu_redux adapter reads a local HF dataset with one config per subject and a test split.
+        card = ["---", "configs:"]
+        for subject in prepared:
+            card += [f"- config_name: {subject}", "  data_files:", "  - split: test", f"    path: {subject}_test.jsonl"]
+        (target_dir / "README.md").write_text("\n".join(card + ["---", ""]), encoding="utf-8")
+        return EvalscopeDatasets(
+            benchmark=self.name,
+            datasets=["mmlu_redux"],
+            dataset_args={"mmlu_redux": {"dataset_id": str(target_dir.resolve()), "subset_list": list(prepared), "few_shot_num": 0}},
+            item_counts={subject: count for subject, (_, count) in prepared.items()},
+            dataset_sha256=self.dataset_sha256(data_dir),
+        )

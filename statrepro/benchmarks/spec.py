@@ -1,0 +1,102 @@
+"""The interface every benchmark module implements, plus data-dir resolution."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import InputError
+from .base import BenchmarkOptions, EvalscopeDatasets, GeneratedTasks, sha256_file
+
+DATA_DIR_ENV = "STATREPRO_DATA_DIR"
+
+
+def resolve_data_dir(explicit: str | Path | None, benchmarks: Iterable[str] | str | None = None) -> Path:
+    """The benchmark data root: ``explicit`` (flag or config key) > $STATREPRO_DATA_DIR > InputError.
+
+    When ``benchmarks`` is given, each must have its folder under the root.
+    """
+    if explicit is not None and str(explicit).strip():
+        root, origin = Path(explicit).expanduser(), "--data-dir / data_dir"
+    elif os.environ.get(DATA_DIR_ENV, "").strip():
+        root, origin = Path(os.environ[DATA_DIR_ENV]).expanduser(), f"${DATA_DIR_ENV}"
+    else:
+        raise InputError(f"no benchmark data dir: pass --data-dir, set data_dir in the config, or set ${DATA_DIR_ENV}", key="data_dir")
+    if not root.is_dir():
+        raise InputError(f"benchmark data dir (from {origin}) does not exist or is not a directory", path=root, key="data_dir")
+    names = [benchmarks] if isinstance(benchmarks, str) else list(benchmarks or [])
+    for name in names:
+        if not (root / name).is_dir():
+            raise InputError(f"data dir has no folder for benchmark {name!r} (expected {root / name})", path=root, key="data_dir")
+    return root
+
+
+class BenchmarkSpec(ABC):
+    """One benchmark: where its files are, which subsets it has, and how to turn it into harness tasks."""
+
+    name: str
+    default_num_fewshot: int
+    fewshot_source: str
+    """Human-readable origin of few-shot exemplars (shown in docs and manifests)."""
+
+    def folder(self, data_dir: str | Path | None) -> Path:
+        return resolve_data_dir(data_dir, self.name) / self.name
+
+    @abstractmethod
+    def source_files(self, data_dir: str | Path | None) -> list[Path]:
+        """The local files this benchmark reads."""
+
+    @abstractmethod
+    def subsets(self, data_dir: str | Path | None) -> list[str]:
+        """All subset names in canonical order."""
+
+    @abstractmethod
+    def load_items(
+        self, data_dir: str | Path | None, subsets: list[str] | None = None, options: BenchmarkOptions | dict | None = None
+    ) -> dict[str, list[dict]]:
+        """Subset -> scored items after filtering (no limit), in stable file order."""
+
+    def dataset_sha256(self, data_dir: str | Path | None) -> dict[str, str]:
+        """Source file path (relative to the data dir) -> sha256, for the run manifest."""
+        root = resolve_data_dir(data_dir, self.name)
+        return {str(path.relative_to(root)): sha256_file(path) for path in self.source_files(data_dir)}
+
+    @abstractmethod
+    def write_lm_eval_tasks(
+        self,
+        out_dir: str | Path,
+        *,
+        data_dir: str | Path | None,
+        limit: int | None = None,
+        num_fewshot: int | None = None,
+        subsets: list[str] | None = None,
+        generative: bool = False,
+        options: BenchmarkOptions | dict | None = None,
+    ) -> GeneratedTasks:
+        """Write offline lm-eval task YAMLs (and prepared JSONL) under ``out_dir/<benchmark>``."""
+
+    @abstractmethod
+    def evalscope_dataset_args(
+        self,
+        out_dir: str | Path,
+        *,
+        data_dir: str | Path | None,
+        limit: int | None = None,
+        num_fewshot: int | None = None,
+        subsets: list[str] | None = None,
+        options: BenchmarkOptions | dict | None = None,
+    ) -> EvalscopeDatasets:
+        """Write local evalscope copies under ``out_dir/evalscope/<benchmark>`` and return TaskConfig args."""
+
+    def _fewshot(self, num_fewshot: int | None, available: int | None = None) -> int:
+        count = self.default_num_fewshot if num_fewshot is None else num_fewshot
+        if count < 0:
+            raise InputError(f"num_fewshot must be >= 0, got {count}", key=f"benchmarks.{self.name}.num_fewshot")
+        if available is not None and count > available:
+            raise InputError(
+                f"{self.name} has only {available} few-shot exemplars ({self.fewshot_source}), {count} requested",
+                key=f"benchmarks.{self.name}.num_fewshot",
+            )
+        return count

@@ -1,0 +1,125 @@
+"""Helpers shared by the model-level diagnostics: prompts, model loading and JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+# Short, benchmark-like prompts (arithmetic, knowledge, multiple choice, code) of different lengths, so that
+# padded batches really contain padding.
+DEFAULT_PROMPTS = [
+    "Question: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
+    "How many clips did Natalia sell altogether in April and May?\nAnswer:",
+    "The capital of France is",
+    "Which planet is known as the Red Planet?\nA. Venus\nB. Mars\nC. Jupiter\nD. Saturn\nAnswer:",
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    "Translate to French: The weather is nice today.",
+    "2 + 2 =",
+    "Write one sentence about the ocean.",
+    "Q: What is 12 times 7?\nA:",
+]
+
+DTYPES = ("float32", "bfloat16", "float16")
+ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+QUANTIZATIONS = ("none", "dynamic-int8")
+
+
+def read_prompts(path: str | Path | None) -> list[str]:
+    """The built-in prompts, or one prompt per non-empty line of ``path`` (``\\n`` escapes allowed)."""
+    if path is None:
+        return list(DEFAULT_PROMPTS)
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("prompts file does not exist", path=path)
+    prompts = [line.replace("\\n", "\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not prompts:
+        raise InputError("prompts file has no non-empty line", path=path)
+    return prompts
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """A local HF model directory: the embedded SmolLM2 by default."""
+    from ..models import materialize_embedded_model, resolve_model_path
+
+    if model is None:
+        return materialize_embedded_model()
+    path = resolve_model_path(str(model))
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise InputError("not a Hugging Face model directory (no config.json)", path=path)
+    return path
+
+
+def load_tokenizer(source: str | Path):
+    """A tokenizer from a model/tokenizer directory or a GGUF file."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    path = Path(source)
+    if not path.exists():
+        raise InputError("tokenizer source does not exist", path=path)
+    try:
+        if path.is_file() and path.suffix == ".gguf":
+            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(f"cannot load a tokenizer: {str(error).splitlines()[0]}", path=path) from None
+
+
+def load_model(path: Path, *, dtype: str = "float32", attention: str = "eager", quantization: str = "none"):
+    """A causal LM in eval mode with the requested numeric settings."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}", key="dtype")
+    if attention not in ATTENTION_IMPLEMENTATIONS:
+        raise InputError(f"attention must be one of {', '.join(ATTENTION_IMPLEMENTATIONS)}, got {attention!r}", key="attn")
+    if quantization not in QUANTIZATIONS:
+        raise InputError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}", key="quant")
+    if quantization == "dynamic-int8" and dtype != "float32":
+        raise InputError("dynamic-int8 quantization needs dtype float32 (it quantizes float32 Linear layers)", key="quant")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype), attn_implementation=attention)
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot load the model: {str(error).splitlines()[0]}", path=path) from None
+    model.eval()
+    if quantization == "dynamic-int8":
+        import warnings
+
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch marks eager dynamic quantization deprecated; it still works
+            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
+
+
+def decoder_layers(model) -> list:
+    """The list of transformer blocks of a decoder-only HF model."""
+    for owner in (getattr(model, "model", None), getattr(model, "transformer", None)):
+        for name in ("layers", "h", "blocks"):
+            layers = getattr(owner, name, None) if owner is not None else None
+            if layers is not None:
+                return list(layers)
+    raise InputError(f"cannot find the decoder layers of {type(model).__name__}")
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON atomically."""
+    from ..store import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+def progress_bar():
+    """A transient rich progress display on stderr (stdout stays clean for tables and JSON)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True)

@@ -1,0 +1,394 @@
+"""Token-level comparison of two engines at temperature 0 (``statrepro logprobs A B``).
+
+Each side is an OpenAI-compatible base URL (``http://127.0.0.1:PORT/v1``) or an environment YAML with
+engine kind ``openai`` (its base_url) or ``hf`` (the model run in-process with transformers greedy
+generation, reading the raw logits). Both sides generate for the same prompts with top-k logprobs.
+
+Per prompt: exact match of the texts, the first divergent token index, |delta logprob| of the chosen
+tokens and the top-k KL over the common prefix, and at the divergence whether it is a near tie (either
+side's top-2 logprob gap below epsilon) and whether vLLM's ``check_logprobs_close`` rule would accept it
+(each side's token is in the other side's top-k). ``not_greedy`` counts the steps where the returned
+token is not the most likely one in its own top-k: a sampler setting such as llama.cpp's default
+repeat_penalty 1.1 acting on top of temperature 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import InputError
+
+GREEDY_SLACK = 1e-6  # logprob rounding tolerance when checking that the chosen token is the top one
+
+
+@dataclass(frozen=True)
+class Step:
+    """One generated token with its logprob and the top-k alternatives (token text -> logprob)."""
+
+    token: str
+    logprob: float
+    top: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The greedy continuation of one prompt."""
+
+    text: str
+    steps: tuple[Step, ...]
+
+
+class Side(Protocol):
+    label: str
+
+    def generate(self, prompts: list[str], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Sides
+
+
+class OpenAISide:
+    """An OpenAI-compatible server, queried through /completions (raw prompt) or /chat/completions."""
+
+    def __init__(self, base_url: str, *, model: str | None = None, chat: bool = False, params: dict | None = None,
+                 timeout: float = 60.0, api_key: str | None = None, label: str | None = None) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise InputError(f"not an http(s) base URL: {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.chat = chat
+        self.params = dict(params or {})
+        self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.label = label or self.base_url
+        self.model = model or self._only_model()
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+        import httpx
+
+        url = self.base_url + path
+        try:
+            response = httpx.request(method, url, json=body, timeout=self.timeout, headers=self.headers)
+        except httpx.TimeoutException:
+            raise InputError(f"{url}: no answer within {self.timeout:g} s (timeout)") from None
+        except httpx.HTTPError as error:
+            raise InputError(f"{url}: cannot connect ({type(error).__name__}); is the server running?") from None
+        if response.status_code == 404:
+            detail = response.text[:200]
+            if "model" in detail.lower() and body is not None:
+                raise InputError(f"{url}: model {body.get('model')!r} is not served there ({detail.strip()})")
+            raise InputError(f"{url}: endpoint not found (HTTP 404); the base URL should end in /v1")
+        if response.status_code >= 400:
+            raise InputError(f"{url}: HTTP {response.status_code}: {response.text[:200].strip()}")
+        try:
+            return response.json()
+        except ValueError:
+            raise InputError(f"{url}: the answer is not JSON") from None
+
+    def _only_model(self) -> str:
+        models = [entry.get("id") for entry in self._request("GET", "/models").get("data", [])]
+        if not models:
+            raise InputError(f"{self.base_url}/models lists no model")
+        return models[0]
+
+    def check_model(self) -> None:
+        """Fail clearly when the requested model is not among the served ones."""
+        models = [entry.get("id") for entry in self._request("GET", "/models").get("data", [])]
+        if self.model not in models:
+            raise InputError(f"{self.base_url}: model {self.model!r} is not served there (served: {', '.join(map(str, models))})")
+
+    def generate(self, prompts: list[str], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
+        self.check_model()
+        task = progress.add_task(f"{self.label}", total=len(prompts)) if progress else None
+        generations = []
+        for prompt in prompts:
+            body = {"model": self.model, "max_tokens": max_tokens, "temperature": 0.0, **self.params}
+            if self.chat:
+                body.update(messages=[{"role": "user", "content": prompt}], logprobs=True, top_logprobs=top_k)
+                generations.append(_parse_chat(self._request("POST", "/chat/completions", body), self.base_url))
+            else:
+                body.update(prompt=prompt, logprobs=top_k)
+                generations.append(_parse_completion(self._request("POST", "/completions", body), self.base_url))
+            if progress:
+                progress.advance(task)
+        return generations
+
+
+def _first_choice(payload: dict, where: str) -> dict:
+    choices = payload.get("choices") or []
+    if not choices:
+        raise InputError(f"{where}: the answer has no choices")
+    return choices[0]
+
+
+def _parse_completion(payload: dict, where: str) -> Generation:
+    choice = _first_choice(payload, where)
+    logprobs = choice.get("logprobs") or {}
+    tokens, values, tops = logprobs.get("tokens"), logprobs.get("token_logprobs"), logprobs.get("top_logprobs")
+    if tokens is None or values is None or tops is None:
+        raise InputError(f"{where}: the server returned no logprobs (it must support 'logprobs' on /completions)")
+    steps = tuple(Step(token, float(value), {k: float(v) for k, v in (top or {}).items()}) for token, value, top in zip(tokens, values, tops))
+    return Generation(text=choice.get("text", ""), steps=steps)
+
+
+def _parse_chat(payload: dict, where: str) -> Generation:
+    choice = _first_choice(payload, where)
+    content = (choice.get("logprobs") or {}).get("content")
+    if content is None:
+        raise InputError(f"{where}: the server returned no logprobs (it must support 'logprobs' on /chat/completions)")
+    steps = tuple(
+        Step(entry["token"], float(entry["logprob"]), {alt["token"]: float(alt["logprob"]) for alt in entry.get("top_logprobs", [])})
+        for entry in content
+    )
+    return Generation(text=(choice.get("message") or {}).get("content") or "", steps=steps)
+
+
+class HFSide:
+    """The model in-process: greedy ``generate`` with the raw (unprocessed) logits of every step."""
+
+    def __init__(self, model_path: Path, *, dtype: str = "float32", chat: bool = False, repeat_penalty: float | None = None,
+                 label: str | None = None) -> None:
+        self.model_path = model_path
+        self.dtype = dtype
+        self.chat = chat
+        self.repeat_penalty = repeat_penalty
+        self.label = label or f"hf:{model_path.name}:{dtype}"
+
+    def generate(self, prompts: list[str], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
+        import torch
+
+        from .common import load_model, load_tokenizer
+
+        tokenizer = load_tokenizer(self.model_path)
+        model = load_model(self.model_path, dtype=self.dtype)
+        task = progress.add_task(self.label, total=len(prompts)) if progress else None
+        generations = []
+        for prompt in prompts:
+            if self.chat:
+                ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, return_dict=True)["input_ids"]
+            else:
+                ids = tokenizer(prompt)["input_ids"]
+            input_ids = torch.tensor([list(ids)])
+            extra = {"repetition_penalty": self.repeat_penalty} if self.repeat_penalty is not None else {}
+            with torch.no_grad():
+                output = model.generate(
+                    input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_tokens, do_sample=False,
+                    output_logits=True, return_dict_in_generate=True, pad_token_id=tokenizer.eos_token_id,
+                    temperature=None, top_p=None, top_k=None, **extra,
+                )
+            new_ids = output.sequences[0, input_ids.shape[1]:].tolist()
+            steps = []
+            for token_id, logits in zip(new_ids, output.logits):
+                logprobs = torch.log_softmax(logits[0].double(), dim=-1)
+                values, indices = logprobs.topk(top_k)
+                top = {_piece(tokenizer, int(i)): float(v) for v, i in zip(values, indices)}
+                steps.append(Step(_piece(tokenizer, token_id), float(logprobs[token_id]), top))
+            # Servers do not return the end-of-sequence token as text; drop it for a like-for-like comparison.
+            if new_ids and new_ids[-1] == tokenizer.eos_token_id:
+                steps = steps[:-1]
+                new_ids = new_ids[:-1]
+            generations.append(Generation(text=tokenizer.decode(new_ids), steps=tuple(steps)))
+            if progress:
+                progress.advance(task)
+        return generations
+
+
+def _piece(tokenizer, token_id: int) -> str:
+    """The text of one token as servers report it (e.g. ' Paris', not 'ĠParis')."""
+    return tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(token_id)])
+
+
+def side_from_spec(spec: str, *, chat: bool, timeout: float, params: dict, model: str | None = None) -> Side:
+    """A URL or an env YAML -> a Side."""
+    if spec.startswith(("http://", "https://")):
+        return OpenAISide(spec, model=model, chat=chat, params=params, timeout=timeout)
+    path = Path(spec)
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        raise InputError("expected an http(s)://HOST:PORT/v1 base URL or an environment .yaml file", path=path)
+    from ..config import load_env
+    from ..models import resolve_model_path
+
+    env = load_env(path)
+    repeat_penalty = env.generation.repeat_penalty
+    if env.engine.kind == "openai":
+        request = ({"repeat_penalty": repeat_penalty} if repeat_penalty is not None else {}) | params
+        api_key = env.engine.api_key.get_secret_value() if env.engine.api_key else None
+        return OpenAISide(env.engine.base_url or "", model=model or env.engine.served_model, chat=chat, params=request,
+                          timeout=timeout, api_key=api_key, label=env.name)
+    if env.engine.kind == "hf":
+        if env.model.quantization != "none":
+            raise InputError(f"logprobs runs hf environments without quantization; got {env.model.quantization}", path=path, key="model.quantization")
+        dtype = "float32" if env.model.dtype == "auto" else env.model.dtype
+        return HFSide(resolve_model_path(env.model.path), dtype=dtype, chat=chat, repeat_penalty=repeat_penalty, label=env.name)
+    raise InputError(
+        f"engine kind {env.engine.kind!r} needs a managed server: start it and pass its base URL instead", path=path, key="engine.kind"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison
+
+
+@dataclass(frozen=True)
+class PromptComparison:
+    """How two generations of one prompt relate."""
+
+    prompt: str
+    text_a: str
+    text_b: str
+    exact_match: bool
+    divergence: int | None
+    token_a: str | None
+    token_b: str | None
+    near_tie: bool | None
+    topk_accepted: bool | None
+    gap_a: float | None
+    gap_b: float | None
+    not_greedy_a: int
+    not_greedy_b: int
+    abs_delta_logprobs: tuple[float, ...] = field(repr=False)
+    topk_kl: tuple[float, ...] = field(repr=False)
+
+
+def _gap(top: dict[str, float]) -> float | None:
+    values = sorted(top.values(), reverse=True)
+    return values[0] - values[1] if len(values) >= 2 else None
+
+
+def _not_greedy(steps: tuple[Step, ...]) -> int:
+    return sum(1 for step in steps if step.top and step.logprob < max(step.top.values()) - GREEDY_SLACK)
+
+
+def topk_kl(top_a: dict[str, float], top_b: dict[str, float]) -> float:
+    """KL(A || B) over the union of both top-k lists, each renormalised; a token absent from one list gets
+    that list's smallest logprob (an upper bound of its true value)."""
+    if not top_a or not top_b:
+        return 0.0
+    union = sorted(set(top_a) | set(top_b))
+    floor_a, floor_b = min(top_a.values()), min(top_b.values())
+    pa = [math.exp(top_a.get(token, floor_a)) for token in union]
+    pb = [math.exp(top_b.get(token, floor_b)) for token in union]
+    za, zb = sum(pa), sum(pb)
+    return max(0.0, sum((p / za) * math.log((p / za) / (q / zb)) for p, q in zip(pa, pb) if p > 0))
+
+
+def compare_generations(prompt: str, a: Generation, b: Generation, *, epsilon: float) -> PromptComparison:
+    """Token-by-token comparison of two generations of one prompt."""
+    common = 0
+    while common < min(len(a.steps), len(b.steps)) and a.steps[common].token == b.steps[common].token:
+        common += 1
+    diverged = common < max(len(a.steps), len(b.steps))
+    divergence = common if diverged else None
+    token_a = a.steps[common].token if diverged and common < len(a.steps) else None
+    token_b = b.steps[common].token if diverged and common < len(b.steps) else None
+    near_tie = topk_accepted = gap_a = gap_b = None
+    if token_a is not None and token_b is not None:
+        step_a, step_b = a.steps[common], b.steps[common]
+        gap_a, gap_b = _gap(step_a.top), _gap(step_b.top)
+        near_tie = any(gap is not None and gap < epsilon for gap in (gap_a, gap_b))
+        topk_accepted = token_a in step_b.top and token_b in step_a.top
+    return PromptComparison(
+        prompt=prompt,
+        text_a=a.text,
+        text_b=b.text,
+        exact_match=a.text == b.text,
+        divergence=divergence,
+        token_a=token_a,
+        token_b=token_b,
+        near_tie=near_tie,
+        topk_accepted=topk_accepted,
+        gap_a=gap_a,
+        gap_b=gap_b,
+        not_greedy_a=_not_greedy(a.steps),
+        not_greedy_b=_not_greedy(b.steps),
+        abs_delta_logprobs=tuple(abs(a.steps[i].logprob - b.steps[i].logprob) for i in range(common)),
+        topk_kl=tuple(topk_kl(a.steps[i].top, b.steps[i].top) for i in range(common)),
+    )
+
+
+def _quantiles(values: list[float]) -> dict[str, float | None]:
+    import numpy as np
+
+    if not values:
+        return {"median": None, "p95": None, "max": None}
+    array = np.asarray(values, dtype=float)
+    return {"median": float(np.median(array)), "p95": float(np.quantile(array, 0.95)), "max": float(array.max())}
+
+
+@dataclass(frozen=True)
+class LogprobsResult:
+    """Aggregate token-level comparison of two sides."""
+
+    side_a: str
+    side_b: str
+    epsilon: float
+    top_k: int
+    prompts: tuple[PromptComparison, ...]
+
+    @property
+    def exact_match_rate(self) -> float:
+        return sum(p.exact_match for p in self.prompts) / len(self.prompts)
+
+    @property
+    def behaviour_differs(self) -> bool:
+        """True when the two sides do not decode the same way: texts differ, or only one side is not plainly greedy."""
+        ng_a, ng_b = self.not_greedy()
+        return self.exact_match_rate < 1.0 or (ng_a > 0) != (ng_b > 0)
+
+    def not_greedy(self) -> tuple[int, int]:
+        return sum(p.not_greedy_a for p in self.prompts), sum(p.not_greedy_b for p in self.prompts)
+
+    def summary(self) -> str:
+        divergent = [p for p in self.prompts if p.divergence is not None]
+        ties = sum(1 for p in divergent if p.near_tie)
+        accepted = sum(1 for p in divergent if p.topk_accepted)
+        delta = _quantiles([v for p in self.prompts for v in p.abs_delta_logprobs])
+        ng_a, ng_b = self.not_greedy()
+        text = (
+            f"exact match {self.exact_match_rate:.0%} of {len(self.prompts)} prompts; {len(divergent)} diverge "
+            f"({ties} near ties < {self.epsilon:g}, {accepted} accepted by the top-{self.top_k} rule)"
+        )
+        if delta["max"] is not None:
+            text += f"; |dlogprob| median {delta['median']:.3g} p95 {delta['p95']:.3g} max {delta['max']:.3g}"
+        if ng_a or ng_b:
+            text += f"; non-greedy steps A={ng_a} B={ng_b} (a sampler penalty such as repeat_penalty is active)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        kl = [v for p in self.prompts for v in p.topk_kl]
+        ng_a, ng_b = self.not_greedy()
+        divergent = [p for p in self.prompts if p.divergence is not None]
+        return {
+            "side_a": self.side_a,
+            "side_b": self.side_b,
+            "epsilon": self.epsilon,
+            "top_k": self.top_k,
+            "exact_match_rate": self.exact_match_rate,
+            "behaviour_differs": self.behaviour_differs,
+            "divergent_prompts": len(divergent),
+            "near_tie_flips": sum(1 for p in divergent if p.near_tie),
+            "topk_accepted": sum(1 for p in divergent if p.topk_accepted),
+            "abs_delta_logprob": _quantiles([v for p in self.prompts for v in p.abs_delta_logprobs]),
+            "topk_kl": {"mean": sum(kl) / len(kl) if kl else None, "max": max(kl) if kl else None},
+            "not_greedy_steps": {"a": ng_a, "b": ng_b},
+            "prompts": [
+                {k: v for k, v in asdict(p).items() if k not in ("abs_delta_logprobs", "topk_kl")}
+                | {"max_abs_delta_logprob": max(p.abs_delta_logprobs, default=None), "max_topk_kl": max(p.topk_kl, default=None)}
+                for p in self.prompts
+            ],
+            "summary": self.summary(),
+        }
+
+
+def compare_sides(side_a: Side, side_b: Side, prompts: list[str], *, max_tokens: int = 32, top_k: int = 5,
+                  epsilon: float = 0.1, progress=None) -> LogprobsResult:
+    """Generate with both sides and compare them prompt by prompt."""
+    if top_k < 2:
+        raise InputError("--top-k must be at least 2 (near ties need the top-2 gap)", key="--top-k")
+    generations_a = side_a.generate(prompts, max_tokens=max_tokens, top_k=top_k, progress=progress)
+    generations_b = side_b.generate(prompts, max_tokens=max_tokens, top_k=top_k, progress=progress)
+    comparisons = tuple(compare_generations(p, a, b, epsilon=epsilon) for p, a, b in zip(prompts, generations_a, generations_b))
+    return LogprobsResult(side_a=side_a.label, side_b=side_b.label, epsilon=epsilon, top_k=top_k, prompts=comparisons)

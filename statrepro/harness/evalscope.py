@@ -1,0 +1,292 @@
+"""evalscope work dirs -> records table.
+
+An evalscope run writes ``<work_dir>/<timestamp>/`` with ``configs/task_config.yaml``, ``predictions/<model>/``,
+``reports/<model>/<benchmark>.json`` and ``reviews/<model>/<benchmark>_<subset>.jsonl``. One review line is a
+``ReviewResult`` dump: ``index`` (sample id), ``target`` (accepted answers), ``messages`` and ``sample_score``
+= {``score``: {``value``: {metric: number}, ``main_score_name``, ``status``, ``prediction``,
+``extracted_prediction``}, ``sample_id``, ``group_id`` (the document), ``generation_index`` (the repeat)}.
+Repeats (``repeats: k``) share ``group_id`` and differ in ``generation_index``: they are runs here; several
+timestamped work dirs are further runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+from ..records import check_unique, coerce_score, make_records
+from . import register_harness
+from .files import KNOWN_BENCHMARKS, all_files, benchmark_for_task, iter_jsonl
+
+_MARKER_DIRS = ("reviews", "predictions", "reports")
+# evalscope benchmark names that can prefix a review file, besides those a run's task_config lists.
+_EVALSCOPE_NAMES = ("gsm8k", "ceval", "mmlu_redux", "live_bench", "livebench", "general_qa", "general_mcq")
+# Custom-dataset benchmarks: the subset (the user's dataset name) decides the statrepro benchmark.
+_CUSTOM_DATASETS = ("general_qa", "general_mcq")
+# Statuses whose score may enter aggregation (evalscope.constants.ScoreStatus); others mean "no score".
+_USABLE_STATUSES = ("success", "fallback")
+
+
+@dataclass
+class WorkDir:
+    """One evalscope run directory and its review files."""
+
+    root: Path
+    reviews: list[Path] = field(default_factory=list)
+    task_config: Path | None = None
+
+
+def find_work_dirs(path: Path) -> list[WorkDir]:
+    """Every evalscope work dir under ``path`` (a dir with reviews/, predictions/, reports/ or configs/task_config.yaml)."""
+    work_dirs: dict[Path, WorkDir] = {}
+    for file in all_files(path):
+        parts = file.parts
+        if file.name == "task_config.yaml" and file.parent.name == "configs":
+            work_dirs.setdefault(file.parent.parent, WorkDir(file.parent.parent)).task_config = file
+        elif len(parts) >= 3 and parts[-3] in _MARKER_DIRS and file.suffix in (".jsonl", ".json"):
+            # lm-eval output that happens to sit in a folder named like evalscope's is not a work dir.
+            if file.name.startswith(("results", "samples_")) or (parts[-3] == "reports" and file.suffix != ".json"):
+                continue
+            root = file.parent.parent.parent
+            work_dir = work_dirs.setdefault(root, WorkDir(root))
+            if parts[-3] == "reviews" and file.suffix == ".jsonl":
+                work_dir.reviews.append(file)
+    return [work_dirs[root] for root in sorted(work_dirs)]
+
+
+def _load_task_config(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle)
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8", path=path) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise InputError("invalid YAML", path=path, line=mark.line + 1 if mark else None) from None
+    return config if isinstance(config, dict) else {}
+
+
+def split_review_name(stem: str, benchmark_names: list[str]) -> tuple[str, str]:
+    """``<benchmark>_<subset>`` -> (benchmark, subset); benchmark names contain '_' so the longest known wins."""
+    for name in sorted(benchmark_names, key=len, reverse=True):
+        if stem.startswith(name + "_"):
+            return name, stem[len(name) + 1:]
+    name, _, subset = stem.partition("_")
+    return name, subset or "default"
+
+
+def statrepro_benchmark(evalscope_name: str, subset: str, task_config: dict) -> str:
+    """Map an evalscope benchmark (and, for custom datasets, its subset or dataset folder) to ours."""
+    if evalscope_name not in _CUSTOM_DATASETS:
+        return benchmark_for_task(evalscope_name)
+    if subset.startswith("statrepro_"):
+        return benchmark_for_task(subset)
+    dataset_args = (task_config.get("dataset_args") or {}).get(evalscope_name) or {}
+    folder = Path(str(dataset_args.get("dataset_id") or "")).name
+    return folder if folder in KNOWN_BENCHMARKS else benchmark_for_task(subset)
+
+
+def prompt_hash(messages: object) -> str | None:
+    """sha256 of the prompt messages (the final assistant answer left out), to spot prompt differences."""
+    if not isinstance(messages, list) or not messages:
+        return None
+    prompt = messages[:-1] if isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant" else messages
+    payload = [(m.get("role"), m.get("content")) for m in prompt if isinstance(m, dict)]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _target_text(target: object) -> str | None:
+    if target is None:
+        return None
+    if isinstance(target, list):
+        return str(target[0]) if len(target) == 1 else json.dumps(target, ensure_ascii=False)
+    return str(target)
+
+
+def read_review_file(
+    review_path: Path, *, benchmark: str, subset: str, metric_override: str | None, run_prefix: str,
+    seed: int | None, model: str | None,
+) -> list[dict]:
+    """The rows of one review file, streamed line by line; one row per (document, generation)."""
+    rows, seen = [], {}
+    for line, review in iter_jsonl(review_path):
+        sample_score = review.get("sample_score")
+        score = sample_score.get("score") if isinstance(sample_score, dict) else None
+        if not isinstance(score, dict):
+            raise InputError("review has no sample_score.score object", path=review_path, line=line)
+        values = score.get("value") or {}
+        if not isinstance(values, dict):
+            raise InputError("sample_score.score.value is not an object", path=review_path, line=line)
+        metric = metric_override or score.get("main_score_name") or next(iter(values), None)
+        if metric not in values:
+            if str(score.get("status", "success")) not in _USABLE_STATUSES:
+                continue  # evalscope marks the score unavailable: the item is missing, not 0
+            raise InputError(
+                f"metric {metric!r} not in sample_score.score.value (present: {', '.join(values) or 'none'})",
+                path=review_path,
+                line=line,
+                key="sample_score.score.value",
+            )
+        index = review.get("index", sample_score.get("sample_id"))
+        document = sample_score.get("group_id")
+        document = index if document is None else document
+        if document is None:
+            raise InputError("review has neither index nor group_id", path=review_path, line=line)
+        generation = sample_score.get("generation_index") or 0
+        if (document, generation) in seen:
+            raise InputError(
+                f"duplicate item {document!r} generation {generation} (first on line {seen[(document, generation)]})",
+                path=review_path,
+                line=line,
+            )
+        seen[(document, generation)] = line
+        rows.append(
+            {
+                "benchmark": benchmark,
+                "subset": subset,
+                "item_key": f"{subset}/{document}",
+                "run_id": f"{run_prefix}/gen={generation}",
+                "seed": seed,
+                "metric": metric,
+                "score": coerce_score(values[metric], path=str(review_path), line=line, key=f"value.{metric}"),
+                "prediction": score.get("extracted_prediction") if score.get("extracted_prediction") is not None else score.get("prediction"),
+                "target": _target_text(review.get("target")),
+                "prompt_hash": prompt_hash(review.get("messages")),
+                "doc_hash": None,
+                "model": model,
+                "source": str(review_path),
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The run side: one statrepro job -> one `evalscope eval` command line against an OpenAI-compatible server.
+
+# A placeholder key for local servers; a real key never goes on the command line unredacted (see run.jobs).
+_NO_KEY = "EMPTY"
+
+
+def build_evalscope_invocation(context):
+    """Write the job's local datasets and build the `evalscope eval` command line (API engines only)."""
+    import sys
+
+    from ..benchmarks import BenchmarkOptions, get_benchmark
+    from ..run.jobs import Invocation
+
+    job, env, endpoint = context.job, context.job.env, context.endpoint
+    if endpoint is None:
+        raise InputError(
+            "evalscope runs against an OpenAI-compatible server here (its in-process backend fails on "
+            "transformers 5.x): use engine kind transformers-serve, llama-cpp or openai",
+            key="engine.kind",
+        )
+    spec = get_benchmark(job.benchmark)
+    datasets = spec.evalscope_dataset_args(
+        context.work_dir / "tasks",
+        data_dir=context.data_dir,
+        limit=job.spec.limit,
+        num_fewshot=job.spec.num_fewshot,
+        subsets=job.spec.subsets,
+        options=BenchmarkOptions(drop_flagged=job.spec.drop_flagged),
+    )
+    if datasets.needs_rescoring:
+        raise InputError(
+            f"{job.benchmark} through evalscope needs statrepro's own scorer: run it with harness lm-eval",
+            key="harness.name",
+        )
+    generation = env.generation
+    config = {"temperature": generation.temperature, "max_tokens": generation.max_tokens, "seed": job.seed}
+    if generation.temperature > 0:
+        config["top_p"] = generation.top_p
+    if generation.repeat_penalty is not None:
+        config["repetition_penalty"] = generation.repeat_penalty
+    if generation.stop:
+        config["stop"] = list(generation.stop)
+    output_dir = context.work_dir / "output"
+    api_key = env.engine.api_key.get_secret_value() if env.engine.api_key else _NO_KEY
+    argv = [
+        sys.executable, "-c", "import sys; from evalscope.cli.cli import run_cmd; sys.exit(run_cmd())",
+        "eval",
+        "--model", endpoint.served_model,
+        "--api-url", endpoint.base_url,
+        "--api-key", api_key,
+        "--eval-type", "openai_api",
+        "--datasets", *datasets.datasets,
+        "--dataset-args", json.dumps(datasets.dataset_args),
+        "--generation-config", json.dumps(config),
+        "--eval-batch-size", str(env.batch_size),
+        "--work-dir", str(output_dir),
+        "--no-timestamp",
+        "--seed", str(job.seed),
+        *env.harness.extra_args,
+    ]
+    manifest = {"evalscope_datasets": datasets.to_dict(), "dataset_sha256": datasets.dataset_sha256}
+    offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MODELSCOPE_OFFLINE": "1"}
+    return Invocation(argv=argv, output_dir=output_dir, env=offline, manifest=manifest)
+
+
+@register_harness("evalscope")
+class EvalscopeHarness:
+    """Reads one evalscope work dir, or a directory of timestamped work dirs (each one more run)."""
+
+    def build_invocation(self, context):
+        """The `evalscope eval` command line of one statrepro job (see statrepro.run.jobs)."""
+        return build_evalscope_invocation(context)
+
+    def detect(self, path: Path) -> bool:
+        path = Path(path)
+        if path.is_file():
+            return path.suffix == ".jsonl" and path.parent.parent.name == "reviews"
+        return bool(find_work_dirs(path))
+
+    def load(self, path: Path, *, metric_overrides: dict[str, str]) -> pd.DataFrame:
+        from rich.progress import Progress
+
+        path = Path(path)
+        if path.is_file():
+            work_dirs = [WorkDir(path.parent.parent.parent, [path])]
+            config_path = work_dirs[0].root / "configs" / "task_config.yaml"
+            work_dirs[0].task_config = config_path if config_path.is_file() else None
+        else:
+            work_dirs = find_work_dirs(path)
+        for work_dir in work_dirs:
+            if not work_dir.reviews:
+                raise InputError("evalscope work dir without reviews/<model>/*.jsonl (did the review step run?)", path=work_dir.root)
+        rows: list[dict] = []
+        with Progress(transient=True) as progress:
+            reading = progress.add_task("reading evalscope reviews", total=sum(len(w.reviews) for w in work_dirs))
+            for work_dir in work_dirs:
+                config = _load_task_config(work_dir.task_config)
+                generation_config = config.get("generation_config") or {}
+                seed = generation_config.get("seed") if isinstance(generation_config, dict) else None
+                seed = seed if isinstance(seed, int) else config.get("seed") if isinstance(config.get("seed"), int) else None
+                run_prefix = (f"seed={seed}@" if seed is not None else "") + work_dir.root.name
+                names = list(_EVALSCOPE_NAMES) + [str(name) for name in config.get("datasets") or []]
+                for review_path in sorted(work_dir.reviews):
+                    evalscope_name, subset = split_review_name(review_path.stem, names)
+                    benchmark = statrepro_benchmark(evalscope_name, subset, config)
+                    rows += read_review_file(
+                        review_path,
+                        benchmark=benchmark,
+                        subset=subset,
+                        metric_override=metric_overrides.get(subset) or metric_overrides.get(benchmark),
+                        run_prefix=run_prefix,
+                        seed=seed,
+                        model=config.get("model_id") or review_path.parent.name,
+                    )
+                    progress.advance(reading)
+        if not rows:
+            raise InputError("evalscope reviews hold no usable scores", path=path)
+        records = make_records(rows)
+        check_unique(records, str(path))
+        return records

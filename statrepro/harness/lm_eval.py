@@ -1,0 +1,436 @@
+"""lm-eval output -> records table.
+
+``lm_eval --output_path OUT --log_samples`` writes, per invocation, ``OUT/<model>/results_<date>.json`` and one
+``samples_<task>_<date>.jsonl`` per leaf task (``--output_path x.json`` writes ``x_<date>.json`` with the
+samples beside it). One results file with its samples files is one run; several runs of the same task are
+repeats (seeds). A samples line holds one document under one filter: doc_id, doc_hash, prompt_hash, target,
+filtered_resps, filter, metrics (the names of the per-metric keys on the same line).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+from ..records import check_unique, coerce_score, make_records
+from . import register_harness
+from .files import all_files, benchmark_for_task, iter_jsonl, read_json
+
+# lm-eval's date_id: datetime.now().isoformat() with ':' replaced by '-'.
+_DATE = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?"
+_RESULTS_NAME = re.compile(rf"^(?P<stem>.+)_(?P<date>{_DATE})\.json$")
+_SAMPLES_NAME = re.compile(rf"^samples_(?P<task>.+)_(?P<date>{_DATE})\.jsonl$")
+# Keys of results[task] that are not "<metric>,<filter>" values.
+_NON_METRIC_KEYS = {"alias", "name", "sample_len", "sample_count", " ", ""}
+
+# Primary metric per benchmark: the first "<metric>,<filter>" a task logs wins. Why these:
+# - gsm8k: flexible-extract takes the last number of the answer, so it measures the answer rather than compliance
+#   with the "#### N" format; strict-match sits near 0 for small and chat models and then has no power.
+# - ceval, mmlu_redux: acc (argmax log-likelihood over the letters); acc_norm only re-weights by the length of
+#   the one-letter choices. Generative variants score the extracted letter with exact_match.
+# - livebench: statrepro's LiveBench scorer logs "score".
+DEFAULT_PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
+    "gsm8k": ("exact_match,flexible-extract", "exact_match,strict-match"),
+    "ceval": ("acc,none", "exact_match,letter", "exact_match,default", "exact_match,none"),
+    "mmlu_redux": ("acc,none", "exact_match,letter", "exact_match,default", "exact_match,none"),
+    "livebench": ("score,none",),
+}
+
+
+def available_metrics(task_results: dict) -> list[str]:
+    """The "<metric>,<filter>" pairs a task reports, in lm-eval's order (stderr entries left out)."""
+    return [
+        key
+        for key, value in task_results.items()
+        if key not in _NON_METRIC_KEYS and "," in key and "_stderr," not in key and not isinstance(value, (dict, list))
+    ]
+
+
+def choose_metric(benchmark: str, task: str, present: list[str], overrides: dict[str, str], *, path: Path) -> str:
+    """The primary "<metric>,<filter>" of a task: the override (by task or benchmark), else the default table,
+    else the first pair the task reports."""
+    override = overrides.get(task) or overrides.get(benchmark)
+    if override:
+        if override in present:
+            return override
+        # A bare metric name is enough when exactly one filter reports it.
+        matches = [pair for pair in present if pair.split(",", 1)[0] == override]
+        if len(matches) == 1:
+            return matches[0]
+        raise InputError(
+            f"metric {override!r} for {benchmark} is not unique or not present in task {task!r}; "
+            f"present: {', '.join(present) or 'none'}",
+            path=path,
+            key=f"results.{task}",
+        )
+    for candidate in DEFAULT_PRIMARY_METRICS.get(benchmark, ()):
+        if candidate in present:
+            return candidate
+    if not present:
+        raise InputError(f"task {task!r} reports no metrics (a --predict_only run?)", path=path, key=f"results.{task}")
+    return present[0]
+
+
+def _gen_kwargs_seed(gen_kwargs: object) -> int | None:
+    """The 'seed' of lm-eval gen_kwargs, which are a dict or a 'k=v,k=v' string."""
+    if isinstance(gen_kwargs, dict):
+        value = gen_kwargs.get("seed")
+    elif isinstance(gen_kwargs, str):
+        pairs = dict(part.split("=", 1) for part in gen_kwargs.split(",") if "=" in part)
+        value = pairs.get("seed")
+    else:
+        value = None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def sampling_seed(results: dict) -> int | None:
+    """The seed sampling used: an explicit generation seed, else torch's seed (HF sampling), else Python's."""
+    config = results.get("config") or {}
+    seed = _gen_kwargs_seed(config.get("gen_kwargs"))
+    if seed is None:
+        task_seeds = {
+            _gen_kwargs_seed((task_config or {}).get("generation_kwargs"))
+            for task_config in (results.get("configs") or {}).values()
+        } - {None}
+        if len(task_seeds) == 1:
+            seed = task_seeds.pop()
+    for key in ("torch_seed", "random_seed", "seed"):
+        if seed is None and isinstance(config.get(key), int):
+            seed = config[key]
+    return seed
+
+
+def model_name(results: dict) -> str | None:
+    config = results.get("config") or {}
+    model_args = config.get("model_args")
+    pretrained = model_args.get("pretrained") if isinstance(model_args, dict) else None
+    return results.get("model_name") or pretrained or config.get("model")
+
+
+def _log_likelihood(value: object, *, path: Path, line: int) -> float:
+    """lm-eval logs multiple-choice responses as strings ("-12.3", "False"); parse them here."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"log-likelihood {str(value)[:40]!r} is not a number", path=path, line=line) from None
+
+
+def prediction_of(sample: dict, metric: str, *, path: Path, line: int) -> str | None:
+    """The filtered answer: the generated text, or for multiple choice the argmax choice index."""
+    responses = sample.get("filtered_resps")
+    if not isinstance(responses, list) or not responses:
+        return None
+    if all(isinstance(choice, list) and choice for choice in responses):
+        scores = [_log_likelihood(choice[0], path=path, line=line) for choice in responses]
+        if len(scores) == 1:
+            return repr(scores[0])
+        if metric.startswith("acc_norm"):
+            # acc_norm divides by the continuation's length in characters, as lm-eval does.
+            arguments = sample.get("arguments") or {}
+            continuations = [str((arguments.get(f"gen_args_{i}") or {}).get("arg_1", "")) for i in range(len(scores))]
+            scores = [score / max(len(text), 1) for score, text in zip(scores, continuations)]
+        best = max(range(len(scores)), key=lambda i: -math.inf if math.isnan(scores[i]) else scores[i])
+        return str(best)
+    first = responses[0]
+    while isinstance(first, list) and first:
+        first = first[0]
+    return None if first is None else str(first)
+
+
+@dataclass(frozen=True)
+class LmEvalRun:
+    """One lm-eval invocation: its results file and its samples file per leaf task."""
+
+    results_path: Path
+    date: str | None
+    results: dict
+    samples: dict[str, Path]
+
+
+def _is_results_json(path: Path) -> bool:
+    return path.suffix == ".json" and (path.name.startswith("results") or bool(_RESULTS_NAME.match(path.name)))
+
+
+def find_runs(path: Path) -> list[LmEvalRun]:
+    """Pair every results JSON with its samples files; orphans either way are bad input."""
+    files = all_files(path)
+    if path.is_file():
+        if _SAMPLES_NAME.match(path.name) or path.suffix == ".jsonl":
+            raise InputError("a samples file without its results_<date>.json; pass the output directory", path=path)
+        results_files = [path]
+        samples_files = [f for f in path.parent.iterdir() if _SAMPLES_NAME.match(f.name)]
+    else:
+        results_files = [f for f in files if _is_results_json(f)]
+        samples_files = [f for f in files if _SAMPLES_NAME.match(f.name)]
+    samples_by_run: dict[tuple[Path, str], dict[str, Path]] = {}
+    for samples_path in samples_files:
+        match = _SAMPLES_NAME.match(samples_path.name)
+        samples_by_run.setdefault((samples_path.parent, match["date"]), {})[match["task"]] = samples_path
+    runs, used = [], set()
+    for results_path in results_files:
+        results = read_json(results_path)
+        if not isinstance(results.get("results"), dict):
+            if path.is_file() or results_path.name.startswith("results"):
+                raise InputError("not an lm-eval results file (no 'results' object)", path=results_path)
+            continue
+        match = _RESULTS_NAME.match(results_path.name)
+        date = match["date"] if match else None
+        available = samples_by_run.get((results_path.parent, date), {}) if date else {}
+        leaf_tasks = sorted(results.get("configs") or {}) or sorted(available)
+        if not leaf_tasks:
+            raise InputError("results file lists no tasks", path=results_path, key="configs")
+        missing = [task for task in leaf_tasks if task not in available]
+        if missing:
+            expected = f"samples_{missing[0]}_{date}.jsonl" if date else f"samples_{missing[0]}_<date>.jsonl"
+            raise InputError(
+                f"results without per-item samples: {expected} not found beside it (run lm-eval with --log_samples)",
+                path=results_path,
+                key=f"configs.{missing[0]}",
+            )
+        used.add((results_path.parent, date))
+        runs.append(LmEvalRun(results_path, date, results, {task: available[task] for task in leaf_tasks}))
+    if not path.is_file():
+        for (directory, date), tasks in sorted(samples_by_run.items()):
+            if (directory, date) not in used:
+                orphan = sorted(tasks.values())[0]
+                raise InputError(f"samples without results: no results_{date}.json beside it", path=orphan)
+    return runs
+
+
+def run_ids(runs: list[LmEvalRun]) -> dict[Path, tuple[str, int | None]]:
+    """Stable run ids: ``seed=<s>`` when that seed's invocations cover disjoint tasks (one run split over
+    several invocations), else ``seed=<s>@<date>`` so repeats with the same seed stay distinct."""
+    by_seed: dict[int | None, list[LmEvalRun]] = {}
+    for run in runs:
+        by_seed.setdefault(sampling_seed(run.results), []).append(run)
+    ids = {}
+    for seed, group in by_seed.items():
+        tasks = [task for run in group for task in run.samples]
+        shared = seed is not None and len(tasks) == len(set(tasks))
+        for run in group:
+            stamp = run.date or run.results_path.stem
+            if seed is None:
+                ids[run.results_path] = (stamp, None)
+            else:
+                ids[run.results_path] = (f"seed={seed}" if shared else f"seed={seed}@{stamp}", seed)
+    return ids
+
+
+def read_task_samples(
+    samples_path: Path, *, task: str, benchmark: str, metric: str, run_id: str, seed: int | None, model: str | None
+) -> list[dict]:
+    """The rows of one task's samples file under the chosen metric's filter, streamed line by line."""
+    metric_name, filter_name = metric.split(",", 1)
+    rows, seen_docs = [], {}
+    for line, sample in iter_jsonl(samples_path):
+        if sample.get("filter", "none") != filter_name:
+            continue
+        if "doc_id" not in sample:
+            raise InputError("sample has no doc_id", path=samples_path, line=line)
+        doc_id = sample["doc_id"]
+        if doc_id in seen_docs:
+            raise InputError(
+                f"duplicate doc_id {doc_id!r} (first on line {seen_docs[doc_id]}) for filter {filter_name!r}",
+                path=samples_path,
+                line=line,
+            )
+        seen_docs[doc_id] = line
+        if metric_name not in sample:
+            present = [name for name in sample.get("metrics", []) if name in sample]
+            raise InputError(
+                f"sample has no {metric_name!r} value (present: {', '.join(present) or 'none'})",
+                path=samples_path,
+                line=line,
+            )
+        rows.append(
+            {
+                "benchmark": benchmark,
+                "subset": task,
+                "item_key": f"{task}/{doc_id}",
+                "run_id": run_id,
+                "seed": seed,
+                "metric": metric,
+                "score": coerce_score(sample[metric_name], path=str(samples_path), line=line, key=metric_name),
+                "prediction": prediction_of(sample, metric_name, path=samples_path, line=line),
+                "target": None if sample.get("target") is None else str(sample["target"]),
+                "prompt_hash": sample.get("prompt_hash"),
+                "doc_hash": sample.get("doc_hash"),
+                "model": model,
+                "source": str(samples_path),
+            }
+        )
+    if not rows:
+        raise InputError(f"no samples for filter {filter_name!r} (metric {metric})", path=samples_path)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The run side: one statrepro job -> one `lm_eval run` command line.
+
+# Few-shot exemplars must not change with the sampling seed, or seeds would vary prompts, not samples.
+FEWSHOT_SEED = 1234
+_API_MODEL = {True: "local-chat-completions", False: "local-completions"}
+
+
+def _generation_kwargs(context) -> dict:
+    """The env's sampling settings as lm-eval generation_kwargs for this engine."""
+    generation = context.job.env.generation
+    in_process = context.endpoint is None
+    kwargs: dict = {"temperature": generation.temperature, "do_sample": generation.temperature > 0}
+    if generation.temperature > 0:
+        kwargs["top_p"] = generation.top_p
+    if generation.repeat_penalty is not None:
+        kwargs["repeat_penalty" if context.job.env.engine.kind == "llama-cpp" else "repetition_penalty"] = generation.repeat_penalty
+    if not in_process:
+        # lm-eval's --seed seeds only the local process; an API engine needs the seed in every request.
+        kwargs["seed"] = context.job.seed
+        kwargs.pop("do_sample")
+    return kwargs
+
+
+def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
+    """(--model, --model_args, extra environment) for the job's engine."""
+    env, endpoint = context.job.env, context.endpoint
+    if endpoint is None:
+        model_path = context.model_path
+        if model_path.is_file() and model_path.suffix == ".gguf":
+            args = f"pretrained={model_path.parent},gguf_file={model_path.name}"
+        else:
+            args = f"pretrained={model_path}"
+        args += f",dtype={env.model.dtype}"
+        if env.model.revision:
+            args += f",revision={env.model.revision}"
+        model = "hf-dynamic-int8" if env.model.quantization == "dynamic-int8" else "hf"
+        return model, args, {}
+    chat = env.harness.apply_chat_template
+    suffix = "/chat/completions" if chat else "/completions"
+    tokenizer = endpoint.tokenizer or str(context.model_path if context.model_path.is_dir() else context.model_path.parent)
+    args = (
+        f"model={endpoint.served_model},base_url={endpoint.base_url.rstrip('/')}{suffix},num_concurrent=1,"
+        f"max_retries=5,tokenized_requests=False,tokenizer_backend=huggingface,tokenizer={tokenizer}"
+    )
+    extra_env = {}
+    if env.engine.api_key is not None:
+        # Passed through the environment, never on the command line (which the manifest records).
+        extra_env["OPENAI_API_KEY"] = env.engine.api_key.get_secret_value()
+    return _API_MODEL[chat], args, extra_env
+
+
+def build_lm_eval_invocation(context):
+    """Generate the job's tasks into its work dir and build the `lm_eval run` command line."""
+    import sys
+
+    from ..benchmarks import BenchmarkOptions, get_benchmark
+    from ..run.jobs import Invocation
+
+    job, env = context.job, context.job.env
+    spec = get_benchmark(job.benchmark)
+    generative = job.spec.generative if job.spec.generative is not None else context.endpoint is not None
+    if context.endpoint is not None and not generative:
+        raise InputError(
+            "servers return no prompt log-likelihoods: multiple-choice tasks must be scored generatively here",
+            key=f"benchmarks.{job.benchmark}.generative",
+        )
+    options = BenchmarkOptions(
+        max_gen_toks=env.generation.max_tokens,
+        generation_kwargs=_generation_kwargs(context),
+        extra_stops=list(env.generation.stop),
+        drop_flagged=job.spec.drop_flagged,
+    )
+    tasks = spec.write_lm_eval_tasks(
+        context.work_dir / "tasks",
+        data_dir=context.data_dir,
+        limit=job.spec.limit,
+        num_fewshot=job.spec.num_fewshot,
+        subsets=job.spec.subsets,
+        generative=generative,
+        options=options,
+    )
+    model, model_args, extra_env = _model_arguments(context)
+    output_dir = context.work_dir / "output"
+    launcher = [sys.executable, "-m", "statrepro.harness.lm_eval_int8"] if model == "hf-dynamic-int8" else [sys.executable, "-m", "lm_eval"]
+    argv = launcher + [
+        "run",
+        "--model", model,
+        "--model_args", model_args,
+        "--tasks", ",".join(tasks.task_names),
+        "--include_path", tasks.include_path,
+        "--output_path", str(output_dir),
+        "--log_samples",
+        "--seed", f"{job.seed},{job.seed},{job.seed},{FEWSHOT_SEED}",
+        "--batch_size", str(env.batch_size),
+    ]
+    if context.endpoint is None and not _cuda_available():
+        argv += ["--device", "cpu"]
+    if env.harness.apply_chat_template:
+        argv += ["--apply_chat_template"]
+    if env.harness.system_instruction:
+        argv += ["--system_instruction", env.harness.system_instruction]
+    argv += list(env.harness.extra_args)
+    manifest = {"tasks": tasks.to_dict(), "dataset_sha256": tasks.dataset_sha256}
+    offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return Invocation(argv=argv, output_dir=output_dir, env={**offline, **extra_env}, manifest=manifest)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+@register_harness("lm-eval")
+class LmEvalHarness:
+    """Reads lm-eval ``--output_path`` trees (with ``--log_samples``) or a single results JSON."""
+
+    def build_invocation(self, context):
+        """The `lm_eval run` command line of one statrepro job (see statrepro.run.jobs)."""
+        return build_lm_eval_invocation(context)
+
+    def detect(self, path: Path) -> bool:
+        path = Path(path)
+        if path.is_file():
+            return path.suffix == ".json" or bool(_SAMPLES_NAME.match(path.name))
+        return any(_is_results_json(f) or _SAMPLES_NAME.match(f.name) for f in all_files(path))
+
+    def load(self, path: Path, *, metric_overrides: dict[str, str]) -> pd.DataFrame:
+        from rich.progress import Progress
+
+        path = Path(path)
+        runs = find_runs(path)
+        if not runs:
+            raise InputError("no lm-eval results_<date>.json found", path=path)
+        ids = run_ids(runs)
+        rows: list[dict] = []
+        with Progress(transient=True) as progress:
+            reading = progress.add_task("reading lm-eval samples", total=sum(len(run.samples) for run in runs))
+            for run in runs:
+                run_id, seed = ids[run.results_path]
+                task_results = run.results.get("results") or {}
+                for task, samples_path in run.samples.items():
+                    benchmark = benchmark_for_task(task)
+                    present = available_metrics(task_results.get(task) or {})
+                    metric = choose_metric(benchmark, task, present, metric_overrides, path=run.results_path)
+                    rows += read_task_samples(
+                        samples_path,
+                        task=task,
+                        benchmark=benchmark,
+                        metric=metric,
+                        run_id=run_id,
+                        seed=seed,
+                        model=model_name(run.results),
+                    )
+                    progress.advance(reading)
+        records = make_records(rows)
+        check_unique(records, str(path))
+        return records

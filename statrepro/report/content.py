@@ -1,0 +1,151 @@
+"""What the report shows, as plain data: flipped items, per-run scores, redacted provenance.
+
+Kept apart from the HTML and Markdown renderers so both read the same facts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..stats import item_means
+
+REDACTED = "***"
+# Keys whose values are secrets wherever they appear in a config, manifest or command line.
+SECRET_KEY = re.compile(r"api[_-]?key|token|authori[sz]ation|secret|passw(?:or)?d|credential", re.IGNORECASE)
+_BEARER = re.compile(r"(bearer|basic)\s+\S+", re.IGNORECASE)
+FLIPPED_ITEMS_SHOWN = 20
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with every secret-named key's value replaced, and bearer tokens masked in strings."""
+    if isinstance(value, dict):
+        return {key: REDACTED if SECRET_KEY.search(str(key)) else redact(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    if isinstance(value, str):
+        return _BEARER.sub(lambda match: f"{match.group(1)} {REDACTED}", value)
+    return value
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """The command line with the values of secret-named options masked (``--api-key X`` and ``--token=X``)."""
+    cleaned: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            cleaned.append(REDACTED)
+            hide_next = False
+            continue
+        name, equals, _ = arg.partition("=")
+        if name.startswith("-") and SECRET_KEY.search(name):
+            if equals:
+                cleaned.append(f"{name}={REDACTED}")
+            else:
+                cleaned.append(arg)
+                hide_next = True
+            continue
+        cleaned.append(redact(arg))
+    return cleaned
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    """Nested dicts as dotted keys with printable values (lists kept as compact JSON)."""
+    if isinstance(value, dict):
+        flat: dict[str, str] = {}
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix or "value": printable(value)}
+
+
+def printable(value: Any) -> str:
+    """Strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def run_scores(scores: np.ndarray) -> np.ndarray:
+    """Score of each run (column): its mean over the items that have a result in that run."""
+    with np.errstate(invalid="ignore"):
+        counts = np.sum(~np.isnan(scores), axis=0)
+        sums = np.nansum(scores, axis=0)
+    return sums[counts > 0] / counts[counts > 0]
+
+
+@dataclass(frozen=True)
+class FlippedItem:
+    """One item whose majority outcome changed between A and B, with what each side answered."""
+
+    item_key: str
+    direction: str  # "up": wrong in A, right in B; "down": right in A, wrong in B
+    mean_a: float
+    mean_b: float
+    prediction_a: str | None
+    prediction_b: str | None
+    target: str | None
+    prompt: str | None
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders 'gsm8k/9' before 'gsm8k/10'."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+
+
+def _typical(values: pd.Series) -> str | None:
+    """The most common non-empty value, with its share of runs when the runs disagree."""
+    present = [str(v) for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    if not present:
+        return None
+    value, count = Counter(present).most_common(1)[0]
+    return value if count == len(values) else f"{value}\n[{count} of {len(values)} runs]"
+
+
+def _by_item(records: pd.DataFrame | None, benchmark: str) -> dict[str, pd.DataFrame]:
+    if records is None or not len(records):
+        return {}
+    part = records[records["benchmark"] == benchmark]
+    return {str(key): group for key, group in part.groupby("item_key", sort=False)}
+
+
+def flipped_items(
+    bench, records_a: pd.DataFrame | None, records_b: pd.DataFrame | None, limit: int = FLIPPED_ITEMS_SHOWN
+) -> list[FlippedItem]:
+    """The ``limit`` flipped items of one paired benchmark with the largest score change."""
+    mean_a, mean_b = item_means(bench.scores_a), item_means(bench.scores_b)
+    flipped = np.flatnonzero((mean_a > 0.5) != (mean_b > 0.5))
+    order = sorted(flipped, key=lambda i: (-abs(mean_b[i] - mean_a[i]), natural_key(bench.item_keys[i])))[:limit]
+    rows_a, rows_b = _by_item(records_a, bench.name), _by_item(records_b, bench.name)
+    items = []
+    for index in order:
+        key = bench.item_keys[index]
+        group_a, group_b = rows_a.get(key), rows_b.get(key)
+        groups = [group for group in (group_a, group_b) if group is not None]
+        both = pd.concat(groups) if groups else None
+        prompt = None
+        if both is not None:
+            prompt_column = "prompt" if "prompt" in both.columns else "prompt_hash"
+            prompt = _typical(both[prompt_column])
+        items.append(
+            FlippedItem(
+                item_key=key,
+                direction="up" if mean_b[index] > mean_a[index] else "down",
+                mean_a=float(mean_a[index]),
+                mean_b=float(mean_b[index]),
+                prediction_a=_typical(group_a["prediction"]) if group_a is not None else None,
+                prediction_b=_typical(group_b["prediction"]) if group_b is not None else None,
+                target=_typical(both["target"]) if both is not None else None,
+                prompt=prompt,
+            )
+        )
+    return items
+
+
+def has_prompt_text(records_a: pd.DataFrame | None, records_b: pd.DataFrame | None) -> bool:
+    """Whether the records carry prompt text (else the report shows prompt hashes)."""
+    return any(r is not None and "prompt" in r.columns for r in (records_a, records_b))

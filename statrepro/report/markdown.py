@@ -1,0 +1,46 @@
+"""The short Markdown report, fit for pasting into a pull request: the verdict table and the forest plot."""
+
+from __future__ import annotations
+
+import math
+
+
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+def _cell(value: object) -> str:
+    """Table-safe text: pipes escaped, newlines flattened, HTML-significant characters neutralised."""
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def render_markdown(analysis, forest_plot_name: str) -> str:
+    decision, options = analysis.decision, analysis.options
+    margin = f"{decision.tolerance:.2%} relative" if options.margin_kind == "relative" else f"{decision.tolerance:g} absolute"
+    lines = [
+        f"## statrepro verdict: **{decision.verdict.replace('_', ' ')}**",
+        "",
+        f"Tolerance {margin}, alpha {decision.alpha:g}, {decision.mode}, {CORRECTION_NAMES[decision.correction]} adjustment across "
+        f"{len(decision.benchmarks)} benchmark(s).",
+        "",
+        "| benchmark | items | runs A/B | score A | score B | rel. diff | CI | p adj. | TOST p | flips | verdict |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for item in decision.benchmarks:
+        c = item.comparison
+        lo, hi = c.bootstrap.rel_diff_ci
+        lines.append(
+            f"| {_cell(item.name)} | {c.n_items} | {c.n_runs_a}/{c.n_runs_b} | {c.score_a:.4f} | {c.score_b:.4f} "
+            f"| {_fmt(c.rel_diff, '+.2%')} | [{_fmt(lo, '+.2%')}, {_fmt(hi, '+.2%')}] | {item.p_adjusted:.3g} "
+            f"| {c.tost.p_value:.3g} | {_fmt(c.flips.rate, '.1%')} | **{item.verdict.replace('_', ' ')}** |"
+        )
+    lines += ["", f"![Difference per benchmark with {1 - decision.alpha:.0%} CI and tolerance band]({forest_plot_name})", ""]
+    lines += [f"- **{_cell(item.name)}**: {_cell(item.reason)}" for item in decision.benchmarks]
+    for difference in analysis.pairing.config_differences:
+        lines.append(f"- config difference in {_cell(difference.benchmark)}: {_cell(difference.factor)}: {_cell(difference.detail)}")
+    lines += ["", "Full report with flips, noise and provenance: `report.html`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""The report's figures as PNG bytes. matplotlib's Agg canvas without pyplot: no global state, no display.
+
+Readable in greyscale: verdicts differ by marker shape, A and B by marker and line style, the tolerance
+band is hatched as well as shaded.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+
+from .content import run_scores
+
+VERDICT_MARKERS = {"equivalent": "o", "within_tolerance": "s", "different": "X", "inconclusive": "D"}
+VERDICT_FILLED = {"equivalent": True, "within_tolerance": True, "different": True, "inconclusive": False}
+INK = "#1f2933"
+BAND = "#c9d6e3"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" text chunk: the bytes depend only on the data.
+    figure.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _style(axes) -> None:
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    axes.tick_params(colors=INK, labelsize=9)
+
+
+def forest_plot(decision, margin_kind: str) -> bytes:
+    """Difference of B vs A per benchmark with its CI, the tolerance band and the zero line."""
+    relative = margin_kind == "relative"
+    scale = 100.0 if relative else 1.0
+    items = list(decision.benchmarks)
+    figure = _figure(7.5, 1.4 + 0.55 * len(items))
+    axes = figure.add_subplot()
+    tolerance = decision.tolerance * scale
+    non_inferiority = decision.mode == "non-inferiority"
+    extent = [tolerance * 1.5]
+    for row, item in enumerate(items):
+        c = item.comparison
+        estimate = (c.rel_diff if relative else c.diff) * scale
+        ci = c.bootstrap.rel_diff_ci if relative else c.bootstrap.diff_ci
+        low, high = ci[0] * scale, ci[1] * scale
+        y = len(items) - 1 - row
+        if not all(math.isfinite(v) for v in (estimate, low, high)):
+            axes.text(0, y, "not defined (score A is 0)", ha="center", va="center", fontsize=8, color=INK)
+            continue
+        extent += [abs(low), abs(high)]
+        axes.errorbar(
+            [estimate],
+            [y],
+            xerr=[[estimate - low], [high - estimate]],
+            fmt=VERDICT_MARKERS[item.verdict],
+            color=INK,
+            markerfacecolor=INK if VERDICT_FILLED[item.verdict] else "white",
+            markersize=8,
+            capsize=4,
+            linewidth=1.6,
+        )
+    limit = max(extent) * 1.15
+    band_right = limit if non_inferiority else tolerance
+    axes.axvspan(-tolerance, band_right, facecolor=BAND, edgecolor="#7b8794", hatch="//", linewidth=0, alpha=0.55, zorder=0)
+    for edge in (-tolerance,) if non_inferiority else (-tolerance, tolerance):
+        axes.axvline(edge, color="#52606d", linestyle="--", linewidth=1)
+    axes.axvline(0, color=INK, linestyle="-", linewidth=1)
+    axes.set_xlim(-limit, limit)
+    axes.set_ylim(-0.7, len(items) - 0.3)
+    axes.set_yticks(range(len(items)))
+    axes.set_yticklabels([f"{item.name}\n{item.verdict.replace('_', ' ')}" for item in reversed(items)])
+    unit = "%" if relative else "score points"
+    axes.set_xlabel(f"{'Relative' if relative else 'Absolute'} difference B − A ({unit}), {1 - decision.alpha:.0%} CI")
+    band_label = f"tolerance {'≥ −' if non_inferiority else '±'}{tolerance:g}{'%' if relative else ''}"
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=BAND, edgecolor="#7b8794", hatch="//", label=band_label)]
+    handles += [
+        Line2D([], [], marker=VERDICT_MARKERS[v], color=INK, linestyle="none",
+               markerfacecolor=INK if VERDICT_FILLED[v] else "white", label=v.replace("_", " "))
+        for v in VERDICT_MARKERS
+        if any(item.verdict == v for item in items)
+    ]
+    axes.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), frameon=False, fontsize=8)
+    _style(axes)
+    axes.spines["left"].set_visible(False)
+    axes.tick_params(axis="y", length=0)
+    return _png(figure)
+
+
+def seed_plot(decision, pairing) -> bytes:
+    """Each run's score per environment and benchmark, so seed noise sits next to the A-to-B shift."""
+    items = list(decision.benchmarks)
+    columns = min(4, len(items))
+    rows = math.ceil(len(items) / columns)
+    figure = _figure(2.3 * columns + 0.6, 2.9 * rows)
+    for index, item in enumerate(items):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        bench = pairing.benchmarks[item.name]
+        for position, (label, scores, marker, face) in enumerate(
+            (("A", bench.scores_a, "o", INK), ("B", bench.scores_b, "^", "white"))
+        ):
+            per_run = run_scores(scores)
+            offsets = np.linspace(-0.12, 0.12, per_run.size) if per_run.size > 1 else np.zeros(per_run.size)
+            axes.scatter(position + offsets, per_run, marker=marker, s=36, facecolor=face, edgecolor=INK, zorder=3)
+            mean = item.comparison.score_a if label == "A" else item.comparison.score_b
+            axes.hlines(mean, position - 0.3, position + 0.3, color=INK, linestyle="-" if label == "A" else "--", linewidth=1.4)
+        axes.set_xticks([0, 1])
+        axes.set_xticklabels(["A", "B"])
+        axes.set_xlim(-0.6, 1.6)
+        axes.set_title(item.name, fontsize=10, color=INK)
+        axes.margins(y=0.25)
+        if index % columns == 0:
+            axes.set_ylabel("score of one run (mean over items)", fontsize=9)
+        _style(axes)
+    figure.tight_layout()
+    return _png(figure)

@@ -1,0 +1,90 @@
+"""The executor seam: a planned list of jobs goes in, outcomes come out. Executors never decide *what*
+runs (planning does) nor *how* one job runs (``execute_job`` does); they only decide where and when."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from .jobs import Endpoint, JobOutcome, execute_job
+from .plan import Job
+from .store import ResultStore
+
+RunOne = Callable[[Job], JobOutcome]
+OnDone = Callable[[JobOutcome], None]
+
+
+@dataclass(frozen=True)
+class JobRunner:
+    """Runs one environment's jobs into a store. Plain data apart from ``describe``, so remote executors
+    can ship it to other machines (without ``describe``, which only updates this process's progress)."""
+
+    store_root: Path
+    data_dir: Path
+    model_path: Path
+    endpoint: Endpoint | None
+    describe: Callable[[str], None] | None = field(default=None, compare=False)
+
+    def __call__(self, job: Job) -> JobOutcome:
+        if self.describe:
+            self.describe(job.label)
+        return execute_job(
+            job, ResultStore(self.store_root), data_dir=self.data_dir, model_path=self.model_path, endpoint=self.endpoint
+        )
+
+
+class Executor(Protocol):
+    """Runs ``run_one`` for every job and reports each outcome as it arrives."""
+
+    name: str
+
+    def run(self, jobs: list[Job], run_one: RunOne, on_done: OnDone) -> list[JobOutcome]: ...
+
+
+class LocalExecutor:
+    """Jobs on this machine. Each job is a harness subprocess, so threads are enough to run several at once;
+    in-process models run one at a time because parallel copies would compete for memory and cores."""
+
+    name = "local"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers or os.cpu_count() or 1
+
+    def workers_for(self, jobs: list[Job]) -> int:
+        if any(job.env.engine.kind == "hf" for job in jobs):
+            return 1
+        # Sampled requests share one server RNG, so seeds only reproduce one request at a time.
+        if any(job.env.generation.temperature > 0 for job in jobs):
+            return 1
+        return max(1, min(self.max_workers, len(jobs)))
+
+    def run(self, jobs: list[Job], run_one: RunOne, on_done: OnDone) -> list[JobOutcome]:
+        workers = self.workers_for(jobs)
+        outcomes = []
+        if workers == 1:
+            for job in jobs:
+                outcome = run_one(job)
+                on_done(outcome)
+                outcomes.append(outcome)
+            return outcomes
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for outcome in pool.map(run_one, jobs):
+                on_done(outcome)
+                outcomes.append(outcome)
+        return outcomes
+
+
+def get_executor(name: str, **options) -> Executor:
+    """The executor called ``name``: local, or ray (the optional extra)."""
+    if name == "local":
+        return LocalExecutor(options.get("max_workers"))
+    if name == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(address=options.get("ray_address"))
+    from ..errors import InputError
+
+    raise InputError(f"unknown executor {name!r}; known: local, ray", key="--executor")

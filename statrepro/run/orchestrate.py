@@ -1,0 +1,154 @@
+"""`statrepro run` and `statrepro compare`: plan, run what is missing (with progress), then analyse."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..config import EnvConfig
+from ..errors import InputError
+from .executors import Executor, JobRunner
+from .jobs import Endpoint, JobOutcome
+from .plan import plan_jobs
+from .store import ResultStore
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: per-job outcomes and the totals."""
+
+    outcomes: tuple[JobOutcome, ...]
+
+    @property
+    def failed(self) -> list[JobOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def summary(self) -> str:
+        counts = {status: sum(o.status == status for o in self.outcomes) for status in ("done", "skipped", "failed")}
+        return f"{counts['done']} run, {counts['skipped']} already in the store, {counts['failed']} failed"
+
+    def to_dict(self) -> dict:
+        return {
+            "outcomes": [
+                {"job": o.job.key, "status": o.status, "items": o.items, "seconds": o.seconds, "error": o.error}
+                for o in self.outcomes
+            ]
+        }
+
+
+def _resolve_data_dir(env: EnvConfig, explicit: str | Path | None) -> Path:
+    from ..benchmarks import resolve_data_dir
+
+    return resolve_data_dir(explicit or env.data_dir, list(env.benchmarks))
+
+
+def _model_path(env: EnvConfig) -> Path:
+    from ..models import resolve_model_path
+
+    return resolve_model_path(env.model.path)
+
+
+@contextmanager
+def _endpoint(env: EnvConfig, work_dir: Path) -> Iterator[Endpoint | None]:
+    """Start the env's managed server (if any) for the duration of its jobs."""
+    if env.engine.kind == "hf":
+        yield None
+        return
+    from ..engines import engine_endpoint
+
+    with engine_endpoint(env, work_dir) as info:
+        yield Endpoint(
+            base_url=info.base_url,
+            served_model=info.served_model,
+            kind=env.engine.kind,
+            tokenizer=env.engine.tokenizer,
+            info=info.to_dict(),
+        )
+
+
+def run_environments(
+    envs: list[EnvConfig],
+    store: ResultStore,
+    executor: Executor,
+    *,
+    data_dir: str | Path | None = None,
+    console: Console | None = None,
+) -> RunSummary:
+    """Run every missing (env, benchmark, seed) job; finished jobs in the store are never redone."""
+    console = console or Console(stderr=True)
+    jobs = plan_jobs(envs)
+    pending = [job for job in jobs if not store.is_done(job)]
+    skipped = [JobOutcome(job, "skipped") for job in jobs if job not in pending]
+    if skipped:
+        console.print(f"{len(skipped)} of {len(jobs)} runs already in {store.root}; not redone")
+    outcomes: list[JobOutcome] = list(skipped)
+    if not pending:
+        return RunSummary(tuple(outcomes))
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs · {task.fields[items]} items · {task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("evaluating", total=len(pending), items=0, failed=0)
+        totals = {"items": 0, "failed": 0}
+
+        def on_done(outcome: JobOutcome) -> None:
+            totals["items"] += outcome.items
+            totals["failed"] += outcome.status == "failed"
+            progress.update(task, advance=1, items=totals["items"], failed=totals["failed"])
+            if outcome.status == "failed":
+                progress.console.print(f"[red]failed[/] {outcome.job.label}: {outcome.error}")
+
+        for env in envs:
+            env_jobs = [job for job in pending if job.env is env]
+            if not env_jobs:
+                continue
+            data_dir_for_env = _resolve_data_dir(env, data_dir)
+            progress.update(task, description=f"{env.name}: preparing {env.model.path}")
+            model_path = _model_path(env)
+            server_dir = store.root / "servers" / f"{env.name}-{env.fingerprint()}"
+            progress.update(task, description=f"{env.name}: starting {env.engine.kind}")
+            with _endpoint(env, server_dir) as endpoint:
+                progress.update(task, description=f"{env.name}")
+
+                run_one = JobRunner(
+                    store.root,
+                    data_dir_for_env,
+                    model_path,
+                    endpoint,
+                    describe=lambda text: progress.update(task, description=text),
+                )
+                outcomes.extend(executor.run(env_jobs, run_one, on_done))
+    return RunSummary(tuple(outcomes))
+
+
+def load_env_records(env: EnvConfig, store: ResultStore):
+    """All finished records of one environment's planned jobs."""
+    return store.load_records(plan_jobs([env]))
+
+
+def check_comparable(env_a: EnvConfig, env_b: EnvConfig) -> None:
+    """Both sides must run the same benchmarks with the same item selection, or pairing is meaningless."""
+    if set(env_a.benchmarks) != set(env_b.benchmarks):
+        raise InputError(
+            f"environments run different benchmarks: {sorted(env_a.benchmarks)} vs {sorted(env_b.benchmarks)}",
+            key="benchmarks",
+        )
+    for name in env_a.benchmarks:
+        a, b = env_a.benchmarks[name], env_b.benchmarks[name]
+        if (a.limit, a.subsets, a.drop_flagged) != (b.limit, b.subsets, b.drop_flagged):
+            raise InputError(f"benchmark {name!r} selects different items on the two sides", key=f"benchmarks.{name}")
+
+
+def elapsed(start: float) -> str:
+    return f"{time.time() - start:.0f} s"

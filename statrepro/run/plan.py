@@ -1,0 +1,75 @@
+"""Planning: the matrix of (environment, benchmark, seed) jobs, computed once and handed to an executor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from ..config import BenchmarkSpec, EnvConfig
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class Job:
+    """One harness run: one environment, one benchmark (with its options), one seed."""
+
+    env: EnvConfig
+    benchmark: str
+    spec: BenchmarkSpec
+    seed: int
+
+    @property
+    def spec_fingerprint(self) -> str:
+        """Hash of the benchmark options that change which items run or how (limit, shots, subsets...)."""
+        blob = json.dumps({"benchmark": self.benchmark, **self.spec.model_dump(mode="json")}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    @property
+    def key(self) -> str:
+        return f"{self.env.name}-{self.env.fingerprint()}/{self.benchmark}-{self.spec_fingerprint}/seed-{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.env.name} {self.benchmark} seed {self.seed}"
+
+
+def effective_env(
+    env: EnvConfig,
+    *,
+    benchmarks: list[str] | None = None,
+    seeds: int | list[int] | None = None,
+    limit: int | None = None,
+) -> EnvConfig:
+    """Apply command-line overrides (benchmark selection, seeds, limit) to an environment."""
+    chosen = dict(env.benchmarks)
+    if benchmarks:
+        missing = [name for name in benchmarks if name not in chosen]
+        for name in missing:
+            chosen[name] = BenchmarkSpec()
+        chosen = {name: chosen[name] for name in benchmarks}
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"--limit must be at least 1, got {limit}", key="--limit")
+        chosen = {name: spec.model_copy(update={"limit": limit}) for name, spec in chosen.items()}
+    update: dict = {"benchmarks": chosen}
+    if seeds is not None:
+        update["seeds"] = seeds
+    # Re-validate so overrides get the same checks as the file.
+    try:
+        return EnvConfig.model_validate({**env.model_dump(), **update})
+    except Exception as error:  # pydantic's text is multi-line; keep the one-line contract
+        first = getattr(error, "errors", lambda: [{"msg": str(error), "loc": ()}])()[0]
+        raise InputError(first["msg"].removeprefix("Value error, "), key=".".join(map(str, first["loc"]))) from None
+
+
+def plan_jobs(envs: list[EnvConfig]) -> list[Job]:
+    """Every (env, benchmark, seed) job, seeds innermost so that each seed round completes across benchmarks."""
+    jobs = []
+    for seed_index in range(max(len(env.seed_list) for env in envs)):
+        for env in envs:
+            if seed_index >= len(env.seed_list):
+                continue
+            for benchmark, spec in env.benchmarks.items():
+                jobs.append(Job(env, benchmark, spec, env.seed_list[seed_index]))
+    return jobs

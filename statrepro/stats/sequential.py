@@ -1,0 +1,435 @@
+"""Sequential verdicts: add one seed per side per round and stop as soon as the verdict is known.
+
+A group-sequential design with a fixed maximum number of rounds ``K`` (the seed budget) and Lan-DeMets
+alpha spending on each one-sided test: the two TOST tests (each at level alpha, intersection-union) and
+the two directions of the "any difference" test (alpha/2 each). Round ``k`` looks at the item means over
+the first ``k`` seeds. Boundaries are computed exactly (numerical integration of the canonical joint
+distribution) for information growing in proportion to the seeds; real information grows more slowly
+(item variance does not average away), which only raises the correlation between looks, so by Slepian's
+inequality the error rates stay at or below alpha. See ``docs/methodology.md``, "Sequential verdicts".
+
+Pure: arrays in, frozen result objects out, no I/O. The decision at round ``k`` is recomputed from the
+first ``k`` columns of the score matrices, so ``sequential_step`` is stateless and replayable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import numpy as np
+from scipy import optimize, special, stats
+
+from .paired import (
+    MIN_CHANGED_ITEMS_FOR_T,
+    MarginKind,
+    Mode,
+    item_means,
+    permutation_test,
+    tost,
+    variance_split,
+)
+from .results import ResultMixin
+from .verdict import PASSING
+
+Spending = Literal["obrien-fleming", "pocock"]
+StopReason = Literal["conclusive", "budget", "no-seed-information"]
+
+# Grid of the numerical integration on the score scale: points per look, and the lower cut-off in SDs.
+_GRID_POINTS = 801
+_GRID_SDS = 10.0
+
+
+@dataclass(frozen=True)
+class SequentialDesign(ResultMixin):
+    """The pre-registered design: budget, error rate, margin and spending function."""
+
+    max_rounds: int  # K: the most seeds per side that will be run (the budget)
+    alpha: float = 0.05
+    tolerance: float = 0.05
+    mode: Mode = "equivalence"
+    margin_kind: MarginKind = "relative"
+    spending: Spending = "obrien-fleming"
+
+    def __post_init__(self) -> None:
+        if self.max_rounds < 1:
+            raise ValueError(f"max_rounds must be at least 1, got {self.max_rounds}")
+        if not 0 < self.alpha < 0.5:
+            raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
+        if self.spending not in ("obrien-fleming", "pocock"):
+            raise ValueError(f"unknown spending function {self.spending!r}")
+
+    def alpha_spent(self, round_index: int, level: float | None = None) -> float:
+        """Cumulative type I error a one-sided test at ``level`` (default alpha) may spend by this round."""
+        return spending_function(self.spending, level if level is not None else self.alpha, round_index / self.max_rounds)
+
+
+@dataclass(frozen=True)
+class LookResult(ResultMixin):
+    """The statistics of one round (look) and the nominal levels they were held to."""
+
+    round: int
+    n_items: int
+    score_a: float
+    score_b: float
+    diff: float
+    margin: float
+    p_lower: float
+    p_upper: float
+    tost_method: str
+    tost_level: float  # a TOST side passes when its p-value is below this
+    p_different: float  # two-sided p-value of "no difference"
+    different_method: str  # "paired-t" or "exact-sign-flip" (few changed items)
+    different_level: float
+    n_changed: int
+    seeds_informative: bool | None  # None at round 1 (one seed: cannot tell)
+    verdict: str | None
+
+
+@dataclass(frozen=True)
+class SequentialDecision(ResultMixin):
+    """Where one benchmark's sequential comparison stands after the rounds run so far."""
+
+    verdict: str | None  # None: run another round
+    round: int  # the round the verdict was reached at, else the latest round
+    max_rounds: int
+    stop_reason: str | None  # conclusive | budget | no-seed-information; None while running
+    reason: str
+    alpha: float
+    alpha_spent: float  # cumulative spending of each TOST side by this round
+    calls_spent: int  # model calls up to ``round``, both sides
+    fixed_design_calls: int  # calls of the fixed design with max_rounds seeds per side
+    looks: tuple[LookResult, ...]
+
+    @property
+    def finished(self) -> bool:
+        return self.verdict is not None
+
+    def summary(self) -> str:
+        state = self.verdict or "continue"
+        saved = 1 - self.calls_spent / self.fixed_design_calls if self.fixed_design_calls else 0.0
+        return (
+            f"round {self.round}/{self.max_rounds}: {state} - {self.reason}; "
+            f"calls {self.calls_spent} vs {self.fixed_design_calls} fixed ({saved:.0%} saved)"
+        )
+
+
+@dataclass(frozen=True)
+class SequentialOverall(ResultMixin):
+    """Several benchmarks: pass when all pass, different when any is different, else keep going."""
+
+    verdict: str | None
+    round: int
+    max_rounds: int
+    design: SequentialDesign
+    benchmarks: dict[str, SequentialDecision]
+    calls_spent: int
+    fixed_design_calls: int
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Benchmarks that still need another round (the others have stopped)."""
+        return tuple(name for name, decision in self.benchmarks.items() if not decision.finished)
+
+    def summary(self) -> str:
+        lines = [
+            f"sequential: {self.verdict or 'continue'} after round {self.round}/{self.max_rounds}; "
+            f"calls {self.calls_spent} vs {self.fixed_design_calls} for the fixed design"
+        ]
+        lines += [f"  {name}: {decision.summary()}" for name, decision in self.benchmarks.items()]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        """The ``sequential`` field of the verdict JSON (see docs/methodology.md)."""
+        return {
+            "design": self.design.to_dict(),
+            "verdict": self.verdict,
+            "rounds": self.round,
+            "calls_spent": self.calls_spent,
+            "fixed_design_calls": self.fixed_design_calls,
+            "calls_saved_share": 1 - self.calls_spent / self.fixed_design_calls if self.fixed_design_calls else None,
+            "benchmarks": {
+                name: {
+                    "verdict": d.verdict,
+                    "stop_reason": d.stop_reason,
+                    "rounds": d.round,
+                    "calls_spent": d.calls_spent,
+                    "fixed_design_calls": d.fixed_design_calls,
+                    "alpha_spent": d.alpha_spent,
+                    "looks": [look.to_dict() for look in d.looks],
+                }
+                for name, d in self.benchmarks.items()
+            },
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# Boundaries
+
+
+def spending_function(kind: Spending, level: float, fraction: float) -> float:
+    """Lan-DeMets spending: the type I error a one-sided test at ``level`` spends by information ``fraction``."""
+    t = min(1.0, max(0.0, fraction))
+    if t == 0.0:
+        return 0.0
+    if kind == "obrien-fleming":
+        return float(2 * special.ndtr(-special.ndtri(1 - level / 2) / math.sqrt(t)))
+    return float(level * math.log1p((math.e - 1) * t))
+
+
+@lru_cache(maxsize=256)
+def nominal_levels(max_rounds: int, level: float, spending: Spending) -> tuple[float, ...]:
+    """One-sided nominal p-value thresholds per round for equally spaced information (round / K).
+
+    Round k's boundary c_k solves P(Z_1 < c_1, ..., Z_{k-1} < c_{k-1}, Z_k >= c_k) = spent(k) - spent(k-1)
+    for the canonical joint distribution (Z_k = S_k / sqrt(k), S a Gaussian random walk), integrated
+    numerically on a grid of the score S_k over the continuation region.
+    """
+    spent = [spending_function(spending, level, k / max_rounds) for k in range(max_rounds + 1)]
+    levels = [spent[1]]
+    c_prev = float(special.ndtri(1 - spent[1]))
+    # Sub-density of S_1 on its continuation region (-L, c_1 * sqrt(1)).
+    grid = np.linspace(-_GRID_SDS, c_prev, _GRID_POINTS)
+    density = stats.norm.pdf(grid)
+    for k in range(2, max_rounds + 1):
+        weights = _trapezoid_weights(grid) * density
+        increment = spent[k] - spent[k - 1]
+        root_k = math.sqrt(k)
+
+        def crossing(c: float, weights=weights, grid=grid, root_k=root_k) -> float:
+            return float(weights @ special.ndtr(grid - c * root_k))
+
+        if increment <= 0:
+            levels.append(0.0)
+            c_k = math.inf
+        else:
+            c_k = optimize.brentq(lambda c: crossing(c) - increment, -10.0, 40.0, xtol=1e-10)
+            levels.append(float(special.ndtr(-c_k)))
+        upper = c_k * root_k if math.isfinite(c_k) else _GRID_SDS * root_k
+        new_grid = np.linspace(-_GRID_SDS * root_k, upper, _GRID_POINTS)
+        density = stats.norm.pdf(new_grid[:, None] - grid[None, :]) @ weights
+        grid = new_grid
+    return tuple(levels)
+
+
+def _trapezoid_weights(grid: np.ndarray) -> np.ndarray:
+    step = grid[1] - grid[0]
+    weights = np.full(grid.size, step)
+    weights[[0, -1]] = step / 2
+    return weights
+
+
+def _increments(max_rounds: int, level: float, spending: Spending) -> tuple[float, ...]:
+    """Alpha spent in each round alone: a Bonferroni split over rounds, valid under any dependence."""
+    spent = [spending_function(spending, level, k / max_rounds) for k in range(max_rounds + 1)]
+    return tuple(spent[k] - spent[k - 1] for k in range(1, max_rounds + 1))
+
+
+# ----------------------------------------------------------------------------------------------
+# One look and the verdict rules
+
+
+def _paired_t_two_sided(differences: np.ndarray) -> float:
+    n = differences.size
+    sd = float(differences.std(ddof=1)) if n > 1 else 0.0
+    mean = float(differences.mean()) if n else 0.0
+    if sd == 0.0:
+        return 1.0 if mean == 0.0 else 0.0
+    t_stat = mean / (sd / math.sqrt(n))
+    return float(2 * stats.t.sf(abs(t_stat), n - 1))
+
+
+def _rule(design: SequentialDesign, tost_pass: bool, significant: bool, diff: float, margin: float) -> str | None:
+    """The fixed design's verdict rules (stats.verdict.classify, steps 3-6); None when none applies yet."""
+    non_inferiority = design.mode == "non-inferiority"
+    beyond = diff < -margin if non_inferiority else abs(diff) > margin
+    if tost_pass:
+        return "within_tolerance" if significant else "equivalent"
+    if significant and beyond:
+        return "different"
+    if significant and non_inferiority and diff > 0:
+        return "within_tolerance"
+    return None
+
+
+def _look(
+    design: SequentialDesign, scores_a: np.ndarray, scores_b: np.ndarray, round_index: int, benchmarks: int
+) -> LookResult:
+    """Statistics of the first ``round_index`` seeds and the verdict they support at this round."""
+    a, b = scores_a[:, :round_index], scores_b[:, :round_index]
+    mean_a, mean_b = item_means(a), item_means(b)
+    present = np.isfinite(mean_a) & np.isfinite(mean_b)
+    a, b, mean_a, mean_b = a[present], b[present], mean_a[present], mean_b[present]
+    n = int(mean_a.size)
+    if n < 2:
+        raise ValueError(f"need at least 2 paired items with results on both sides, got {n}")
+    equivalence = tost(mean_a, mean_b, tolerance=design.tolerance, margin_kind=design.margin_kind, mode=design.mode)
+    differences = mean_b - mean_a
+    changed = int(np.sum(np.round(np.abs(differences), 12) > 0))
+    seeds_informative = None
+    if round_index >= 2:
+        split = variance_split(a, b)
+        seeds_informative = bool((split.seed_var_a or 0.0) > 0 or (split.seed_var_b or 0.0) > 0)
+    k = round_index - 1
+    different_level_one_sided = design.alpha / (2 * benchmarks)  # two directions, Bonferroni over benchmarks
+    if seeds_informative is False:
+        # Identical seeds: every later round would repeat this data, so this is the final analysis.
+        tost_level, different_level = design.alpha, 2 * different_level_one_sided
+    else:
+        tost_levels = (
+            nominal_levels(design.max_rounds, design.alpha, design.spending)
+            if equivalence.method == "paired-t"
+            else _increments(design.max_rounds, design.alpha, design.spending)
+        )
+        tost_level = tost_levels[k]
+        different_levels = (
+            nominal_levels(design.max_rounds, different_level_one_sided, design.spending)
+            if changed >= MIN_CHANGED_ITEMS_FOR_T
+            else _increments(design.max_rounds, different_level_one_sided, design.spending)
+        )
+        different_level = 2 * different_levels[k]
+    if changed >= MIN_CHANGED_ITEMS_FOR_T:
+        p_different, different_method = _paired_t_two_sided(differences), "paired-t"
+    else:
+        # Few changed items: the exact sign-flip null (small support, so no random draws are made).
+        p_different = permutation_test(mean_a, mean_b, rng=np.random.default_rng(0)).p_value
+        different_method = "exact-sign-flip"
+    tost_pass = equivalence.p_lower < tost_level and (
+        design.mode == "non-inferiority" or equivalence.p_upper < tost_level
+    )
+    significant = p_different < different_level
+    score_a, score_b = float(mean_a.mean()), float(mean_b.mean())
+    diff = score_b - score_a
+    undefined = equivalence.method == "undefined-margin"
+    verdict = None if undefined else _rule(design, tost_pass, significant, diff, equivalence.margin)
+    return LookResult(
+        round=round_index,
+        n_items=n,
+        score_a=score_a,
+        score_b=score_b,
+        diff=diff,
+        margin=equivalence.margin,
+        p_lower=equivalence.p_lower,
+        p_upper=equivalence.p_upper,
+        tost_method=equivalence.method,
+        tost_level=tost_level,
+        p_different=p_different,
+        different_method=different_method,
+        different_level=different_level,
+        n_changed=changed,
+        seeds_informative=seeds_informative,
+        verdict=verdict,
+    )
+
+
+def _reason(look: LookResult, stop_reason: str | None) -> str:
+    tests = (
+        f"TOST p={look.p_lower:.3g}/{look.p_upper:.3g} vs {look.tost_level:.3g}, "
+        f"difference p={look.p_different:.3g} vs {look.different_level:.3g}, diff={look.diff:+.4f}, margin {look.margin:.4f}"
+    )
+    if look.seeds_informative is False:
+        why = "seeds add no information (within-item seed variance is 0 on both sides)"
+        return f"{why}; {tests}" + ("" if look.verdict else "; more items are needed, not more seeds")
+    if stop_reason == "budget":
+        return f"seed budget spent without a conclusive verdict; {tests}"
+    return tests
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def sequential_step(
+    design: SequentialDesign,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    round_index: int | None = None,
+    *,
+    benchmarks: int = 1,
+) -> SequentialDecision:
+    """Decide after ``round_index`` rounds (default: the number of seed columns) of one benchmark.
+
+    ``scores_*`` are (n_items, seeds_so_far) matrices, column j holding seed j (NaN = failed run). Every
+    round up to ``round_index`` is re-evaluated from its first columns, so the call is stateless: the
+    first round with a verdict wins, and a finished comparison keeps its verdict. ``benchmarks`` splits
+    the "different" test's alpha over that many benchmarks (Bonferroni); the TOSTs need no split.
+    """
+    scores_a = np.atleast_2d(np.asarray(scores_a, float).T).T
+    scores_b = np.atleast_2d(np.asarray(scores_b, float).T).T
+    if scores_a.shape[0] != scores_b.shape[0]:
+        raise ValueError(f"item counts differ: {scores_a.shape[0]} vs {scores_b.shape[0]}")
+    available = min(scores_a.shape[1], scores_b.shape[1])
+    rounds = available if round_index is None else round_index
+    if not 1 <= rounds <= min(available, design.max_rounds):
+        raise ValueError(
+            f"round {rounds} needs 1..{design.max_rounds} rounds and at most the {available} seed columns given"
+        )
+    looks: list[LookResult] = []
+    stop_reason = None
+    for k in range(1, rounds + 1):
+        look = _look(design, scores_a, scores_b, k, benchmarks)
+        looks.append(look)
+        if look.verdict is not None:
+            stop_reason = "conclusive"
+        elif look.seeds_informative is False:
+            stop_reason = "no-seed-information"
+        elif k == design.max_rounds:
+            stop_reason = "budget"
+        if stop_reason is not None:
+            break
+    last = looks[-1]
+    n_rows = scores_a.shape[0]
+    return SequentialDecision(
+        verdict=last.verdict or ("inconclusive" if stop_reason else None),
+        round=last.round,
+        max_rounds=design.max_rounds,
+        stop_reason=stop_reason,
+        reason=_reason(last, stop_reason),
+        alpha=design.alpha,
+        alpha_spent=design.alpha if last.seeds_informative is False else design.alpha_spent(last.round),
+        calls_spent=2 * n_rows * last.round,
+        fixed_design_calls=fixed_design_calls(n_rows, design.max_rounds),
+        looks=tuple(looks),
+    )
+
+
+def sequential_step_many(
+    design: SequentialDesign, score_pairs: dict[str, tuple[np.ndarray, np.ndarray]], round_index: int | None = None
+) -> SequentialOverall:
+    """``sequential_step`` for every benchmark, combined: different if any benchmark is different, pass
+    if all pass, otherwise continue while any benchmark is still running (stopped benchmarks need no
+    more rounds: see ``SequentialOverall.pending``), else inconclusive."""
+    if not score_pairs:
+        raise ValueError("no benchmarks to decide on")
+    names = sorted(score_pairs)
+    decisions = {}
+    for name in names:
+        a, b = score_pairs[name]
+        available = min(np.shape(a)[1] if np.ndim(a) == 2 else 1, np.shape(b)[1] if np.ndim(b) == 2 else 1)
+        rounds = available if round_index is None else min(round_index, available)
+        decisions[name] = sequential_step(design, a, b, rounds, benchmarks=len(names))
+    labels = [d.verdict for d in decisions.values()]
+    if "different" in labels:
+        overall = "different"
+    elif all(label in PASSING for label in labels):
+        overall = "equivalent" if all(label == "equivalent" for label in labels) else "within_tolerance"
+    elif all(label is not None for label in labels):
+        overall = "inconclusive"
+    else:
+        overall = None
+    return SequentialOverall(
+        verdict=overall,
+        round=max(d.round for d in decisions.values()),
+        max_rounds=design.max_rounds,
+        design=design,
+        benchmarks=decisions,
+        calls_spent=sum(d.calls_spent for d in decisions.values()),
+        fixed_design_calls=sum(d.fixed_design_calls for d in decisions.values()),
+    )
+
+
+def fixed_design_calls(n_items: int, seeds: int, benchmarks: int = 1, sides: int = 2) -> int:
+    """Model calls of a fixed design: every item, every seed, every benchmark, on each side."""
+    return int(n_items) * int(seeds) * int(benchmarks) * int(sides)

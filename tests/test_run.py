@@ -1,0 +1,178 @@
+"""The run path: planning, the store, and end-to-end `compare` on the real small model."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from statrepro.cli import app
+from statrepro.config import EnvConfig, load_env
+from statrepro.errors import InputError
+from statrepro.records import make_records
+from statrepro.run.orchestrate import check_comparable
+from statrepro.run.plan import effective_env, plan_jobs
+from statrepro.run.store import ResultStore
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _env_file(tmp_path: Path, name: str, **fields) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, **fields}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_plan_orders_seeds_outermost_and_applies_overrides(tmp_path):
+    env = load_env(_env_file(tmp_path, "a", benchmarks={"gsm8k": {}, "ceval": {}}, seeds=[3, 7]))
+    jobs = plan_jobs([env])
+    assert [(j.benchmark, j.seed) for j in jobs] == [("gsm8k", 3), ("ceval", 3), ("gsm8k", 7), ("ceval", 7)]
+    overridden = effective_env(env, benchmarks=["gsm8k"], seeds=1, limit=5)
+    assert overridden.seed_list == [0] and list(overridden.benchmarks) == ["gsm8k"]
+    assert overridden.benchmarks["gsm8k"].limit == 5
+    with pytest.raises(InputError, match="--limit"):
+        effective_env(env, limit=0)
+
+
+def test_job_keys_separate_what_changes_scores(tmp_path):
+    base = load_env(_env_file(tmp_path, "a"))
+    other_dtype = base.model_copy(update={"model": base.model.model_copy(update={"dtype": "bfloat16"})})
+    limited = effective_env(base, limit=3)
+    keys = {plan_jobs([env])[0].key for env in (base, other_dtype, limited)}
+    assert len(keys) == 3
+    # Adding seeds must not invalidate finished runs of the old seeds.
+    assert plan_jobs([effective_env(base, seeds=5)])[0].key == plan_jobs([base])[0].key
+
+
+def test_store_done_failed_and_reload(tmp_path):
+    env = load_env(_env_file(tmp_path, "a", seeds=2))
+    first, second = plan_jobs([env])
+    store = ResultStore(tmp_path / "store")
+    records = make_records(
+        [{"benchmark": "gsm8k", "subset": "t", "item_key": f"t/{i}", "run_id": "seed-0", "seed": 0, "metric": "m", "score": i % 2}
+         for i in range(4)]
+    )
+    store.write_done(first, records, {"items": 4})
+    store.write_failed(second, {"error": "boom"})
+    assert store.is_done(first) and not store.is_done(second)
+    assert store.manifest(second)["status"] == "failed"
+    loaded = store.load_records([first, second])
+    assert list(loaded["score"]) == [0.0, 1.0, 0.0, 1.0]
+    assert not list((tmp_path / "store").rglob(".*.tmp"))
+
+
+def test_store_lock_refuses_a_second_run(tmp_path):
+    store = ResultStore(tmp_path / "store")
+    with store.locked():
+        with pytest.raises(InputError, match="in use"):
+            with ResultStore(tmp_path / "store").locked():
+                pass
+
+
+def test_sides_must_select_the_same_items(tmp_path):
+    a = load_env(_env_file(tmp_path, "a", benchmarks={"gsm8k": {"limit": 5}}))
+    b = load_env(_env_file(tmp_path, "b", benchmarks={"gsm8k": {"limit": 6}}))
+    with pytest.raises(InputError, match="different items"):
+        check_comparable(a, b)
+
+
+def test_secret_never_serialised(tmp_path):
+    env = EnvConfig.model_validate(
+        {"name": "s", "engine": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-planted-123"}}
+    )
+    assert "sk-planted-123" not in json.dumps(env.public_dict())
+    assert "sk-planted-123" not in repr(env)
+    assert env.secrets() == ["sk-planted-123"]
+
+
+# ------------------------------------------------------------------------------------------------
+# End to end on the real model
+
+
+def _write_easy_gsm8k(root: Path, n: int) -> Path:
+    """A gsm8k-format data dir of one-step additions the 135M model can actually answer."""
+    folder = root / "gsm8k"
+    folder.mkdir(parents=True)
+    rows = []
+    for i in range(n + 5):
+        x, y = 2 + i % 5, 1 + (i * 3) % 4
+        rows.append({"question": f"What is {x} plus {y}?", "answer": f"{x} plus {y} is {x + y}.\n#### {x + y}"})
+    (folder / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows[5:]) + "\n")
+    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:5]) + "\n")
+    return root
+
+
+def _compare(tmp_path: Path, a: Path, b: Path, *extra: str, data_dir: str | None = None) -> tuple[int, dict, str]:
+    out = tmp_path / "verdict.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if data_dir:
+        env["STATREPRO_DATA_DIR"] = data_dir
+    completed = subprocess.run(
+        [sys.executable, "-c", "from statrepro.cli import app; app()", "compare", str(a), str(b),
+         "--store", str(tmp_path / "store"), "--json", str(out), *extra],
+        capture_output=True, text=True, env=env, timeout=1200,
+    )
+    verdict = json.loads(out.read_text()) if out.exists() else {}
+    return completed.returncode, verdict, completed.stdout + completed.stderr
+
+
+@pytest.mark.model
+def test_aa_fp32_vs_fp32_passes_and_resumes(tmp_path):
+    spec = {"mmlu_redux": {"subsets": ["anatomy", "astronomy", "marketing"], "limit": 12}}
+    a = _env_file(tmp_path, "fp32-a", benchmarks=spec, seeds=1, batch_size=4)
+    b = _env_file(tmp_path, "fp32-b", benchmarks=spec, seeds=1, batch_size=4)
+    code, verdict, output = _compare(tmp_path, a, b, "--margin", "absolute", "--tolerance", "0.1")
+    assert code == 0, output
+    bench = verdict["benchmarks"]["mmlu_redux"]
+    assert verdict["verdict"] == "equivalent" and bench["n_items"] >= 30 and bench["diff"] == 0.0
+    manifests = sorted((tmp_path / "store").rglob("manifest.json"))
+    assert len(manifests) == 2 and all(json.loads(m.read_text())["status"] == "done" for m in manifests)
+    stamps = [m.stat().st_mtime_ns for m in manifests]
+    # A second compare finds everything in the store and redoes nothing.
+    code, again, output = _compare(tmp_path, a, b, "--margin", "absolute", "--tolerance", "0.1")
+    assert code == 0 and "2 of 2 runs already" in output
+    assert [m.stat().st_mtime_ns for m in manifests] == stamps
+    assert again["benchmarks"] == verdict["benchmarks"]
+
+
+@pytest.mark.model
+def test_broken_environment_is_different_on_gsm8k(tmp_path):
+    data_dir = _write_easy_gsm8k(tmp_path / "data", 24)
+    spec = {"gsm8k": {"num_fewshot": 3}}
+    good = _env_file(tmp_path, "good", benchmarks=spec, seeds=1, generation={"max_tokens": 24})
+    broken = _env_file(tmp_path, "broken", benchmarks=spec, seeds=1, generation={"max_tokens": 1})
+    code, verdict, output = _compare(tmp_path, good, broken, data_dir=str(data_dir))
+    bench = verdict["benchmarks"]["gsm8k"]
+    assert bench["score_a"] >= 0.4, output  # the reference really solves these
+    assert bench["score_b"] == 0.0
+    assert verdict["verdict"] == "different" and code == 3, output
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_killed_compare_resumes_without_redoing_finished_runs(tmp_path):
+    spec = {"mmlu_redux": {"subsets": ["anatomy"], "limit": 4}}
+    a = _env_file(tmp_path, "k-a", benchmarks=spec, seeds=2)
+    b = _env_file(tmp_path, "k-b", benchmarks=spec, seeds=2)
+    command = [sys.executable, "-c", "from statrepro.cli import app; app()", "compare", str(a), str(b),
+               "--store", str(tmp_path / "store"), "--margin", "absolute", "--tolerance", "0.5"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    import time
+
+    deadline = time.time() + 600
+    while time.time() < deadline and not list((tmp_path / "store").rglob("manifest.json")):
+        time.sleep(0.5)
+    os.killpg(process.pid, 9)
+    process.wait()
+    finished = {m: m.stat().st_mtime_ns for m in (tmp_path / "store").rglob("manifest.json")}
+    assert finished, "no job finished before the kill"
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert all(m.stat().st_mtime_ns == stamp for m, stamp in finished.items())
+    assert len(list((tmp_path / "store").rglob("manifest.json"))) == 4
+    assert not list((tmp_path / "store").rglob(".*.tmp"))
