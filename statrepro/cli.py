@@ -182,8 +182,18 @@ def analyze(
     if report is not None:
         from .report import write_report
 
-        write_report(report, analysis, records_a=records_a, records_b=records_b, argv=sys.argv)
+        write_report(report, analysis, records_a=records_a, records_b=records_b, argv=sys.argv, doctor=_doctor(a, b))
     raise typer.Exit(analysis.decision.exit_code)
+
+
+def _doctor(a: Path, b: Path) -> dict | None:
+    """The doctor's factor diff for the report, when both inputs are sources it can read."""
+    from .diagnose.doctor import compare_sources
+
+    try:
+        return compare_sources(a, b).to_dict()
+    except InputError:
+        return None
 
 
 @app.command()
@@ -244,6 +254,17 @@ def _load_envs(paths: list[Path], benchmarks: Optional[str], seeds: Optional[str
     return envs
 
 
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM (a scheduler's stop, `kill`) into a normal exit, so managed servers are stopped and the
+    store lock released by the usual cleanup paths."""
+    import signal
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def _run_executor(executor: str, ray_address: Optional[str]):
     from .run.executors import get_executor
 
@@ -258,7 +279,7 @@ def run(
     seeds: Optional[str] = typer.Option(None, help="Seed count, or a comma-separated list of seeds."),
     limit: Optional[int] = typer.Option(None, help="Items per task (smoke runs; sign-off needs full sets)."),
     store: Path = _store_option(),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="STATREPRO_DATA_DIR", help="Local benchmark data."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Local benchmark data (default: the env's data_dir, else $STATREPRO_DATA_DIR)."),
     executor: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster)."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local one)."),
     wait: bool = typer.Option(False, help="Wait for another run holding the store instead of refusing."),
@@ -269,6 +290,7 @@ def run(
     from .run.orchestrate import run_environments
     from .run.store import ResultStore
 
+    _stop_on_sigterm()
     loaded = _load_envs(envs, benchmarks, seeds, limit)
     result_store = ResultStore(store)
     with result_store.locked(wait=wait):
@@ -293,7 +315,7 @@ def compare(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the versioned JSON verdict here."),
     report: Optional[Path] = typer.Option(None, help="Write report.html, report.md and verdict.json here."),
     out: Path = typer.Option(Path("store"), "--out", "--store", help="Result store directory."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="STATREPRO_DATA_DIR", help="Local benchmark data."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Local benchmark data (default: the env's data_dir, else $STATREPRO_DATA_DIR)."),
     executor: str = typer.Option("local", help="local or ray."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster address."),
     rng_seed: int = typer.Option(0, help="Seed of the resampling RNG."),
@@ -312,6 +334,7 @@ def compare(
     from .run.orchestrate import check_comparable, load_env_records, run_environments
     from .run.store import ResultStore
 
+    _stop_on_sigterm()
     env_a_config, env_b_config = _load_envs([env_a, env_b], benchmarks, seeds, limit)
     check_comparable(env_a_config, env_b_config)
     result_store = ResultStore(out)
@@ -344,7 +367,21 @@ def compare(
     if report is not None:
         from .report import write_report
 
-        write_report(report, analysis, records_a=records_a, records_b=records_b, argv=sys.argv)
+        from .run.orchestrate import env_manifest
+
+        write_report(
+            report,
+            analysis,
+            records_a=records_a,
+            records_b=records_b,
+            argv=sys.argv,
+            manifests={
+                side: manifest
+                for side, manifest in (("A", env_manifest(env_a_config, result_store)), ("B", env_manifest(env_b_config, result_store)))
+                if manifest
+            },
+            doctor=_doctor(env_a, env_b),
+        )
     raise typer.Exit(analysis.decision.exit_code)
 
 
@@ -553,3 +590,27 @@ def doctor(
     if json_path is not None:
         write_json(json_path, result.to_dict())
     raise typer.Exit(1 if result.factors else 0)
+
+
+@bench_app.command("sequential")
+@user_errors
+def bench_sequential(
+    sims: int = typer.Option(1000, help="Simulated comparisons per scenario."),
+    items: int = typer.Option(2000, help="Items per simulated benchmark."),
+    max_seeds: int = typer.Option(5, help="Seed budget per side (the fixed design runs all of them)."),
+    tolerance: float = typer.Option(0.05, help="Relative tolerance."),
+    alpha: float = typer.Option(0.05, help="Significance level."),
+    spending: str = typer.Option("obrien-fleming", help="Alpha spending: obrien-fleming or pocock."),
+) -> None:
+    """Simulate sequential verdicts vs the fixed design: error rates and model calls, side by side."""
+    _check_range("tolerance", tolerance, 0.0, 1.0)
+    _check_range("alpha", alpha, 0.0, 0.5)
+    if spending not in ("obrien-fleming", "pocock"):
+        raise InputError(f"must be obrien-fleming or pocock, got {spending!r}", key="--spending")
+    if sims < 1 or items < 2 or max_seeds < 1:
+        raise InputError("--sims and --max-seeds must be at least 1 and --items at least 2")
+    from .bench import run_sequential_bench
+
+    run_sequential_bench(
+        sims=sims, items=items, max_seeds=max_seeds, tolerance=tolerance, alpha=alpha, spending=spending
+    )

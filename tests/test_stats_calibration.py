@@ -74,12 +74,13 @@ def test_false_equivalent_rate_beyond_the_margin():
 
 
 def test_false_equivalent_rate_with_rare_flips():
-    """Few changed items is where a t-based TOST is fooled; the exact changed-share bound is not."""
-    n_sims, alpha, n = 1000, 0.05, 300
+    """Few changed items is where a t-only TOST is fooled (8.9% false passes in this scenario, measured);
+    the exact changed-share bound is not."""
+    n_sims, alpha, n = 1000, 0.05, 200
     rng = np.random.default_rng(6)
     passing = 0
     for _ in range(n_sims):
-        a = (rng.random(n) < 0.5).astype(float)
+        a = (rng.random(n) < 0.3).astype(float)
         b = np.where((a == 1) & (rng.random(n) < 0.06), 0.0, a)  # true rel shift -6%, beyond 5%
         c = compare_paired(a, b, tolerance=0.05, n_resamples=200, rng=rng)
         passing += decide({"x": c}).verdict in ("equivalent", "within_tolerance")

@@ -98,6 +98,13 @@ def run_environments(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    # Bad inputs (data dir, model path) fail here, before any progress output or work.
+    from ..models import EMBEDDED_SPEC
+
+    for env in {id(job.env): job.env for job in pending}.values():
+        _resolve_data_dir(env, data_dir)
+        if env.model.path not in ("embedded", EMBEDDED_SPEC):  # the embedded model is materialised with progress
+            _model_path(env)
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("evaluating", total=len(pending), items=0, failed=0)
         totals = {"items": 0, "failed": 0}
@@ -135,6 +142,14 @@ def run_environments(
 def load_env_records(env: EnvConfig, store: ResultStore):
     """All finished records of one environment's planned jobs."""
     return store.load_records(plan_jobs([env]))
+
+
+def env_manifest(env: EnvConfig, store: ResultStore) -> dict | None:
+    """The manifest of one finished job of ``env`` (versions, hardware, dataset hashes) for reports."""
+    for job in plan_jobs([env]):
+        if store.is_done(job):
+            return store.manifest(job)
+    return None
 
 
 def check_comparable(env_a: EnvConfig, env_b: EnvConfig) -> None:

