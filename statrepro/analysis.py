@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -62,6 +63,7 @@ class Analysis:
     pairing: Pairing
     options: AnalysisOptions
     inputs: dict[str, str]
+    sequential: dict | None = None  # compare --sequential: rounds, calls spent, the fixed design's calls
 
     def to_json(self) -> VerdictJson:
         return verdict_json(self)
@@ -83,8 +85,14 @@ def check_single_model(records: pd.DataFrame, side: str) -> None:
         )
 
 
+def _run_order(run_id: str) -> tuple:
+    """Runs in natural order (seed-2 before seed-10), so columns follow the seeds as they were added."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(run_id)))
+
+
 def _matrix(records: pd.DataFrame, item_keys: list[str]) -> np.ndarray:
     table = records.pivot_table(index="item_key", columns="run_id", values="score", aggfunc="first", dropna=False)
+    table = table[sorted(table.columns, key=_run_order)]
     return table.reindex(item_keys).to_numpy(dtype=float)
 
 
@@ -263,4 +271,5 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
         dropped=analysis.pairing.dropped,
         rng_seed=options.rng_seed,
         inputs=analysis.inputs,
+        sequential=analysis.sequential,
     )

@@ -186,6 +186,18 @@ def analyze(
     raise typer.Exit(analysis.decision.exit_code)
 
 
+def _with_sequential_verdicts(analysis, result):
+    """The analysis with its verdicts replaced by the sequential design's (which spent alpha across rounds)."""
+    from dataclasses import replace
+
+    benchmarks = tuple(
+        replace(item, verdict=result.benchmarks[item.name].verdict or "inconclusive", reason=result.benchmarks[item.name].reason)
+        for item in analysis.decision.benchmarks
+    )
+    decision = replace(analysis.decision, verdict=result.verdict or "inconclusive", benchmarks=benchmarks)
+    return replace(analysis, decision=decision, sequential=result.to_json())
+
+
 def _doctor(a: Path, b: Path) -> dict | None:
     """The doctor's factor diff for the report, when both inputs are sources it can read."""
     from .diagnose.doctor import compare_sources
@@ -321,6 +333,8 @@ def compare(
     rng_seed: int = typer.Option(0, help="Seed of the resampling RNG."),
     max_missing: float = typer.Option(0.05, help="Largest share of items without results before the verdict is inconclusive."),
     wait: bool = typer.Option(False, help="Wait for another run holding the store instead of refusing."),
+    sequential: bool = typer.Option(False, help="Add one seed per side per round and stop at the first conclusive verdict (group-sequential, O'Brien-Fleming spending)."),
+    max_seeds: int = typer.Option(5, help="With --sequential: the budget of seeds per side; reaching it without a verdict gives inconclusive."),
 ) -> None:
     """Run whatever is missing for both environments, then decide whether B still scores like A.
 
@@ -341,13 +355,28 @@ def compare(
     console = Console(stderr=True)
     if any(spec.limit for spec in env_a_config.benchmarks.values()):
         console.print("[yellow]note:[/] limited item counts make a smoke test; sign-off needs the full sets")
+    sequential_result = None
     with result_store.locked(wait=wait):
-        summary = run_environments(
-            [env_a_config, env_b_config], result_store, _run_executor(executor, ray_address), data_dir=data_dir
-        )
-    console.print(summary.summary())
-    records_a = load_env_records(env_a_config, result_store)
-    records_b = load_env_records(env_b_config, result_store)
+        if sequential:
+            if max_seeds < 2:
+                raise InputError(f"--max-seeds must be at least 2, got {max_seeds}", key="--max-seeds")
+            from .run.orchestrate import run_sequential
+            from .stats.sequential import SequentialDesign
+
+            design = SequentialDesign(
+                max_rounds=max_seeds, alpha=alpha, tolerance=tolerance, mode=mode.value, margin_kind=margin.value
+            )
+            sequential_result, records_a, records_b = run_sequential(
+                env_a_config, env_b_config, result_store, _run_executor(executor, ray_address), design,
+                data_dir=data_dir, console=console,
+            )
+        else:
+            summary = run_environments(
+                [env_a_config, env_b_config], result_store, _run_executor(executor, ray_address), data_dir=data_dir
+            )
+            console.print(summary.summary())
+            records_a = load_env_records(env_a_config, result_store)
+            records_b = load_env_records(env_b_config, result_store)
     if records_a.empty or records_b.empty:
         raise InputError("no finished runs on one side; see the failures above", path=result_store.root)
     options = AnalysisOptions(
@@ -361,7 +390,11 @@ def compare(
         rng_seed=rng_seed,
     )
     analysis = run_analysis(records_a, records_b, options, inputs={"a": str(env_a), "b": str(env_b)})
+    if sequential_result is not None:
+        analysis = _with_sequential_verdicts(analysis, sequential_result)
     print_decision(analysis)
+    if sequential_result is not None:
+        console.print(sequential_result.summary())
     if json_path is not None:
         _write_json(json_path, analysis.to_json().model_dump_json(indent=2))
     if report is not None:

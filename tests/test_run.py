@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,14 @@ def test_aa_fp32_vs_fp32_passes_and_resumes(tmp_path):
     assert code == 0 and "2 of 2 runs already" in output
     assert [m.stat().st_mtime_ns for m in manifests] == stamps
     assert again["benchmarks"] == verdict["benchmarks"]
+    # Sequentially (budget 5 seeds), fp32 vs fp32 stops early with a pass: identical seeds add nothing.
+    code, sequential, output = _compare(
+        tmp_path, a, b, "--margin", "absolute", "--tolerance", "0.1", "--sequential", "--max-seeds", "5"
+    )
+    assert code == 0, output
+    assert sequential["verdict"] == "equivalent"
+    assert sequential["sequential"]["rounds"] < 5
+    assert sequential["sequential"]["calls_spent"] < sequential["sequential"]["fixed_design_calls"]
 
 
 @pytest.mark.model
@@ -176,3 +185,31 @@ def test_killed_compare_resumes_without_redoing_finished_runs(tmp_path):
     assert all(m.stat().st_mtime_ns == stamp for m, stamp in finished.items())
     assert len(list((tmp_path / "store").rglob("manifest.json"))) == 4
     assert not list((tmp_path / "store").rglob(".*.tmp"))
+
+
+def _raw_responses(store: Path, env_name: str, seed: int) -> list[str]:
+    """The model's raw generations (before answer extraction) as lm-eval logged them for one run."""
+    [env_dir] = [d for d in store.iterdir() if re.fullmatch(rf"{re.escape(env_name)}-[0-9a-f]{{12}}", d.name)]
+    [samples] = list(env_dir.glob(f"gsm8k-*/seed-{seed}/harness/output/**/samples_*.jsonl"))
+    rows = [json.loads(line) for line in samples.read_text().splitlines() if line.strip()]
+    return [json.dumps(row["resps"]) for row in sorted(rows, key=lambda r: r["doc_id"])]
+
+
+@pytest.mark.model
+def test_seeds_reach_a_real_engine_through_the_harness(tmp_path):
+    """lm-eval's --seed does not reach API models; statrepro puts the seed into every request."""
+    def env(name, temperature, seeds):
+        return _env_file(
+            tmp_path, name, model={"path": "embedded", "quantization": "gguf"}, engine={"kind": "llama-cpp"},
+            generation={"temperature": temperature, "max_tokens": 12}, benchmarks={"gsm8k": {"limit": 2, "num_fewshot": 0}},
+            seeds=seeds,
+        )
+
+    store = tmp_path / "store"
+    command = [sys.executable, "-c", "from statrepro.cli import app; app()", "run", "--store", str(store)]
+    files = [env("hot", 1.0, [1, 2]), env("hot-again", 1.0, [1]), env("cold", 0.0, [1, 2])]
+    completed = subprocess.run(command[:4] + [str(f) for f in files] + command[4:], capture_output=True, text=True, timeout=1200)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert _raw_responses(store, "hot", 1) != _raw_responses(store, "hot", 2)  # different seeds, different samples
+    assert _raw_responses(store, "hot", 1) == _raw_responses(store, "hot-again", 1)  # same seed, same samples
+    assert _raw_responses(store, "cold", 1) == _raw_responses(store, "cold", 2)  # greedy ignores the seed

@@ -366,7 +366,9 @@ def build_lm_eval_invocation(context):
         "--output_path", str(output_dir),
         "--log_samples",
         "--seed", f"{job.seed},{job.seed},{job.seed},{FEWSHOT_SEED}",
-        "--batch_size", str(env.batch_size),
+        # API engines batch on the server side; lm-eval's client batching would send prompt lists that
+        # transformers serve rejects, so the client sends one prompt per request.
+        "--batch_size", str(env.batch_size if context.endpoint is None else 1),
     ]
     if context.endpoint is None and not _cuda_available():
         argv += ["--device", "cpu"]

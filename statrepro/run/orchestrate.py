@@ -167,3 +167,71 @@ def check_comparable(env_a: EnvConfig, env_b: EnvConfig) -> None:
 
 def elapsed(start: float) -> str:
     return f"{time.time() - start:.0f} s"
+
+
+def sequential_seeds(env: EnvConfig, max_rounds: int) -> list[int]:
+    """The env's seeds, extended with unused ones up to ``max_rounds``; round r runs the first r."""
+    seeds = list(env.seed_list)
+    candidate = 0
+    while len(seeds) < max_rounds:
+        if candidate not in seeds:
+            seeds.append(candidate)
+        candidate += 1
+    return seeds[:max_rounds]
+
+
+def run_sequential(
+    env_a: EnvConfig,
+    env_b: EnvConfig,
+    store: ResultStore,
+    executor: Executor,
+    design,
+    *,
+    data_dir: str | Path | None = None,
+    console: Console | None = None,
+):
+    """Rounds of one more seed per side, re-tested after each with the group-sequential design, until a
+    verdict or the budget. Benchmarks that have stopped are not run again. Returns the sequential result
+    and the records of both sides."""
+    from ..analysis import pair
+    from ..stats.sequential import sequential_step_many
+    from .plan import effective_env
+
+    console = console or Console(stderr=True)
+    seeds_a, seeds_b = sequential_seeds(env_a, design.max_rounds), sequential_seeds(env_b, design.max_rounds)
+    seeds_by_benchmark = {name: 0 for name in env_a.benchmarks}
+    pending = list(env_a.benchmarks)
+    result = None
+    for round_index in range(1, design.max_rounds + 1):
+        for name in pending:
+            seeds_by_benchmark[name] = round_index
+        round_a = effective_env(env_a, benchmarks=pending, seeds=seeds_a[:round_index])
+        round_b = effective_env(env_b, benchmarks=pending, seeds=seeds_b[:round_index])
+        run_environments([round_a, round_b], store, executor, data_dir=data_dir, console=console)
+        records_a = _records_by_rounds(env_a, seeds_a, seeds_by_benchmark, store)
+        records_b = _records_by_rounds(env_b, seeds_b, seeds_by_benchmark, store)
+        pairing = pair(records_a, records_b, unpaired="missing")
+        result = sequential_step_many(
+            design, {name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()}
+        )
+        console.print(f"round {round_index}: {result.summary().splitlines()[0]}")
+        if result.verdict is not None:
+            break
+        pending = list(result.pending)
+        if not pending:
+            break
+    return result, records_a, records_b
+
+
+def _records_by_rounds(env: EnvConfig, seeds: list[int], rounds: dict[str, int], store: ResultStore):
+    """Records of each benchmark's first ``rounds[benchmark]`` seeds."""
+    import pandas as pd
+
+    from .plan import effective_env
+
+    frames = [
+        load_env_records(effective_env(env, benchmarks=[name], seeds=seeds[:count]), store)
+        for name, count in rounds.items()
+        if count
+    ]
+    return pd.concat(frames, ignore_index=True)

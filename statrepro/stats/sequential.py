@@ -35,7 +35,7 @@ from .results import ResultMixin
 from .verdict import PASSING
 
 Spending = Literal["obrien-fleming", "pocock"]
-StopReason = Literal["conclusive", "budget", "no-seed-information"]
+StopReason = Literal["conclusive", "budget", "no-seed-information", "futility"]
 
 # Grid of the numerical integration on the score scale: points per look, and the lower cut-off in SDs.
 _GRID_POINTS = 801
@@ -52,6 +52,7 @@ class SequentialDesign(ResultMixin):
     mode: Mode = "equivalence"
     margin_kind: MarginKind = "relative"
     spending: Spending = "obrien-fleming"
+    futility: float = 0.1  # stop as inconclusive when no verdict has this conditional power; 0 = never
 
     def __post_init__(self) -> None:
         if self.max_rounds < 1:
@@ -85,6 +86,7 @@ class LookResult(ResultMixin):
     different_level: float
     n_changed: int
     seeds_informative: bool | None  # None at round 1 (one seed: cannot tell)
+    conditional_power: float | None  # best chance, at the current trend, of any verdict by the last round
     verdict: str | None
 
 
@@ -95,7 +97,7 @@ class SequentialDecision(ResultMixin):
     verdict: str | None  # None: run another round
     round: int  # the round the verdict was reached at, else the latest round
     max_rounds: int
-    stop_reason: str | None  # conclusive | budget | no-seed-information; None while running
+    stop_reason: StopReason | None  # None while running
     reason: str
     alpha: float
     alpha_spent: float  # cumulative spending of each TOST side by this round
@@ -269,9 +271,11 @@ def _look(
     differences = mean_b - mean_a
     changed = int(np.sum(np.round(np.abs(differences), 12) > 0))
     seeds_informative = None
+    seed_noise = None  # var(d_i) with one seed per side that more seeds average away
     if round_index >= 2:
         split = variance_split(a, b)
-        seeds_informative = bool((split.seed_var_a or 0.0) > 0 or (split.seed_var_b or 0.0) > 0)
+        seed_noise = (split.seed_var_a or 0.0) + (split.seed_var_b or 0.0)
+        seeds_informative = seed_noise > 0
     k = round_index - 1
     different_level_one_sided = design.alpha / (2 * benchmarks)  # two directions, Bonferroni over benchmarks
     if seeds_informative is False:
@@ -304,6 +308,11 @@ def _look(
     diff = score_b - score_a
     undefined = equivalence.method == "undefined-margin"
     verdict = None if undefined else _rule(design, tost_pass, significant, diff, equivalence.margin)
+    conditional_power = None
+    if verdict is None and seeds_informative is not False and round_index < design.max_rounds:
+        conditional_power = _conditional_power(
+            design, equivalence, p_different, differences, round_index, seed_noise, different_level_one_sided
+        )
     return LookResult(
         round=round_index,
         n_items=n,
@@ -320,8 +329,56 @@ def _look(
         different_level=different_level,
         n_changed=changed,
         seeds_informative=seeds_informative,
+        conditional_power=conditional_power,
         verdict=verdict,
     )
+
+
+def _conditional_power(
+    design: SequentialDesign,
+    equivalence,
+    p_different: float,
+    differences: np.ndarray,
+    round_index: int,
+    seed_noise: float | None,
+    different_level_one_sided: float,
+) -> float:
+    """Chance, if the current estimates were the truth, that the last round reaches a verdict.
+
+    Information grows from round k to K by r = Var_k(d_i) / Var_K(d_i) with Var_j = item part +
+    seed noise / j (r = K / k before the seed noise can be estimated, the most optimistic case). Each
+    one-sided test's z then ends near z_k * sqrt(r) with variance 1 - 1/r (the usual "current trend"
+    conditional power, checked against the last round's boundary only, which understates it).
+    """
+    n = differences.size
+    total = float(differences.var(ddof=1))
+    k, last = round_index, design.max_rounds
+    if seed_noise is None:
+        ratio = last / k
+    else:
+        item_part = max(0.0, total - seed_noise / k)
+        ratio = (item_part + seed_noise / k) / (item_part + seed_noise / last) if total > 0 else 1.0
+    if ratio <= 1.0:
+        return 0.0
+    spread = math.sqrt(1 - 1 / ratio)
+
+    def reach(z_now: float, level: float) -> float:
+        return float(special.ndtr((z_now * math.sqrt(ratio) - special.ndtri(1 - level)) / spread))
+
+    def z_of(p: float) -> float:
+        return float(special.ndtri(1 - min(max(p, 1e-300), 1 - 1e-16)))
+
+    tost_final = nominal_levels(last, design.alpha, design.spending)[-1]
+    passing = reach(z_of(equivalence.p_lower), tost_final)
+    if design.mode != "non-inferiority":
+        passing = min(passing, reach(z_of(equivalence.p_upper), tost_final))
+    different_final = nominal_levels(last, different_level_one_sided, design.spending)[-1]
+    significant = reach(z_of(p_different / 2), different_final)
+    diff = float(differences.mean())
+    se_final_shift = math.sqrt(total / n * (1 / ratio) * (1 - 1 / ratio)) if total > 0 else 0.0
+    distance = (-diff if design.mode == "non-inferiority" else abs(diff)) - equivalence.margin
+    beyond = float(special.ndtr(distance / se_final_shift)) if se_final_shift > 0 else float(distance > 0)
+    return max(passing, min(significant, beyond))
 
 
 def _reason(look: LookResult, stop_reason: str | None) -> str:
@@ -334,6 +391,11 @@ def _reason(look: LookResult, stop_reason: str | None) -> str:
         return f"{why}; {tests}" + ("" if look.verdict else "; more items are needed, not more seeds")
     if stop_reason == "budget":
         return f"seed budget spent without a conclusive verdict; {tests}"
+    if stop_reason == "futility":
+        return (
+            f"no verdict is likely within the seed budget (conditional power {look.conditional_power:.2f}); "
+            f"{tests}; more items are needed"
+        )
     return tests
 
 
@@ -375,6 +437,8 @@ def sequential_step(
             stop_reason = "conclusive"
         elif look.seeds_informative is False:
             stop_reason = "no-seed-information"
+        elif look.conditional_power is not None and look.conditional_power < design.futility:
+            stop_reason = "futility"
         elif k == design.max_rounds:
             stop_reason = "budget"
         if stop_reason is not None:

@@ -1,0 +1,151 @@
+"""Sequential verdicts: boundaries, error rates under continuous monitoring (simulation with known truth),
+early stopping, and the deterministic-engine case."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from statrepro.stats.sequential import (
+    SequentialDesign,
+    fixed_design_calls,
+    nominal_levels,
+    sequential_step,
+    sequential_step_many,
+    spending_function,
+)
+from statrepro.stats.simulate import Scenario
+
+ALPHA = 0.05
+
+
+def _mc_error(rate: float, n: int) -> float:
+    """Two Monte Carlo standard errors of a rate estimated from n simulations."""
+    return 2 * math.sqrt(rate * (1 - rate) / n)
+
+
+def _run(scenario: Scenario, design: SequentialDesign, n_sims: int, seed: int):
+    rng = np.random.default_rng(seed)
+    return [sequential_step(design, *scenario.draw(rng)) for _ in range(n_sims)]
+
+
+def test_obrien_fleming_boundaries_match_published_values():
+    # Lan-DeMets O'Brien-Fleming-type spending, 5 equally spaced looks, one-sided 0.025 (Jennison &
+    # Turnbull 2000, table 7.6 / gsDesign): 4.877, 3.357, 2.680, 2.290, 2.031.
+    z = stats.norm.isf(nominal_levels(5, 0.025, "obrien-fleming"))
+    assert z == pytest.approx([4.877, 3.357, 2.680, 2.290, 2.031], abs=2e-3)
+    # One look is the fixed design; Pocock-type boundaries are nearly flat.
+    assert nominal_levels(1, 0.05, "obrien-fleming") == pytest.approx((0.05,))
+    pocock = stats.norm.isf(nominal_levels(5, 0.025, "pocock"))
+    assert pocock == pytest.approx([2.438, 2.427, 2.410, 2.397, 2.386], abs=5e-3)
+    for kind in ("obrien-fleming", "pocock"):
+        assert spending_function(kind, 0.05, 1.0) == pytest.approx(0.05)
+        assert spending_function(kind, 0.05, 0.0) == 0.0
+
+
+def test_aa_false_different_rate_under_continuous_monitoring():
+    """Over all rounds, 'different' (and even bare significance at any look) stays at or below alpha."""
+    n_sims = 600
+    design = SequentialDesign(max_rounds=4, alpha=ALPHA, futility=0.0)
+    results = _run(Scenario(n_items=150, seeds_a=4, seeds_b=4), design, n_sims, seed=11)
+    false_different = np.mean([r.verdict == "different" for r in results])
+    significant_any = np.mean([any(look.p_different < look.different_level for look in r.looks) for r in results])
+    assert false_different <= ALPHA + _mc_error(ALPHA, n_sims)
+    assert significant_any <= ALPHA + _mc_error(ALPHA, n_sims)
+    assert significant_any >= 0.015  # alive: it does reject at about its level, not never
+
+
+@pytest.mark.parametrize("shift_in_tolerances", [1.0, 1.2])
+def test_false_equivalence_rate_at_and_beyond_the_margin(shift_in_tolerances):
+    """A true shift at (or beyond) the margin passes at most alpha of the time, however often we look."""
+    n_sims, tolerance = 600, 0.05
+    design = SequentialDesign(max_rounds=4, alpha=ALPHA, tolerance=tolerance)
+    scenario = Scenario(n_items=1500, seeds_a=4, seeds_b=4, rel_shift=-shift_in_tolerances * tolerance)
+    results = _run(scenario, design, n_sims, seed=12)
+    passing = np.mean([r.verdict in ("equivalent", "within_tolerance") for r in results])
+    assert passing <= ALPHA + _mc_error(ALPHA, n_sims)
+
+
+def test_stops_early_and_saves_calls_when_the_answer_is_clear():
+    design = SequentialDesign(max_rounds=5, alpha=ALPHA, tolerance=0.05)
+    clear = _run(Scenario(n_items=2000, seeds_a=5, seeds_b=5, rel_shift=-0.10), design, 100, seed=13)
+    assert all(r.verdict == "different" and r.stop_reason == "conclusive" for r in clear)
+    assert np.mean([r.round for r in clear]) <= 2.5
+    same = _run(Scenario(n_items=3000, seeds_a=5, seeds_b=5), design, 100, seed=14)
+    assert np.mean([r.verdict in ("equivalent", "within_tolerance") for r in same]) >= 0.8
+    assert np.mean([r.calls_spent for r in same]) <= 0.8 * fixed_design_calls(3000, 5)
+
+
+def test_deterministic_engine_stops_after_round_two_without_burning_the_budget():
+    rng = np.random.default_rng(15)
+    a, b = Scenario(n_items=2000).draw(rng)
+    a5, b5 = np.repeat(a, 5, axis=1), np.repeat(b, 5, axis=1)
+    decision = sequential_step(SequentialDesign(max_rounds=5), a5, b5)
+    assert decision.round == 2 and decision.verdict is not None
+    assert decision.calls_spent == 2 * 2000 * 2 and decision.fixed_design_calls == 2 * 2000 * 5
+    assert "seeds add no information" in decision.reason
+    assert decision.looks[-1].seeds_informative is False
+    # Undecidable with these items: inconclusive at round 2 with the "more items" advice, not round 5.
+    tiny_a, tiny_b = np.repeat(a[:40], 5, axis=1), np.repeat(b[:40], 5, axis=1)
+    stuck = sequential_step(SequentialDesign(max_rounds=5), tiny_a, tiny_b)
+    assert (stuck.verdict, stuck.round, stuck.stop_reason) == ("inconclusive", 2, "no-seed-information")
+    assert "more items are needed" in stuck.reason
+
+
+def test_few_changed_items_use_exact_tests_and_pass():
+    rng = np.random.default_rng(16)
+    a = (rng.random((500, 1)) < 0.6).astype(float)
+    b = a.copy()
+    b[:3] = 1 - b[:3]  # three items flip, identically on every seed
+    decision = sequential_step(SequentialDesign(max_rounds=5), np.repeat(a, 3, axis=1), np.repeat(b, 3, axis=1))
+    look = decision.looks[-1]
+    assert look.tost_method == "exact-changed-share" and look.different_method == "exact-sign-flip"
+    assert decision.verdict == "equivalent" and decision.round == 2
+
+
+def test_round_by_round_calls_agree_with_a_single_replay():
+    rng = np.random.default_rng(17)
+    a, b = Scenario(n_items=800, seeds_a=5, seeds_b=5, rel_shift=-0.08).draw(rng)
+    design = SequentialDesign(max_rounds=5)
+    replay = sequential_step(design, a, b)
+    for k in range(1, replay.round):
+        assert sequential_step(design, a[:, :k], b[:, :k], k).verdict is None
+    stepped = sequential_step(design, a[:, : replay.round], b[:, : replay.round], replay.round)
+    assert stepped == replay
+    assert replay.alpha_spent == pytest.approx(spending_function("obrien-fleming", ALPHA, replay.round / 5))
+    with pytest.raises(ValueError):
+        sequential_step(SequentialDesign(max_rounds=2), a, b, 3)
+
+
+def test_several_benchmarks_and_the_json_record():
+    rng = np.random.default_rng(18)
+    same = Scenario(n_items=3000, seeds_a=3, seeds_b=3).draw(rng)
+    shifted = Scenario(n_items=3000, seeds_a=3, seeds_b=3, rel_shift=-0.15).draw(rng)
+    design = SequentialDesign(max_rounds=3)
+    overall = sequential_step_many(design, {"gsm8k": shifted, "mmlu": same})
+    assert overall.verdict == "different"
+    assert overall.benchmarks["gsm8k"].verdict == "different"
+    record = json.loads(json.dumps(overall.to_json()))
+    assert record["design"]["max_rounds"] == 3
+    assert record["calls_spent"] == sum(b["calls_spent"] for b in record["benchmarks"].values())
+    assert record["fixed_design_calls"] == fixed_design_calls(3000, 3, benchmarks=2)
+    assert record["benchmarks"]["gsm8k"]["looks"][0]["round"] == 1
+    # One round in, nothing is decided yet for the equivalent benchmark: the overall verdict waits.
+    first = sequential_step_many(design, {"mmlu": (same[0][:, :1], same[1][:, :1])})
+    assert first.verdict is None and first.pending == ("mmlu",)
+    assert fixed_design_calls(100, 5, benchmarks=3) == 3000
+
+
+def test_bench_sequential_command_prints_both_designs():
+    from typer.testing import CliRunner
+
+    from statrepro.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "sequential", "--sims", "3", "--items", "300", "--max-seeds", "3"])
+    assert result.exit_code == 0, result.output
+    assert "fixed" in result.output and "averaged over the four stochastic scenarios" in result.output
+    bad = runner.invoke(app, ["bench", "sequential", "--spending", "linear"])
+    assert bad.exit_code == 2
