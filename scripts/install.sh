@@ -49,4 +49,15 @@ log "installing torch 2.13.0 (CPU)"
 log "installing statrepro[run,test] (editable)"
 "${pip[@]}" install --find-links "$wheel_dir" -e "${repo_root}[run,test]"
 
+# The report's rendering test drives a real headless browser: Debian's chromium, when we may install it.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium (headless report check)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || log "warning: chromium could not be installed; the browser test of the report will be skipped"
+  else
+    log "note: install Debian's chromium to run the browser test of the report"
+  fi
+fi
+
 log "done: activate with  source $venv/bin/activate"

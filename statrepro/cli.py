@@ -40,6 +40,26 @@ class Correction(str, Enum):
     bh = "bh"
 
 
+# Options shared by several commands: one definition each, so their meaning cannot drift apart.
+TOLERANCE = typer.Option(0.05, help="Relative tolerance (margin = tolerance x score_A); absolute with --margin absolute.")
+ALPHA = typer.Option(0.05, help="Significance level, in (0, 0.5).")
+MODE = typer.Option(Mode.equivalence, help="equivalence (two-sided) or non-inferiority (B may be better).")
+MARGIN = typer.Option(MarginKind.relative, help="relative: tolerance x score_A; absolute: tolerance in score points.")
+CORRECTION = typer.Option(Correction.holm, help="Multiple-benchmark adjustment for 'any benchmark differs'.")
+JSON_PATH = typer.Option(None, "--json", help="Write the versioned JSON verdict here.")
+REPORT = typer.Option(None, help="Write report.html, report.md and verdict.json into this directory.")
+RNG_SEED = typer.Option(0, help="Seed of the resampling RNG (bootstrap and permutations).")
+MAX_MISSING = typer.Option(0.05, help="Largest share of items without results before the verdict is inconclusive.")
+BENCHMARKS = typer.Option(None, help="Comma-separated benchmarks to run (default: the env's).")
+SEEDS = typer.Option(None, help="Seed count, or a comma-separated list of seeds.")
+LIMIT = typer.Option(None, help="Items per task (smoke runs; sign-off needs full sets).")
+STORE = typer.Option(Path("store"), "--store", "--out", help="Result store directory (resumable; finished runs are never redone).")
+DATA_DIR = typer.Option(None, "--data-dir", help="Local benchmark data (default: the env's data_dir, else $STATREPRO_DATA_DIR).")
+EXECUTOR = typer.Option("local", help="local (this machine) or ray (a Ray cluster).")
+RAY_ADDRESS = typer.Option(None, help="Ray cluster address (default: start a local one).")
+WAIT = typer.Option(False, help="Wait for another run holding the store instead of refusing.")
+
+
 def _fail(message: str) -> None:
     """One line on stderr, exit 2: the contract for every bad input."""
     typer.echo(f"error: {message}", err=True)
@@ -91,21 +111,20 @@ def print_decision(analysis) -> None:
     decision = analysis.decision
     colours = {"equivalent": "green", "within_tolerance": "green", "different": "red", "inconclusive": "yellow"}
     table = Table(title=f"statrepro verdict (alpha={decision.alpha}, tolerance={decision.tolerance}, {decision.mode})")
-    for column in ("benchmark", "items", "runs A/B", "score A", "score B", "rel diff [CI]", "p adj", "TOST p", "flips", "verdict"):
+    for column in ("benchmark", "items x runs", "A", "B", "rel diff [CI]", "p adj", "TOST p", "flips", "verdict"):
         table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right")
     for item in decision.benchmarks:
         c = item.comparison
         lo, hi = c.bootstrap.rel_diff_ci
         table.add_row(
             item.name,
-            f"{c.n_items}" + (f" (-{c.n_missing})" if c.n_missing else ""),
-            f"{c.n_runs_a}/{c.n_runs_b}",
-            f"{c.score_a:.4f}",
-            f"{c.score_b:.4f}",
-            f"{c.rel_diff:+.2%} [{lo:+.2%}, {hi:+.2%}]",
-            f"{item.p_adjusted:.3g}",
-            f"{c.tost.p_value:.3g}",
-            f"{c.flips.rate:.1%}",
+            f"{c.n_items}x{c.n_runs_a}/{c.n_runs_b}" + (f" (-{c.n_missing})" if c.n_missing else ""),
+            f"{c.score_a:.3f}",
+            f"{c.score_b:.3f}",
+            f"{c.rel_diff:+.1%} [{lo:+.1%}, {hi:+.1%}]",
+            f"{item.p_adjusted:.2g}",
+            f"{c.tost.p_value:.2g}",
+            f"{c.flips.rate:.0%}",
             f"[{colours[item.verdict]}]{item.verdict}[/]",
         )
     console = Console()
@@ -132,19 +151,19 @@ def print_decision(analysis) -> None:
 def analyze(
     a: Path = typer.Argument(..., help="Results of environment A: lm-eval output dir(s) or an evalscope work dir."),
     b: Path = typer.Argument(..., help="Results of environment B, likewise."),
-    tolerance: float = typer.Option(0.05, help="Relative tolerance (margin = tolerance x score_A); absolute with --margin absolute."),
-    alpha: float = typer.Option(0.05, help="Significance level, in (0, 0.5)."),
-    mode: Mode = typer.Option(Mode.equivalence, help="equivalence (two-sided) or non-inferiority (B may be better)."),
-    margin: MarginKind = typer.Option(MarginKind.relative, help="relative: tolerance x score_A; absolute: tolerance in score points."),
-    correction: Correction = typer.Option(Correction.holm, help="Multiple-benchmark adjustment for 'any benchmark differs'."),
+    tolerance: float = TOLERANCE,
+    alpha: float = ALPHA,
+    mode: Mode = MODE,
+    margin: MarginKind = MARGIN,
+    correction: Correction = CORRECTION,
     intersect: bool = typer.Option(False, help="Analyse only the items and benchmarks both sides have, reporting what was dropped."),
     metric: list[str] = typer.Option([], help="Primary metric override, BENCHMARK=METRIC (e.g. gsm8k=exact_match,strict-match)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the versioned JSON verdict here."),
-    report: Optional[Path] = typer.Option(None, help="Write report.html, report.md and verdict.json into this directory."),
-    rng_seed: int = typer.Option(0, help="Seed of the resampling RNG (bootstrap and permutations)."),
+    json_path: Optional[Path] = JSON_PATH,
+    report: Optional[Path] = REPORT,
+    rng_seed: int = RNG_SEED,
     resamples: int = typer.Option(10_000, help="Bootstrap resamples and Monte Carlo permutations."),
     seed_level: bool = typer.Option(False, help="Two-level bootstrap: also resample seeds within items."),
-    max_missing: float = typer.Option(0.05, help="Largest share of items without results before the verdict is inconclusive."),
+    max_missing: float = MAX_MISSING,
 ) -> None:
     """Compare two existing result sets item by item and print a calibrated verdict.
 
@@ -244,10 +263,6 @@ def bench_calibration(
     run_calibration_bench(sims=sims, items=items, seeds=seeds, tolerance=tolerance, alpha=alpha)
 
 
-def _store_option() -> Path:
-    return typer.Option(Path("store"), "--store", help="Result store directory (resumable; finished runs are never redone).")
-
-
 def _load_envs(paths: list[Path], benchmarks: Optional[str], seeds: Optional[str], limit: Optional[int]):
     from .config import load_env
     from .run.plan import effective_env
@@ -287,14 +302,14 @@ def _run_executor(executor: str, ray_address: Optional[str]):
 @user_errors
 def run(
     envs: list[Path] = typer.Argument(..., help="Environment YAML file(s)."),
-    benchmarks: Optional[str] = typer.Option(None, help="Comma-separated benchmarks to run (default: the env's)."),
-    seeds: Optional[str] = typer.Option(None, help="Seed count, or a comma-separated list of seeds."),
-    limit: Optional[int] = typer.Option(None, help="Items per task (smoke runs; sign-off needs full sets)."),
-    store: Path = _store_option(),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Local benchmark data (default: the env's data_dir, else $STATREPRO_DATA_DIR)."),
-    executor: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster)."),
-    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local one)."),
-    wait: bool = typer.Option(False, help="Wait for another run holding the store instead of refusing."),
+    benchmarks: Optional[str] = BENCHMARKS,
+    seeds: Optional[str] = SEEDS,
+    limit: Optional[int] = LIMIT,
+    store: Path = STORE,
+    data_dir: Optional[Path] = DATA_DIR,
+    executor: str = EXECUTOR,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    wait: bool = WAIT,
 ) -> None:
     """Run the benchmarks over seeds for each environment; resumable, never redoes finished runs."""
     from rich.console import Console
@@ -316,23 +331,23 @@ def run(
 def compare(
     env_a: Path = typer.Argument(..., help="Environment A (the reference)."),
     env_b: Path = typer.Argument(..., help="Environment B (the candidate)."),
-    benchmarks: Optional[str] = typer.Option(None, help="Comma-separated benchmarks (default: the envs')."),
-    seeds: Optional[str] = typer.Option(None, help="Seed count, or a comma-separated list of seeds."),
-    limit: Optional[int] = typer.Option(None, help="Items per task (smoke runs; sign-off needs full sets)."),
-    tolerance: float = typer.Option(0.05, help="Relative tolerance (margin = tolerance x score_A); absolute with --margin absolute."),
-    alpha: float = typer.Option(0.05, help="Significance level, in (0, 0.5)."),
-    mode: Mode = typer.Option(Mode.equivalence, help="equivalence or non-inferiority."),
-    margin: MarginKind = typer.Option(MarginKind.relative, help="relative or absolute margin."),
-    correction: Correction = typer.Option(Correction.holm, help="Multiple-benchmark adjustment."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the versioned JSON verdict here."),
-    report: Optional[Path] = typer.Option(None, help="Write report.html, report.md and verdict.json here."),
-    out: Path = typer.Option(Path("store"), "--out", "--store", help="Result store directory."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Local benchmark data (default: the env's data_dir, else $STATREPRO_DATA_DIR)."),
-    executor: str = typer.Option("local", help="local or ray."),
-    ray_address: Optional[str] = typer.Option(None, help="Ray cluster address."),
-    rng_seed: int = typer.Option(0, help="Seed of the resampling RNG."),
-    max_missing: float = typer.Option(0.05, help="Largest share of items without results before the verdict is inconclusive."),
-    wait: bool = typer.Option(False, help="Wait for another run holding the store instead of refusing."),
+    benchmarks: Optional[str] = BENCHMARKS,
+    seeds: Optional[str] = SEEDS,
+    limit: Optional[int] = LIMIT,
+    tolerance: float = TOLERANCE,
+    alpha: float = ALPHA,
+    mode: Mode = MODE,
+    margin: MarginKind = MARGIN,
+    correction: Correction = CORRECTION,
+    json_path: Optional[Path] = JSON_PATH,
+    report: Optional[Path] = REPORT,
+    store: Path = STORE,
+    data_dir: Optional[Path] = DATA_DIR,
+    executor: str = EXECUTOR,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    rng_seed: int = RNG_SEED,
+    max_missing: float = MAX_MISSING,
+    wait: bool = WAIT,
     sequential: bool = typer.Option(False, help="Add one seed per side per round and stop at the first conclusive verdict (group-sequential, O'Brien-Fleming spending)."),
     max_seeds: int = typer.Option(5, help="With --sequential: the budget of seeds per side; reaching it without a verdict gives inconclusive."),
 ) -> None:
@@ -351,7 +366,7 @@ def compare(
     _stop_on_sigterm()
     env_a_config, env_b_config = _load_envs([env_a, env_b], benchmarks, seeds, limit)
     check_comparable(env_a_config, env_b_config)
-    result_store = ResultStore(out)
+    result_store = ResultStore(store)
     console = Console(stderr=True)
     if any(spec.limit for spec in env_a_config.benchmarks.values()):
         console.print("[yellow]note:[/] limited item counts make a smoke test; sign-off needs the full sets")
@@ -531,10 +546,13 @@ def logprobs(
         return params
 
     prompt_list = read_prompts(prompts)
-    side_a = side_from_spec(a, chat=chat, timeout=timeout, params=parse_params(param_a, "--param-a"), model=model)
-    side_b = side_from_spec(b, chat=chat, timeout=timeout, params=parse_params(param_b, "--param-b"), model=model)
-    with progress_bar() as progress:
-        result = compare_sides(side_a, side_b, prompt_list, max_tokens=max_tokens, top_k=top_k, epsilon=epsilon, progress=progress)
+    from contextlib import ExitStack
+
+    with ExitStack() as servers:
+        side_a = side_from_spec(a, chat=chat, timeout=timeout, params=parse_params(param_a, "--param-a"), model=model, servers=servers)
+        side_b = side_from_spec(b, chat=chat, timeout=timeout, params=parse_params(param_b, "--param-b"), model=model, servers=servers)
+        with progress_bar() as progress:
+            result = compare_sides(side_a, side_b, prompt_list, max_tokens=max_tokens, top_k=top_k, epsilon=epsilon, progress=progress)
     table = Table(title=f"A: {result.side_a}   B: {result.side_b}")
     for column in ("prompt", "match", "diverge at", "A token", "B token", "near tie", "top-k ok", "max |dlogprob|"):
         table.add_column(column)

@@ -213,3 +213,29 @@ def test_seeds_reach_a_real_engine_through_the_harness(tmp_path):
     assert _raw_responses(store, "hot", 1) != _raw_responses(store, "hot", 2)  # different seeds, different samples
     assert _raw_responses(store, "hot", 1) == _raw_responses(store, "hot-again", 1)  # same seed, same samples
     assert _raw_responses(store, "cold", 1) == _raw_responses(store, "cold", 2)  # greedy ignores the seed
+
+
+@pytest.mark.model
+def test_evalscope_through_a_managed_llama_cpp_server_aa(tmp_path):
+    """evalscope cannot run in-process on transformers 5.x: statrepro serves the GGUF with llama.cpp on
+    127.0.0.1, drives evalscope against it, and stops the server."""
+    data_dir = _write_easy_gsm8k(tmp_path / "data", 24)
+
+    def env(name):
+        return _env_file(
+            tmp_path, name, model={"path": "embedded", "quantization": "gguf"}, engine={"kind": "llama-cpp"},
+            harness={"name": "evalscope"}, generation={"temperature": 0.0, "max_tokens": 48, "repeat_penalty": 1.0},
+            benchmarks={"gsm8k": {"num_fewshot": 0}}, seeds=1,
+        )
+
+    code, verdict, output = _compare(
+        tmp_path, env("es-a"), env("es-b"), "--margin", "absolute", "--tolerance", "0.15", data_dir=str(data_dir)
+    )
+    bench = verdict["benchmarks"]["gsm8k"]
+    assert bench["n_items"] == 24 and bench["diff"] == 0.0, output
+    assert code == 0 and verdict["verdict"] == "equivalent", output
+    manifests = [json.loads(m.read_text()) for m in (tmp_path / "store").rglob("manifest.json")]
+    assert {m["harness"] for m in manifests} == {"evalscope"}
+    assert all(m["endpoint"]["base_url"].startswith("http://127.0.0.1:") for m in manifests)
+    leftover = subprocess.run(["pgrep", "-f", "statrepro.engines.llama_server"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "the managed server was not stopped"

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from .base import EvalscopeDatasets, GeneratedTasks, apply_limit, coerce_options, select_subsets, write_jsonl, write_yaml
-from .choice import LETTERS, choice_task_config, write_group
+from .base import EvalscopeDatasets, apply_limit, coerce_options, select_subsets, write_jsonl, write_yaml
+from .choice import LETTERS, choice_task_config, grouped_tasks
 from .spec import BenchmarkSpec
 
 GROUP = "statrepro_ceval"
@@ -109,14 +109,14 @@ class Ceval(BenchmarkSpec):
             write_yaml(target_dir / f"{name}.yaml", config)
             names.append(name)
             counts[name] = count
-        group = GROUP + ("_gen" if generative else "")
-        write_group(target_dir, group, names, generative)
-        return GeneratedTasks(
-            benchmark=self.name,
-            task_names=names,
-            include_path=str(Path(out_dir).resolve()),
-            groups=[group],
-            item_counts=counts,
+        return grouped_tasks(
+            self.name,
+            out_dir=out_dir,
+            target_dir=target_dir,
+            group=GROUP,
+            names=names,
+            counts=counts,
+            generative=generative,
             dataset_sha256=self.dataset_sha256(data_dir),
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import BenchmarkOptions, generation_kwargs, letter_choice_filter, write_yaml
+from .base import BenchmarkOptions, GeneratedTasks, generation_kwargs, letter_choice_filter, write_yaml
 
 LETTERS = ["A", "B", "C", "D"]
 GENERATIVE_STOPS = ["\n\n", "</s>", "<|im_end|>"]
@@ -64,6 +64,30 @@ def choice_task_config(
         )
     config["metadata"] = {"version": 1.0}
     return config
+
+
+def grouped_tasks(
+    benchmark: str,
+    *,
+    out_dir: str | Path,
+    target_dir: Path,
+    group: str,
+    names: list[str],
+    counts: dict[str, int],
+    generative: bool,
+    dataset_sha256: dict[str, str],
+) -> GeneratedTasks:
+    """Write the group over the subject tasks and describe what was generated."""
+    group = group + ("_gen" if generative else "")
+    write_group(target_dir, group, names, generative)
+    return GeneratedTasks(
+        benchmark=benchmark,
+        task_names=names,
+        include_path=str(Path(out_dir).resolve()),
+        groups=[group],
+        item_counts=counts,
+        dataset_sha256=dataset_sha256,
+    )
 
 
 def write_group(target_dir: Path, group: str, tasks: list[str], generative: bool) -> None:

@@ -14,6 +14,8 @@ repeat_penalty 1.1 acting on top of temperature 0.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,8 +203,11 @@ def _piece(tokenizer, token_id: int) -> str:
     return tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(token_id)])
 
 
-def side_from_spec(spec: str, *, chat: bool, timeout: float, params: dict, model: str | None = None) -> Side:
-    """A URL or an env YAML -> a Side."""
+def side_from_spec(
+    spec: str, *, chat: bool, timeout: float, params: dict, model: str | None = None, servers: ExitStack | None = None
+) -> Side:
+    """A URL or an env YAML -> a Side. Envs with a managed engine (llama-cpp, transformers-serve) get their
+    server started on 127.0.0.1 inside ``servers``, which stops it when the caller's block ends."""
     if spec.startswith(("http://", "https://")):
         return OpenAISide(spec, model=model, chat=chat, params=params, timeout=timeout)
     path = Path(spec)
@@ -223,9 +228,15 @@ def side_from_spec(spec: str, *, chat: bool, timeout: float, params: dict, model
             raise InputError(f"logprobs runs hf environments without quantization; got {env.model.quantization}", path=path, key="model.quantization")
         dtype = "float32" if env.model.dtype == "auto" else env.model.dtype
         return HFSide(resolve_model_path(env.model.path), dtype=dtype, chat=chat, repeat_penalty=repeat_penalty, label=env.name)
-    raise InputError(
-        f"engine kind {env.engine.kind!r} needs a managed server: start it and pass its base URL instead", path=path, key="engine.kind"
-    )
+    if servers is None:
+        raise InputError(f"engine kind {env.engine.kind!r} needs a managed server", path=path, key="engine.kind")
+    import tempfile
+
+    from ..engines import engine_endpoint
+
+    work_dir = Path(servers.enter_context(tempfile.TemporaryDirectory(prefix="statrepro-logprobs-")))
+    info = servers.enter_context(engine_endpoint(env, work_dir))
+    return OpenAISide(info.base_url, model=model or info.served_model, chat=chat, params=params, timeout=timeout, label=env.name)
 
 
 # ---------------------------------------------------------------------------------------------

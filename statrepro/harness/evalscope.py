@@ -181,7 +181,7 @@ def build_evalscope_invocation(context):
     import sys
 
     from ..benchmarks import BenchmarkOptions, get_benchmark
-    from ..run.jobs import Invocation
+    from ..run.jobs import Invocation, harness_environment
 
     job, env, endpoint = context.job, context.job.env, context.endpoint
     if endpoint is None:
@@ -231,8 +231,7 @@ def build_evalscope_invocation(context):
         *env.harness.extra_args,
     ]
     manifest = {"evalscope_datasets": datasets.to_dict(), "dataset_sha256": datasets.dataset_sha256}
-    offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MODELSCOPE_OFFLINE": "1"}
-    return Invocation(argv=argv, output_dir=output_dir, env=offline, manifest=manifest)
+    return Invocation(argv=argv, output_dir=output_dir, env=harness_environment(context.work_dir), manifest=manifest)
 
 
 @register_harness("evalscope")

@@ -329,7 +329,7 @@ def build_lm_eval_invocation(context):
     import sys
 
     from ..benchmarks import BenchmarkOptions, get_benchmark
-    from ..run.jobs import Invocation
+    from ..run.jobs import Invocation, harness_environment
 
     job, env = context.job, context.job.env
     spec = get_benchmark(job.benchmark)
@@ -378,8 +378,9 @@ def build_lm_eval_invocation(context):
         argv += ["--system_instruction", env.harness.system_instruction]
     argv += list(env.harness.extra_args)
     manifest = {"tasks": tasks.to_dict(), "dataset_sha256": tasks.dataset_sha256}
-    offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return Invocation(argv=argv, output_dir=output_dir, env={**offline, **extra_env}, manifest=manifest)
+    return Invocation(
+        argv=argv, output_dir=output_dir, env={**harness_environment(context.work_dir), **extra_env}, manifest=manifest
+    )
 
 
 def _cuda_available() -> bool:

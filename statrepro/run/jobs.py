@@ -58,6 +58,19 @@ class JobContext:
     endpoint: Endpoint | None
 
 
+def harness_environment(work_dir: Path) -> dict[str, str]:
+    """Environment every harness subprocess gets: offline, and a per-job `datasets` cache, because offline
+    `datasets` may otherwise serve a stale cached copy of a same-named dataset (seen: evalscope read another
+    run's gsm8k instead of this job's prepared files)."""
+    return {
+        "HF_DATASETS_CACHE": str(work_dir / "datasets-cache"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "MODELSCOPE_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
 @dataclass(frozen=True)
 class Invocation:
     """A harness command line and where its output lands."""
