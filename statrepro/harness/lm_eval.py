@@ -330,6 +330,7 @@ def build_lm_eval_invocation(context):
 
     from ..benchmarks import BenchmarkOptions, get_benchmark
     from ..run.jobs import Invocation, harness_environment
+    from ..run.manifest import detect_hardware
 
     job, env = context.job, context.job.env
     spec = get_benchmark(job.benchmark)
@@ -370,7 +371,7 @@ def build_lm_eval_invocation(context):
         # transformers serve rejects, so the client sends one prompt per request.
         "--batch_size", str(env.batch_size if context.endpoint is None else 1),
     ]
-    if context.endpoint is None and not _cuda_available():
+    if context.endpoint is None and not detect_hardware()["gpus"]:
         argv += ["--device", "cpu"]
     if env.harness.apply_chat_template:
         argv += ["--apply_chat_template"]
@@ -381,15 +382,6 @@ def build_lm_eval_invocation(context):
     return Invocation(
         argv=argv, output_dir=output_dir, env={**harness_environment(context.work_dir), **extra_env}, manifest=manifest
     )
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
 
 
 @register_harness("lm-eval")

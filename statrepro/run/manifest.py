@@ -66,12 +66,8 @@ def detect_hardware() -> dict:
         "python": platform.python_version(),
         "gpus": _gpus(),
     }
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["cuda"] = torch.version.cuda
-        info["cuda_available"] = bool(torch.cuda.is_available())
-    except ImportError:
-        info["torch"] = None
+    # Read torch's build from its metadata rather than importing it: importing torch costs seconds per job.
+    torch_version = package_versions()["torch"]
+    info["torch"] = torch_version
+    info["torch_build"] = torch_version.split("+", 1)[1] if torch_version and "+" in torch_version else None
     return info
