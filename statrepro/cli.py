@@ -58,6 +58,8 @@ DATA_DIR = typer.Option(None, "--data-dir", help="Local benchmark data (default:
 EXECUTOR = typer.Option("local", help="local (this machine) or ray (a Ray cluster).")
 RAY_ADDRESS = typer.Option(None, help="Ray cluster address (default: start a local one).")
 WAIT = typer.Option(False, help="Wait for another run holding the store instead of refusing.")
+PROMPT_BENCHMARK = typer.Option(None, "--benchmark", help="Take the prompts from this local benchmark (gsm8k, ceval, mmlu_redux, livebench).")
+PROMPT_LIMIT = typer.Option(8, "--limit", help="With --benchmark: how many items (spread over its subsets).")
 
 
 def _fail(message: str) -> None:
@@ -513,6 +515,9 @@ def logprobs(
     a: str = typer.Argument(..., help="Side A: an OpenAI-compatible base URL (http://127.0.0.1:PORT/v1) or an env YAML (engine kind openai or hf)."),
     b: str = typer.Argument(..., help="Side B, likewise."),
     prompts: Optional[Path] = typer.Option(None, help="Text file, one prompt per line (default: built-in short prompts)."),
+    benchmark: Optional[str] = PROMPT_BENCHMARK,
+    limit: int = PROMPT_LIMIT,
+    data_dir: Optional[Path] = DATA_DIR,
     chat: bool = typer.Option(False, help="Use /chat/completions (and the chat template in-process) instead of raw /completions."),
     max_tokens: int = typer.Option(32, help="New tokens per prompt."),
     top_k: int = typer.Option(5, help="Top logprobs requested per step (>= 2)."),
@@ -530,7 +535,7 @@ def logprobs(
     from rich.console import Console
     from rich.table import Table
 
-    from .diagnose.common import progress_bar, read_prompts, write_json
+    from .diagnose.common import choose_prompts, progress_bar, write_json
     from .diagnose.logprobs import compare_sides, side_from_spec
 
     def parse_params(values: list[str], option: str) -> dict:
@@ -545,7 +550,7 @@ def logprobs(
                 params[key] = raw
         return params
 
-    prompt_list = read_prompts(prompts)
+    prompt_list = choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit)
     from contextlib import ExitStack
 
     with ExitStack() as servers:
@@ -577,6 +582,9 @@ def template(
     a: str = typer.Argument(..., help="Side A tokenizer: a model/tokenizer directory, a .gguf file, an env YAML, or 'embedded'."),
     b: str = typer.Argument(..., help="Side B tokenizer, likewise."),
     prompts: Optional[Path] = typer.Option(None, help="Text file, one user prompt per line (default: built-in benchmark-like prompts)."),
+    benchmark: Optional[str] = PROMPT_BENCHMARK,
+    limit: int = PROMPT_LIMIT,
+    data_dir: Optional[Path] = DATA_DIR,
     system: Optional[str] = typer.Option(None, help="Also render this system instruction."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison as JSON here."),
 ) -> None:
@@ -586,10 +594,10 @@ def template(
     """
     from rich.console import Console
 
-    from .diagnose.common import read_prompts, write_json
+    from .diagnose.common import choose_prompts, write_json
     from .diagnose.template import compare_templates
 
-    result = compare_templates(a, b, read_prompts(prompts), system=system)
+    result = compare_templates(a, b, choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit), system=system)
     console = Console()
     for mismatch in result.mismatches:
         console.print(f"[red]mismatch[/] at token {mismatch.index} (lengths {mismatch.length_a}/{mismatch.length_b}) for {mismatch.prompt[:40]!r}")

@@ -272,3 +272,14 @@ def _write_prompts(tmp_path, prompts):
     path = tmp_path / "prompts.txt"
     path.write_text("\n".join(p.replace("\n", "\\n") for p in prompts) + "\n")
     return path
+
+
+def test_prompts_can_come_from_a_local_benchmark():
+    from statrepro.diagnose.common import benchmark_prompts, choose_prompts
+
+    prompts = benchmark_prompts("mmlu_redux", data_dir=None, limit=3)
+    assert len(prompts) == 3 and all("\nA. " in p and "\nD. " in p for p in prompts)
+    assert len(set(prompts)) == 3  # spread over subjects, not three copies
+    assert benchmark_prompts("gsm8k", data_dir=None, limit=2)[0].startswith("Janet")
+    with pytest.raises(InputError, match="not both"):
+        choose_prompts("x.txt", "gsm8k", data_dir=None, limit=2)

@@ -41,6 +41,39 @@ def read_prompts(path: str | Path | None) -> list[str]:
     return prompts
 
 
+def _item_text(item: dict) -> str:
+    """A benchmark item as the user turn a model sees: the question, with lettered choices when it has them."""
+    question = item.get("question") or item.get("prompt") or ""
+    choices = item.get("choices") or [item[letter] for letter in "ABCD" if letter in item]
+    lines = [question] + [f"{letter}. {choice}" for letter, choice in zip("ABCD", choices)]
+    return "\n".join(lines)
+
+
+def benchmark_prompts(benchmark: str, *, data_dir: str | Path | None, limit: int) -> list[str]:
+    """The first ``limit`` items of a local benchmark (spread over its subsets) as prompts."""
+    from ..benchmarks import get_benchmark
+
+    if limit < 1:
+        raise InputError(f"--limit must be at least 1, got {limit}", key="--limit")
+    subsets = get_benchmark(benchmark).load_items(data_dir)
+    per_subset = [items for items in subsets.values() if items]
+    prompts: list[str] = []
+    for index in range(max((len(items) for items in per_subset), default=0)):
+        for items in per_subset:
+            if index < len(items) and len(prompts) < limit:
+                prompts.append(_item_text(items[index]))
+    return prompts
+
+
+def choose_prompts(path: str | Path | None, benchmark: str | None, *, data_dir: str | Path | None, limit: int) -> list[str]:
+    """Prompts from a file, a benchmark, or the built-in set (in that order of preference)."""
+    if path is not None and benchmark is not None:
+        raise InputError("give --prompts or --benchmark, not both", key="--benchmark")
+    if benchmark is not None:
+        return benchmark_prompts(benchmark, data_dir=data_dir, limit=limit)
+    return read_prompts(path)
+
+
 def resolve_model(model: str | Path | None) -> Path:
     """A local HF model directory: the embedded SmolLM2 by default."""
     from ..models import materialize_embedded_model, resolve_model_path
