@@ -112,18 +112,23 @@ def print_decision(analysis) -> None:
 
     decision = analysis.decision
     colours = {"equivalent": "green", "within_tolerance": "green", "different": "red", "inconclusive": "yellow"}
-    table = Table(title=f"statrepro verdict (alpha={decision.alpha}, tolerance={decision.tolerance}, {decision.mode})")
-    for column in ("benchmark", "items x runs", "A", "B", "rel diff [CI]", "p adj", "TOST p", "flips", "verdict"):
-        table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right")
+    table = Table(
+        title=f"statrepro verdict (alpha={decision.alpha}, tolerance={decision.tolerance}, {decision.mode})",
+        box=None,
+        padding=(0, 0, 0, 2),  # no borders, two spaces between columns: the table fits 80 columns
+        pad_edge=False,
+        header_style="bold underline",
+    )
+    for column in ("benchmark", "n x runs", "A", "B", "rel diff", "p adj", "TOST p", "flips", "verdict"):
+        table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right", no_wrap=True)
     for item in decision.benchmarks:
         c = item.comparison
-        lo, hi = c.bootstrap.rel_diff_ci
         table.add_row(
             item.name,
             f"{c.n_items}x{c.n_runs_a}/{c.n_runs_b}" + (f" (-{c.n_missing})" if c.n_missing else ""),
             f"{c.score_a:.3f}",
             f"{c.score_b:.3f}",
-            f"{c.rel_diff:+.1%} [{lo:+.1%}, {hi:+.1%}]",
+            f"{c.rel_diff:+.1%}",
             f"{item.p_adjusted:.2g}",
             f"{c.tost.p_value:.2g}",
             f"{c.flips.rate:.0%}",
@@ -132,7 +137,9 @@ def print_decision(analysis) -> None:
     console = Console()
     console.print(table)
     for item in decision.benchmarks:
-        console.print(f"  [bold]{item.name}[/]: {item.reason}")
+        lo, hi = item.comparison.bootstrap.rel_diff_ci
+        ci = f"{item.comparison.bootstrap.confidence:.0%} CI of rel diff [{lo:+.2%}, {hi:+.2%}]"
+        console.print(f"  [bold]{item.name}[/]: {ci}; {item.reason}")
         power = item.comparison.power
         if item.verdict == "inconclusive" and (power.items_needed or power.seeds_needed):
             needs = []
