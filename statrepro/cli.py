@@ -93,7 +93,7 @@ def _parse_metric_overrides(values: list[str]) -> dict[str, str]:
     overrides = {}
     for value in values:
         if "=" not in value:
-            raise InputError(f"--metric takes BENCHMARK=METRIC, got {value!r}", key="--metric")
+            raise InputError(f"takes BENCHMARK=METRIC, got {value!r}", key="--metric")
         benchmark, metric = value.split("=", 1)
         overrides[benchmark.strip()] = metric.strip()
     return overrides
@@ -182,7 +182,7 @@ def analyze(
     _check_range("alpha", alpha, 0.0, 0.5)
     _check_range("max-missing", max_missing, -1e-12, 1.0)
     if resamples < 100:
-        raise InputError(f"--resamples must be at least 100, got {resamples}", key="--resamples")
+        raise InputError(f"must be at least 100, got {resamples}", key="--resamples")
     from .analysis import AnalysisOptions, analyze as run_analysis
     from .harness import load_side
 
@@ -282,7 +282,7 @@ def _load_envs(paths: list[Path], benchmarks: Optional[str], seeds: Optional[str
         try:
             seed_value = [int(s) for s in seeds.split(",")] if "," in seeds else int(seeds)
         except ValueError:
-            raise InputError(f"--seeds takes a count or a comma-separated list, got {seeds!r}", key="--seeds") from None
+            raise InputError(f"takes a count or a comma-separated list, got {seeds!r}", key="--seeds") from None
     envs = [effective_env(load_env(path), benchmarks=selected, seeds=seed_value, limit=limit) for path in paths]
     names = [env.name for env in envs]
     if len(set(names)) != len(names):
@@ -366,6 +366,8 @@ def compare(
     """
     _check_range("tolerance", tolerance, 0.0, 1.0)
     _check_range("alpha", alpha, 0.0, 0.5)
+    if sequential and max_seeds < 2:
+        raise InputError(f"must be at least 2, got {max_seeds}", key="--max-seeds")
     from rich.console import Console
 
     from .analysis import AnalysisOptions, analyze as run_analysis
@@ -382,8 +384,6 @@ def compare(
     sequential_result = None
     with result_store.locked(wait=wait):
         if sequential:
-            if max_seeds < 2:
-                raise InputError(f"--max-seeds must be at least 2, got {max_seeds}", key="--max-seeds")
             from .run.orchestrate import run_sequential
             from .stats.sequential import SequentialDesign
 

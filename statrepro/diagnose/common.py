@@ -54,7 +54,7 @@ def benchmark_prompts(benchmark: str, *, data_dir: str | Path | None, limit: int
     from ..benchmarks import get_benchmark
 
     if limit < 1:
-        raise InputError(f"--limit must be at least 1, got {limit}", key="--limit")
+        raise InputError(f"must be at least 1, got {limit}", key="--limit")
     subsets = get_benchmark(benchmark).load_items(data_dir)
     per_subset = [items for items in subsets.values() if items]
     prompts: list[str] = []

@@ -50,7 +50,7 @@ def effective_env(
         chosen = {name: chosen[name] for name in benchmarks}
     if limit is not None:
         if limit < 1:
-            raise InputError(f"--limit must be at least 1, got {limit}", key="--limit")
+            raise InputError(f"must be at least 1, got {limit}", key="--limit")
         chosen = {name: spec.model_copy(update={"limit": limit}) for name, spec in chosen.items()}
     update: dict = {"benchmarks": chosen}
     if seeds is not None:
