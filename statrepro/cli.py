@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import typer
 
 from .errors import InputError
+from .store import atomic_write_text
 
 app = typer.Typer(
     add_completion=False,
@@ -97,12 +98,6 @@ def _parse_metric_overrides(values: list[str]) -> dict[str, str]:
         benchmark, metric = value.split("=", 1)
         overrides[benchmark.strip()] = metric.strip()
     return overrides
-
-
-def _write_json(path: Path, payload: str) -> None:
-    from .store import atomic_write_text
-
-    atomic_write_text(path, payload)
 
 
 def print_decision(analysis) -> None:
@@ -206,7 +201,7 @@ def analyze(
     print_decision(analysis)
     verdict = analysis.to_json()
     if json_path is not None:
-        _write_json(json_path, verdict.model_dump_json(indent=2))
+        atomic_write_text(json_path, verdict.model_dump_json(indent=2))
     if report is not None:
         from .report import write_report
 
@@ -420,7 +415,7 @@ def compare(
     if sequential_result is not None:
         console.print(sequential_result.summary())
     if json_path is not None:
-        _write_json(json_path, analysis.to_json().model_dump_json(indent=2))
+        atomic_write_text(json_path, analysis.to_json().model_dump_json(indent=2))
     if report is not None:
         from .report import write_report
 

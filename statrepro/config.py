@@ -22,6 +22,14 @@ BENCHMARK_NAMES = ("gsm8k", "ceval", "mmlu_redux", "livebench")
 REDACTED = "***"
 
 
+def redact(text: str, secrets: list[str] | tuple[str, ...]) -> str:
+    """``text`` with every non-empty secret replaced by ***: for logs, argv and messages that leave the process."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
+from ..config import redact
 from .errors import EngineError
 
 logger = logging.getLogger("statrepro.engines")
 
-REDACTED = "***"
 MAX_REASON_CHARS = 300
 
 
@@ -100,14 +100,6 @@ class _Permanent(Exception):
     def __init__(self, reason: str, status: int) -> None:
         super().__init__(reason)
         self.reason, self.status = reason, status
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every non-empty secret replaced by ***."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:

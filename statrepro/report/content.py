@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import REDACTED
 from ..stats import item_means
 
-REDACTED = "***"
 # Keys whose values are secrets wherever they appear in a config, manifest or command line.
 SECRET_KEY = re.compile(r"api[_-]?key|token|authori[sz]ation|secret|passw(?:or)?d|credential", re.IGNORECASE)
 _BEARER = re.compile(r"(bearer|basic)\s+\S+", re.IGNORECASE)

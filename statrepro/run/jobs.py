@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..config import REDACTED, redact
 from ..errors import InputError
 from .manifest import detect_hardware, package_versions
 from .plan import Job
@@ -104,13 +105,6 @@ def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 def scrub_files(paths: list[Path], secrets: list[str]) -> None:
     """Remove secrets from files a harness wrote (evalscope dumps its whole config, key included)."""
     if not any(secrets):
@@ -122,7 +116,7 @@ def scrub_files(paths: list[Path], secrets: list[str]) -> None:
         cleaned = data
         for secret in secrets:
             if secret:
-                cleaned = cleaned.replace(secret.encode(), b"***")
+                cleaned = cleaned.replace(secret.encode(), REDACTED.encode())
         if cleaned != data:
             path.write_bytes(cleaned)
 
@@ -169,7 +163,7 @@ def execute_job(
                 cwd=work_dir,
             )
         scrub_files([log_path, *work_dir.rglob("*")], secrets)
-        tail = _scrub(_tail(log_path), secrets)
+        tail = redact(_tail(log_path), secrets)
         if completed.returncode == 0:
             try:
                 records = adapter.load(invocation.output_dir, metric_overrides={})
@@ -183,7 +177,7 @@ def execute_job(
                 "benchmark": job.benchmark,
                 "seed": job.seed,
                 "harness": job.env.harness.name,
-                "argv": [_scrub(arg, secrets) for arg in invocation.argv],
+                "argv": [redact(arg, secrets) for arg in invocation.argv],
                 "versions": package_versions(),
                 "hardware": {"label": job.env.hardware, **detect_hardware()},
                 "endpoint": endpoint.info if endpoint else None,
@@ -206,7 +200,7 @@ def execute_job(
             "job": job.key,
             "env": job.env.public_dict(),
             "error": error,
-            "stderr_tail": _scrub(_tail(log_path), secrets),
+            "stderr_tail": redact(_tail(log_path), secrets),
             "started": started,
             "seconds": time.time() - started,
             "attempts": attempt,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,8 +164,6 @@ def check_comparable(env_a: EnvConfig, env_b: EnvConfig) -> None:
             raise InputError(f"benchmark {name!r} selects different items on the two sides", key=f"benchmarks.{name}")
 
 
-def elapsed(start: float) -> str:
-    return f"{time.time() - start:.0f} s"
 
 
 def sequential_seeds(env: EnvConfig, max_rounds: int) -> list[int]:
