@@ -100,8 +100,9 @@ def run_environments(
     # Bad inputs (data dir, model path) fail here, before any progress output or work.
     from ..models import EMBEDDED_SPEC
 
+    data_dirs = {}
     for env in {id(job.env): job.env for job in pending}.values():
-        _resolve_data_dir(env, data_dir)
+        data_dirs[id(env)] = _resolve_data_dir(env, data_dir)
         if env.model.path not in ("embedded", EMBEDDED_SPEC):  # the embedded model is materialised with progress
             _model_path(env)
     with Progress(*columns, console=console) as progress:
@@ -119,7 +120,6 @@ def run_environments(
             env_jobs = [job for job in pending if job.env is env]
             if not env_jobs:
                 continue
-            data_dir_for_env = _resolve_data_dir(env, data_dir)
             progress.update(task, description=f"{env.name}: preparing {env.model.path}")
             model_path = _model_path(env)
             server_dir = store.root / "servers" / f"{env.name}-{env.fingerprint()}"
@@ -129,7 +129,7 @@ def run_environments(
 
                 run_one = JobRunner(
                     store.root,
-                    data_dir_for_env,
+                    data_dirs[id(env)],
                     model_path,
                     endpoint,
                     describe=lambda text: progress.update(task, description=text),
