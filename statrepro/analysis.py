@@ -25,14 +25,29 @@ class AnalysisOptions:
     margin_kind: Literal["relative", "absolute"] = "relative"
     correction: Literal["holm", "bh"] = "holm"
     unpaired: Literal["error", "intersect", "missing"] = "error"
-    """Items on one side only: an error (analyze's default), dropped (--intersect), or counted as missing
-    (compare: a failed run of the candidate must not vanish from the verdict)."""
+    """Items on one side only: an error (analyze's default), or counted as missing (--intersect, and compare:
+    a failed run of the candidate must not vanish from the verdict, so the tipping-point check scores them
+    worst case for B). With --intersect, benchmarks on one side only are dropped."""
     n_resamples: int = 10_000
     n_permutations: int = 10_000
     ci_method: Literal["BCa", "percentile"] = "BCa"
     seed_level_bootstrap: bool = False
     max_missing_share: float = 0.05
     rng_seed: int | None = 0
+    score_range: tuple[float, float] | None = None
+    """The metric's range [low, high], overriding the declared one (needed for metrics statrepro does not know)."""
+
+
+# Per-item scores of these metrics are declared to lie in [0, 1]; the exact tests and the tipping-point check
+# take their bound from here, never from the observed scores.
+UNIT_RANGE_METRICS = frozenset(
+    {"acc", "acc_norm", "exact_match", "score", "accuracy", "AverageAccuracy", "mean_acc", "em", "pass@1", "mc1", "mc2"}
+)
+
+
+def declared_score_range(metric: str) -> tuple[float, float] | None:
+    """The declared range of a metric ("name" or "name,filter"), or None when statrepro does not know it."""
+    return (0.0, 1.0) if metric.split(",", 1)[0] in UNIT_RANGE_METRICS else None
 
 
 @dataclass(frozen=True)
@@ -131,11 +146,11 @@ def pair(
                     f"(e.g. {example!r}); pass --intersect to analyse the common items",
                     path=_side_label(part_a if only_a else part_b, name),
                 )
-            if unpaired == "intersect":
-                pairing.dropped[name] = len(only_a) + len(only_b)
-        keys = sorted(keys_a & keys_b) if unpaired != "missing" else sorted(keys_a | keys_b)
-        if len(keys) < 2:
-            raise InputError(f"benchmark {name!r} has {len(keys)} common items; need at least 2", path=_side_label(part_a, "A"))
+        keys = sorted(keys_a | keys_b)
+        if len(keys_a & keys_b) < 2:
+            raise InputError(
+                f"benchmark {name!r} has {len(keys_a & keys_b)} common items; need at least 2", path=_side_label(part_a, "A")
+            )
         part_a = part_a[part_a["item_key"].isin(keys)]
         part_b = part_b[part_b["item_key"].isin(keys)]
         _check_hashes(name, part_a, part_b, pairing)
@@ -185,24 +200,31 @@ def analyze(
 ) -> Analysis:
     """Pair, compare every benchmark, and decide."""
     pairing = pair(records_a, records_b, unpaired=options.unpaired)
-    comparisons = compare_many(
-        {name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()},
-        rng_seed=options.rng_seed,
-        tolerance=options.tolerance,
-        alpha=options.alpha,
-        mode=options.mode,
-        margin_kind=options.margin_kind,
-        n_resamples=options.n_resamples,
-        n_permutations=options.n_permutations,
-        ci_method=options.ci_method,
-        seed_level_bootstrap=options.seed_level_bootstrap,
-    )
+    try:
+        comparisons = compare_many(
+            {name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()},
+            rng_seed=options.rng_seed,
+            score_bounds={
+                name: options.score_range or declared_score_range(bench.metric) for name, bench in pairing.benchmarks.items()
+            },
+            tolerance=options.tolerance,
+            alpha=options.alpha,
+            mode=options.mode,
+            margin_kind=options.margin_kind,
+            n_resamples=options.n_resamples,
+            n_permutations=options.n_permutations,
+            ci_method=options.ci_method,
+            seed_level_bootstrap=options.seed_level_bootstrap,
+        )
+    except ValueError as error:  # scores outside the metric's declared range
+        raise InputError(str(error), key="score") from None
     decision = decide(
         comparisons,
         alpha=options.alpha,
         mode=options.mode,
         correction=options.correction,
         max_missing_share=options.max_missing_share,
+        item_keys={name: bench.item_keys for name, bench in pairing.benchmarks.items()},
     )
     return Analysis(decision, pairing, options, inputs or {})
 
@@ -221,6 +243,9 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
             metric=analysis.pairing.benchmarks[item.name].metric,
             n_items=c.n_items,
             n_missing=c.n_missing,
+            missing_items=[analysis.pairing.benchmarks[item.name].item_keys[i] for i in c.missing_items],
+            worst_case_tost_p_value=_none_if_nan(c.worst_case_tost_p),
+            score_range=list(c.score_bounds) if c.score_bounds else None,
             n_runs_a=c.n_runs_a,
             n_runs_b=c.n_runs_b,
             score_a=c.score_a,
@@ -235,9 +260,13 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
             permutation_exact=c.permutation.exact,
             tost_p_value=c.tost.p_value,
             tost_method=c.tost.method,
+            tost_ci=[_none_if_nan(v) for v in c.tost.ci],
+            p_beyond=c.tost.p_beyond,
+            p_beyond_adjusted=item.p_beyond_adjusted,
             margin=c.tost.margin,
             mcnemar_p_value=c.mcnemar.p_value if c.mcnemar else None,
             flip_rate=c.flips.rate,
+            flip_rate_expected=c.flips.expected_rate,
             flips_up=c.flips.up,
             flips_down=c.flips.down,
             mde=_none_if_nan(c.power.mde),
@@ -253,6 +282,8 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
                 rel_mde=_none_if_nan(c.power.rel_mde),
                 items_needed=c.power.items_needed,
                 seeds_needed=c.power.seeds_needed,
+                items_needed_range=list(c.power.items_needed_range) if c.power.items_needed_range else None,
+                seeds_needed_range=list(c.power.seeds_needed_range) if c.power.seeds_needed_range else None,
             ),
             verdict=item.verdict,
             reason=item.reason,

@@ -209,18 +209,6 @@ def analyze(
     raise typer.Exit(analysis.decision.exit_code)
 
 
-def _with_sequential_verdicts(analysis, result):
-    """The analysis with its verdicts replaced by the sequential design's (which spent alpha across rounds)."""
-    from dataclasses import replace
-
-    benchmarks = tuple(
-        replace(item, verdict=result.benchmarks[item.name].verdict or "inconclusive", reason=result.benchmarks[item.name].reason)
-        for item in analysis.decision.benchmarks
-    )
-    decision = replace(analysis.decision, verdict=result.verdict or "inconclusive", benchmarks=benchmarks)
-    return replace(analysis, decision=decision, sequential=result.to_json())
-
-
 def _doctor(a: Path, b: Path) -> dict | None:
     """The doctor's factor diff for the report, when both inputs are sources it can read."""
     from .diagnose.doctor import compare_sources
@@ -383,7 +371,12 @@ def compare(
             from .stats.sequential import SequentialDesign
 
             design = SequentialDesign(
-                max_rounds=max_seeds, alpha=alpha, tolerance=tolerance, mode=mode.value, margin_kind=margin.value
+                max_rounds=max_seeds,
+                alpha=alpha,
+                tolerance=tolerance,
+                mode=mode.value,
+                margin_kind=margin.value,
+                max_missing_share=max_missing,
             )
             sequential_result, records_a, records_b = run_sequential(
                 env_a_config, env_b_config, result_store, _run_executor(executor, ray_address), design,
@@ -410,7 +403,15 @@ def compare(
     )
     analysis = run_analysis(records_a, records_b, options, inputs={"a": str(env_a), "b": str(env_b)})
     if sequential_result is not None:
-        analysis = _with_sequential_verdicts(analysis, sequential_result)
+        from dataclasses import replace
+
+        from .stats.sequential import sequential_decision
+
+        analysis = replace(
+            analysis,
+            decision=sequential_decision(analysis.decision, sequential_result),
+            sequential=sequential_result.to_json(),
+        )
     print_decision(analysis)
     if sequential_result is not None:
         console.print(sequential_result.summary())

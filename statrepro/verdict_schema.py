@@ -11,9 +11,13 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1"
+from .stats.verdict import VERDICTS
 
-VerdictLabel = Literal["equivalent", "within_tolerance", "different", "inconclusive"]
+# 2: `different` became a controlled claim (the whole interval beyond the margin, p_beyond), missing items get a
+# tipping-point check, and the TOST's own interval, expected flip rate and ranges of needs were added.
+SCHEMA_VERSION = "2"
+
+VerdictLabel = Literal[VERDICTS]
 
 
 class _Strict(BaseModel):
@@ -42,6 +46,10 @@ class PowerJson(_Strict):
     """For an inconclusive result: total items likely needed at the current seeds."""
     seeds_needed: Optional[int]
     """For an inconclusive result: total seeds per side likely needed at the current items (null if seeds alone cannot)."""
+    items_needed_range: Optional[list[Optional[int]]] = None
+    """[fewest, most] items needed over the difference's plausible range (estimate +/- one SE); null inside = no finite number."""
+    seeds_needed_range: Optional[list[Optional[int]]] = None
+    """[fewest, most] seeds per side needed, likewise."""
 
 
 class BenchmarkJson(_Strict):
@@ -51,6 +59,12 @@ class BenchmarkJson(_Strict):
     """Paired items with results on both sides."""
     n_missing: int
     """Items without any successful result on one side (failed, never counted as wrong)."""
+    missing_items: list[str] = Field(default_factory=list)
+    """Keys of the missing items."""
+    worst_case_tost_p_value: Optional[float] = None
+    """TOST p-value with every missing item scored worst case for B (the tipping-point check); null if none is missing."""
+    score_range: Optional[list[float]] = None
+    """The metric's declared range [low, high] the exact tests use; null when unknown."""
     n_runs_a: int
     """Runs (seeds) of environment A."""
     n_runs_b: int
@@ -68,7 +82,7 @@ class BenchmarkJson(_Strict):
     rel_diff_ci: list[Optional[float]]
     """Bootstrap confidence interval [lo, hi] of rel_diff at 1 - alpha."""
     ci_method: str
-    """BCa or percentile."""
+    """BCa, percentile, or score (few changed items)."""
     p_value: float
     """Two-sided paired sign-flip permutation p-value."""
     p_adjusted: float
@@ -78,13 +92,21 @@ class BenchmarkJson(_Strict):
     tost_p_value: float
     """Equivalence (TOST) p-value, or the non-inferiority p-value in that mode."""
     tost_method: str
-    """paired-t, or exact-changed-share when too few items changed for a t standard error."""
+    """skew-corrected-t, or exact-changed-share when too few items changed for a t standard error."""
+    tost_ci: list[Optional[float]]
+    """Interval [lo, hi] of diff at 1 - 2 alpha (90% at alpha 0.05): the one the TOST corresponds to."""
+    p_beyond: float
+    """p-value of 'B lies within the margin': small means B is clearly beyond it (the test behind 'different')."""
+    p_beyond_adjusted: float
+    """p_beyond adjusted across benchmarks like p_value."""
     margin: float
     """The absolute margin used (tolerance x score_a for a relative margin)."""
     mcnemar_p_value: Optional[float]
     """Exact McNemar p-value when each side has one 0/1 run, else null."""
     flip_rate: float
-    """Share of items whose majority outcome changed."""
+    """Share of items whose majority outcome changed between right (mean > 0.5) and wrong (< 0.5); a tie is neither."""
+    flip_rate_expected: Optional[float] = None
+    """Flip rate that seed noise alone would give two runs of one environment (A/A), for 0/1 scores."""
     flips_up: int
     """Items wrong in A and right in B."""
     flips_down: int
@@ -111,7 +133,7 @@ class ConfigDifferenceJson(_Strict):
 
 
 class VerdictJson(_Strict):
-    schema_version: Literal["1"] = SCHEMA_VERSION
+    schema_version: Literal["2"] = SCHEMA_VERSION
     """Version of this schema."""
     statrepro_version: str
     """Version of statrepro that wrote the file."""
@@ -134,7 +156,8 @@ class VerdictJson(_Strict):
     config_differences: list[ConfigDifferenceJson] = Field(default_factory=list)
     """Configuration differences found in the inputs (e.g. differing prompt hashes)."""
     dropped: dict[str, int] = Field(default_factory=dict)
-    """Items dropped per benchmark when analysing the intersection."""
+    """Items of benchmarks present on one side only, dropped by --intersect (unpaired items of common benchmarks
+    are counted as missing instead)."""
     rng_seed: Optional[int] = None
     """Seed of the resampling RNG, for reproducing the CIs and p-values."""
     inputs: dict[str, str] = Field(default_factory=dict)

@@ -12,16 +12,19 @@ from .paired import (
     tost,
     variance_split,
 )
-from .verdict import EXIT_CODES, PASSING, VERDICTS, BenchmarkVerdict, Decision, decide
+from .verdict import EXIT_CODES, PASSING, VERDICTS, BenchmarkVerdict, Decision, Evidence, classify, combine, decide
 
 __all__ = [
     "BenchmarkComparison",
     "BenchmarkVerdict",
     "Decision",
+    "Evidence",
     "EXIT_CODES",
     "PASSING",
     "VERDICTS",
     "bootstrap_ci",
+    "classify",
+    "combine",
     "compare_many",
     "compare_paired",
     "decide",

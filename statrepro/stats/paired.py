@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from .resampling import bootstrap_item_sums, jackknife_item_sums, sign_flip_null
 from .results import ResultMixin
@@ -22,6 +22,9 @@ MarginKind = Literal["relative", "absolute"]
 # Below this many items whose score changed, the t-based TOST is not trusted (its standard error is
 # estimated from a handful of non-zero differences) and the exact changed-share bound is used instead.
 MIN_CHANGED_ITEMS_FOR_T = 10
+# Below this many changed items BCa's bias and acceleration estimates rest on a few atoms (measured: greedy
+# A/A at 200 items covered 0.82-0.89), so the interval falls back to a score or percentile interval.
+MIN_CHANGED_ITEMS_FOR_BCA = 30
 POWER = 0.8
 
 
@@ -57,15 +60,22 @@ class McNemarResult(ResultMixin):
 
 @dataclass(frozen=True)
 class TostResult(ResultMixin):
-    """Equivalence (or non-inferiority) test against a margin."""
+    """Tests of the difference against the margin, in both directions.
 
-    p_value: float
-    p_lower: float
-    p_upper: float
+    The equivalence side (TOST) asks "is B within the margin?"; the reverse side asks "is B clearly beyond it?"
+    (the claim behind ``different``). Each side is a pair of one-sided tests of the same statistic.
+    """
+
+    p_value: float  # TOST: max(p_lower, p_upper), or p_lower alone for non-inferiority
+    p_lower: float  # H0: B is at or below the lower margin
+    p_upper: float  # H0: B is at or above the upper margin
+    p_beyond: float  # H0: B lies within the margin (two-sided; small = B is clearly outside it)
     margin: float  # absolute margin on the score scale at score_a
     margin_kind: str
     mode: str
-    method: str  # "paired-t" or "exact-changed-share"
+    method: str  # "skew-corrected-t", "exact-changed-share", "undefined-margin" or "no-score-range"
+    ci: tuple[float, float]  # the difference's interval at 1 - 2 alpha: the one the TOST corresponds to
+    ci_level: float
 
 
 @dataclass(frozen=True)
@@ -83,21 +93,32 @@ class VarianceSplit(ResultMixin):
 
 @dataclass(frozen=True)
 class PowerResult(ResultMixin):
-    """Minimum detectable difference and the data needed to reach a conclusive verdict."""
+    """Minimum detectable difference and the data a conclusive verdict would need.
+
+    The needs are ranges because they depend on the true difference, which is only estimated: the first
+    figure assumes the observed difference is the truth, the range spans the difference +/- one standard error.
+    """
 
     mde: float  # absolute, two-sided, at 80% power
     rel_mde: float | None
-    items_needed: int | None  # total items (at the current seeds) for a conclusive verdict, if inconclusive
-    seeds_needed: int | None  # total seeds per side (at the current items), None if seeds cannot suffice
+    items_needed: int | None  # total items (at the current seeds) for 80% power to conclude; None if conclusive
+    seeds_needed: int | None  # total seeds per side (at the current items); None if seeds cannot suffice
+    items_needed_range: tuple[int | None, int | None] | None = None  # None inside: no finite size suffices
+    seeds_needed_range: tuple[int | None, int | None] | None = None
 
 
 @dataclass(frozen=True)
 class FlipCounts(ResultMixin):
-    """Items whose majority outcome (item mean > 0.5) changed between A and B."""
+    """Items whose majority outcome changed between A and B.
+
+    An item is right when its mean score is above 0.5 and wrong below it; exactly 0.5 (a tie of an even
+    number of seeds) is neither, so moving to or from a tie is not a flip.
+    """
 
     up: int  # wrong in A, right in B
     down: int  # right in A, wrong in B
     n_items: int
+    expected_rate: float | None = None  # flip rate expected from seed noise alone (A/A), for 0/1 scores
 
     @property
     def rate(self) -> float:
@@ -127,6 +148,9 @@ class BenchmarkComparison(ResultMixin):
     tolerance: float
     alpha: float
     note: str | None = None  # why a verdict cannot be reached, when that is known up front
+    missing_items: tuple[int, ...] = ()  # row indices of the items with no result on one side
+    worst_case_tost_p: float | None = None  # the TOST with every missing item scored worst case for B
+    score_bounds: tuple[float, float] | None = (0.0, 1.0)  # the metric's declared range; None = unknown
 
     def summary(self) -> str:
         lo, hi = self.bootstrap.rel_diff_ci
@@ -182,6 +206,18 @@ def bootstrap_ci(
     diff_hat = float(mean_b.mean() - mean_a.mean())
     rel_hat = _safe_ratio(mean_b.sum(), mean_a.sum()) - 1.0
     alpha = 1 - confidence
+    differences = mean_b - mean_a
+    changed = changed_items(mean_a, mean_b)
+    if method == "BCa" and seed_level is None and changed < MIN_CHANGED_ITEMS_FOR_BCA:
+        # Few changed items: the bootstrap distribution is a handful of atoms and BCa's z0 and acceleration
+        # are unstable. A flip-only (0/1) difference gets Tango's score interval, anything else percentile.
+        if np.isin(differences, (-1.0, 0.0, 1.0)).all():
+            up, down = int(np.sum(differences > 0)), int(np.sum(differences < 0))
+            return BootstrapCI(
+                paired_score_interval(up, down, n, confidence), _percentile_interval(boot_rel, alpha),
+                "score (few changed items)", confidence, n_resamples,
+            )
+        method = "percentile"
     if method == "BCa":
         loo_sums, weights = jackknife_item_sums(columns)
         loo_diff = (loo_sums[:, 1] - loo_sums[:, 0]) / (n - 1) if n > 1 else np.zeros(1)
@@ -193,6 +229,36 @@ def bootstrap_ci(
         diff_ci = _percentile_interval(boot_diff, alpha)
         rel_ci = _percentile_interval(boot_rel, alpha)
     return BootstrapCI(diff_ci, rel_ci, method, confidence, n_resamples)
+
+
+def paired_score_interval(up: int, down: int, n: int, confidence: float) -> tuple[float, float]:
+    """Tango's (1998) score interval for p_up - p_down of n paired 0/1 outcomes.
+
+    Inverts Z(delta) = (up - down - n delta) / sqrt(n (2 q + delta (1 - delta))), with q the maximum likelihood
+    estimate of p_down under delta; it stays well-behaved with few or no discordant pairs, where Wald and
+    bootstrap intervals collapse to a point.
+    """
+    critical = float(stats.norm.ppf(1 - (1 - confidence) / 2))
+
+    def z_stat(delta: float) -> float:
+        quad_b = -up - down + delta * (2 * n - up + down)
+        quad_c = -down * delta * (1 - delta)
+        q = (-quad_b + math.sqrt(max(0.0, quad_b**2 - 8 * n * quad_c))) / (4 * n)
+        variance = n * (2 * q + delta * (1 - delta))
+        residual = up - down - n * delta
+        if residual == 0:
+            return 0.0
+        return residual / math.sqrt(variance) if variance > 0 else math.copysign(math.inf, residual)
+
+    estimate = (up - down) / n
+    edge = 1 - 1e-12
+
+    def bound(target: float, start: float, stop: float) -> float:
+        if (z_stat(stop) - target) * (z_stat(start) - target) > 0:
+            return stop
+        return float(optimize.brentq(lambda delta: z_stat(delta) - target, start, stop, xtol=1e-12))
+
+    return (bound(critical, estimate, -edge), bound(-critical, estimate, edge))
 
 
 def _two_level_sums(
@@ -235,7 +301,9 @@ def _bca_interval(
         return _percentile_interval(draws, alpha)
     if np.ptp(draws) == 0:
         return (float(draws[0]), float(draws[0]))
-    share_below = np.mean(draws < estimate)
+    # Resamples equal to the estimate count one half: with few changed items most resamples tie it, and
+    # leaving them out biased z0 so far that intervals collapsed onto [0, 0].
+    share_below = np.mean(draws < estimate) + 0.5 * np.mean(draws == estimate)
     if share_below in (0.0, 1.0):
         return _percentile_interval(draws, alpha)
     z0 = special.ndtri(share_below)
@@ -286,19 +354,74 @@ def mcnemar_exact(score_a: np.ndarray, score_b: np.ndarray) -> McNemarResult:
     return McNemarResult(a_only, b_only, float(p_value))
 
 
-def _one_sided_t(values: np.ndarray, greater: bool) -> float:
-    """p-value of H0: mean <= 0 (greater=True) or mean >= 0 (greater=False), one-sample t."""
+def _skew_moments(values: np.ndarray) -> tuple[float, float, float] | None:
+    """(mean, standard error, skewness) of the values; None when they do not vary."""
     n = values.size
     mean = float(values.mean())
-    sd = float(values.std(ddof=1)) if n > 1 else 0.0
+    centred = values - mean
+    second = float(np.mean(centred**2))
+    if second <= 1e-24:
+        return None
+    standard_error = math.sqrt(second / (n - 1))  # sd with ddof=1, over sqrt(n)
+    return mean, standard_error, float(np.mean(centred**3)) / second**1.5
+
+
+def _hall_transform(t_stat: float, skew: float, n: int) -> float:
+    """Hall's (1992) monotone cubic transformation of a t statistic, removing its n^-1/2 skewness term."""
+    return t_stat + skew * (2 * t_stat**2 + 1) / (6 * math.sqrt(n)) + skew**2 * t_stat**3 / (27 * n)
+
+
+def _skew_corrected_p(values: np.ndarray, greater: bool) -> float:
+    """One-sided p of H0: E[v] <= 0 (greater=True) or E[v] >= 0, by a skewness-corrected t statistic.
+
+    The plain t statistic is skewed whenever the item differences are (high accuracy, rare flips that go one
+    way), which made the TOST oversized at the margin; Hall's transformation corrects that.
+    """
+    n = values.size
     if n < 2:
         return 1.0
-    if sd == 0.0:
+    moments = _skew_moments(values)
+    if moments is None:
+        mean = float(values.mean())
         if mean == 0.0:
             return 1.0
         return 0.0 if (mean > 0) == greater else 1.0
-    t_stat = mean / (sd / math.sqrt(n))
-    return float(stats.t.sf(t_stat, n - 1) if greater else stats.t.cdf(t_stat, n - 1))
+    mean, standard_error, skew = moments
+    corrected = _hall_transform(mean / standard_error, skew, n)
+    cdf = float(special.stdtr(n - 1, corrected))
+    return 1.0 - cdf if greater else cdf
+
+
+def _inverted_interval(differences: np.ndarray, level: float) -> tuple[float, float]:
+    """The interval of mean(d) whose bounds the one-sided skew-corrected tests at ``level`` just reject.
+
+    Shifting d moves its mean but not its SD or skewness, so each bound solves the monotone cubic once.
+    """
+    n = differences.size
+    moments = _skew_moments(differences) if n > 1 else None
+    if moments is None:
+        mean = float(differences.mean()) if n else math.nan
+        return (mean, mean)
+    mean, standard_error, skew = moments
+    critical = float(special.stdtrit(n - 1, 1 - level))
+
+    def solve(target: float) -> float:
+        span = 1.0
+        while _hall_transform(-span, skew, n) > target or _hall_transform(span, skew, n) < target:
+            span *= 2
+        return float(optimize.brentq(lambda t: _hall_transform(t, skew, n) - target, -span, span, xtol=1e-12))
+
+    return (mean - solve(critical) * standard_error, mean - solve(-critical) * standard_error)
+
+
+def _changed_share_interval(
+    worse: int, better: int, n: int, score_range: float, level: float
+) -> tuple[float, float]:
+    """mean(d) lies in [-R * P(worse), R * P(better)]: bound each share by its exact one-sided upper limit."""
+    def upper(count: int) -> float:
+        return 1.0 if count >= n else float(stats.beta.ppf(1 - level, count + 1, n - count))
+
+    return (-score_range * upper(worse), score_range * upper(better))
 
 
 def tost(
@@ -308,46 +431,68 @@ def tost(
     tolerance: float,
     margin_kind: MarginKind = "relative",
     mode: Mode = "equivalence",
+    alpha: float = 0.05,
+    score_bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> TostResult:
-    """Two one-sided tests that B lies within the margin of A (or, non-inferiority, not below it).
+    """Tests of B against the margin around A: equivalence (TOST) or non-inferiority, and the reverse tests.
 
-    Relative margin: H0_lower: mu_B <= (1 - tol) mu_A, H0_upper: mu_B >= (1 + tol) mu_A, each tested
-    as a paired one-sample t-test on e_i = b_i - (1 -/+ tol) a_i, which accounts for the uncertainty
-    in mu_A instead of plugging in the observed score_a. Absolute margin: e_i = d_i +/- tol.
+    Relative margin: H0_lower: mu_B <= (1 - tol) mu_A, H0_upper: mu_B >= (1 + tol) mu_A, each tested on
+    e_i = b_i - (1 -/+ tol) a_i, which carries the uncertainty of mu_A instead of plugging in score_a.
+    Absolute margin: e_i = d_i +/- tol. Each one-sided test is a skewness-corrected t.
 
-    With fewer than MIN_CHANGED_ITEMS_FOR_T changed items the t standard error is unreliable, so exact
-    bounds are used: mu_B - mu_A >= -range * P(item got worse) and <= range * P(item got better), and
-    each share is tested against margin/range by a binomial tail.
+    With fewer than MIN_CHANGED_ITEMS_FOR_T changed items the standard error is unreliable, so the TOST uses
+    exact bounds instead: mu_B - mu_A >= -R * P(item got worse) and <= R * P(item got better), each share
+    tested against margin / R by a binomial tail, where R is the width of the metric's declared range
+    (``score_bounds``; None = unknown, and then no exact test is possible).
     """
     a = np.asarray(mean_a, float)
     b = np.asarray(mean_b, float)
     n = a.size
     score_a = float(a.mean()) if n else float("nan")
+    differences = b - a
     if margin_kind == "relative":
         margin = tolerance * score_a
         lower_terms, upper_terms = b - (1 - tolerance) * a, b - (1 + tolerance) * a
     else:
         margin = tolerance
-        lower_terms, upper_terms = b - a + tolerance, b - a - tolerance
-    changed = int(np.sum(np.round(np.abs(b - a), 12) > 0))
-    if n == 0 or not margin > 0:
+        lower_terms, upper_terms = differences + tolerance, differences - tolerance
+    changed = changed_items(a, b)
+    ci_level = 1 - 2 * alpha
+    if n < 2:
+        return TostResult(1.0, 1.0, 1.0, 1.0, margin, margin_kind, mode, "undefined-margin", (math.nan, math.nan), ci_level)
+    # The reverse tests are defined whatever the margin: B is clearly below (1 - tol) A, or above (1 + tol) A.
+    p_below = _skew_corrected_p(lower_terms, greater=False)
+    p_above = _skew_corrected_p(upper_terms, greater=True)
+    p_beyond = min(1.0, 2 * (p_below if mode == "non-inferiority" else min(p_below, p_above)))
+    if not margin > 0:
         p_lower = p_upper = 1.0
         method = "undefined-margin"
+        ci = _inverted_interval(differences, alpha)
     elif changed < MIN_CHANGED_ITEMS_FOR_T:
-        # mu_B - mu_A >= -range * P(item got worse) and <= range * P(item got better): each side is an
-        # exact binomial test that the share of worse (better) items is below margin / range.
-        score_range = max(1.0, float(np.ptp(np.concatenate([a, b]))))
-        share_bound = min(1.0, margin / score_range)
-        worse = int(np.sum(np.round(a - b, 12) > 0))
-        p_lower = float(stats.binom.cdf(worse, n, share_bound))
-        p_upper = float(stats.binom.cdf(changed - worse, n, share_bound))
-        method = "exact-changed-share"
+        if score_bounds is None:
+            p_lower = p_upper = 1.0
+            method = "no-score-range"
+            ci = _inverted_interval(differences, alpha)
+        else:
+            score_range = float(score_bounds[1] - score_bounds[0])
+            share_bound = min(1.0, margin / score_range)
+            worse = int(np.sum(np.round(a - b, 12) > 0))
+            p_lower = float(stats.binom.cdf(worse, n, share_bound))
+            p_upper = float(stats.binom.cdf(changed - worse, n, share_bound))
+            method = "exact-changed-share"
+            ci = _changed_share_interval(worse, changed - worse, n, score_range, alpha)
     else:
-        p_lower = _one_sided_t(lower_terms, greater=True)
-        p_upper = _one_sided_t(upper_terms, greater=False)
-        method = "paired-t"
+        p_lower = _skew_corrected_p(lower_terms, greater=True)
+        p_upper = _skew_corrected_p(upper_terms, greater=False)
+        method = "skew-corrected-t"
+        ci = _inverted_interval(differences, alpha)
     p_value = p_lower if mode == "non-inferiority" else max(p_lower, p_upper)
-    return TostResult(p_value, p_lower, p_upper, margin, margin_kind, mode, method)
+    return TostResult(p_value, p_lower, p_upper, p_beyond, margin, margin_kind, mode, method, ci, ci_level)
+
+
+def changed_items(mean_a: np.ndarray, mean_b: np.ndarray) -> int:
+    """Items whose mean score differs at all between the sides."""
+    return int(np.sum(np.round(np.abs(np.asarray(mean_b) - np.asarray(mean_a)), 12) > 0))
 
 
 def variance_split(scores_a: np.ndarray, scores_b: np.ndarray) -> VarianceSplit:
@@ -385,24 +530,73 @@ def variance_split(scores_a: np.ndarray, scores_b: np.ndarray) -> VarianceSplit:
     )
 
 
+def _tost_power(
+    n: int, delta: float, margin: float, sd_lower: float, sd_upper: float, alpha: float, mode: str
+) -> float:
+    """Normal-approximation power of the two one-sided tests at n items, for a true difference delta."""
+    z = stats.norm.ppf(1 - alpha)
+    lower = special.ndtr((delta + margin) * math.sqrt(n) / sd_lower - z)
+    if mode == "non-inferiority":
+        return float(lower)
+    upper = special.ndtr((margin - delta) * math.sqrt(n) / sd_upper - z)
+    return float(max(0.0, lower + upper - 1))
+
+
+def _exact_share_power(n: int, worse_share: float, better_share: float, share_bound: float, alpha: float, mode: str) -> float:
+    """Power of the exact changed-share test at n items: each side passes when its count lies in the rejection
+    region of the binomial tail against share_bound."""
+
+    def side(share: float) -> float:
+        critical = stats.binom.ppf(alpha, n, share_bound)  # the largest count whose tail may still be < alpha
+        critical -= stats.binom.cdf(critical, n, share_bound) >= alpha
+        return float(stats.binom.cdf(critical, n, share)) if critical >= 0 else 0.0
+
+    lower = side(worse_share)
+    return lower if mode == "non-inferiority" else lower * side(better_share)
+
+
+def _smallest(predicate, start: int, cap: int = 10_000_000) -> int | None:
+    """The smallest integer >= start meeting a predicate that is monotone beyond it (None above cap)."""
+    low, high = start, max(start, 2)
+    while not predicate(high):
+        low, high = high, high * 2
+        if high > cap:
+            return None
+    while low < high:
+        middle = (low + high) // 2
+        if predicate(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return high
+
+
 def power_analysis(
     mean_a: np.ndarray,
     mean_b: np.ndarray,
     variance: VarianceSplit,
     *,
+    tolerance: float,
     margin: float,
+    margin_kind: str,
+    mode: str,
     alpha: float,
     seeds_per_side: int,
     conclusive: bool,
+    score_range: float | None,
 ) -> PowerResult:
-    """Normal-approximation power: the MDE at 80% power, and the items or seeds a conclusive verdict needs.
+    """The MDE at 80% power, and the items or seeds a conclusive verdict needs (as ranges).
 
-    The standard error is floored at the rule-of-three bound (3/n) so that a run with no changed items
-    does not claim an MDE of zero.
+    Passing needs both one-sided tests of the TOST, each on its own e_i (their SDs differ for a relative
+    margin); when fewer than MIN_CHANGED_ITEMS_FOR_T changed items are expected the exact changed-share test
+    applies instead, whose power is binomial. A difference beyond the margin needs the reverse test at alpha/2.
+    Seeds shrink only the seed part of var(d_i) (its item part stays), which bounds what more seeds can do.
+    The MDE's standard error is floored at the rule-of-three bound (3/n), so no changed items do not claim 0.
     """
-    d = np.asarray(mean_b, float) - np.asarray(mean_a, float)
+    a, b = np.asarray(mean_a, float), np.asarray(mean_b, float)
+    d = b - a
     n = d.size
-    score_a = float(np.mean(mean_a)) if n else float("nan")
+    score_a = float(np.mean(a)) if n else float("nan")
     if n < 2:
         return PowerResult(float("nan"), None, None, None)
     sd = max(float(d.std(ddof=1)), 3.0 / n)
@@ -410,29 +604,95 @@ def power_analysis(
     z_power = stats.norm.ppf(POWER)
     mde = float((stats.norm.ppf(1 - alpha / 2) + z_power) * se)
     rel_mde = mde / score_a if score_a > 0 else None
-    if conclusive:
+    observed = float(d.mean())
+    if conclusive or not margin > 0 or (observed == 0 and sd <= 3.0 / n and margin <= 0):
         return PowerResult(mde, rel_mde, None, None)
-    observed = abs(float(d.mean()))
-    if margin > 0 and observed < margin:
-        target_se = (margin - observed) / (stats.norm.ppf(1 - alpha) + z_power)  # to pass the TOST
-    elif observed > 0:
-        target_se = observed / (stats.norm.ppf(1 - alpha / 2) + z_power)  # to detect the difference
+    if margin_kind == "relative":
+        sd_lower = max(float(np.std(b - (1 - tolerance) * a, ddof=1)), 3.0 / n)
+        sd_upper = max(float(np.std(b - (1 + tolerance) * a, ddof=1)), 3.0 / n)
     else:
-        return PowerResult(mde, rel_mde, None, None)
-    items_needed = int(math.ceil((sd / target_se) ** 2)) if target_se > 0 else None
-    seeds_needed = None
-    seed_noise = (variance.seed_var_a or 0.0) + (variance.seed_var_b or 0.0)
-    room = n * target_se**2 - variance.diff_item_var
-    if seed_noise > 0 and room > 0:
-        seeds_needed = max(seeds_per_side, int(math.ceil(seed_noise / room)))
-    return PowerResult(mde, rel_mde, items_needed, seeds_needed)
+        sd_lower = sd_upper = sd
+    worse_share = float(np.mean(np.round(a - b, 12) > 0))
+    better_share = float(np.mean(np.round(b - a, 12) > 0))
+    seed_part = variance.diff_seed_var  # of var(d_i) at the current seeds
+    item_part = variance.diff_item_var
+
+    def conclusive_power(items: int, delta: float, scale: float = 1.0) -> float:
+        """Chance of a conclusive verdict at ``items`` items, SDs scaled by ``scale`` (fewer seed noise)."""
+        beyond = delta < -margin if mode == "non-inferiority" else abs(delta) > margin
+        if beyond:
+            return float(special.ndtr((abs(delta) - margin) * math.sqrt(items) / (sd * scale) - stats.norm.ppf(1 - alpha / 2)))
+        if (worse_share + better_share) * items < MIN_CHANGED_ITEMS_FOR_T and score_range:
+            return _exact_share_power(items, worse_share, better_share, min(1.0, margin / score_range), alpha, mode)
+        return _tost_power(items, delta, margin, sd_lower * scale, sd_upper * scale, alpha, mode)
+
+    def items_for(delta: float) -> int | None:
+        if abs(abs(delta) - margin) < 1e-12:
+            return None  # exactly at the margin neither verdict is reachable with 80% power
+        return _smallest(lambda items: conclusive_power(items, delta) >= POWER, 2)
+
+    def seeds_for(delta: float) -> int | None:
+        if seed_part <= 0 or abs(abs(delta) - margin) < 1e-12:
+            return None
+        total = item_part + seed_part
+
+        def scale(seeds: int) -> float:
+            return math.sqrt((item_part + seed_part * seeds_per_side / seeds) / total) if total > 0 else 1.0
+
+        found = _smallest(lambda seeds: conclusive_power(n, delta, scale(seeds)) >= POWER, seeds_per_side, cap=10_000)
+        return found
+
+    # Across the difference's plausible range the need is unbounded where that range reaches the margin.
+    low, high = observed - se, observed + se
+    unbounded = any(low <= edge <= high for edge in (-margin, margin))
+    central_items, central_seeds = items_for(observed), seeds_for(observed)
+    return PowerResult(
+        mde,
+        rel_mde,
+        central_items,
+        central_seeds,
+        items_needed_range=_needs_range([central_items, items_for(low), items_for(high)], unbounded),
+        seeds_needed_range=_needs_range([central_seeds, seeds_for(low), seeds_for(high)], unbounded),
+    )
 
 
-def flip_counts(mean_a: np.ndarray, mean_b: np.ndarray) -> FlipCounts:
-    """Count items whose majority outcome (item mean > 0.5) changed, by direction."""
-    right_a = np.asarray(mean_a) > 0.5
-    right_b = np.asarray(mean_b) > 0.5
-    return FlipCounts(int(np.sum(~right_a & right_b)), int(np.sum(right_a & ~right_b)), int(right_a.size))
+def _needs_range(needs: list[int | None], unbounded: bool) -> tuple[int | None, int | None]:
+    """(fewest, most) of a list of needs where None means no finite amount suffices."""
+    finite = [need for need in needs if need is not None]
+    return (min(finite) if finite else None, None if unbounded or len(finite) < len(needs) else max(finite))
+
+
+def flip_counts(mean_a: np.ndarray, mean_b: np.ndarray, expected_rate: float | None = None) -> FlipCounts:
+    """Count items whose majority outcome changed between right (> 0.5) and wrong (< 0.5), by direction."""
+    mean_a, mean_b = np.asarray(mean_a), np.asarray(mean_b)
+    up = int(np.sum((mean_a < 0.5) & (mean_b > 0.5)))
+    down = int(np.sum((mean_a > 0.5) & (mean_b < 0.5)))
+    return FlipCounts(up, down, int(mean_a.size), expected_rate)
+
+
+def expected_flip_rate(scores_a: np.ndarray, scores_b: np.ndarray) -> float | None:
+    """The flip rate that seed noise alone gives two runs of one environment (the A/A expectation).
+
+    Under "A and B are the same", an item's runs on both sides are exchangeable: given its pooled runs, A's share
+    of the successes is hypergeometric, and the chance that the two majorities disagree follows exactly. Only
+    for 0/1 scores with at least two runs per side (one run each cannot tell seed noise from a real change).
+    """
+    present_a, present_b = ~np.isnan(scores_a), ~np.isnan(scores_b)
+    if not (np.isin(scores_a[present_a], (0.0, 1.0)).all() and np.isin(scores_b[present_b], (0.0, 1.0)).all()):
+        return None
+    runs_a, runs_b = present_a.sum(axis=1), present_b.sum(axis=1)
+    if runs_a.min() < 2 or runs_b.min() < 2:
+        return None
+    successes = (np.nansum(scores_a, axis=1) + np.nansum(scores_b, axis=1)).astype(int)
+    cases, counts = np.unique(np.column_stack([runs_a, runs_b, successes]), axis=0, return_counts=True)
+    total = 0.0
+    for (k_a, k_b, s), count in zip(cases, counts):
+        in_a = np.arange(max(0, s - k_b), min(k_a, s) + 1)
+        weights = stats.hypergeom.pmf(in_a, k_a + k_b, s, k_a)
+        right_a, wrong_a = 2 * in_a > k_a, 2 * in_a < k_a
+        right_b, wrong_b = 2 * (s - in_a) > k_b, 2 * (s - in_a) < k_b
+        total += count * float(weights @ ((right_a & wrong_b) | (wrong_a & right_b)))
+    return total / len(successes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -451,20 +711,33 @@ def compare_paired(
     n_permutations: int = 10_000,
     ci_method: Literal["BCa", "percentile"] = "BCa",
     seed_level_bootstrap: bool = False,
+    score_bounds: tuple[float, float] | None = (0.0, 1.0),
     rng: np.random.Generator | int | None = None,
 ) -> BenchmarkComparison:
     """Compare two environments on one benchmark from aligned (n_items, n_seeds) score matrices.
 
-    Items with no successful run on either side are dropped and counted in ``n_missing``.
+    Items with no successful run on either side are left out of the statistics, counted in ``n_missing``
+    and listed in ``missing_items``; the TOST is then repeated with each of them scored worst case for B
+    (A at the top of ``score_bounds``, or its own score where it has one, B at the bottom), so that missing
+    items cannot hide a loss. ``score_bounds`` is the metric's declared range (None: unknown); scores outside
+    it are an error.
     """
     rng = np.random.default_rng(rng)
     scores_a = np.atleast_2d(np.asarray(scores_a, float).T).T
     scores_b = np.atleast_2d(np.asarray(scores_b, float).T).T
     if scores_a.shape[0] != scores_b.shape[0]:
         raise ValueError(f"item counts differ: {scores_a.shape[0]} vs {scores_b.shape[0]}")
+    if score_bounds is not None:
+        low, high = score_bounds
+        observed = np.concatenate([scores_a[~np.isnan(scores_a)], scores_b[~np.isnan(scores_b)]])
+        if observed.size and (observed.min() < low or observed.max() > high):
+            raise ValueError(
+                f"scores range over [{observed.min():g}, {observed.max():g}], outside the metric's declared range "
+                f"[{low:g}, {high:g}]"
+            )
     mean_a_all, mean_b_all = item_means(scores_a), item_means(scores_b)
     present = np.isfinite(mean_a_all) & np.isfinite(mean_b_all)
-    n_missing = int((~present).sum())
+    missing_items = tuple(int(i) for i in np.flatnonzero(~present))
     scores_a, scores_b = scores_a[present], scores_b[present]
     mean_a, mean_b = mean_a_all[present], mean_b_all[present]
     n = int(mean_a.size)
@@ -472,12 +745,11 @@ def compare_paired(
         raise ValueError(f"need at least 2 paired items with results on both sides, got {n}")
     score_a, score_b = float(mean_a.mean()), float(mean_b.mean())
     diff = score_b - score_a
-    confidence = 1 - alpha
     boot = bootstrap_ci(
         mean_a,
         mean_b,
         n_resamples=n_resamples,
-        confidence=confidence,
+        confidence=1 - alpha,
         method=ci_method,
         rng=rng,
         seed_level=(scores_a, scores_b) if seed_level_bootstrap else None,
@@ -489,24 +761,36 @@ def compare_paired(
         if binary and scores_a.shape[1] == 1 and scores_b.shape[1] == 1
         else None
     )
-    equivalence = tost(mean_a, mean_b, tolerance=tolerance, margin_kind=margin_kind, mode=mode)
+    margin_options = dict(tolerance=tolerance, margin_kind=margin_kind, mode=mode, alpha=alpha, score_bounds=score_bounds)
+    equivalence = tost(mean_a, mean_b, **margin_options)
+    worst_case_tost_p = None
+    if missing_items:
+        worst_case_tost_p = (
+            tost(*worst_case_for_b(mean_a_all, mean_b_all, score_bounds), **margin_options).p_value
+            if score_bounds is not None
+            else float("nan")
+        )
     variance = variance_split(scores_a, scores_b)
     note = None
     if margin_kind == "relative" and score_a <= 0:
         note = "score_a is 0, so a relative margin is 0: use an absolute margin"
-    conclusive_hint = equivalence.p_value < alpha or perm.p_value < alpha
+    conclusive_hint = equivalence.p_value < alpha or equivalence.p_beyond < alpha
     power = power_analysis(
         mean_a,
         mean_b,
         variance,
+        tolerance=tolerance,
         margin=equivalence.margin,
+        margin_kind=margin_kind,
+        mode=mode,
         alpha=alpha,
         seeds_per_side=max(scores_a.shape[1], scores_b.shape[1]),
         conclusive=conclusive_hint,
+        score_range=None if score_bounds is None else float(score_bounds[1] - score_bounds[0]),
     )
     return BenchmarkComparison(
         n_items=n,
-        n_missing=n_missing,
+        n_missing=len(missing_items),
         n_runs_a=int(scores_a.shape[1]),
         n_runs_b=int(scores_b.shape[1]),
         score_a=score_a,
@@ -517,22 +801,38 @@ def compare_paired(
         permutation=perm,
         mcnemar=mcnemar,
         tost=equivalence,
-        flips=flip_counts(mean_a, mean_b),
+        flips=flip_counts(mean_a, mean_b, expected_flip_rate(scores_a, scores_b)),
         variance=variance,
         power=power,
-        n_changed=int(np.sum(np.round(np.abs(mean_b - mean_a), 12) > 0)),
+        n_changed=changed_items(mean_a, mean_b),
         tolerance=tolerance,
         alpha=alpha,
         note=note,
+        missing_items=missing_items,
+        worst_case_tost_p=worst_case_tost_p,
+        score_bounds=score_bounds,
     )
 
 
+def worst_case_for_b(
+    mean_a: np.ndarray, mean_b: np.ndarray, score_bounds: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Item means with every missing result scored worst case for B: A's at the top, B's at the bottom."""
+    low, high = score_bounds
+    return np.where(np.isfinite(mean_a), mean_a, high), np.where(np.isfinite(mean_b), mean_b, low)
+
+
 def compare_many(
-    score_pairs: dict[str, tuple[np.ndarray, np.ndarray]], *, rng_seed: int | None = 0, **options
+    score_pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    rng_seed: int | None = 0,
+    score_bounds: dict[str, tuple[float, float] | None] | None = None,
+    **options,
 ) -> dict[str, BenchmarkComparison]:
     """``compare_paired`` for several benchmarks, in parallel threads (numpy releases the GIL in the
     resampling), each with its own RNG stream spawned from ``rng_seed`` so results do not depend on
-    scheduling."""
+    scheduling. ``score_bounds`` gives each benchmark's declared metric range (default [0, 1]); a
+    ValueError names the benchmark it came from."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
@@ -540,8 +840,13 @@ def compare_many(
     streams = np.random.SeedSequence(rng_seed).spawn(len(names))
 
     def one(index: int) -> BenchmarkComparison:
-        a, b = score_pairs[names[index]]
-        return compare_paired(a, b, rng=np.random.default_rng(streams[index]), **options)
+        name = names[index]
+        a, b = score_pairs[name]
+        bounds = (score_bounds or {}).get(name, (0.0, 1.0))
+        try:
+            return compare_paired(a, b, rng=np.random.default_rng(streams[index]), score_bounds=bounds, **options)
+        except ValueError as error:
+            raise ValueError(f"benchmark {name!r}: {error}") from None
 
     workers = max(1, min(len(names), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -15,7 +15,7 @@ first ``k`` columns of the score matrices, so ``sequential_step`` is stateless a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -26,13 +26,15 @@ from .paired import (
     MIN_CHANGED_ITEMS_FOR_T,
     MarginKind,
     Mode,
+    changed_items,
     item_means,
     permutation_test,
     tost,
     variance_split,
+    worst_case_for_b,
 )
 from .results import ResultMixin
-from .verdict import PASSING
+from .verdict import PASSING, BenchmarkVerdict, Decision, Evidence, classify, combine
 
 Spending = Literal["obrien-fleming", "pocock"]
 StopReason = Literal["conclusive", "budget", "no-seed-information", "futility"]
@@ -53,6 +55,8 @@ class SequentialDesign(ResultMixin):
     margin_kind: MarginKind = "relative"
     spending: Spending = "obrien-fleming"
     futility: float = 0.1  # stop as inconclusive when no verdict has this conditional power; 0 = never
+    score_bounds: tuple[float, float] | None = (0.0, 1.0)  # the metric's declared range; None = unknown
+    max_missing_share: float = 0.05  # more items than this without a result on one side: inconclusive
 
     def __post_init__(self) -> None:
         if self.max_rounds < 1:
@@ -87,7 +91,8 @@ class LookResult(ResultMixin):
     n_changed: int
     seeds_informative: bool | None  # None at round 1 (one seed: cannot tell)
     conditional_power: float | None  # best chance, at the current trend, of any verdict by the last round
-    verdict: str | None
+    verdict: str | None  # None: no verdict yet at this round
+    reason: str  # what the one rule set says at this round
 
 
 @dataclass(frozen=True)
@@ -243,33 +248,39 @@ def _paired_t_two_sided(differences: np.ndarray) -> float:
     return float(2 * stats.t.sf(abs(t_stat), n - 1))
 
 
-def _rule(design: SequentialDesign, tost_pass: bool, significant: bool, diff: float, margin: float) -> str | None:
-    """The fixed design's verdict rules (stats.verdict.classify, steps 3-6); None when none applies yet."""
-    non_inferiority = design.mode == "non-inferiority"
-    beyond = diff < -margin if non_inferiority else abs(diff) > margin
-    if tost_pass:
-        return "within_tolerance" if significant else "equivalent"
-    if significant and beyond:
-        return "different"
-    if significant and non_inferiority and diff > 0:
-        return "within_tolerance"
-    return None
-
-
 def _look(
-    design: SequentialDesign, scores_a: np.ndarray, scores_b: np.ndarray, round_index: int, benchmarks: int
+    design: SequentialDesign,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    round_index: int,
+    benchmarks: int,
 ) -> LookResult:
-    """Statistics of the first ``round_index`` seeds and the verdict they support at this round."""
+    """Statistics of the first ``round_index`` seeds and the verdict the one rule set gives at this round."""
     a, b = scores_a[:, :round_index], scores_b[:, :round_index]
-    mean_a, mean_b = item_means(a), item_means(b)
-    present = np.isfinite(mean_a) & np.isfinite(mean_b)
-    a, b, mean_a, mean_b = a[present], b[present], mean_a[present], mean_b[present]
+    mean_a_all, mean_b_all = item_means(a), item_means(b)
+    present = np.isfinite(mean_a_all) & np.isfinite(mean_b_all)
+    a, b, mean_a, mean_b = a[present], b[present], mean_a_all[present], mean_b_all[present]
     n = int(mean_a.size)
+    n_missing = int((~present).sum())
     if n < 2:
         raise ValueError(f"need at least 2 paired items with results on both sides, got {n}")
-    equivalence = tost(mean_a, mean_b, tolerance=design.tolerance, margin_kind=design.margin_kind, mode=design.mode)
+    margin_options = dict(
+        tolerance=design.tolerance,
+        margin_kind=design.margin_kind,
+        mode=design.mode,
+        alpha=design.alpha,
+        score_bounds=design.score_bounds,
+    )
+    equivalence = tost(mean_a, mean_b, **margin_options)
+    worst_case_tost_p = None
+    if n_missing:
+        worst_case_tost_p = (
+            tost(*worst_case_for_b(mean_a_all, mean_b_all, design.score_bounds), **margin_options).p_value
+            if design.score_bounds is not None
+            else float("nan")
+        )
     differences = mean_b - mean_a
-    changed = int(np.sum(np.round(np.abs(differences), 12) > 0))
+    changed = changed_items(mean_a, mean_b)
     seeds_informative = None
     seed_noise = None  # var(d_i) with one seed per side that more seeds average away
     if round_index >= 2:
@@ -278,20 +289,21 @@ def _look(
         seeds_informative = seed_noise > 0
     k = round_index - 1
     different_level_one_sided = design.alpha / (2 * benchmarks)  # two directions, Bonferroni over benchmarks
+    exact_path = equivalence.method == "exact-changed-share" or changed < MIN_CHANGED_ITEMS_FOR_T
     if seeds_informative is False:
         # Identical seeds: every later round would repeat this data, so this is the final analysis.
         tost_level, different_level = design.alpha, 2 * different_level_one_sided
     else:
         tost_levels = (
-            nominal_levels(design.max_rounds, design.alpha, design.spending)
-            if equivalence.method == "paired-t"
-            else _increments(design.max_rounds, design.alpha, design.spending)
+            _increments(design.max_rounds, design.alpha, design.spending)
+            if equivalence.method == "exact-changed-share"
+            else nominal_levels(design.max_rounds, design.alpha, design.spending)
         )
         tost_level = tost_levels[k]
         different_levels = (
-            nominal_levels(design.max_rounds, different_level_one_sided, design.spending)
-            if changed >= MIN_CHANGED_ITEMS_FOR_T
-            else _increments(design.max_rounds, different_level_one_sided, design.spending)
+            _increments(design.max_rounds, different_level_one_sided, design.spending)
+            if changed < MIN_CHANGED_ITEMS_FOR_T
+            else nominal_levels(design.max_rounds, different_level_one_sided, design.spending)
         )
         different_level = 2 * different_levels[k]
     if changed >= MIN_CHANGED_ITEMS_FOR_T:
@@ -300,16 +312,37 @@ def _look(
         # Few changed items: the exact sign-flip null (small support, so no random draws are made).
         p_different = permutation_test(mean_a, mean_b, rng=np.random.default_rng(0)).p_value
         different_method = "exact-sign-flip"
-    tost_pass = equivalence.p_lower < tost_level and (
-        design.mode == "non-inferiority" or equivalence.p_upper < tost_level
-    )
-    significant = p_different < different_level
     score_a, score_b = float(mean_a.mean()), float(mean_b.mean())
     diff = score_b - score_a
-    undefined = equivalence.method == "undefined-margin"
-    verdict = None if undefined else _rule(design, tost_pass, significant, diff, equivalence.margin)
+    note = (
+        "score_a is 0, so a relative margin is 0: use an absolute margin"
+        if design.margin_kind == "relative" and score_a <= 0
+        else None
+    )
+    evidence = Evidence(
+        n_items=n,
+        n_missing=n_missing,
+        max_missing_share=design.max_missing_share,
+        diff=diff,
+        margin=equivalence.margin,
+        margin_note=note,
+        tost_method=equivalence.method,
+        tost_p=equivalence.p_value,
+        tost_level=tost_level,
+        difference_p=p_different,
+        difference_level=different_level,
+        beyond_p=equivalence.p_beyond,
+        beyond_level=different_level,
+        worst_case_tost_p=worst_case_tost_p,
+        mode=design.mode,
+    )
+    verdict, reason = classify(evidence)
+    final = seeds_informative is False or round_index >= design.max_rounds
+    if verdict == "inconclusive" and not final:
+        verdict = None  # another round may still decide it
     conditional_power = None
-    if verdict is None and seeds_informative is not False and round_index < design.max_rounds:
+    # Futility extrapolates t statistics; exact-path rounds have none to extrapolate, so they never stop for it.
+    if verdict is None and not exact_path and round_index < design.max_rounds:
         conditional_power = _conditional_power(
             design, equivalence, p_different, differences, round_index, seed_noise, different_level_one_sided
         )
@@ -331,6 +364,7 @@ def _look(
         seeds_informative=seeds_informative,
         conditional_power=conditional_power,
         verdict=verdict,
+        reason=reason,
     )
 
 
@@ -382,21 +416,18 @@ def _conditional_power(
 
 
 def _reason(look: LookResult, stop_reason: str | None) -> str:
-    tests = (
-        f"TOST p={look.p_lower:.3g}/{look.p_upper:.3g} vs {look.tost_level:.3g}, "
-        f"difference p={look.p_different:.3g} vs {look.different_level:.3g}, diff={look.diff:+.4f}, margin {look.margin:.4f}"
-    )
+    levels = f"(round {look.round}: TOST level {look.tost_level:.3g}, difference level {look.different_level:.3g})"
     if look.seeds_informative is False:
         why = "seeds add no information (within-item seed variance is 0 on both sides)"
-        return f"{why}; {tests}" + ("" if look.verdict else "; more items are needed, not more seeds")
+        return f"{why}; {look.reason} {levels}" + ("" if look.verdict in PASSING or look.verdict == "different" else "; more items are needed, not more seeds")
     if stop_reason == "budget":
-        return f"seed budget spent without a conclusive verdict; {tests}"
+        return f"seed budget spent without a conclusive verdict; {look.reason} {levels}"
     if stop_reason == "futility":
         return (
             f"no verdict is likely within the seed budget (conditional power {look.conditional_power:.2f}); "
-            f"{tests}; more items are needed"
+            f"{look.reason} {levels}; more items are needed"
         )
-    return tests
+    return f"{look.reason} {levels}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -416,7 +447,8 @@ def sequential_step(
     ``scores_*`` are (n_items, seeds_so_far) matrices, column j holding seed j (NaN = failed run). Every
     round up to ``round_index`` is re-evaluated from its first columns, so the call is stateless: the
     first round with a verdict wins, and a finished comparison keeps its verdict. ``benchmarks`` splits
-    the "different" test's alpha over that many benchmarks (Bonferroni); the TOSTs need no split.
+    the "different" test's alpha over that many benchmarks (Bonferroni); the TOSTs need no split. Each look
+    is judged by ``stats.verdict.classify``, the fixed design's rules, at that look's levels.
     """
     scores_a = np.atleast_2d(np.asarray(scores_a, float).T).T
     scores_b = np.atleast_2d(np.asarray(scores_b, float).T).T
@@ -433,7 +465,7 @@ def sequential_step(
     for k in range(1, rounds + 1):
         look = _look(design, scores_a, scores_b, k, benchmarks)
         looks.append(look)
-        if look.verdict is not None:
+        if look.verdict in PASSING or look.verdict == "different":
             stop_reason = "conclusive"
         elif look.seeds_informative is False:
             stop_reason = "no-seed-information"
@@ -446,7 +478,7 @@ def sequential_step(
     last = looks[-1]
     n_rows = scores_a.shape[0]
     return SequentialDecision(
-        verdict=last.verdict or ("inconclusive" if stop_reason else None),
+        verdict=last.verdict if stop_reason == "conclusive" else ("inconclusive" if stop_reason else None),
         round=last.round,
         max_rounds=design.max_rounds,
         stop_reason=stop_reason,
@@ -460,11 +492,13 @@ def sequential_step(
 
 
 def sequential_step_many(
-    design: SequentialDesign, score_pairs: dict[str, tuple[np.ndarray, np.ndarray]], round_index: int | None = None
+    design: SequentialDesign,
+    score_pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+    round_index: int | None = None,
 ) -> SequentialOverall:
-    """``sequential_step`` for every benchmark, combined: different if any benchmark is different, pass
-    if all pass, otherwise continue while any benchmark is still running (stopped benchmarks need no
-    more rounds: see ``SequentialOverall.pending``), else inconclusive."""
+    """``sequential_step`` for every benchmark, combined by ``stats.verdict.combine``: different if any
+    benchmark is different, pass if all pass, otherwise continue while any benchmark is still running
+    (stopped benchmarks need no more rounds: see ``SequentialOverall.pending``), else inconclusive."""
     if not score_pairs:
         raise ValueError("no benchmarks to decide on")
     names = sorted(score_pairs)
@@ -474,17 +508,8 @@ def sequential_step_many(
         available = min(np.shape(a)[1] if np.ndim(a) == 2 else 1, np.shape(b)[1] if np.ndim(b) == 2 else 1)
         rounds = available if round_index is None else min(round_index, available)
         decisions[name] = sequential_step(design, a, b, rounds, benchmarks=len(names))
-    labels = [d.verdict for d in decisions.values()]
-    if "different" in labels:
-        overall = "different"
-    elif all(label in PASSING for label in labels):
-        overall = "equivalent" if all(label == "equivalent" for label in labels) else "within_tolerance"
-    elif all(label is not None for label in labels):
-        overall = "inconclusive"
-    else:
-        overall = None
     return SequentialOverall(
-        verdict=overall,
+        verdict=combine([d.verdict for d in decisions.values()]),
         round=max(d.round for d in decisions.values()),
         max_rounds=design.max_rounds,
         design=design,
@@ -492,6 +517,24 @@ def sequential_step_many(
         calls_spent=sum(d.calls_spent for d in decisions.values()),
         fixed_design_calls=sum(d.fixed_design_calls for d in decisions.values()),
     )
+
+
+def sequential_decision(fixed: Decision, result: SequentialOverall) -> Decision:
+    """The decision of a sequential comparison: each benchmark's verdict and reason are those its looks reached
+    under the one rule set (alpha spent across rounds); the fixed analysis of the same data supplies the
+    statistics shown beside them. A design still running counts as inconclusive."""
+    benchmarks = tuple(
+        BenchmarkVerdict(
+            item.name,
+            item.comparison,
+            item.p_adjusted,
+            result.benchmarks[item.name].verdict or "inconclusive",
+            result.benchmarks[item.name].reason,
+            item.p_beyond_adjusted,
+        )
+        for item in fixed.benchmarks
+    )
+    return replace(fixed, verdict=result.verdict or "inconclusive", benchmarks=benchmarks)
 
 
 def fixed_design_calls(n_items: int, seeds: int, benchmarks: int = 1, sides: int = 2) -> int:

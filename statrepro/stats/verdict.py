@@ -1,16 +1,25 @@
-"""Verdicts per benchmark and overall, with multiple-benchmark control. Pure: results in, results out.
+"""The one set of verdict rules, used by the fixed design (``decide``) and every sequential look alike.
 
-Rules (one set, documented in docs/methodology.md):
+Pure: results in, results out. The labels, the per-benchmark rules (``classify``) and the combination across
+benchmarks (``combine``) live here and nowhere else; see docs/methodology.md, "Verdict rules".
 
-* ``equivalent``: the TOST passes (p < alpha) and no significant difference (adjusted p >= alpha).
-* ``within_tolerance``: the TOST passes, but a difference is statistically detectable.
-* ``different``: a significant difference (adjusted p < alpha) whose point estimate lies beyond the
-  margin (in non-inferiority mode: below the lower margin).
-* ``inconclusive``: anything else, including too many missing items.
+Per benchmark, in order:
 
-Overall: pass (``equivalent``/``within_tolerance``) only if every benchmark passes (intersection-union,
-so no correction is needed); ``different`` if any benchmark is ``different`` after Holm (or BH)
-adjustment of the permutation p-values; otherwise ``inconclusive``.
+1. ``inconclusive`` when more items lack a result on one side than allowed.
+2. ``different`` when B lies clearly beyond the margin: the test that B is within the margin is rejected
+   (adjusted across benchmarks), i.e. the whole confidence interval of the difference lies beyond the margin
+   in the tested direction. This comes before the undefined-margin rule, so A = 0 vs B = 0.47 is
+   ``different`` under a relative margin rather than hidden as ``inconclusive``.
+3. ``inconclusive`` when the margin is undefined (a relative margin at score_a = 0) or the metric's range
+   is unknown where the exact test needs it.
+4. Passing when the TOST passes: ``equivalent`` if no difference from zero is detectable, else
+   ``within_tolerance``; but ``inconclusive`` if it would not pass with the missing items scored worst case
+   for B (the tipping-point check: missing items must not hide a loss).
+5. ``inconclusive`` otherwise, saying whether a difference is detectable but not clearly beyond the margin.
+
+Overall: passing only if every benchmark passes (intersection-union, so no correction is needed);
+``different`` if any benchmark is ``different`` (the beyond-margin p-values are Holm or BH adjusted);
+otherwise ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from statsmodels.stats.multitest import multipletests
 
 from .paired import BenchmarkComparison
 from .results import ResultMixin
@@ -30,17 +38,112 @@ PASSING: frozenset[str] = frozenset({"equivalent", "within_tolerance"})
 EXIT_CODES: dict[str, int] = {"equivalent": 0, "within_tolerance": 0, "different": 3, "inconclusive": 4}
 Correction = Literal["holm", "bh"]
 _STATSMODELS_METHOD = {"holm": "holm", "bh": "fdr_bh"}
+_MISSING_EXAMPLES = 3  # missing items named in a reason
+
+
+@dataclass(frozen=True)
+class Evidence(ResultMixin):
+    """What the rules read about one benchmark at one analysis, with the level each test is held to.
+
+    The fixed design holds every test to alpha (after the multiple-benchmark adjustment); a sequential look
+    holds them to its spending boundaries. Everything else is the same.
+    """
+
+    n_items: int
+    n_missing: int
+    max_missing_share: float
+    diff: float
+    margin: float
+    margin_note: str | None  # why the margin is undefined, if it is
+    tost_method: str
+    tost_p: float
+    tost_level: float
+    difference_p: float  # against no difference at all
+    difference_level: float
+    beyond_p: float  # against "B lies within the margin"
+    beyond_level: float
+    worst_case_tost_p: float | None = None  # None: no missing items
+    missing_examples: tuple[str, ...] = ()
+    mode: str = "equivalence"
+
+
+def classify(evidence: Evidence) -> tuple[str, str]:
+    """Verdict and a one-line reason for one benchmark (the rules in this module's docstring)."""
+    e = evidence
+    total = e.n_items + e.n_missing
+    missing_share = e.n_missing / total if total else 1.0
+    if missing_share > e.max_missing_share:
+        return "inconclusive", (
+            f"{e.n_missing} of {total} items have no result on one side "
+            f"({missing_share:.1%} > {e.max_missing_share:.0%} allowed)"
+        )
+    direction = "below the lower margin" if e.diff < 0 else "above the upper margin"
+    if e.beyond_p < e.beyond_level:
+        return "different", (
+            f"B is clearly {direction}: diff={e.diff:+.4f} vs margin {e.margin:.4f}, "
+            f"p={e.beyond_p:.3g} < {e.beyond_level:.3g} that it lies within"
+        )
+    if e.margin_note:
+        return "inconclusive", e.margin_note
+    if e.tost_method == "no-score-range":
+        return "inconclusive", (
+            "too few items changed for the t-based TOST, and the metric's score range is unknown, so the exact "
+            "test cannot bound it: declare the range"
+        )
+    significant = e.difference_p < e.difference_level
+    if e.tost_p < e.tost_level:
+        if e.worst_case_tost_p is not None and not e.worst_case_tost_p < e.tost_level:
+            named = ", ".join(e.missing_examples)
+            return "inconclusive", (
+                f"passes on the {e.n_items} items with results (TOST p={e.tost_p:.3g}), but not if the "
+                f"{e.n_missing} missing items" + (f" ({named}{', ...' if e.n_missing > len(e.missing_examples) else ''})" if named else "")
+                + f" went wrong for B (worst-case TOST p={e.worst_case_tost_p:.3g})"
+            )
+        if significant:
+            return "within_tolerance", (
+                f"TOST p={e.tost_p:.3g} < {e.tost_level:.3g}, but the difference is detectable (p={e.difference_p:.3g})"
+            )
+        return "equivalent", f"TOST p={e.tost_p:.3g} < {e.tost_level:.3g}; no detectable difference"
+    if significant:
+        return "inconclusive", (
+            f"a difference is detectable (p={e.difference_p:.3g}) but not clearly beyond the margin "
+            f"(diff={e.diff:+.4f}, margin {e.margin:.4f}, p={e.beyond_p:.3g} that it lies within)"
+        )
+    return "inconclusive", f"TOST p={e.tost_p:.3g} and difference p={e.difference_p:.3g}: not enough evidence either way"
+
+
+def combine(labels: list[str | None]) -> str | None:
+    """The overall verdict from the benchmarks' (None: still running, in a sequential design)."""
+    if "different" in labels:
+        return "different"
+    if labels and all(label in PASSING for label in labels):
+        return "equivalent" if all(label == "equivalent" for label in labels) else "within_tolerance"
+    if any(label is None for label in labels):
+        return None
+    return "inconclusive"
+
+
+def adjust(p_values: list[float], correction: Correction, alpha: float) -> np.ndarray:
+    """Multiple-benchmark adjusted p-values (the identity for one benchmark)."""
+    raw = np.asarray(p_values, float)
+    if raw.size <= 1:
+        # Skipping statsmodels here also skips its gc.collect(), which dominates single decisions in simulations.
+        return raw
+    from statsmodels.stats.multitest import multipletests
+
+    return multipletests(raw, alpha=alpha, method=_STATSMODELS_METHOD[correction])[1]
 
 
 @dataclass(frozen=True)
 class BenchmarkVerdict(ResultMixin):
-    """A benchmark's comparison with its adjusted p-value and verdict."""
+    """A benchmark's comparison with its adjusted p-values and verdict."""
 
     name: str
     comparison: BenchmarkComparison
-    p_adjusted: float
+    p_adjusted: float  # of the difference from zero
     verdict: str
     reason: str
+    p_beyond_adjusted: float = float("nan")  # of "B lies within the margin"
 
 
 @dataclass(frozen=True)
@@ -66,36 +169,35 @@ class Decision(ResultMixin):
         return "\n".join(lines)
 
 
-def classify(
-    comparison: BenchmarkComparison, p_adjusted: float, *, alpha: float, mode: str, max_missing_share: float
-) -> tuple[str, str]:
-    """Verdict and a one-line reason for one benchmark."""
-    total = comparison.n_items + comparison.n_missing
-    missing_share = comparison.n_missing / total if total else 1.0
-    if missing_share > max_missing_share:
-        return "inconclusive", (
-            f"{comparison.n_missing} of {total} items have no result on one side "
-            f"({missing_share:.1%} > {max_missing_share:.0%} allowed)"
-        )
-    if comparison.note:
-        return "inconclusive", comparison.note
-    significant = p_adjusted < alpha
-    tost_pass = comparison.tost.p_value < alpha
-    margin = comparison.tost.margin
-    diff = comparison.diff
-    beyond = diff < -margin if mode == "non-inferiority" else abs(diff) > margin
-    if tost_pass and not significant:
-        return "equivalent", f"TOST p={comparison.tost.p_value:.3g} < {alpha}; no detectable difference"
-    if tost_pass and significant:
-        return "within_tolerance", (
-            f"TOST p={comparison.tost.p_value:.3g} < {alpha}, but the difference is detectable (p_adj={p_adjusted:.3g})"
-        )
-    if significant and beyond:
-        return "different", f"p_adj={p_adjusted:.3g} < {alpha} and |diff|={abs(diff):.4f} exceeds margin {margin:.4f}"
-    if significant and mode == "non-inferiority" and diff > 0:
-        return "within_tolerance", f"B is significantly better (p_adj={p_adjusted:.3g}); non-inferiority holds"
-    return "inconclusive", (
-        f"TOST p={comparison.tost.p_value:.3g} and p_adj={p_adjusted:.3g}: not enough evidence either way"
+def fixed_evidence(
+    comparison: BenchmarkComparison,
+    *,
+    p_adjusted: float,
+    p_beyond_adjusted: float,
+    alpha: float,
+    mode: str,
+    max_missing_share: float,
+    item_keys: list[str] | None = None,
+) -> Evidence:
+    """The evidence of a fixed-design comparison: every test held to alpha."""
+    missing = comparison.missing_items[:_MISSING_EXAMPLES]
+    return Evidence(
+        n_items=comparison.n_items,
+        n_missing=comparison.n_missing,
+        max_missing_share=max_missing_share,
+        diff=comparison.diff,
+        margin=comparison.tost.margin,
+        margin_note=comparison.note,
+        tost_method=comparison.tost.method,
+        tost_p=comparison.tost.p_value,
+        tost_level=alpha,
+        difference_p=p_adjusted,
+        difference_level=alpha,
+        beyond_p=p_beyond_adjusted,
+        beyond_level=alpha,
+        worst_case_tost_p=comparison.worst_case_tost_p,
+        missing_examples=tuple(item_keys[i] if item_keys else f"item {i}" for i in missing),
+        mode=mode,
     )
 
 
@@ -106,27 +208,30 @@ def decide(
     mode: str = "equivalence",
     correction: Correction = "holm",
     max_missing_share: float = 0.05,
+    item_keys: dict[str, list[str]] | None = None,
 ) -> Decision:
-    """Adjust the per-benchmark p-values and combine the per-benchmark verdicts into one."""
+    """Adjust the per-benchmark p-values and combine the per-benchmark verdicts into one.
+
+    ``item_keys`` (optional) names each benchmark's rows, so that reasons can name missing items.
+    """
     if not comparisons:
         raise ValueError("no benchmarks to decide on")
     names = sorted(comparisons)
-    raw = np.array([comparisons[name].permutation.p_value for name in names])
-    # With one benchmark every adjustment is the identity; skipping statsmodels there also skips its
-    # gc.collect() call, which dominates the cost of a single decision in simulations.
-    adjusted = raw if raw.size == 1 else multipletests(raw, alpha=alpha, method=_STATSMODELS_METHOD[correction])[1]
-    tolerance = comparisons[names[0]].tolerance
+    adjusted = adjust([comparisons[name].permutation.p_value for name in names], correction, alpha)
+    beyond = adjust([comparisons[name].tost.p_beyond for name in names], correction, alpha)
     verdicts = []
-    for name, p_adj in zip(names, adjusted):
-        verdict, reason = classify(
-            comparisons[name], float(p_adj), alpha=alpha, mode=mode, max_missing_share=max_missing_share
+    for name, p_adj, p_beyond in zip(names, adjusted, beyond):
+        evidence = fixed_evidence(
+            comparisons[name],
+            p_adjusted=float(p_adj),
+            p_beyond_adjusted=float(p_beyond),
+            alpha=alpha,
+            mode=mode,
+            max_missing_share=max_missing_share,
+            item_keys=(item_keys or {}).get(name),
         )
-        verdicts.append(BenchmarkVerdict(name, comparisons[name], float(p_adj), verdict, reason))
-    labels = [v.verdict for v in verdicts]
-    if all(label in PASSING for label in labels):
-        overall = "equivalent" if all(label == "equivalent" for label in labels) else "within_tolerance"
-    elif "different" in labels:
-        overall = "different"
-    else:
-        overall = "inconclusive"
+        verdict, reason = classify(evidence)
+        verdicts.append(BenchmarkVerdict(name, comparisons[name], float(p_adj), verdict, reason, float(p_beyond)))
+    overall = combine([v.verdict for v in verdicts])
+    tolerance = comparisons[names[0]].tolerance
     return Decision(overall, tuple(verdicts), alpha, tolerance, mode, correction, max_missing_share)

@@ -70,7 +70,8 @@ def test_false_equivalence_rate_at_and_beyond_the_margin(shift_in_tolerances):
 
 def test_stops_early_and_saves_calls_when_the_answer_is_clear():
     design = SequentialDesign(max_rounds=5, alpha=ALPHA, tolerance=0.05)
-    clear = _run(Scenario(n_items=2000, seeds_a=5, seeds_b=5, rel_shift=-0.10), design, 100, seed=13)
+    # 'different' needs the whole interval beyond the margin, so a clear case is a shift of 4 x tolerance.
+    clear = _run(Scenario(n_items=2000, seeds_a=5, seeds_b=5, rel_shift=-0.20), design, 100, seed=13)
     assert all(r.verdict == "different" and r.stop_reason == "conclusive" for r in clear)
     assert np.mean([r.round for r in clear]) <= 2.5
     same = _run(Scenario(n_items=3000, seeds_a=5, seeds_b=5), design, 100, seed=14)
