@@ -50,6 +50,16 @@ def test_job_keys_separate_what_changes_scores(tmp_path):
     assert plan_jobs([effective_env(base, seeds=5)])[0].key == plan_jobs([base])[0].key
 
 
+def test_store_refuses_a_changed_sequential_design(tmp_path):
+    store = ResultStore(tmp_path / "store")
+    design = {"max_rounds": 5, "alpha": 0.05}
+    store.register_design("a--b", design)
+    store.register_design("a--b", dict(design))  # the same design again: a resumed run
+    with pytest.raises(InputError, match="pre-registered with max_rounds=5, not 8"):
+        store.register_design("a--b", {**design, "max_rounds": 8})
+    store.register_design("a--c", {**design, "max_rounds": 8})  # another comparison is free
+
+
 def test_store_done_failed_and_reload(tmp_path):
     env = load_env(_env_file(tmp_path, "a", seeds=2))
     first, second = plan_jobs([env])
@@ -147,6 +157,11 @@ def test_aa_fp32_vs_fp32_passes_and_resumes(tmp_path):
     assert sequential["verdict"] == "equivalent"
     assert sequential["sequential"]["rounds"] < 5
     assert sequential["sequential"]["calls_spent"] < sequential["sequential"]["fixed_design_calls"]
+    # The budget was pre-registered: a larger one for the same comparison is refused, not silently used.
+    code, _, output = _compare(
+        tmp_path, a, b, "--margin", "absolute", "--tolerance", "0.1", "--sequential", "--max-seeds", "6"
+    )
+    assert code == 2 and "pre-registered with max_rounds=5" in output and "Traceback" not in output
 
 
 @pytest.mark.model

@@ -195,6 +195,10 @@ def run_sequential(
     from .plan import effective_env
 
     console = console or Console(stderr=True)
+    store.register_design(
+        f"{env_a.name}-{env_a.fingerprint()}--{env_b.name}-{env_b.fingerprint()}",
+        {**design.to_dict(), "benchmarks": sorted(env_a.benchmarks)},
+    )
     seeds_a, seeds_b = sequential_seeds(env_a, design.max_rounds), sequential_seeds(env_b, design.max_rounds)
     seeds_by_benchmark = {name: 0 for name in env_a.benchmarks}
     pending = list(env_a.benchmarks)

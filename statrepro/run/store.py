@@ -5,6 +5,7 @@ Layout (all names are validated or hashed, so nothing escapes the root)::
     <root>/.lock                                  one `run` at a time
     <root>/<env>-<fingerprint>/env.json           the environment, secrets redacted
     <root>/<env>-<fingerprint>/<benchmark>-<spec>/seed-<n>/
+    <root>/designs/<comparison>.json              a sequential comparison's pre-registered design
         records.jsonl                             normalised per-item records (written first)
         manifest.json                             status done|failed, versions, hashes, timings (written last)
         harness/                                  the harness's own output, kept for provenance
@@ -89,6 +90,25 @@ class ResultStore:
         except OSError as error:
             reason = "disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
             raise InputError(f"cannot write to the store ({reason}); finished results are intact", path=path) from None
+
+    def register_design(self, comparison: str, design: dict) -> None:
+        """Pre-register a sequential comparison's design (its budget above all) the first time it runs, and
+        refuse a different one later: raising the budget after an inconclusive result inflates false passes."""
+        path = self.root / "designs" / f"{comparison}.json"
+        if path.is_file():
+            registered = json.loads(path.read_text())
+            changed = sorted(key for key in set(registered) | set(design) if registered.get(key) != design.get(key))
+            if changed:
+                key = changed[0]
+                raise InputError(
+                    f"this comparison was pre-registered with {key}={registered.get(key)!r}, not {design.get(key)!r}: "
+                    "changing a sequential design after seeing results voids its error rates; "
+                    "use a new --store to start a new comparison",
+                    path=path,
+                    key=key,
+                )
+            return
+        self._write(path, json.dumps(design, indent=2, sort_keys=True))
 
     def load_records(self, jobs: list[Job]) -> pd.DataFrame:
         """The records of the finished jobs among ``jobs``."""
