@@ -347,6 +347,8 @@ def run_calibration_bench(
     n_resamples: int = 1000,
     workers: int = 1,
     seed: int = 0,
+    concentration: float = 3.0,
+    flip_rate: float = 0.03,
     console: Console | None = None,
 ) -> dict:
     """Print the calibration grid of issue 11 (one table) and return (optionally dump) its figures.
@@ -368,7 +370,7 @@ def run_calibration_bench(
 
     options = dict(
         sims=sims, tolerance=tolerance, alpha=alpha, margin_kind=margin_kind, n_resamples=n_resamples,
-        workers=workers, seed=seed, on_cell=line,
+        workers=workers, seed=seed, concentration=concentration, flip_rate=flip_rate, on_cell=line,
     )
     if console.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -268,6 +268,8 @@ def bench_calibration(
     resamples: int = typer.Option(1000, help="Bootstrap resamples and permutations per comparison."),
     workers: int = typer.Option(2, help="Processes (the figures do not depend on it)."),
     seed: int = typer.Option(0, help="Seed of the simulation."),
+    concentration: float = typer.Option(3.0, help="Stochastic engines: Beta concentration of item difficulty."),
+    flip_rate: float = typer.Option(0.03, help="Greedy engines: share of items that flip in an A/A (half each way)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures, bounds and failures here."),
 ) -> None:
     """Calibration grid (accuracy x items x engine): A/A false 'different', size at the margin, false pass
@@ -297,6 +299,10 @@ def bench_calibration(
         raise InputError(f"1.2 x {tolerance} exceeds the lowest accuracy", key="--tolerance")
     if sims < 1 or resamples < 10 or workers < 1:
         raise InputError("--sims and --workers must be at least 1 and --resamples at least 10")
+    if not concentration > 0:
+        raise InputError(f"must be positive, got {concentration}", key="--concentration")
+    if not 0 <= flip_rate <= 2 * min(min(accuracy_values), 1 - max(accuracy_values)):
+        raise InputError(f"{flip_rate} is not reachable at every accuracy of the grid", key="--flip-rate")
     from .bench import run_calibration_bench
 
     result = run_calibration_bench(
@@ -310,6 +316,8 @@ def bench_calibration(
         n_resamples=resamples,
         workers=workers,
         seed=seed,
+        concentration=concentration,
+        flip_rate=flip_rate,
     )
     if json_path is not None:
         atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
