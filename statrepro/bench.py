@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .stats import compare_many, compare_paired, decide
-from .stats.simulate import Scenario
+from .stats.simulate import GREEDY, SHIFTS, Scenario, calibration_grid
 
 
 def _workload(items: int, seeds: int, benchmarks: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -89,53 +89,310 @@ def run_stats_bench(*, items: int, seeds: int, benchmarks: int, resamples: int, 
     return figures
 
 
-def run_calibration_bench(*, sims: int, items: int, seeds: int, tolerance: float, alpha: float) -> dict[str, float]:
-    """Monte Carlo error rates of the verdicts: A/A false alarms, CI coverage, power, false equivalence."""
-    console = Console()
-    scenarios = {
-        "A/A (no shift)": Scenario(n_items=items, seeds_a=seeds, seeds_b=seeds),
-        "shift = 1.2 x tolerance": Scenario(n_items=items, seeds_a=seeds, seeds_b=seeds, rel_shift=-1.2 * tolerance),
-        "5-point shift": Scenario(n_items=items, seeds_a=seeds, seeds_b=seeds, rel_shift=-0.10),
-    }
-    table = Table(title=f"calibration over {sims} simulations per scenario ({items} items x {seeds} seeds)")
-    for column in ("scenario", "different", "passing", "inconclusive", "CI coverage", "mean MDE"):
-        table.add_column(column, justify="left" if column == "scenario" else "right")
-    figures: dict[str, float] = {}
-    rng = np.random.default_rng(0)
-    from rich.progress import Progress
+# ----------------------------------------------------------------------------------------------
+# Calibration grid (issue 11): error rates and CI coverage per cell of accuracy x items x engine.
 
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("simulating", total=sims * len(scenarios))
-        for label, scenario in scenarios.items():
-            counts = {"different": 0, "passing": 0, "inconclusive": 0}
-            covered = 0
-            mde = 0.0
-            for _ in range(sims):
-                a, b = scenario.draw(rng)
-                c = compare_paired(a, b, tolerance=tolerance, alpha=alpha, n_resamples=1000, n_permutations=1000, rng=rng)
-                verdict = decide({"x": c}, alpha=alpha).verdict
-                counts["passing" if verdict in ("equivalent", "within_tolerance") else verdict] += 1
-                covered += c.bootstrap.diff_ci[0] <= scenario.true_diff <= c.bootstrap.diff_ci[1]
-                mde += c.power.mde
-                progress.advance(task)
-            error = 2 * math.sqrt(alpha * (1 - alpha) / sims)
-            table.add_row(
-                label,
-                f"{counts['different'] / sims:.3f}",
-                f"{counts['passing'] / sims:.3f}",
-                f"{counts['inconclusive'] / sims:.3f}",
-                f"{covered / sims:.3f}",
-                f"{mde / sims:.4f}",
-            )
-            figures[f"{label}: different"] = counts["different"] / sims
-            figures[f"{label}: passing"] = counts["passing"] / sims
-            figures[f"{label}: coverage"] = covered / sims
-    console.print(table)
-    console.print(
-        f"guarantees: A/A 'different' <= alpha + MC error = {alpha + error:.3f}; "
-        f"'passing' at 1.2 x tolerance <= {alpha + error:.3f}; 95% CI coverage about 0.95"
+CALIBRATION_CHUNK = 50  # simulations per task: fixed, so the figures do not depend on the worker count
+RATE_FIGURES = ("aa_different", "different_half", "size_at_margin", "pass_beyond")
+COVERAGE_FIGURES = ("coverage_aa", "coverage_pooled")
+
+
+def mc_error(rate: float, n: int) -> float:
+    """Two Monte Carlo standard errors of a rate ``rate`` estimated from ``n`` simulations."""
+    return 2 * math.sqrt(rate * (1 - rate) / n) if n > 0 else float("inf")
+
+
+def _calibration_task(task: tuple) -> tuple[tuple, np.ndarray]:
+    """Simulate one chunk of one (cell, shift): counts of different / passing / inconclusive / CI covers."""
+    cell, shift_name, chunk, n_sims, options = task
+    rng = np.random.default_rng(np.random.SeedSequence(options["seed"], spawn_key=cell.seed_key(shift_name) + (chunk,)))
+    scenario = cell.scenario(
+        SHIFTS[shift_name],
+        tolerance=options["tolerance"],
+        margin_kind=options["margin_kind"],
+        concentration=options["concentration"],
+        flip_rate=options["flip_rate"],
     )
+    truth = scenario.true_diff
+    alpha = options["alpha"]
+    a, b = scenario.draw_many(rng, n_sims)
+    counts = np.zeros(4, dtype=np.int64)  # different, passing, inconclusive, covered
+    for i in range(n_sims):
+        comparison = compare_paired(
+            a[i],
+            b[i],
+            tolerance=options["tolerance"],
+            alpha=alpha,
+            margin_kind=options["margin_kind"],
+            n_resamples=options["n_resamples"],
+            n_permutations=options["n_resamples"],
+            rng=rng,
+        )
+        verdict = decide({"x": comparison}, alpha=alpha).benchmarks[0].verdict
+        counts[0 if verdict == "different" else 1 if verdict in ("equivalent", "within_tolerance") else 2] += 1
+        low, high = comparison.bootstrap.diff_ci
+        counts[3] += bool(low <= truth <= high)
+    return (cell, shift_name), counts
+
+
+def calibration_bounds(*, sims: int, alpha: float) -> dict[str, float]:
+    """The pass/fail bounds of the grid: error rates <= alpha + 2 MC SE; coverage within the nominal
+    +/- 1 point (94-96% at alpha 0.05), widened by 2 MC SE of a coverage estimated from that many draws."""
+    nominal = 1 - alpha
+    aa_error = mc_error(nominal, sims)
+    pooled_error = mc_error(nominal, sims * len(SHIFTS))
+    return {
+        "rate_max": alpha + mc_error(alpha, sims),
+        "rate_mc_error": mc_error(alpha, sims),
+        "coverage_nominal": nominal,
+        "coverage_aa_low": nominal - 0.01 - aa_error,
+        "coverage_aa_high": nominal + 0.01 + aa_error,
+        "coverage_aa_mc_error": aa_error,
+        "coverage_pooled_low": nominal - 0.01 - pooled_error,
+        "coverage_pooled_high": nominal + 0.01 + pooled_error,
+        "coverage_pooled_mc_error": pooled_error,
+    }
+
+
+def _cell_figures(cell, counts: dict[str, np.ndarray], sims: int, bounds: dict[str, float]) -> dict:
+    share = {name: counts[name] / sims for name in SHIFTS}  # rows: different, passing, inconclusive, covered
+    figures = {
+        "cell": cell.label,
+        "accuracy": cell.accuracy,
+        "n_items": cell.n_items,
+        "engine": "greedy" if cell.seeds == GREEDY else "stochastic",
+        "seeds": cell.seeds,
+        "sims": sims,
+        "aa_different": float(share["aa"][0]),
+        "aa_passing": float(share["aa"][1]),
+        "different_half": float(share["half"][0]),
+        "size_at_margin": float(share["margin"][1]),
+        "pass_beyond": float(share["beyond"][1]),
+        "coverage_aa": float(share["aa"][3]),
+        "coverage_pooled": float(sum(counts[name][3] for name in SHIFTS) / (sims * len(SHIFTS))),
+        "by_shift": {
+            name: {
+                "shift_in_margins": SHIFTS[name],
+                "different": float(s[0]),
+                "passing": float(s[1]),
+                "inconclusive": float(s[2]),
+                "coverage": float(s[3]),
+            }
+            for name, s in share.items()
+        },
+    }
+    failing = [name for name in RATE_FIGURES if figures[name] > bounds["rate_max"]]
+    for name, key in (("coverage_aa", "aa"), ("coverage_pooled", "pooled")):
+        if not bounds[f"coverage_{key}_low"] <= figures[name] <= bounds[f"coverage_{key}_high"]:
+            failing.append(name)
+    figures["failing"] = failing
     return figures
+
+
+def calibration_figures(
+    cells,
+    *,
+    sims: int,
+    tolerance: float = 0.05,
+    alpha: float = 0.05,
+    margin_kind: str = "relative",
+    n_resamples: int = 1000,
+    workers: int = 1,
+    seed: int = 0,
+    concentration: float = 3.0,
+    flip_rate: float = 0.03,
+    on_progress=None,
+    on_cell=None,
+) -> dict:
+    """Simulate every cell of the grid at every shift in ``SHIFTS``; return figures, bounds and failures.
+
+    ``on_progress(n_sims_done)`` is called after each chunk, ``on_cell(figures)`` when a cell is complete.
+    Each (cell, shift, chunk) has its own RNG stream keyed by the cell, so a cell's figures do not depend on
+    the rest of the grid or on ``workers``.
+    """
+    options = {
+        "tolerance": tolerance,
+        "alpha": alpha,
+        "margin_kind": margin_kind,
+        "n_resamples": n_resamples,
+        "seed": seed,
+        "concentration": concentration,
+        "flip_rate": flip_rate,
+    }
+    tasks = []
+    for cell in cells:
+        for shift_name in SHIFTS:
+            for chunk, start in enumerate(range(0, sims, CALIBRATION_CHUNK)):
+                tasks.append((cell, shift_name, chunk, min(CALIBRATION_CHUNK, sims - start), options))
+    remaining = {cell: sum(1 for t in tasks if t[0] == cell) for cell in cells}
+    totals = {(cell, name): np.zeros(4, dtype=np.int64) for cell in cells for name in SHIFTS}
+    bounds = calibration_bounds(sims=sims, alpha=alpha)
+    done: dict = {}
+    start_time = time.perf_counter()
+
+    def collect(key, counts, n_sims):
+        totals[key] += counts
+        cell = key[0]
+        remaining[cell] -= 1
+        if on_progress:
+            on_progress(n_sims)
+        if remaining[cell] == 0:
+            done[cell] = _cell_figures(cell, {name: totals[(cell, name)] for name in SHIFTS}, sims, bounds)
+            if on_cell:
+                on_cell(done[cell])
+
+    if workers <= 1:
+        for task in tasks:
+            collect(*_calibration_task(task), task[3])
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # fork: workers need no re-import of the caller's main module. Callers keep no threads running (the
+        # progress bar below refreshes by hand), so forking is safe.
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(_calibration_task, task): task[3] for task in tasks}
+            for future in as_completed(futures):
+                collect(*future.result(), futures[future])
+    rows = [done[cell] for cell in cells]
+    failing = [f"{row['cell']}: {name} = {row[name]:.3f}" for row in rows for name in row["failing"]]
+    return {
+        "config": {**options, "sims_per_scenario": sims, "shifts_in_margins": SHIFTS, "workers": workers,
+                   "chunk": CALIBRATION_CHUNK, "greedy_seed_columns": 3},
+        "bounds": bounds,
+        "cells": rows,
+        "failing": failing,
+        "seconds": time.perf_counter() - start_time,
+    }
+
+
+def _mark(value: float, failing: bool, color: bool = True) -> str:
+    text = f"{value:.3f}"
+    return (f"[red]{text}![/]" if color else f"{text}!") if failing else text
+
+
+def calibration_table(result: dict) -> Table:
+    config, bounds = result["config"], result["bounds"]
+    nominal = f"{bounds['coverage_nominal']:.0%}"
+    margin = (
+        f"relative {config['tolerance']:g} x score_A" if config["margin_kind"] == "relative"
+        else f"absolute {config['tolerance']:g}"
+    )
+    table = Table(
+        title=f"calibration grid: {config['sims_per_scenario']} sims per scenario, margin {margin}, "
+        f"alpha {config['alpha']:g}, {config['n_resamples']} resamples",
+        caption=(
+            f"'!' fails its bound. Error rates (cols 2-5) <= alpha + MC = {bounds['rate_max']:.3f} "
+            f"(MC = 2 SE = {bounds['rate_mc_error']:.3f}). {nominal} CI coverage of the true diff "
+            f"(diff_ci): at A/A within {bounds['coverage_aa_low']:.3f}-{bounds['coverage_aa_high']:.3f} "
+            f"(+/-1 pt +/- MC {bounds['coverage_aa_mc_error']:.3f}); pooled over the 4 shifts within "
+            f"{bounds['coverage_pooled_low']:.3f}-{bounds['coverage_pooled_high']:.3f} "
+            f"(MC {bounds['coverage_pooled_mc_error']:.3f}). A/A pass: power to pass, no bound."
+        ),
+    )
+    columns = (
+        "cell (accuracy | items | engine)",
+        "A/A different",
+        "different @0.5x",
+        "pass @1.0x (size)",
+        "pass @1.2x",
+        "A/A pass",
+        f"cover {nominal} A/A",
+        f"cover {nominal} pooled",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column.startswith("cell") else "right")
+    previous = None
+    for row in result["cells"]:
+        if previous is not None and (row["accuracy"], row["n_items"]) != previous:
+            table.add_section()
+        previous = (row["accuracy"], row["n_items"])
+        failing = set(row["failing"])
+        table.add_row(
+            row["cell"],
+            *(_mark(row[name], name in failing) for name in RATE_FIGURES),
+            f"{row['aa_passing']:.3f}",
+            *(_mark(row[name], name in failing) for name in COVERAGE_FIGURES),
+        )
+    return table
+
+
+def _cell_line(row: dict, index: int, total: int, elapsed: float) -> str:
+    failing = set(row["failing"])
+    parts = [
+        f"{label} {_mark(row[name], name in failing, color=False)}"
+        for label, name in (
+            ("A/A different", "aa_different"),
+            ("different@0.5x", "different_half"),
+            ("size@1.0x", "size_at_margin"),
+            ("pass@1.2x", "pass_beyond"),
+            ("coverage A/A", "coverage_aa"),
+            ("pooled", "coverage_pooled"),
+        )
+    ]
+    return f"[{index}/{total}] {row['cell']}: " + ", ".join(parts) + f" ({elapsed:.0f} s)"
+
+
+def run_calibration_bench(
+    *,
+    sims: int,
+    items=(200, 1000),
+    accuracies=(0.3, 0.6, 0.9),
+    engines=(GREEDY, 1, 3, 5),
+    tolerance: float = 0.05,
+    alpha: float = 0.05,
+    margin_kind: str = "relative",
+    n_resamples: int = 1000,
+    workers: int = 1,
+    seed: int = 0,
+    concentration: float = 3.0,
+    flip_rate: float = 0.03,
+    console: Console | None = None,
+) -> dict:
+    """Print the calibration grid of issue 11 (one table) and return (optionally dump) its figures.
+
+    Progress: a rich bar on a terminal, otherwise one plain line per finished cell."""
+    console = console or Console(width=max(150, Console().width))
+    cells = calibration_grid(accuracies=accuracies, items=items, engines=engines)
+    console.print(
+        f"calibration grid: {len(cells)} cells x {len(SHIFTS)} shifts x {sims} sims = "
+        f"{len(cells) * len(SHIFTS) * sims:,} comparisons on {workers} process(es)"
+    )
+    start = time.perf_counter()
+    finished = []
+
+    def line(row):
+        finished.append(row)
+        if not console.is_terminal:
+            print(_cell_line(row, len(finished), len(cells), time.perf_counter() - start), flush=True)
+
+    options = dict(
+        sims=sims, tolerance=tolerance, alpha=alpha, margin_kind=margin_kind, n_resamples=n_resamples,
+        workers=workers, seed=seed, concentration=concentration, flip_rate=flip_rate, on_cell=line,
+    )
+    if console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        with Progress(
+            TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, transient=True, auto_refresh=False,  # no refresh thread: workers are forked
+        ) as progress:
+            task = progress.add_task("simulating", total=len(cells) * len(SHIFTS) * sims)
+
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+                progress.refresh()
+
+            result = calibration_figures(cells, on_progress=advance, **options)
+    else:
+        result = calibration_figures(cells, **options)
+    console.print(calibration_table(result))
+    console.print(f"{len(result['failing'])} failing figure(s); {result['seconds']:.0f} s")
+    for failure in result["failing"]:
+        console.print(f"  fails: {failure}", markup=False, highlight=False)
+    return result
 
 
 def run_sequential_bench(

@@ -242,17 +242,73 @@ def bench_stats(
 
 
 @bench_app.command("calibration")
+@user_errors
 def bench_calibration(
-    sims: int = typer.Option(2000, help="Simulated comparisons per scenario."),
-    items: int = typer.Option(500, help="Items per simulated benchmark."),
-    seeds: int = typer.Option(3, help="Seeds per environment."),
-    tolerance: float = typer.Option(0.05, help="Relative tolerance."),
-    alpha: float = typer.Option(0.05, help="Significance level."),
+    sims: int = typer.Option(1000, help="Simulated comparisons per scenario (4 scenarios per cell)."),
+    items: str = typer.Option("200,1000", help="Comma-separated item counts."),
+    accuracies: str = typer.Option("0.3,0.6,0.9", help="Comma-separated base accuracies, in (0, 1)."),
+    engines: str = typer.Option(
+        "greedy,1,3,5", help="Comma-separated engines: 'greedy' (deterministic), or a stochastic seed count per side."
+    ),
+    tolerance: float = TOLERANCE,
+    alpha: float = ALPHA,
+    margin: MarginKind = MARGIN,
+    resamples: int = typer.Option(1000, help="Bootstrap resamples and permutations per comparison."),
+    workers: int = typer.Option(2, help="Processes (the figures do not depend on it)."),
+    seed: int = typer.Option(0, help="Seed of the simulation."),
+    concentration: float = typer.Option(3.0, help="Stochastic engines: Beta concentration of item difficulty."),
+    flip_rate: float = typer.Option(0.03, help="Greedy engines: share of items that flip in an A/A (half each way)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures, bounds and failures here."),
 ) -> None:
-    """Simulate comparisons with known truth and print false-alarm rates, CI coverage and power."""
+    """Calibration grid (accuracy x items x engine): A/A false 'different', size at the margin, false pass
+    beyond it, 'different' at half of it, and CI coverage, each marked against its bound."""
+    _check_range("tolerance", tolerance, 0.0, 1.0)
+    _check_range("alpha", alpha, 0.0, 0.5)
+
+    def numbers(name: str, text: str, kind):
+        try:
+            values = tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise InputError(f"takes a comma-separated list of numbers, got {text!r}", key=f"--{name}") from None
+        if not values:
+            raise InputError("is empty", key=f"--{name}")
+        return values
+
+    item_counts = numbers("items", items, int)
+    accuracy_values = numbers("accuracies", accuracies, float)
+    engine_seeds = numbers("engines", ",".join("0" if e.strip() == "greedy" else e for e in engines.split(",")), int)
+    if min(item_counts) < 2:
+        raise InputError("item counts must be at least 2", key="--items")
+    if not all(0 < acc < 1 for acc in accuracy_values):
+        raise InputError("accuracies must be in (0, 1)", key="--accuracies")
+    if min(engine_seeds) < 0:
+        raise InputError("engines are 'greedy' or a seed count of at least 1", key="--engines")
+    if margin == MarginKind.absolute and 1.2 * tolerance > min(accuracy_values):
+        raise InputError(f"1.2 x {tolerance} exceeds the lowest accuracy", key="--tolerance")
+    if sims < 1 or resamples < 10 or workers < 1:
+        raise InputError("--sims and --workers must be at least 1 and --resamples at least 10")
+    if not concentration > 0:
+        raise InputError(f"must be positive, got {concentration}", key="--concentration")
+    if not 0 <= flip_rate <= 2 * min(min(accuracy_values), 1 - max(accuracy_values)):
+        raise InputError(f"{flip_rate} is not reachable at every accuracy of the grid", key="--flip-rate")
     from .bench import run_calibration_bench
 
-    run_calibration_bench(sims=sims, items=items, seeds=seeds, tolerance=tolerance, alpha=alpha)
+    result = run_calibration_bench(
+        sims=sims,
+        items=item_counts,
+        accuracies=accuracy_values,
+        engines=engine_seeds,
+        tolerance=tolerance,
+        alpha=alpha,
+        margin_kind=margin.value,
+        n_resamples=resamples,
+        workers=workers,
+        seed=seed,
+        concentration=concentration,
+        flip_rate=flip_rate,
+    )
+    if json_path is not None:
+        atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
 
 
 def _load_envs(paths: list[Path], benchmarks: Optional[str], seeds: Optional[str], limit: Optional[int]):
