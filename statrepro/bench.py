@@ -135,15 +135,16 @@ def _calibration_task(task: tuple) -> tuple[tuple, np.ndarray]:
     return (cell, shift_name), counts
 
 
-def calibration_bounds(*, sims: int, alpha: float) -> dict[str, float]:
-    """The pass/fail bounds of the grid: error rates <= alpha + 2 MC SE; coverage within the nominal
-    +/- 1 point (94-96% at alpha 0.05), widened by 2 MC SE of a coverage estimated from that many draws."""
+def calibration_bounds(*, sims: int, alpha: float, standard_errors: float = 2.0) -> dict[str, float]:
+    """The pass/fail bounds of the grid: error rates <= alpha + ``standard_errors`` MC SE; coverage within the
+    nominal +/- 1 point (94-96% at alpha 0.05), widened by as many MC SE of a coverage from that many draws."""
     nominal = 1 - alpha
-    aa_error = mc_error(nominal, sims)
-    pooled_error = mc_error(nominal, sims * len(SHIFTS))
+    aa_error = standard_errors / 2 * mc_error(nominal, sims)
+    pooled_error = standard_errors / 2 * mc_error(nominal, sims * len(SHIFTS))
+    rate_error = standard_errors / 2 * mc_error(alpha, sims)
     return {
-        "rate_max": alpha + mc_error(alpha, sims),
-        "rate_mc_error": mc_error(alpha, sims),
+        "rate_max": alpha + rate_error,
+        "rate_mc_error": rate_error,
         "coverage_nominal": nominal,
         "coverage_aa_low": nominal - 0.01 - aa_error,
         "coverage_aa_high": nominal + 0.01 + aa_error,

@@ -534,7 +534,7 @@ def _tost_power(
     n: int, delta: float, margin: float, sd_lower: float, sd_upper: float, alpha: float, mode: str
 ) -> float:
     """Normal-approximation power of the two one-sided tests at n items, for a true difference delta."""
-    z = stats.norm.ppf(1 - alpha)
+    z = float(special.ndtri(1 - alpha))
     lower = special.ndtr((delta + margin) * math.sqrt(n) / sd_lower - z)
     if mode == "non-inferiority":
         return float(lower)
@@ -542,17 +542,26 @@ def _tost_power(
     return float(max(0.0, lower + upper - 1))
 
 
+def _binomial_critical(n: int, share_bound: float, alpha: float) -> int:
+    """The largest count c with BinomCDF(c; n, share_bound) < alpha (-1 when there is none)."""
+    guess = special.bdtrik(alpha, n, share_bound)
+    critical = int(math.floor(guess)) if math.isfinite(guess) else -1
+    critical = min(max(critical, -1), n)
+    while critical >= 0 and special.bdtr(critical, n, share_bound) >= alpha:
+        critical -= 1
+    while critical < n and special.bdtr(critical + 1, n, share_bound) < alpha:
+        critical += 1
+    return critical
+
+
 def _exact_share_power(n: int, worse_share: float, better_share: float, share_bound: float, alpha: float, mode: str) -> float:
-    """Power of the exact changed-share test at n items: each side passes when its count lies in the rejection
-    region of the binomial tail against share_bound."""
-
-    def side(share: float) -> float:
-        critical = stats.binom.ppf(alpha, n, share_bound)  # the largest count whose tail may still be < alpha
-        critical -= stats.binom.cdf(critical, n, share_bound) >= alpha
-        return float(stats.binom.cdf(critical, n, share)) if critical >= 0 else 0.0
-
-    lower = side(worse_share)
-    return lower if mode == "non-inferiority" else lower * side(better_share)
+    """Power of the exact changed-share test at n items: each side passes when its count is at most the
+    binomial critical value against share_bound."""
+    critical = _binomial_critical(n, share_bound, alpha)
+    if critical < 0:
+        return 0.0
+    lower = float(special.bdtr(critical, n, worse_share))
+    return lower if mode == "non-inferiority" else lower * float(special.bdtr(critical, n, better_share))
 
 
 def _smallest(predicate, start: int, cap: int = 10_000_000) -> int | None:
@@ -601,8 +610,9 @@ def power_analysis(
         return PowerResult(float("nan"), None, None, None)
     sd = max(float(d.std(ddof=1)), 3.0 / n)
     se = sd / math.sqrt(n)
-    z_power = stats.norm.ppf(POWER)
-    mde = float((stats.norm.ppf(1 - alpha / 2) + z_power) * se)
+    z_power = float(special.ndtri(POWER))
+    z_two_sided = float(special.ndtri(1 - alpha / 2))
+    mde = (z_two_sided + z_power) * se
     rel_mde = mde / score_a if score_a > 0 else None
     observed = float(d.mean())
     if conclusive or not margin > 0 or (observed == 0 and sd <= 3.0 / n and margin <= 0):
@@ -621,7 +631,7 @@ def power_analysis(
         """Chance of a conclusive verdict at ``items`` items, SDs scaled by ``scale`` (fewer seed noise)."""
         beyond = delta < -margin if mode == "non-inferiority" else abs(delta) > margin
         if beyond:
-            return float(special.ndtr((abs(delta) - margin) * math.sqrt(items) / (sd * scale) - stats.norm.ppf(1 - alpha / 2)))
+            return float(special.ndtr((abs(delta) - margin) * math.sqrt(items) / (sd * scale) - z_two_sided))
         if (worse_share + better_share) * items < MIN_CHANGED_ITEMS_FOR_T and score_range:
             return _exact_share_power(items, worse_share, better_share, min(1.0, margin / score_range), alpha, mode)
         return _tost_power(items, delta, margin, sd_lower * scale, sd_upper * scale, alpha, mode)

@@ -2,9 +2,13 @@
 same bounds as ``statrepro bench calibration``:
 
 * A/A false ``different``, ``different`` at 0.5 x the margin, passing at exactly 1.0 x the margin (the
-  size of the equivalence test) and passing at 1.2 x: each <= alpha + 2 Monte Carlo SE;
+  size of the equivalence test) and passing at 1.2 x: each <= alpha + 3 Monte Carlo SE;
 * coverage of the true difference by the 95% ``diff_ci``: at A/A, and pooled over the four shifts, within
-  94-96% widened by 2 MC SE.
+  94-96% widened by 3 MC SE.
+
+Three SE rather than the bench's two: with 300 sims per scenario and 24 checks, a method whose rates sit exactly at
+alpha (and coverages at 95%) would break a 2-SE bound somewhere in ~40% of seeds, at 3 SE in ~3%. Measured on the code before issue 11's
+fixes, two of the four cells still fail at 3 SE (greedy A/A coverage 0.820; ``different`` at 0.5 x 0.093).
 
 The full grid (1,000 sims per scenario, all 24 cells) is ``statrepro bench calibration``.
 """
@@ -85,7 +89,7 @@ def test_a_cell_draws_the_same_data_whatever_else_is_in_the_grid():
 @pytest.mark.parametrize("cell", CELLS, ids=lambda cell: cell.label)
 def test_calibration_cell_meets_its_bounds(cell, record_property):
     figures = calibration_figures([cell], sims=SIMS, alpha=ALPHA, tolerance=0.05, n_resamples=500)["cells"][0]
-    bounds = calibration_bounds(sims=SIMS, alpha=ALPHA)
+    bounds = calibration_bounds(sims=SIMS, alpha=ALPHA, standard_errors=3)
     for name in ("aa_different", "different_half", "size_at_margin", "pass_beyond", "coverage_aa", "coverage_pooled"):
         record_property(name, figures[name])
     summary = ", ".join(
