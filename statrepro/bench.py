@@ -202,6 +202,7 @@ def calibration_figures(
     seed: int = 0,
     concentration: float = 3.0,
     flip_rate: float = 0.03,
+    standard_errors: float = 2.0,
     on_progress=None,
     on_cell=None,
 ) -> dict:
@@ -227,7 +228,7 @@ def calibration_figures(
                 tasks.append((cell, shift_name, chunk, min(CALIBRATION_CHUNK, sims - start), options))
     remaining = {cell: sum(1 for t in tasks if t[0] == cell) for cell in cells}
     totals = {(cell, name): np.zeros(4, dtype=np.int64) for cell in cells for name in SHIFTS}
-    bounds = calibration_bounds(sims=sims, alpha=alpha)
+    bounds = calibration_bounds(sims=sims, alpha=alpha, standard_errors=standard_errors)
     done: dict = {}
     start_time = time.perf_counter()
 

@@ -88,7 +88,9 @@ def test_a_cell_draws_the_same_data_whatever_else_is_in_the_grid():
 
 @pytest.mark.parametrize("cell", CELLS, ids=lambda cell: cell.label)
 def test_calibration_cell_meets_its_bounds(cell, record_property):
-    figures = calibration_figures([cell], sims=SIMS, alpha=ALPHA, tolerance=0.05, n_resamples=500)["cells"][0]
+    figures = calibration_figures(
+        [cell], sims=SIMS, alpha=ALPHA, tolerance=0.05, n_resamples=500, standard_errors=3
+    )["cells"][0]
     bounds = calibration_bounds(sims=SIMS, alpha=ALPHA, standard_errors=3)
     for name in ("aa_different", "different_half", "size_at_margin", "pass_beyond", "coverage_aa", "coverage_pooled"):
         record_property(name, figures[name])
