@@ -47,7 +47,7 @@ class PermutationResult(ResultMixin):
     p_value: float
     exact: bool
     n_resamples: int
-    method: str = "exact-lattice"  # exact-lattice, exact-enumeration or monte-carlo
+    method: str | None = None  # exact-lattice, exact-enumeration or monte-carlo
     lattice_scale: int | None = None  # S with every S * d_i integral, when there is one
 
 

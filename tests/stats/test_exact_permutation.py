@@ -95,8 +95,8 @@ def test_hand_computed_thirds_and_halves(differences, expected):
     assert _brute_force(differences)[0] == expected  # the hand computation, checked once more
     d = np.array([float(x) for x in differences])
     result = permutation_test(np.zeros(d.size), d, rng=np.random.default_rng(0))
-    assert result.exact and result.method == "exact-lattice"
     assert result.p_value == pytest.approx(float(expected), abs=1e-12)
+    assert result.exact and result.method == "exact-lattice"
 
 
 def test_one_right_repeat_out_of_60_items_x_3_seeds_is_p_1():
@@ -183,8 +183,8 @@ def test_monte_carlo_on_the_lattice_keeps_ties(monkeypatch):
     monkeypatch.setattr(resampling, "_MAX_LATTICE_SUPPORT", 1)
     monkeypatch.setattr(resampling, "_MAX_EXACT_ENUMERATION", 1)
     result = permutation_test(np.zeros(6), np.full(6, 1 / 3), n_resamples=40_000, rng=np.random.default_rng(1))
-    assert not result.exact and result.method == "monte-carlo" and result.lattice_scale == 3
     assert result.p_value == pytest.approx(2 / 64, abs=4 * math.sqrt(2 / 64 / 40_000))
+    assert not result.exact and result.method == "monte-carlo" and result.lattice_scale == 3
 
 
 def test_continuous_scores_fall_back_to_monte_carlo_and_agree_with_scipy():
