@@ -15,7 +15,7 @@ from scipy import stats
 
 from statrepro.stats import compare_paired, item_means, permutation_test
 from statrepro.stats import resampling
-from statrepro.stats.resampling import infer_lattice_scale, sign_flip_tails, subset_sum_pmf
+from statrepro.stats.resampling import infer_lattice_scale, sign_flip_null, sign_flip_tails, subset_sum_pmf
 
 
 def _mean_diff(x, y, axis=-1):
@@ -176,6 +176,14 @@ def test_tiny_p_value_is_reported_not_floored():
     assert ours.exact
     assert 0 < ours.p_value < 1e-6  # Monte Carlo with 10,000 draws cannot go below 2e-4
     assert ours.p_value == pytest.approx(2 * min(direct.less, direct.greater), abs=1e-12)
+
+
+def test_null_distribution_lies_on_the_lattice():
+    support, weights, exact = sign_flip_null(np.full(6, 1 / 3), 0, np.random.default_rng(0))
+    assert exact
+    assert np.allclose(support * 3, np.round(support * 3), atol=1e-12)
+    assert weights[np.isclose(support, 2.0)] == pytest.approx([1 / 64], abs=1e-15)
+    assert math.fsum(weights) == pytest.approx(1.0, abs=1e-14)
 
 
 def test_monte_carlo_on_the_lattice_keeps_ties(monkeypatch):
