@@ -47,6 +47,8 @@ class PermutationResult(ResultMixin):
     p_value: float
     exact: bool
     n_resamples: int
+    method: str | None = None  # exact-lattice, exact-enumeration or monte-carlo
+    lattice_scale: int | None = None  # S with every S * d_i integral, when there is one
 
 
 @dataclass(frozen=True)
@@ -323,27 +325,35 @@ def _bca_interval(
 
 
 def permutation_test(
-    mean_a: np.ndarray, mean_b: np.ndarray, *, n_resamples: int = 10_000, rng: np.random.Generator
+    mean_a: np.ndarray,
+    mean_b: np.ndarray,
+    *,
+    n_resamples: int = 10_000,
+    rng: np.random.Generator,
+    lattice_scale: int | None = None,
 ) -> PermutationResult:
     """Two-sided paired sign-flip test of mean(d), d_i = mean_b(i) - mean_a(i).
 
-    Exact when the null distribution is small enough to enumerate (always for 0/1 scores), Monte Carlo
-    otherwise, with the p-value defined as in ``scipy.stats.permutation_test``.
+    Exact on the integer lattice ``d = j / S`` that seed-averaged scores live on (``S`` the lcm of the seed
+    counts times the scores' denominator; inferred from the data up to 5040, or given as ``lattice_scale``),
+    at any n: the null is convolved, by FFT when large. Without a lattice (continuous scores): exact
+    enumeration for few items, else ``n_resamples`` Monte Carlo draws. The p-value is defined as in
+    ``scipy.stats.permutation_test``: ``min(1, 2 * min(P(T <= t), P(T >= t)))``. The item means must be finite.
     """
+    from .resampling import sign_flip_tails
+
     differences = np.asarray(mean_b, float) - np.asarray(mean_a, float)
     n = differences.size
-    observed = float(differences.sum())
-    support, weights, exact = sign_flip_null(differences, n_resamples, rng)
-    # Relative tolerance so that float noise does not split ties (scipy does the same).
-    gamma = abs(1e-14 * observed) + 1e-12
-    if exact:
-        less = float(weights[support <= observed + gamma].sum())
-        greater = float(weights[support >= observed - gamma].sum())
-    else:
-        less = (np.sum(support <= observed + gamma) + 1) / (n_resamples + 1)
-        greater = (np.sum(support >= observed - gamma) + 1) / (n_resamples + 1)
-    p_value = min(1.0, 2 * min(less, greater))
-    return PermutationResult(observed / n if n else 0.0, p_value, exact, 0 if exact else n_resamples)
+    tails = sign_flip_tails(differences, n_resamples, rng, lattice_scale=lattice_scale)
+    p_value = min(1.0, 2 * min(tails.less, tails.greater))
+    return PermutationResult(
+        float(differences.sum()) / n if n else 0.0,
+        p_value,
+        tails.exact,
+        tails.n_resamples,
+        method=tails.method,
+        lattice_scale=tails.lattice_scale,
+    )
 
 
 def mcnemar_exact(score_a: np.ndarray, score_b: np.ndarray) -> McNemarResult:
