@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from scipy import optimize, special, stats
 
-from .resampling import bootstrap_item_sums, jackknife_item_sums, sign_flip_null
+from .resampling import bootstrap_item_sums, jackknife_item_sums, sign_flip_tails
 from .results import ResultMixin
 
 Mode = Literal["equivalence", "non-inferiority"]
@@ -340,7 +340,6 @@ def permutation_test(
     enumeration for few items, else ``n_resamples`` Monte Carlo draws. The p-value is defined as in
     ``scipy.stats.permutation_test``: ``min(1, 2 * min(P(T <= t), P(T >= t)))``. The item means must be finite.
     """
-    from .resampling import sign_flip_tails
 
     differences = np.asarray(mean_b, float) - np.asarray(mean_a, float)
     n = differences.size
