@@ -297,7 +297,7 @@ def _stop_on_sigterm() -> None:
 
 
 def _run_executor(executor: str, ray_address: Optional[str]):
-    from .run.executors import get_executor
+    from .run.orchestrate import get_executor
 
     return get_executor(executor, ray_address=ray_address)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from statrepro.analysis import AnalysisOptions, analyze
-from statrepro.records import make_records
+from statrepro.harness.records import make_records
 from statrepro.report import FOREST_PLOT_NAME, write_report
 from statrepro.report.content import redact, redact_argv
 from statrepro.report.html import CONTENT_SECURITY_POLICY

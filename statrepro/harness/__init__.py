@@ -1,7 +1,7 @@
 """Harness adapters behind a small registry (in the spirit of lm-eval's ``@register_model``).
 
 Each adapter normalises its harness's output directory into the records table of
-``statrepro.records`` and (for the run path) builds the harness invocation.
+``statrepro.harness.records`` and (for the run path) builds the harness invocation.
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ def _load_adapters() -> None:
 def harness_names() -> list[str]:
     _load_adapters()
     return sorted(_REGISTRY)
+
+
+def harness_adapters() -> list:
+    """One instance of every registered adapter, built-ins first (in registration order)."""
+    _load_adapters()
+    return [adapter() for adapter in _REGISTRY.values()]
 
 
 def get_harness(name: str):

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .jobs import Endpoint, JobOutcome, execute_job
+from ..harness.contract import Endpoint
+from .jobs import JobOutcome, execute_job
 from .plan import Job
 from .store import ResultStore
 
@@ -75,16 +76,3 @@ class LocalExecutor:
                 on_done(outcome)
                 outcomes.append(outcome)
         return outcomes
-
-
-def get_executor(name: str, **options) -> Executor:
-    """The executor called ``name``: local, or ray (the optional extra)."""
-    if name == "local":
-        return LocalExecutor(options.get("max_workers"))
-    if name == "ray":
-        from .ray_executor import RayExecutor
-
-        return RayExecutor(address=options.get("ray_address"))
-    from ..errors import InputError
-
-    raise InputError(f"unknown executor {name!r}; known: local, ray", key="--executor")

@@ -10,13 +10,14 @@ import os
 import random
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..config import REDACTED, redact
 from ..errors import InputError
-from .manifest import detect_hardware, package_versions
+from ..harness.contract import Endpoint, JobContext
+from ..machine import detect_hardware, package_versions
 from .plan import Job
 from .store import ResultStore
 
@@ -35,51 +36,6 @@ TRANSIENT_MARKERS = (
     "remotedisconnected",
     "temporarily unavailable",
 )
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where an API engine answers (None for in-process engines)."""
-
-    base_url: str
-    served_model: str
-    kind: str
-    tokenizer: str | None = None
-    info: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """Everything a harness adapter needs to build one invocation."""
-
-    job: Job
-    data_dir: Path
-    work_dir: Path  # scratch dir: generated tasks and the harness's output
-    model_path: Path
-    endpoint: Endpoint | None
-
-
-def harness_environment(work_dir: Path) -> dict[str, str]:
-    """Environment every harness subprocess gets: offline, and a per-job `datasets` cache, because offline
-    `datasets` may otherwise serve a stale cached copy of a same-named dataset (seen: evalscope read another
-    run's gsm8k instead of this job's prepared files)."""
-    return {
-        "HF_DATASETS_CACHE": str(work_dir / "datasets-cache"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "MODELSCOPE_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """A harness command line and where its output lands."""
-
-    argv: list[str]
-    output_dir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    manifest: dict = field(default_factory=dict)  # dataset hashes, task names, item counts
 
 
 @dataclass(frozen=True)

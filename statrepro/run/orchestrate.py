@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config import EnvConfig
 from ..errors import InputError
-from .executors import Executor, JobRunner
-from .jobs import Endpoint, JobOutcome
+from ..harness.contract import Endpoint
+from .executors import Executor, JobRunner, LocalExecutor
+from .jobs import JobOutcome
 from .plan import plan_jobs
 from .store import ResultStore
 
@@ -136,6 +137,18 @@ def run_environments(
                 )
                 outcomes.extend(executor.run(env_jobs, run_one, on_done))
     return RunSummary(tuple(outcomes))
+
+
+def get_executor(name: str, **options) -> Executor:
+    """The executor called ``name``: local, or ray (the optional extra). It lives here, not in executors.py,
+    because the ray executor builds on executors.py."""
+    if name == "local":
+        return LocalExecutor(options.get("max_workers"))
+    if name == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(address=options.get("ray_address"))
+    raise InputError(f"unknown executor {name!r}; known: local, ray", key="--executor")
 
 
 def load_env_records(env: EnvConfig, store: ResultStore):

@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 # Column -> meaning. The order is the canonical column order of a records table.
 RECORD_COLUMNS: dict[str, str] = {
