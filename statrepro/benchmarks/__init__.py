@@ -13,9 +13,7 @@ Entry points for the run path::
 
 from __future__ import annotations
 
-from difflib import get_close_matches
-
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from .base import BenchmarkOptions, EvalscopeDatasets, GeneratedTasks
 from .ceval import Ceval
 from .gsm8k import Gsm8k
@@ -31,9 +29,7 @@ def get_benchmark(name: str) -> BenchmarkSpec:
     try:
         return BENCHMARKS[name]
     except KeyError:
-        hint = get_close_matches(name, list(BENCHMARKS), n=1, cutoff=0.4)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise InputError(f"unknown benchmark {name!r} (known: {', '.join(BENCHMARKS)}){suggestion}", key="benchmarks") from None
+        raise InputError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}", key="benchmarks") from None
 
 
 __all__ = [

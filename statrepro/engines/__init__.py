@@ -6,7 +6,7 @@ Entry points:
 - ``OpenAIClient``: completions / chat completions with bounded retries and typed failures.
 """
 
-from .client import Completion, OpenAIClient, Outcome, RequestFailure, RetryPolicy, redact
+from .client import Completion, OpenAIClient, Outcome, RequestFailure, RetryPolicy
 from .errors import EngineError
 from .servers import ServerInfo, engine_endpoint, llama_cpp_server, transformers_server
 
@@ -20,6 +20,5 @@ __all__ = [
     "ServerInfo",
     "engine_endpoint",
     "llama_cpp_server",
-    "redact",
     "transformers_server",
 ]

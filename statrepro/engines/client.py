@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from ..config import redact
+from ..redaction import redact_secrets
 from .errors import EngineError
 
 logger = logging.getLogger("statrepro.engines")
@@ -236,7 +236,7 @@ class OpenAIClient:
                 value, data = attempt_once()
                 return value, data, attempt
             except _Permanent as error:
-                return RequestFailure(redact(error.reason, self._secrets), error.status, True, attempt)
+                return RequestFailure(redact_secrets(error.reason, self._secrets), error.status, True, attempt)
             except _Transient as error:
                 last = error
                 if attempt == self.policy.max_tries:
@@ -247,9 +247,9 @@ class OpenAIClient:
                     self.base_url,
                     attempt,
                     self.policy.max_tries,
-                    redact(error.reason, self._secrets),
+                    redact_secrets(error.reason, self._secrets),
                     wait,
                 )
                 self._sleep(wait)
         assert last is not None
-        return RequestFailure(redact(last.reason, self._secrets), last.status, False, self.policy.max_tries)
+        return RequestFailure(redact_secrets(last.reason, self._secrets), last.status, False, self.policy.max_tries)

@@ -6,7 +6,6 @@ Each adapter normalises its harness's output directory into the records table of
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 
 _REGISTRY: dict[str, type] = {}
 # Modules that register adapters when imported; imported lazily so `statrepro --help` stays fast.
@@ -57,9 +56,7 @@ def get_harness(name: str):
     """The adapter registered as ``name``; an InputError suggesting the nearest name otherwise."""
     _load_adapters()
     if name not in _REGISTRY:
-        near = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(_REGISTRY))}"
-        raise InputError(f"unknown harness {name!r}{hint}", key="harness")
+        raise InputError(f"unknown harness {name!r}{did_you_mean(name, sorted(_REGISTRY))}", key="harness")
     return _REGISTRY[name]()
 
 

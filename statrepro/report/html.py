@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import __version__
-from .content import REDACTED, FlippedItem, flatten, flipped_items, has_prompt_text, printable, redact, redact_argv
+from ..redaction import REDACTED, redact_argv, redact_secret_keys
+from .content import FlippedItem, flatten, flipped_items, has_prompt_text, printable
 from .markdown import CORRECTION_NAMES
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -275,7 +276,7 @@ detects with 80% power at alpha (two-sided); compare it with the margin.</p>{tab
 
 def _generic_table(value: Any) -> str:
     """A list of records or a mapping as a table, every value escaped and secrets redacted."""
-    value = redact(value)
+    value = redact_secret_keys(value)
     if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
         columns: list[str] = []
         for row in value:
@@ -288,7 +289,7 @@ def _generic_table(value: Any) -> str:
 
 def _manifest_rows(manifests: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str]]:
     sides = list(manifests)
-    flat = {side: flatten(redact(manifests[side])) for side in sides}
+    flat = {side: flatten(redact_secret_keys(manifests[side])) for side in sides}
     keys: list[str] = []
     for side in sides:
         keys += [key for key in flat[side] if key not in keys]

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..config import REDACTED, redact
 from ..errors import InputError
 from ..harness.contract import Endpoint, JobContext
+from ..redaction import redact_secrets, scrub_files
 from ..machine import detect_hardware, package_versions
 from .plan import Job
 from .store import ResultStore
@@ -61,22 +61,6 @@ def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def scrub_files(paths: list[Path], secrets: list[str]) -> None:
-    """Remove secrets from files a harness wrote (evalscope dumps its whole config, key included)."""
-    if not any(secrets):
-        return
-    for path in paths:
-        if not path.is_file() or path.is_symlink():
-            continue
-        data = path.read_bytes()
-        cleaned = data
-        for secret in secrets:
-            if secret:
-                cleaned = cleaned.replace(secret.encode(), REDACTED.encode())
-        if cleaned != data:
-            path.write_bytes(cleaned)
-
-
 def _is_transient(log_tail: str) -> bool:
     lowered = log_tail.lower()
     return any(marker in lowered for marker in TRANSIENT_MARKERS)
@@ -119,7 +103,7 @@ def execute_job(
                 cwd=work_dir,
             )
         scrub_files([log_path, *work_dir.rglob("*")], secrets)
-        tail = redact(_tail(log_path), secrets)
+        tail = redact_secrets(_tail(log_path), secrets)
         if completed.returncode == 0:
             try:
                 records = adapter.load(invocation.output_dir, metric_overrides={})
@@ -133,7 +117,7 @@ def execute_job(
                 "benchmark": job.benchmark,
                 "seed": job.seed,
                 "harness": job.env.harness.name,
-                "argv": [redact(arg, secrets) for arg in invocation.argv],
+                "argv": [redact_secrets(arg, secrets) for arg in invocation.argv],
                 "versions": package_versions(),
                 "hardware": {"label": job.env.hardware, **detect_hardware()},
                 "endpoint": endpoint.info if endpoint else None,
@@ -156,7 +140,7 @@ def execute_job(
             "job": job.key,
             "env": job.env.public_dict(),
             "error": error,
-            "stderr_tail": redact(_tail(log_path), secrets),
+            "stderr_tail": redact_secrets(_tail(log_path), secrets),
             "started": started,
             "seconds": time.time() - started,
             "attempts": attempt,
