@@ -15,10 +15,12 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from .engines.kinds import ENGINE_KINDS, engine_kind
 from .errors import InputError, did_you_mean, validation_error
 from .redaction import REDACTED
 
 BENCHMARK_NAMES = ("gsm8k", "ceval", "mmlu_redux", "livebench")
+EngineKindName = Literal[tuple(ENGINE_KINDS)]  # the registered kinds, so docs and errors list them all
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
 
@@ -39,7 +41,7 @@ class ModelSpec(_Section):
 class EngineSpec(_Section):
     """The inference engine that serves the model."""
 
-    kind: Literal["hf", "openai", "llama-cpp", "transformers-serve"] = "hf"
+    kind: EngineKindName = "hf"
     """hf: in-process transformers; openai: an external OpenAI-compatible endpoint; llama-cpp / transformers-serve: a local server statrepro starts on 127.0.0.1 and stops."""
     base_url: Optional[str] = None
     """Endpoint for kind openai, e.g. http://127.0.0.1:8000/v1."""
@@ -53,9 +55,8 @@ class EngineSpec(_Section):
     """Extra command-line arguments for a managed server."""
 
     @model_validator(mode="after")
-    def _needs_url(self) -> "EngineSpec":
-        if self.kind == "openai" and not self.base_url:
-            raise ValueError("engine kind 'openai' needs base_url")
+    def _usable_by_kind(self) -> "EngineSpec":
+        engine_kind(self.kind).check(self)
         return self
 
 

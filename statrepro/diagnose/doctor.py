@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..harness.contract import DOCTOR_FACTORS, per_task
+from ..engines.kinds import ENGINE_KINDS
+from ..harness.contract import DETERMINISM_FACTORS, DOCTOR_FACTORS, per_task
 
 FACTORS = DOCTOR_FACTORS
 
@@ -43,8 +44,6 @@ KNOWLEDGE: dict[str, tuple[str, str, str]] = {
     "engine": ("medium", "engines differ in kernels, defaults (penalties, stop handling) and tokenisation", "align engine defaults; compare with `statrepro logprobs A B`"),
     "model": ("high", "different weights", "point both sides at the same model and revision"),
 }
-# Defaults engines apply when the config leaves repeat_penalty unset.
-ENGINE_REPEAT_PENALTY = {"llama-cpp": 1.1, "hf": 1.0, "transformers-serve": 1.0}
 
 
 @dataclass(frozen=True)
@@ -161,9 +160,11 @@ def factors_from_env(env: dict[str, Any], *, harness_version: str | None = None,
     model, engine = env.get("model") or {}, env.get("engine") or {}
     harness, generation = env.get("harness") or {}, env.get("generation") or {}
     kind = engine.get("kind", "hf")
+    engine_kind = ENGINE_KINDS.get(kind)  # None for a kind this version does not know (an old manifest)
+    hardware = hardware or env.get("hardware", "cpu")
     repeat_penalty = generation.get("repeat_penalty")
-    if repeat_penalty is None:
-        repeat_penalty = ENGINE_REPEAT_PENALTY.get(kind)  # the engine default actually in force
+    if repeat_penalty is None and engine_kind is not None:
+        repeat_penalty = engine_kind.default_repeat_penalty  # the engine default actually in force
     seeds = env.get("seeds", 3)
     benchmarks = env.get("benchmarks") or {}
     return {
@@ -181,11 +182,10 @@ def factors_from_env(env: dict[str, Any], *, harness_version: str | None = None,
         "batch_size": env.get("batch_size", 1),
         "dtype": model.get("dtype", "float32"),
         "quantization": model.get("quantization", "none"),
-        "hardware": hardware or env.get("hardware", "cpu"),
+        "hardware": hardware,
         "engine": kind,
         "model": model.get("path", "embedded"),
-        "prefix_cache_off": True if kind == "hf" else None,
-        "deterministic": True if kind == "hf" and (hardware or env.get("hardware", "cpu")) == "cpu" else None,
+        **(engine_kind.determinism(hardware) if engine_kind is not None else dict.fromkeys(DETERMINISM_FACTORS)),
     }
 
 

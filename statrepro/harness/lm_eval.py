@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..engines.kinds import engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
 from . import register_harness
@@ -367,7 +368,7 @@ def _generation_kwargs(context) -> dict:
     if generation.temperature > 0:
         kwargs["top_p"] = generation.top_p
     if generation.repeat_penalty is not None:
-        kwargs["repeat_penalty" if context.job.env.engine.kind == "llama-cpp" else "repetition_penalty"] = generation.repeat_penalty
+        kwargs[engine_kind(context.job.env.engine.kind).repeat_penalty_field] = generation.repeat_penalty
     if not in_process:
         # lm-eval's --seed seeds only the local process; an API engine needs the seed in every request.
         kwargs["seed"] = context.job.seed
@@ -412,10 +413,11 @@ def build_lm_eval_invocation(context):
 
     job, env = context.job, context.job.env
     spec = get_benchmark(job.benchmark)
-    generative = job.spec.generative if job.spec.generative is not None else context.endpoint is not None
-    if context.endpoint is not None and not generative:
+    prompt_logprobs = engine_kind(env.engine.kind).capabilities.prompt_logprobs
+    generative = job.spec.generative if job.spec.generative is not None else not prompt_logprobs
+    if not prompt_logprobs and not generative:
         raise InputError(
-            "servers return no prompt log-likelihoods: multiple-choice tasks must be scored generatively here",
+            f"engine kind {env.engine.kind!r} returns no prompt log-likelihoods: multiple-choice tasks must be scored generatively here",
             key=f"benchmarks.{job.benchmark}.generative",
         )
     options = BenchmarkOptions(

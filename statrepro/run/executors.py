@@ -55,10 +55,13 @@ class LocalExecutor:
         self.max_workers = max_workers or os.cpu_count() or 1
 
     def workers_for(self, jobs: list[Job]) -> int:
-        if any(job.env.engine.kind == "hf" for job in jobs):
+        from ..engines.kinds import engine_kind
+
+        kinds = [engine_kind(job.env.engine.kind) for job in jobs]
+        if any(kind.capabilities.in_process for kind in kinds):
             return 1
-        # Sampled requests share one server RNG, so seeds only reproduce one request at a time.
-        if any(job.env.generation.temperature > 0 for job in jobs):
+        # Where sampled requests share one server RNG, seeds only reproduce one request at a time.
+        if any(job.env.generation.temperature > 0 and not kind.capabilities.concurrent_sampling for job, kind in zip(jobs, kinds)):
             return 1
         return max(1, min(self.max_workers, len(jobs)))
 

@@ -57,12 +57,12 @@ def _model_path(env: EnvConfig) -> Path:
 @contextmanager
 def _endpoint(env: EnvConfig, work_dir: Path) -> Iterator[Endpoint | None]:
     """Start the env's managed server (if any) for the duration of its jobs."""
-    if env.engine.kind == "hf":
-        yield None
-        return
     from ..engines import engine_endpoint
 
     with engine_endpoint(env, work_dir) as info:
+        if info is None:  # in-process engine
+            yield None
+            return
         yield Endpoint(
             base_url=info.base_url,
             served_model=info.served_model,
