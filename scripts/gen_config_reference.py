@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from statrepro.report.config_reference import reference_docs
-from statrepro.store import atomic_write_text
+from statrepro.atomic import atomic_write_text
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

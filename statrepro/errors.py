@@ -60,21 +60,21 @@ def validation_error(
     path: str | Path | None = None,
     line_of: Callable[[tuple], int | None] | None = None,
     context: str = "",
+    as_option: bool = False,
 ) -> InputError:
     """A pydantic ValidationError of ``model`` as a one-line InputError about its first problem, keyed by the
-    dotted field path; an unknown key names the nearest valid one. ``line_of`` maps the location to a file line."""
+    dotted field path (or, ``as_option``, the command-line option of that name: max_seeds -> --max-seeds);
+    an unknown key names the nearest valid one. ``line_of`` maps the location to a file line."""
     first = error.errors()[0]
     location = tuple(p for p in first["loc"] if not str(p).startswith(("function-after", "union", "list[")))
     if first["type"] == "extra_forbidden" and location:
         message = "unknown key" + did_you_mean(str(location[-1]), _field_names(model, location[:-1]), list_known=False)
     else:
         message = first["msg"].removeprefix("Value error, ")
-    return InputError(
-        f"{context}{message}",
-        path=path,
-        line=line_of(location) if line_of else None,
-        key=".".join(str(p) for p in location) or None,
-    )
+    key = ".".join(str(p) for p in location)
+    if as_option and key:
+        key = "--" + key.replace("_", "-")
+    return InputError(f"{context}{message}", path=path, line=line_of(location) if line_of else None, key=key or None)
 
 
 def _field_names(model: Any, section: tuple) -> list[str]:

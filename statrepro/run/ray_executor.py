@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..config import EnvConfig
 from ..errors import InputError
-from ..store import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 from .executors import JobRunner, OnDone
 from .jobs import JobOutcome, execute_job
 from .plan import Job

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..harness.records import RECORD_COLUMNS, make_records
-from ..store import atomic_write_text
+from ..atomic import atomic_write_text
 from .plan import Job
 
 MANIFEST = "manifest.json"
