@@ -57,7 +57,7 @@ DATA_DIR = typer.Option(None, "--data-dir", help="Local benchmark data (default:
 EXECUTOR = typer.Option("local", help="local (this machine) or ray (a Ray cluster).")
 RAY_ADDRESS = typer.Option(None, help="Ray cluster address (default: start a local one).")
 WAIT = typer.Option(False, help="Wait for another run holding the store instead of refusing.")
-PROMPT_BENCHMARK = typer.Option(None, "--benchmark", help="Take the prompts from this local benchmark (gsm8k, ceval, mmlu_redux, livebench).")
+PROMPT_BENCHMARK = typer.Option(None, "--benchmark", help="Take the prompts from this local benchmark (by name, e.g. gsm8k).")
 PROMPT_LIMIT = typer.Option(8, "--limit", help="With --benchmark: how many items (spread over its subsets).")
 
 

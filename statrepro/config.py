@@ -15,11 +15,11 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from .benchmarks import BENCHMARKS
 from .engines.kinds import ENGINE_KINDS, engine_kind
 from .errors import InputError, did_you_mean, validation_error
 from .redaction import REDACTED
 
-BENCHMARK_NAMES = ("gsm8k", "ceval", "mmlu_redux", "livebench")
 EngineKindName = Literal[tuple(ENGINE_KINDS)]  # the registered kinds, so docs and errors list them all
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
@@ -42,7 +42,7 @@ class EngineSpec(_Section):
     """The inference engine that serves the model."""
 
     kind: EngineKindName = "hf"
-    """hf: in-process transformers; openai: an external OpenAI-compatible endpoint; llama-cpp / transformers-serve: a local server statrepro starts on 127.0.0.1 and stops."""
+    """The engine kind (see Engine kinds below): in-process, an external endpoint, or a local server statrepro starts on 127.0.0.1 and stops."""
     base_url: Optional[str] = None
     """Endpoint for kind openai, e.g. http://127.0.0.1:8000/v1."""
     served_model: Optional[str] = None
@@ -111,7 +111,7 @@ class BenchmarkSpec(_Section):
     drop_flagged: bool = True
     """mmlu_redux only: drop items whose annotated error_type is not 'ok' (the dataset exists to flag them)."""
     generative: Optional[bool] = None
-    """Score multiple-choice benchmarks generatively; null picks log-likelihood in-process and generative for servers."""
+    """Score multiple-choice benchmarks generatively; null picks log-likelihood where the engine returns prompt log-likelihoods (see Engine kinds), else generative."""
 
 
 class EnvConfig(_Section):
@@ -132,7 +132,7 @@ class EnvConfig(_Section):
     batch_size: int = Field(1, ge=1)
     """Batch size; kernels differ by batch size, so it can move scores."""
     benchmarks: dict[str, BenchmarkSpec] = Field(default_factory=lambda: {"gsm8k": BenchmarkSpec()})
-    """Benchmarks to run: any of gsm8k, ceval, mmlu_redux, livebench."""
+    """Benchmarks to run, by name (the benchmarks statrepro ships: docs/benchmarks.md)."""
     seeds: Union[list[int], int] = 3
     """Sampling seeds: an explicit list, or a count (seeds 0..N-1)."""
     data_dir: Optional[str] = None
@@ -163,8 +163,8 @@ class EnvConfig(_Section):
     @classmethod
     def _known_benchmarks(cls, value: dict[str, BenchmarkSpec]) -> dict[str, BenchmarkSpec]:
         for name in value:
-            if name not in BENCHMARK_NAMES:
-                raise ValueError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARK_NAMES)}")
+            if name not in BENCHMARKS:
+                raise ValueError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}")
         if not value:
             raise ValueError("no benchmarks")
         return value

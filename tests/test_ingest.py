@@ -561,11 +561,11 @@ def test_real_lm_eval_end_to_end_through_the_cli(real_lm_eval: dict[str, Path], 
 
 
 def test_schema_doc_lists_every_column_and_default_metric() -> None:
-    from statrepro.harness.lm_eval import DEFAULT_PRIMARY_METRICS
+    from statrepro.benchmarks import BENCHMARKS
     from statrepro.harness.records import RECORD_COLUMNS
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "schema.md").read_text(encoding="utf-8")
     missing = [name for name in RECORD_COLUMNS if f"| `{name}` |" not in text]
     assert not missing, f"docs/schema.md does not describe {missing}"
-    for benchmark, metrics in DEFAULT_PRIMARY_METRICS.items():
-        assert f"`{metrics[0]}`" in text, (benchmark, metrics[0])
+    for benchmark in BENCHMARKS.values():
+        assert f"`{benchmark.lm_eval_metrics[0]}`" in text, (benchmark.name, benchmark.lm_eval_metrics[0])

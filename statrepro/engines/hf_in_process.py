@@ -9,6 +9,8 @@ from .contract import Capabilities, EngineKind
 
 
 class HFInProcess(EngineKind):
+    """In-process transformers, inside the harness; nothing to serve."""
+
     name = "hf"
     managed = False
     capabilities = Capabilities(

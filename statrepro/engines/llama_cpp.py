@@ -16,6 +16,8 @@ from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, openap
 
 
 class LlamaCpp(EngineKind):
+    """A GGUF file served by llama-cpp-python's server, started on 127.0.0.1 and stopped by statrepro."""
+
     name = "llama-cpp"
     managed = True
     capabilities = Capabilities(

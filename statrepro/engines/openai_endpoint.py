@@ -24,6 +24,8 @@ def _only_served_model(base_url: str, secrets: Sequence[str]) -> str:
 
 
 class ExternalEndpoint(EngineKind):
+    """An external OpenAI-compatible endpoint (its base_url), left running."""
+
     name = "openai"
     managed = False
     # Prompt log-likelihoods are not assumed of an arbitrary endpoint; seed handling is not verified.

@@ -19,6 +19,8 @@ from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, warm_u
 
 
 class TransformersServe(EngineKind):
+    """A local HF model directory served by transformers serve, started on 127.0.0.1 and stopped by statrepro."""
+
     name = "transformers-serve"
     managed = True
     capabilities = Capabilities(

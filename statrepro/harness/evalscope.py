@@ -23,13 +23,19 @@ from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
 from . import register_harness
 from .contract import Invocation, harness_environment, per_task, short_hash
-from .files import KNOWN_BENCHMARKS, all_files, benchmark_for_task, iter_jsonl
+from .files import all_files, benchmark_for_task, iter_jsonl
 
 _MARKER_DIRS = ("reviews", "predictions", "reports")
-# evalscope benchmark names that can prefix a review file, besides those a run's task_config lists.
-_EVALSCOPE_NAMES = ("gsm8k", "ceval", "mmlu_redux", "live_bench", "livebench", "general_qa", "general_mcq")
 # Custom-dataset benchmarks: the subset (the user's dataset name) decides the statrepro benchmark.
 _CUSTOM_DATASETS = ("general_qa", "general_mcq")
+
+
+def _evalscope_names() -> list[str]:
+    """evalscope benchmark names that can prefix a review file, besides those a run's task_config lists."""
+    from ..benchmarks import BENCHMARKS
+
+    names = [name for benchmark in BENCHMARKS.values() for name in (benchmark.name, *benchmark.evalscope_names)]
+    return names + list(_CUSTOM_DATASETS)
 # Statuses whose score may enter aggregation (evalscope.constants.ScoreStatus); others mean "no score".
 _USABLE_STATUSES = ("success", "fallback")
 
@@ -94,7 +100,9 @@ def statrepro_benchmark(evalscope_name: str, subset: str, task_config: dict) -> 
         return benchmark_for_task(subset)
     dataset_args = (task_config.get("dataset_args") or {}).get(evalscope_name) or {}
     folder = Path(str(dataset_args.get("dataset_id") or "")).name
-    return folder if folder in KNOWN_BENCHMARKS else benchmark_for_task(subset)
+    from ..benchmarks import BENCHMARKS
+
+    return folder if folder in BENCHMARKS else benchmark_for_task(subset)
 
 
 def prompt_hash(messages: object) -> str | None:
@@ -309,7 +317,7 @@ class EvalscopeHarness:
                 seed = generation_config.get("seed") if isinstance(generation_config, dict) else None
                 seed = seed if isinstance(seed, int) else config.get("seed") if isinstance(config.get("seed"), int) else None
                 run_prefix = (f"seed={seed}@" if seed is not None else "") + work_dir.root.name
-                names = list(_EVALSCOPE_NAMES) + [str(name) for name in config.get("datasets") or []]
+                names = _evalscope_names() + [str(name) for name in config.get("datasets") or []]
                 for review_path in sorted(work_dir.reviews):
                     evalscope_name, subset = split_review_name(review_path.stem, names)
                     benchmark = statrepro_benchmark(evalscope_name, subset, config)

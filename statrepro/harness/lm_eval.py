@@ -32,20 +32,6 @@ _SAMPLES_NAME = re.compile(rf"^samples_(?P<task>.+)_(?P<date>{_DATE})\.jsonl$")
 # Keys of results[task] that are not "<metric>,<filter>" values.
 _NON_METRIC_KEYS = {"alias", "name", "sample_len", "sample_count", " ", ""}
 
-# Primary metric per benchmark: the first "<metric>,<filter>" a task logs wins. Why these:
-# - gsm8k: flexible-extract takes the last number of the answer, so it measures the answer rather than compliance
-#   with the "#### N" format; strict-match sits near 0 for small and chat models and then has no power.
-# - ceval, mmlu_redux: acc (argmax log-likelihood over the letters); acc_norm only re-weights by the length of
-#   the one-letter choices. Generative variants score the extracted letter with exact_match.
-# - livebench: statrepro's LiveBench scorer logs "score".
-DEFAULT_PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
-    "gsm8k": ("exact_match,flexible-extract", "exact_match,strict-match"),
-    "ceval": ("acc,none", "exact_match,letter", "exact_match,default", "exact_match,none"),
-    "mmlu_redux": ("acc,none", "exact_match,letter", "exact_match,default", "exact_match,none"),
-    "livebench": ("score,none",),
-}
-
-
 def available_metrics(task_results: dict) -> list[str]:
     """The "<metric>,<filter>" pairs a task reports, in lm-eval's order (stderr entries left out)."""
     return [
@@ -56,8 +42,8 @@ def available_metrics(task_results: dict) -> list[str]:
 
 
 def choose_metric(benchmark: str, task: str, present: list[str], overrides: dict[str, str], *, path: Path) -> str:
-    """The primary "<metric>,<filter>" of a task: the override (by task or benchmark), else the default table,
-    else the first pair the task reports."""
+    """The primary "<metric>,<filter>" of a task: the override (by task or benchmark), else the benchmark's
+    ``lm_eval_metrics``, else the first pair the task reports."""
     override = overrides.get(task) or overrides.get(benchmark)
     if override:
         if override in present:
@@ -72,7 +58,10 @@ def choose_metric(benchmark: str, task: str, present: list[str], overrides: dict
             path=path,
             key=f"results.{task}",
         )
-    for candidate in DEFAULT_PRIMARY_METRICS.get(benchmark, ()):
+    from ..benchmarks import BENCHMARKS
+
+    preferred = BENCHMARKS[benchmark].lm_eval_metrics if benchmark in BENCHMARKS else ()
+    for candidate in preferred:
         if candidate in present:
             return candidate
     if not present:

@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..redaction import REDACTED, redact_argv, redact_secret_keys
+from ..stats import VERDICTS
 from .content import FlippedItem, flatten, flipped_items, has_prompt_text, printable
 from .markdown import CORRECTION_NAMES
 
@@ -31,6 +32,7 @@ VERDICT_TEXT = {
     "different": ("✗", "B differs from A by more than the tolerance."),
     "inconclusive": ("?", "The data cannot tell either way: more items or seeds are needed (see Noise and power)."),
 }
+assert VERDICT_TEXT.keys() == set(VERDICTS), "every verdict label (statrepro.stats.VERDICTS) needs its text"
 
 STYLE = """
 :root { --ink:#1f2933; --muted:#52606d; --line:#d9e2ec; --pass:#e3f9e5; --pass-edge:#1f7a3a;
