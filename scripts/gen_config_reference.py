@@ -1,6 +1,6 @@
 """Regenerate docs/config-reference.md and docs/verdict-schema.md from the pydantic models.
 
-Run: /work/venv/bin/python scripts/gen_config_reference.py   (tests/test_report.py checks the docs are current)
+Run: /work/venv/bin/python scripts/gen_config_reference.py   (tests/report/test_report.py checks the docs are current)
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from statrepro.run.orchestrate import check_comparable
 from statrepro.run.plan import effective_env, plan_jobs
 from statrepro.run.store import ResultStore
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _env_file(tmp_path: Path, name: str, **fields) -> Path:

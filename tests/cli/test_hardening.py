@@ -33,7 +33,7 @@ from statrepro.errors import InputError
 from statrepro.run.plan import Job
 from statrepro.run.store import ResultStore
 
-TESTS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = Path(__file__).resolve().parents[1]
 SUPPORT_DIR = TESTS_DIR / "support"
 PACKAGE_DIR = TESTS_DIR.parent / "statrepro"
 STATREPRO = [sys.executable, "-c", "from statrepro.cli import app; app()"]

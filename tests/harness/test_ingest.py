@@ -564,7 +564,7 @@ def test_schema_doc_lists_every_column_and_default_metric() -> None:
     from statrepro.benchmarks import BENCHMARKS
     from statrepro.harness.records import RECORD_COLUMNS
 
-    text = (Path(__file__).resolve().parent.parent / "docs" / "schema.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "schema.md").read_text(encoding="utf-8")
     missing = [name for name in RECORD_COLUMNS if f"| `{name}` |" not in text]
     assert not missing, f"docs/schema.md does not describe {missing}"
     for benchmark in BENCHMARKS.values():

@@ -248,7 +248,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 def test_generated_reference_docs_are_current():
     from statrepro.report.config_reference import reference_docs
 
-    docs = Path(__file__).resolve().parent.parent / "docs"
+    docs = Path(__file__).resolve().parents[2] / "docs"
     for name, text in reference_docs().items():
         committed = (docs / name).read_text(encoding="utf-8") if (docs / name).is_file() else ""
         assert committed == text, f"docs/{name} is stale: run python scripts/gen_config_reference.py"
