@@ -15,7 +15,7 @@ import importlib
 _EXPORTS = {
     "Completion": "client", "OpenAIClient": "client", "Outcome": "client", "RequestFailure": "client", "RetryPolicy": "client",
     "Capabilities": "contract", "EngineKind": "contract", "EngineError": "errors", "ENGINE_KINDS": "kinds",
-    "engine_kind": "kinds", "llama_cpp_server": "llama_cpp", "ServerInfo": "servers", "engine_endpoint": "servers",
+    "engine_kind": "kinds", "llama_cpp_server": "llama_cpp", "ServerInfo": "servers", "engine_endpoint": "kinds",
     "transformers_server": "transformers_serve",
 }
 

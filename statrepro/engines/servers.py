@@ -1,5 +1,4 @@
-"""What every engine endpoint shares: the ServerInfo the manifest records, the helpers of managed servers,
-and the env -> endpoint entry point (which asks the env's engine kind).
+"""What every engine endpoint shares: the ServerInfo the manifest records and the helpers of managed servers.
 
 Each managed server (engines/llama_cpp.py, engines/transformers_serve.py) is a context manager that starts on
 a free 127.0.0.1 port, waits until it answers, yields a ServerInfo, and stops the process group however the
@@ -8,7 +7,6 @@ body ends (return, exception, Ctrl-C).
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,11 +79,3 @@ def openapi_defaults(base_url: str, schema_name: str) -> dict[str, Any]:
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return {}
     return {name: properties[name]["default"] for name in REPORTED_DEFAULTS if "default" in properties.get(name, {})}
-
-
-def engine_endpoint(env: EnvConfig, work_dir: str | Path | None) -> AbstractContextManager[ServerInfo | None]:
-    """The OpenAI-compatible endpoint of an EnvConfig's engine, started and stopped around the ``with`` block
-    (None for in-process engines; see EngineKind.serve)."""
-    from .kinds import engine_kind
-
-    return engine_kind(env.engine.kind).serve(env, None if work_dir is None else Path(work_dir))
