@@ -1,7 +1,8 @@
 """Harness adapters behind a small registry (in the spirit of lm-eval's ``@register_model``).
 
-Each adapter normalises its harness's output directory into the records table of
-``statrepro.harness.records`` and (for the run path) builds the harness invocation.
+Each adapter implements ``statrepro.harness.contract.HarnessAdapter``: it builds the harness invocation of a
+job, normalises the harness's output into the records table of ``statrepro.harness.records``, and reports
+the score-moving settings that output records (for ``statrepro doctor``).
 """
 
 from __future__ import annotations
