@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..config import BenchmarkSpec, EnvConfig
+    from ..engines.servers import ServerInfo
 
 # Settings that move scores, compared between two sides by `statrepro doctor` (statrepro.diagnose.doctor
 # ranks them). An adapter reports the ones its output records; None or absent means unknown.
@@ -34,17 +35,6 @@ DOCTOR_FACTORS = (
 )
 # Per-side facts the doctor's determinism checklist reads (True, False or None = unknown).
 DETERMINISM_FACTORS = ("prefix_cache_off", "deterministic")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where an API engine answers (None for in-process engines)."""
-
-    base_url: str
-    served_model: str
-    kind: str
-    tokenizer: str | None = None
-    info: dict = field(default_factory=dict)
 
 
 class HarnessJob(Protocol):
@@ -76,7 +66,7 @@ class JobContext:
     data_dir: Path
     work_dir: Path  # scratch dir: generated tasks and the harness's output
     model_path: Path
-    endpoint: Endpoint | None
+    endpoint: ServerInfo | None  # where the engine answers; None for in-process engines
 
 
 @dataclass(frozen=True)

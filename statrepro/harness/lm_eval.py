@@ -381,7 +381,7 @@ def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
         return model, args, {}
     chat = env.harness.apply_chat_template
     suffix = "/chat/completions" if chat else "/completions"
-    tokenizer = endpoint.tokenizer or str(context.model_path if context.model_path.is_dir() else context.model_path.parent)
+    tokenizer = env.engine.tokenizer or str(context.model_path if context.model_path.is_dir() else context.model_path.parent)
     args = (
         f"model={endpoint.served_model},base_url={endpoint.base_url.rstrip('/')}{suffix},num_concurrent=1,"
         f"max_retries=5,tokenized_requests=False,tokenizer_backend=huggingface,tokenizer={tokenizer}"

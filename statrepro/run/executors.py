@@ -7,12 +7,14 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
-from ..harness.contract import Endpoint
 from .jobs import JobOutcome, execute_job
 from .plan import Job
 from .store import ResultStore
+
+if TYPE_CHECKING:
+    from ..engines.servers import ServerInfo
 
 RunOne = Callable[[Job], JobOutcome]
 OnDone = Callable[[JobOutcome], None]
@@ -26,7 +28,7 @@ class JobRunner:
     store_root: Path
     data_dir: Path
     model_path: Path
-    endpoint: Endpoint | None
+    endpoint: ServerInfo | None
     describe: Callable[[str], None] | None = field(default=None, compare=False)
 
     def __call__(self, job: Job) -> JobOutcome:

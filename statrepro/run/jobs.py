@@ -12,14 +12,17 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import InputError
-from ..harness.contract import Endpoint, JobContext
+from ..harness.contract import JobContext
 from ..redaction import redact_secrets, scrub_files
 from ..machine import detect_hardware, package_versions
 from .plan import Job
 from .store import ResultStore
+
+if TYPE_CHECKING:
+    from ..engines.servers import ServerInfo
 
 STDERR_TAIL_LINES = 40
 MAX_ATTEMPTS = 3
@@ -72,7 +75,7 @@ def execute_job(
     *,
     data_dir: Path,
     model_path: Path,
-    endpoint: Endpoint | None,
+    endpoint: ServerInfo | None,
     on_attempt: Callable[[int], None] | None = None,
     backoff_seconds: float = 2.0,
 ) -> JobOutcome:
@@ -120,7 +123,7 @@ def execute_job(
                 "argv": [redact_secrets(arg, secrets) for arg in invocation.argv],
                 "versions": package_versions(),
                 "hardware": {"label": job.env.hardware, **detect_hardware()},
-                "endpoint": endpoint.info if endpoint else None,
+                "endpoint": endpoint.to_dict() if endpoint else None,
                 "started": started,
                 "seconds": time.time() - started,
                 "attempts": attempt,

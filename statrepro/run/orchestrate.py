@@ -1,18 +1,16 @@
-"""`statrepro run` and `statrepro compare`: plan, run what is missing (with progress), then analyse."""
+"""The run workflow under `statrepro run` and `statrepro compare`: plan, run what is missing (with progress), load."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import EnvConfig
+from ..engines.kinds import engine_endpoint
 from ..errors import InputError
-from ..harness.contract import Endpoint
 from .executors import Executor, JobRunner, LocalExecutor
 from .jobs import JobOutcome
 from .plan import plan_jobs
@@ -52,24 +50,6 @@ def _model_path(env: EnvConfig) -> Path:
     from ..models import resolve_model_path
 
     return resolve_model_path(env.model.path)
-
-
-@contextmanager
-def _endpoint(env: EnvConfig, work_dir: Path) -> Iterator[Endpoint | None]:
-    """Start the env's managed server (if any) for the duration of its jobs."""
-    from ..engines import engine_endpoint
-
-    with engine_endpoint(env, work_dir) as info:
-        if info is None:  # in-process engine
-            yield None
-            return
-        yield Endpoint(
-            base_url=info.base_url,
-            served_model=info.served_model,
-            kind=env.engine.kind,
-            tokenizer=env.engine.tokenizer,
-            info=info.to_dict(),
-        )
 
 
 def run_environments(
@@ -125,7 +105,7 @@ def run_environments(
             model_path = _model_path(env)
             server_dir = store.root / "servers" / f"{env.name}-{env.fingerprint()}"
             progress.update(task, description=f"{env.name}: starting {env.engine.kind}")
-            with _endpoint(env, server_dir) as endpoint:
+            with engine_endpoint(env, server_dir) as endpoint:
                 progress.update(task, description=f"{env.name}")
 
                 run_one = JobRunner(

@@ -12,11 +12,12 @@ from toy_harness import ToyHarness
 from statrepro import harness
 from statrepro.config import EnvConfig
 from statrepro.harness import get_harness
-from statrepro.harness.contract import Endpoint, JobContext
+from statrepro.engines.servers import ServerInfo
+from statrepro.harness.contract import JobContext
 from statrepro.run.plan import plan_jobs
 
 
-def _context(tmp_path: Path, env: EnvConfig, endpoint: Endpoint | None = None) -> JobContext:
+def _context(tmp_path: Path, env: EnvConfig, endpoint: ServerInfo | None = None) -> JobContext:
     from statrepro.benchmarks import resolve_data_dir
 
     job = plan_jobs([env])[0]
@@ -39,7 +40,7 @@ def test_evalscope_adapter_passes_the_contract(tmp_path):
     write_evalscope_run(output, "20260101_100000", {"gsm8k_main": repeated_reviews(3, 1, lambda d, g: float(d % 2))})
     env = EnvConfig(name="a", engine={"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}, harness={"name": "evalscope"},
                     benchmarks={"gsm8k": {"limit": 2}}, seeds=1)
-    context = _context(tmp_path, env, Endpoint("http://127.0.0.1:9/v1", "m", "openai"))
+    context = _context(tmp_path, env, ServerInfo("openai", "http://127.0.0.1:9/v1", "m"))
     records = check_adapter(get_harness("evalscope"), output=output, scratch=tmp_path / "scratch", context=context)
     assert set(records["benchmark"]) == {"gsm8k"}
 
