@@ -22,7 +22,15 @@ from .mmlu_redux import MmluRedux
 from .spec import DATA_DIR_ENV, Benchmark, resolve_data_dir
 
 # The one list of benchmarks: configs, harness adapters, docs and the CLI take the names from here.
-BENCHMARKS: dict[str, Benchmark] = {benchmark.name: benchmark for benchmark in (Gsm8k(), Ceval(), MmluRedux(), LiveBench())}
+BENCHMARKS: dict[str, Benchmark] = {
+    benchmark.name: benchmark
+    for benchmark in (
+        Gsm8k(),
+        Ceval(),
+        MmluRedux(),
+        LiveBench(),
+    )
+}
 
 
 def get_benchmark(name: str) -> Benchmark:

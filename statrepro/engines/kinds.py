@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from ..config import EnvConfig
     from .servers import ServerInfo
 
-ENGINE_KINDS: dict[str, EngineKind] = {kind.name: kind for kind in (HFInProcess(), ExternalEndpoint(), LlamaCpp(), TransformersServe())}
+ENGINE_KINDS: dict[str, EngineKind] = {
+    kind.name: kind
+    for kind in (
+        HFInProcess(),
+        ExternalEndpoint(),
+        LlamaCpp(),
+        TransformersServe(),
+    )
+}
 
 
 def engine_endpoint(env: EnvConfig, work_dir: str | Path | None) -> AbstractContextManager[ServerInfo | None]:
