@@ -24,8 +24,8 @@ from typing import Any, Protocol
 from ..errors import InputError
 
 GREEDY_SLACK = 1e-6  # logprob rounding tolerance when checking that the chosen token is the top one
-# A diagnostic retries a hiccup a little, but reports a dead or wrong endpoint within seconds.
-REQUEST_TRIES = 3
+# A diagnostic reports a failing endpoint at once instead of retrying it: the user is watching.
+REQUEST_TRIES = 1
 
 
 @dataclass(frozen=True)
