@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import EngineError
 from .process import LOOPBACK
 
 if TYPE_CHECKING:
@@ -53,19 +52,6 @@ class ServerInfo:
 
 def loopback_base_url(port: int) -> str:
     return f"http://{LOOPBACK}:{port}/v1"
-
-
-def warm_up(base_url: str, served_model: str, timeout: float) -> None:
-    """One 1-token greedy request so lazy initialisation is not charged to the first real item."""
-    import httpx
-
-    body = {"model": served_model, "prompt": "Hello", "max_tokens": 1, "temperature": 0.0}
-    try:
-        response = httpx.post(f"{base_url}/completions", json=body, timeout=timeout)
-    except httpx.HTTPError as error:
-        raise EngineError(f"warm-up request to {base_url} failed: {type(error).__name__}: {error}") from None
-    if response.status_code != 200:
-        raise EngineError(f"warm-up request to {base_url} answered HTTP {response.status_code}: {response.text[:300]}")
 
 
 def openapi_defaults(base_url: str, schema_name: str) -> dict[str, Any]:

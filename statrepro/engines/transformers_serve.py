@@ -14,8 +14,9 @@ from pathlib import Path
 from ..errors import InputError
 from ..models import materialize_embedded_model
 from .contract import Capabilities, EngineKind
+from .errors import EngineError
 from .process import LOOPBACK, managed_server
-from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, warm_up
+from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url
 
 
 class TransformersServe(EngineKind):
@@ -42,6 +43,16 @@ class TransformersServe(EngineKind):
             extra_args=env.engine.extra_args,
         ) as info:
             yield info
+
+
+def _warm_up(base_url: str, served_model: str, timeout: float) -> None:
+    """One 1-token greedy request so lazy initialisation is not charged to the first real item."""
+    from .client import OpenAIClient, RetryPolicy
+
+    with OpenAIClient(base_url, policy=RetryPolicy(timeout_seconds=timeout, max_tries=1)) as client:
+        outcome = client.complete("Hello", model=served_model, max_tokens=1)
+    if not outcome.ok:
+        raise EngineError(f"warm-up request to {base_url} failed: {outcome.reason}")
 
 
 def _generation_overlay(model_dir: Path, target: Path, repeat_penalty: float | None) -> Path:
@@ -104,7 +115,7 @@ def transformers_server(
         command, name="transformers serve", log_path=log_path, startup_timeout=startup_timeout, env=env
     ) as (port, process):
         base_url = loopback_base_url(port)
-        warm_up(base_url, str(served), timeout=startup_timeout)
+        _warm_up(base_url, str(served), timeout=startup_timeout)
         yield ServerInfo(
             kind=TransformersServe.name,
             base_url=base_url,
