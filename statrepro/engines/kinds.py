@@ -11,7 +11,6 @@ from .contract import EngineKind
 from .hf_in_process import HFInProcess
 from .llama_cpp import LlamaCpp
 from .openai_endpoint import ExternalEndpoint
-from .toy_echo import ToyEcho
 from .transformers_serve import TransformersServe
 
 if TYPE_CHECKING:
@@ -25,7 +24,6 @@ ENGINE_KINDS: dict[str, EngineKind] = {
         ExternalEndpoint(),
         LlamaCpp(),
         TransformersServe(),
-        ToyEcho(),
     )
 }
 
