@@ -1,6 +1,6 @@
 """Regenerate docs/config-reference.md and docs/verdict-schema.md from the pydantic models.
 
-Run: /work/venv/bin/python scripts/gen_config_reference.py   (tests/test_report.py checks the docs are current)
+Run: /work/venv/bin/python scripts/gen_config_reference.py   (tests/report/test_report.py checks the docs are current)
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from statrepro.report.config_reference import reference_docs
-from statrepro.store import atomic_write_text
+from statrepro.atomic import atomic_write_text
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
@@ -12,7 +11,6 @@ from typing import Callable, Optional
 import typer
 
 from .errors import InputError
-from .store import atomic_write_text
 
 app = typer.Typer(
     add_completion=False,
@@ -50,6 +48,9 @@ CORRECTION = typer.Option(Correction.holm, help="Multiple-benchmark adjustment f
 JSON_PATH = typer.Option(None, "--json", help="Write the versioned JSON verdict here.")
 REPORT = typer.Option(None, help="Write report.html, report.md and verdict.json into this directory.")
 RNG_SEED = typer.Option(0, help="Seed of the resampling RNG (bootstrap and permutations).")
+SCORE_RANGE = typer.Option(
+    None, help="The metric's range LOW,HIGH when statrepro does not know it (accuracy-like metrics are 0,1)."
+)
 MAX_MISSING = typer.Option(0.05, help="Largest share of items without results before the verdict is inconclusive.")
 BENCHMARKS = typer.Option(None, help="Comma-separated benchmarks to run (default: the env's).")
 SEEDS = typer.Option(None, help="Seed count, or a comma-separated list of seeds.")
@@ -59,7 +60,7 @@ DATA_DIR = typer.Option(None, "--data-dir", help="Local benchmark data (default:
 EXECUTOR = typer.Option("local", help="local (this machine) or ray (a Ray cluster).")
 RAY_ADDRESS = typer.Option(None, help="Ray cluster address (default: start a local one).")
 WAIT = typer.Option(False, help="Wait for another run holding the store instead of refusing.")
-PROMPT_BENCHMARK = typer.Option(None, "--benchmark", help="Take the prompts from this local benchmark (gsm8k, ceval, mmlu_redux, livebench).")
+PROMPT_BENCHMARK = typer.Option(None, "--benchmark", help="Take the prompts from this local benchmark (by name, e.g. gsm8k).")
 PROMPT_LIMIT = typer.Option(8, "--limit", help="With --benchmark: how many items (spread over its subsets).")
 
 
@@ -85,9 +86,26 @@ def user_errors(command: Callable) -> Callable:
     return wrapper
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if not (low < value < high):
-        raise InputError(f"{name} must be in ({low}, {high}), got {value}", key=f"--{name}")
+def _parse_score_range(text: Optional[str]) -> Optional[tuple[float, float]]:
+    if text is None:
+        return None
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(f"takes LOW,HIGH (e.g. 0,100), got {text!r}", key="--score-range") from None
+    return (low, high)
+
+
+def _options(options_class, **values):
+    """The API's options object from command-line values; a bad value is the usual one-line error naming its flag."""
+    from pydantic import ValidationError
+
+    from .errors import validation_error
+
+    try:
+        return options_class(**values)
+    except ValidationError as error:
+        raise validation_error(error, options_class, as_option=True) from None
 
 
 def _parse_metric_overrides(values: list[str]) -> dict[str, str]:
@@ -100,13 +118,30 @@ def _parse_metric_overrides(values: list[str]) -> dict[str, str]:
     return overrides
 
 
+def _needs(power) -> str:
+    """'~N items (range A-B) or ~K seeds per side (range ...)', open-ended where no finite amount suffices."""
+
+    def one(central, spread, unit):
+        if not central:
+            return None
+        low, high = spread or (central, central)
+        span = f"{low or '?'}-{high}" if high else f"{low or central} or more"
+        return f"~{central} {unit} (plausible range {span})"
+
+    needs = [one(power.items_needed, power.items_needed_range, "items"), one(power.seeds_needed, power.seeds_needed_range, "seeds per side")]
+    return " or ".join(need for need in needs if need)
+
+
 def print_decision(analysis) -> None:
     """A rich table of the per-benchmark verdicts and the overall line."""
     from rich.console import Console
     from rich.table import Table
 
+    from .stats import VERDICTS
+
     decision = analysis.decision
     colours = {"equivalent": "green", "within_tolerance": "green", "different": "red", "inconclusive": "yellow"}
+    assert colours.keys() == set(VERDICTS), "every verdict label needs a colour"
     table = Table(
         title=f"statrepro verdict (alpha={decision.alpha}, tolerance={decision.tolerance}, {decision.mode})",
         box=None,
@@ -132,17 +167,18 @@ def print_decision(analysis) -> None:
     console = Console()
     console.print(table)
     for item in decision.benchmarks:
-        lo, hi = item.comparison.bootstrap.rel_diff_ci
-        ci = f"{item.comparison.bootstrap.confidence:.0%} CI of rel diff [{lo:+.2%}, {hi:+.2%}]"
-        console.print(f"  [bold]{item.name}[/]: {ci}; {item.reason}")
-        power = item.comparison.power
-        if item.verdict == "inconclusive" and (power.items_needed or power.seeds_needed):
-            needs = []
-            if power.items_needed:
-                needs.append(f"~{power.items_needed} items")
-            if power.seeds_needed:
-                needs.append(f"~{power.seeds_needed} seeds per side")
-            console.print(f"    to conclude, likely need {' or '.join(needs)}")
+        c = item.comparison
+        lo, hi = c.bootstrap.diff_ci
+        tost_lo, tost_hi = c.tost.ci
+        console.print(
+            f"  [bold]{item.name}[/]: diff {c.diff:+.4f}, {c.bootstrap.confidence:.0%} CI [{lo:+.4f}, {hi:+.4f}], "
+            f"{c.tost.ci_level:.0%} CI (the TOST's) [{tost_lo:+.4f}, {tost_hi:+.4f}], margin ±{c.tost.margin:.4f}"
+        )
+        if c.flips.expected_rate is not None:
+            console.print(f"    flips {c.flips.rate:.1%} ({c.flips.down} down, {c.flips.up} up); seed noise alone: ~{c.flips.expected_rate:.1%}")
+        console.print(f"    {item.reason}")
+        if item.verdict == "inconclusive" and (c.power.items_needed or c.power.seeds_needed):
+            console.print(f"    to conclude, likely need {_needs(c.power)}")
     for difference in analysis.pairing.config_differences:
         console.print(f"  [yellow]config difference[/] {difference.benchmark}: {difference.factor}: {difference.detail}")
     for name, count in analysis.pairing.dropped.items():
@@ -160,7 +196,9 @@ def analyze(
     mode: Mode = MODE,
     margin: MarginKind = MARGIN,
     correction: Correction = CORRECTION,
-    intersect: bool = typer.Option(False, help="Analyse only the items and benchmarks both sides have, reporting what was dropped."),
+    intersect: bool = typer.Option(
+        False, help="Analyse what both sides have: items one side lacks count as missing; one-sided benchmarks are dropped."
+    ),
     metric: list[str] = typer.Option([], help="Primary metric override, BENCHMARK=METRIC (e.g. gsm8k=exact_match,strict-match)."),
     json_path: Optional[Path] = JSON_PATH,
     report: Optional[Path] = REPORT,
@@ -168,60 +206,27 @@ def analyze(
     resamples: int = typer.Option(10_000, help="Bootstrap resamples and Monte Carlo permutations."),
     seed_level: bool = typer.Option(False, help="Two-level bootstrap: also resample seeds within items."),
     max_missing: float = MAX_MISSING,
+    score_range: Optional[str] = SCORE_RANGE,
 ) -> None:
     """Compare two existing result sets item by item and print a calibrated verdict.
 
     Exit codes: 0 equivalent or within tolerance, 3 different, 4 inconclusive, 2 bad input.
     """
-    _check_range("tolerance", tolerance, 0.0, 1.0)
-    _check_range("alpha", alpha, 0.0, 0.5)
-    _check_range("max-missing", max_missing, -1e-12, 1.0)
-    if resamples < 100:
-        raise InputError(f"must be at least 100, got {resamples}", key="--resamples")
-    from .analysis import AnalysisOptions, analyze as run_analysis
-    from .harness import load_side
+    from .api import AnalyzeOptions, analyze as analyze_results
 
-    overrides = _parse_metric_overrides(metric)
-    records_a = load_side(a, metric_overrides=overrides)
-    records_b = load_side(b, metric_overrides=overrides)
-    options = AnalysisOptions(
-        tolerance=tolerance,
-        alpha=alpha,
-        mode=mode.value,
-        margin_kind=margin.value,
-        correction=correction.value,
-        unpaired="intersect" if intersect else "error",
-        n_resamples=resamples,
-        n_permutations=resamples,
-        seed_level_bootstrap=seed_level,
-        max_missing_share=max_missing,
-        rng_seed=rng_seed,
+    options = _options(
+        AnalyzeOptions, tolerance=tolerance, alpha=alpha, mode=mode.value, margin=margin.value, correction=correction.value,
+        max_missing=max_missing, rng_seed=rng_seed, resamples=resamples, seed_level=seed_level, intersect=intersect,
+        metric_overrides=_parse_metric_overrides(metric), score_range=_parse_score_range(score_range),
     )
-    analysis = run_analysis(records_a, records_b, options, inputs={"a": str(a), "b": str(b)})
+    analysis = analyze_results(a, b, options, json_path=json_path, report=report)
     print_decision(analysis)
-    verdict = analysis.to_json()
-    if json_path is not None:
-        atomic_write_text(json_path, verdict.model_dump_json(indent=2))
-    if report is not None:
-        from .report import write_report
-
-        write_report(report, analysis, records_a=records_a, records_b=records_b, argv=sys.argv, doctor=_doctor(a, b))
     raise typer.Exit(analysis.decision.exit_code)
-
-
-def _doctor(a: Path, b: Path) -> dict | None:
-    """The doctor's factor diff for the report, when both inputs are sources it can read."""
-    from .diagnose.doctor import compare_sources
-
-    try:
-        return compare_sources(a, b).to_dict()
-    except InputError:
-        return None
 
 
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of the verdict file (schema_version 1)."""
+    """Print the JSON Schema of the verdict file (its schema_version is in the output)."""
     from .verdict_schema import VerdictJson
 
     typer.echo(json.dumps(VerdictJson.model_json_schema(), indent=2))
@@ -311,22 +316,17 @@ def bench_calibration(
         atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
 
 
-def _load_envs(paths: list[Path], benchmarks: Optional[str], seeds: Optional[str], limit: Optional[int]):
-    from .config import load_env
-    from .run.plan import effective_env
+def _parse_seeds(seeds: Optional[str]) -> int | list[int] | None:
+    if seeds is None:
+        return None
+    try:
+        return [int(s) for s in seeds.split(",")] if "," in seeds else int(seeds)
+    except ValueError:
+        raise InputError(f"takes a count or a comma-separated list, got {seeds!r}", key="--seeds") from None
 
-    selected = [name.strip() for name in benchmarks.split(",") if name.strip()] if benchmarks else None
-    seed_value = None
-    if seeds is not None:
-        try:
-            seed_value = [int(s) for s in seeds.split(",")] if "," in seeds else int(seeds)
-        except ValueError:
-            raise InputError(f"takes a count or a comma-separated list, got {seeds!r}", key="--seeds") from None
-    envs = [effective_env(load_env(path), benchmarks=selected, seeds=seed_value, limit=limit) for path in paths]
-    names = [env.name for env in envs]
-    if len(set(names)) != len(names):
-        raise InputError(f"two environments share the name {names[0]!r}; names key the store", key="name")
-    return envs
+
+def _parse_benchmarks(benchmarks: Optional[str]) -> list[str] | None:
+    return [name.strip() for name in benchmarks.split(",") if name.strip()] if benchmarks else None
 
 
 def _stop_on_sigterm() -> None:
@@ -338,12 +338,6 @@ def _stop_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, _exit)
-
-
-def _run_executor(executor: str, ray_address: Optional[str]):
-    from .run.executors import get_executor
-
-    return get_executor(executor, ray_address=ray_address)
 
 
 @app.command()
@@ -362,14 +356,14 @@ def run(
     """Run the benchmarks over seeds for each environment; resumable, never redoes finished runs."""
     from rich.console import Console
 
-    from .run.orchestrate import run_environments
-    from .run.store import ResultStore
+    from .api import RunOptions, run_environment_files
 
+    options = _options(
+        RunOptions, benchmarks=_parse_benchmarks(benchmarks), seeds=_parse_seeds(seeds), limit=limit, store=store,
+        data_dir=data_dir, executor=executor, ray_address=ray_address, wait=wait,
+    )
     _stop_on_sigterm()
-    loaded = _load_envs(envs, benchmarks, seeds, limit)
-    result_store = ResultStore(store)
-    with result_store.locked(wait=wait):
-        summary = run_environments(loaded, result_store, _run_executor(executor, ray_address), data_dir=data_dir)
+    summary = run_environment_files(envs, options)
     Console(stderr=True).print(summary.summary())
     raise typer.Exit(1 if summary.failed else 0)
 
@@ -403,94 +397,17 @@ def compare(
 
     Exit codes: 0 equivalent or within tolerance, 3 different, 4 inconclusive, 2 bad input.
     """
-    _check_range("tolerance", tolerance, 0.0, 1.0)
-    _check_range("alpha", alpha, 0.0, 0.5)
-    if sequential and max_seeds < 2:
-        raise InputError(f"must be at least 2, got {max_seeds}", key="--max-seeds")
-    from rich.console import Console
+    from .api import CompareOptions, compare_environments
 
-    from .analysis import AnalysisOptions, analyze as run_analysis
-    from .run.orchestrate import check_comparable, load_env_records, run_environments
-    from .run.store import ResultStore
-
-    _stop_on_sigterm()
-    env_a_config, env_b_config = _load_envs([env_a, env_b], benchmarks, seeds, limit)
-    check_comparable(env_a_config, env_b_config)
-    result_store = ResultStore(store)
-    console = Console(stderr=True)
-    if any(spec.limit for spec in env_a_config.benchmarks.values()):
-        console.print("[yellow]note:[/] limited item counts make a smoke test; sign-off needs the full sets")
-    sequential_result = None
-    with result_store.locked(wait=wait):
-        if sequential:
-            from .run.orchestrate import run_sequential
-            from .stats.sequential import SequentialDesign
-
-            design = SequentialDesign(
-                max_rounds=max_seeds,
-                alpha=alpha,
-                tolerance=tolerance,
-                mode=mode.value,
-                margin_kind=margin.value,
-                max_missing_share=max_missing,
-            )
-            sequential_result, records_a, records_b = run_sequential(
-                env_a_config, env_b_config, result_store, _run_executor(executor, ray_address), design,
-                data_dir=data_dir, console=console,
-            )
-        else:
-            summary = run_environments(
-                [env_a_config, env_b_config], result_store, _run_executor(executor, ray_address), data_dir=data_dir
-            )
-            console.print(summary.summary())
-            records_a = load_env_records(env_a_config, result_store)
-            records_b = load_env_records(env_b_config, result_store)
-    if records_a.empty or records_b.empty:
-        raise InputError("no finished runs on one side; see the failures above", path=result_store.root)
-    options = AnalysisOptions(
-        tolerance=tolerance,
-        alpha=alpha,
-        mode=mode.value,
-        margin_kind=margin.value,
-        correction=correction.value,
-        unpaired="missing",  # failed items are missing, not wrong: the verdict counts them
-        max_missing_share=max_missing,
-        rng_seed=rng_seed,
+    options = _options(
+        CompareOptions, tolerance=tolerance, alpha=alpha, mode=mode.value, margin=margin.value, correction=correction.value,
+        max_missing=max_missing, rng_seed=rng_seed, benchmarks=_parse_benchmarks(benchmarks), seeds=_parse_seeds(seeds),
+        limit=limit, store=store, data_dir=data_dir, executor=executor, ray_address=ray_address, wait=wait,
+        sequential=sequential, max_seeds=max_seeds,
     )
-    analysis = run_analysis(records_a, records_b, options, inputs={"a": str(env_a), "b": str(env_b)})
-    if sequential_result is not None:
-        from dataclasses import replace
-
-        from .stats.sequential import sequential_decision
-
-        analysis = replace(
-            analysis,
-            decision=sequential_decision(analysis.decision, sequential_result),
-            sequential=sequential_result.to_json(),
-        )
+    _stop_on_sigterm()
+    analysis = compare_environments(env_a, env_b, options, json_path=json_path, report=report)
     print_decision(analysis)
-    if sequential_result is not None:
-        console.print(sequential_result.summary())
-    if json_path is not None:
-        atomic_write_text(json_path, analysis.to_json().model_dump_json(indent=2))
-    if report is not None:
-        from .report import write_report
-
-        from .run.orchestrate import env_manifest
-
-        write_report(
-            report,
-            analysis,
-            records_a=records_a,
-            records_b=records_b,
-            argv=sys.argv,
-            manifests={
-                side: manifest
-                for side, manifest in (("A", env_manifest(env_a_config, result_store)), ("B", env_manifest(env_b_config, result_store)))
-                if manifest
-            },
-            doctor=_doctor(env_a, env_b),
-        )
     raise typer.Exit(analysis.decision.exit_code)
 
 
@@ -721,8 +638,9 @@ def bench_sequential(
     spending: str = typer.Option("obrien-fleming", help="Alpha spending: obrien-fleming or pocock."),
 ) -> None:
     """Simulate sequential verdicts vs the fixed design: error rates and model calls, side by side."""
-    _check_range("tolerance", tolerance, 0.0, 1.0)
-    _check_range("alpha", alpha, 0.0, 0.5)
+    from .api import VerdictOptions
+
+    _options(VerdictOptions, tolerance=tolerance, alpha=alpha)
     if spending not in ("obrien-fleming", "pocock"):
         raise InputError(f"must be obrien-fleming or pocock, got {spending!r}", key="--spending")
     if sims < 1 or items < 2 or max_seeds < 1:

@@ -7,7 +7,6 @@ line or key. Secrets (api_key) are redacted at the single point where configs ar
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -16,20 +15,12 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from .errors import InputError
+from .benchmarks import BENCHMARKS
+from .engines.kinds import ENGINE_KINDS, engine_kind
+from .errors import InputError, did_you_mean, validation_error
+from .redaction import REDACTED
 
-BENCHMARK_NAMES = ("gsm8k", "ceval", "mmlu_redux", "livebench")
-REDACTED = "***"
-
-
-def redact(text: str, secrets: list[str] | tuple[str, ...]) -> str:
-    """``text`` with every non-empty secret replaced by ***: for logs, argv and messages that leave the process."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
+EngineKindName = Literal[tuple(ENGINE_KINDS)]  # the registered kinds, so docs and errors list them all
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
 
@@ -50,8 +41,8 @@ class ModelSpec(_Section):
 class EngineSpec(_Section):
     """The inference engine that serves the model."""
 
-    kind: Literal["hf", "openai", "llama-cpp", "transformers-serve"] = "hf"
-    """hf: in-process transformers; openai: an external OpenAI-compatible endpoint; llama-cpp / transformers-serve: a local server statrepro starts on 127.0.0.1 and stops."""
+    kind: EngineKindName = "hf"
+    """The engine kind (see Engine kinds below): in-process, an external endpoint, or a local server statrepro starts on 127.0.0.1 and stops."""
     base_url: Optional[str] = None
     """Endpoint for kind openai, e.g. http://127.0.0.1:8000/v1."""
     served_model: Optional[str] = None
@@ -64,9 +55,8 @@ class EngineSpec(_Section):
     """Extra command-line arguments for a managed server."""
 
     @model_validator(mode="after")
-    def _needs_url(self) -> "EngineSpec":
-        if self.kind == "openai" and not self.base_url:
-            raise ValueError("engine kind 'openai' needs base_url")
+    def _usable_by_kind(self) -> "EngineSpec":
+        engine_kind(self.kind).check(self)
         return self
 
 
@@ -90,9 +80,7 @@ class HarnessSpec(_Section):
 
         known = harness_names()
         if value not in known:
-            near = difflib.get_close_matches(value, known, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(known)}"
-            raise ValueError(f"unknown harness {value!r}{hint}")
+            raise ValueError(f"unknown harness {value!r}{did_you_mean(value, known)}")
         return value
 
 
@@ -123,7 +111,7 @@ class BenchmarkSpec(_Section):
     drop_flagged: bool = True
     """mmlu_redux only: drop items whose annotated error_type is not 'ok' (the dataset exists to flag them)."""
     generative: Optional[bool] = None
-    """Score multiple-choice benchmarks generatively; null picks log-likelihood in-process and generative for servers."""
+    """Score multiple-choice benchmarks generatively; null picks log-likelihood where the engine returns prompt log-likelihoods (see Engine kinds), else generative."""
 
 
 class EnvConfig(_Section):
@@ -144,7 +132,7 @@ class EnvConfig(_Section):
     batch_size: int = Field(1, ge=1)
     """Batch size; kernels differ by batch size, so it can move scores."""
     benchmarks: dict[str, BenchmarkSpec] = Field(default_factory=lambda: {"gsm8k": BenchmarkSpec()})
-    """Benchmarks to run: any of gsm8k, ceval, mmlu_redux, livebench."""
+    """Benchmarks to run, by name (the benchmarks statrepro ships: docs/benchmarks.md)."""
     seeds: Union[list[int], int] = 3
     """Sampling seeds: an explicit list, or a count (seeds 0..N-1)."""
     data_dir: Optional[str] = None
@@ -175,10 +163,8 @@ class EnvConfig(_Section):
     @classmethod
     def _known_benchmarks(cls, value: dict[str, BenchmarkSpec]) -> dict[str, BenchmarkSpec]:
         for name in value:
-            if name not in BENCHMARK_NAMES:
-                near = difflib.get_close_matches(name, BENCHMARK_NAMES, n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(BENCHMARK_NAMES)}"
-                raise ValueError(f"unknown benchmark {name!r}{hint}")
+            if name not in BENCHMARKS:
+                raise ValueError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}")
         if not value:
             raise ValueError("no benchmarks")
         return value
@@ -213,16 +199,6 @@ class EnvConfig(_Section):
 # Loading with located errors
 
 
-def _all_field_names(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]]:
-    """Valid field names per dotted section path, for nearest-key suggestions."""
-    names: dict[str, list[str]] = {prefix: list(model.model_fields)}
-    for field_name, info in model.model_fields.items():
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names.update(_all_field_names(annotation, f"{prefix}{field_name}."))
-    return names
-
-
 def _key_line(text: str, location: tuple) -> Optional[int]:
     """Best-effort line of a dotted key in the YAML text (by walking the YAML node tree)."""
     import yaml
@@ -243,19 +219,6 @@ def _key_line(text: str, location: tuple) -> Optional[int]:
         else:
             break
     return line
-
-
-def _validation_message(error: dict, sections: dict[str, list[str]]) -> str:
-    location = [str(p) for p in error["loc"] if not str(p).startswith(("function-after", "union", "list["))]
-    if error["type"] == "extra_forbidden":
-        section = ".".join(location[:-1])
-        section_key = f"{section}." if section else ""
-        known = sections.get(section_key, [])
-        near = difflib.get_close_matches(location[-1], known, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        return f"unknown key{hint}"
-    message = error["msg"]
-    return message.removeprefix("Value error, ")
 
 
 def load_env(path: str | Path) -> EnvConfig:
@@ -282,8 +245,4 @@ def load_env(path: str | Path) -> EnvConfig:
     try:
         return EnvConfig.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        location = tuple(p for p in first["loc"] if not str(p).startswith(("function-after", "union", "list[")))
-        key = ".".join(str(p) for p in location)
-        message = _validation_message(first, _all_field_names(EnvConfig))
-        raise InputError(message, path=path, line=_key_line(text, location), key=key) from None
+        raise validation_error(error, EnvConfig, path=path, line_of=lambda location: _key_line(text, location)) from None

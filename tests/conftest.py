@@ -1,7 +1,12 @@
-"""Test environment: the shared benchmark data beside the repo, and no Hugging Face Hub access."""
+"""Test environment: the shared benchmark data beside the repo, no Hugging Face Hub access, and the shared
+test doubles of tests/support/ importable as top-level modules (``fakes``, ``stub_harness``, ...)."""
 
 import os
+import sys
 from pathlib import Path
+
+SUPPORT_DIR = Path(__file__).resolve().parent / "support"
+sys.path.insert(0, str(SUPPORT_DIR))
 
 _SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 if _SHARED_DATA.is_dir() and not os.environ.get("STATREPRO_DATA_DIR"):

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean, validation_error
 
 DEFAULT_LIVEBENCH_RELEASE = "2024-11-25"
 
@@ -53,8 +53,8 @@ def coerce_options(options: BenchmarkOptions | dict | None) -> BenchmarkOptions:
         return options
     try:
         return BenchmarkOptions.model_validate(options)
-    except Exception as error:  # pydantic's message is multi-line; InputError flattens it
-        raise InputError(f"invalid benchmark options: {error}", key="benchmarks") from None
+    except ValidationError as error:
+        raise validation_error(error, BenchmarkOptions, context="invalid benchmark options: ") from None
 
 
 @dataclass(frozen=True)
@@ -167,11 +167,8 @@ def select_subsets(requested: list[str] | None, available: list[str], benchmark:
         return list(available)
     unknown = [name for name in requested if name not in available]
     if unknown:
-        from difflib import get_close_matches
-
-        hint = get_close_matches(unknown[0], available, n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise InputError(f"unknown {benchmark} subset {unknown[0]!r}{suggestion}", key=f"benchmarks.{benchmark}.subsets")
+        hint = did_you_mean(unknown[0], available, list_known=False)
+        raise InputError(f"unknown {benchmark} subset {unknown[0]!r}{hint}", key=f"benchmarks.{benchmark}.subsets")
     return [name for name in available if name in requested]
 
 

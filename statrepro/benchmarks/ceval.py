@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from .base import EvalscopeDatasets, apply_limit, coerce_options, select_subsets, write_jsonl, write_yaml
-from .choice import LETTERS, choice_task_config, grouped_tasks
-from .spec import BenchmarkSpec
+from .choice import CHOICE_METRICS, LETTERS, choice_task_config, grouped_tasks
+from .spec import Benchmark
 
 GROUP = "statrepro_ceval"
 PROMPT = "{{question.strip()}}\nA. {{A}}\nB. {{B}}\nC. {{C}}\nD. {{D}}\n答案："
@@ -19,8 +19,10 @@ def task_name(subject: str, generative: bool) -> str:
     return f"{GROUP}_{subject}" + ("_gen" if generative else "")
 
 
-class Ceval(BenchmarkSpec):
+class Ceval(Benchmark):
     name = "ceval"
+    task_pattern = r"ceval"
+    lm_eval_metrics = CHOICE_METRICS
     default_num_fewshot = 5
     fewshot_source = "dev/<subject>_dev.csv (5 rows per subject)"
 

@@ -7,6 +7,10 @@ from typing import Any
 
 from .base import BenchmarkOptions, GeneratedTasks, generation_kwargs, letter_choice_filter, write_yaml
 
+# Primary lm-eval metrics: acc (argmax log-likelihood over the letters); acc_norm only re-weights by the length
+# of the one-letter choices. Generative variants score the extracted letter with exact_match.
+CHOICE_METRICS = ("acc,none", "exact_match,letter", "exact_match,default", "exact_match,none")
+
 LETTERS = ["A", "B", "C", "D"]
 GENERATIVE_STOPS = ["\n\n", "</s>", "<|im_end|>"]
 GENERATIVE_MAX_GEN_TOKS = 32

@@ -16,7 +16,7 @@ from .base import (
     write_jsonl,
     write_yaml,
 )
-from .spec import BenchmarkSpec
+from .spec import Benchmark
 
 TASK_NAME = "statrepro_gsm8k"
 SUBSET = "main"
@@ -31,8 +31,12 @@ def final_answer(solution: str) -> str:
     return solution.rsplit("####", 1)[1].strip().replace(",", "")
 
 
-class Gsm8k(BenchmarkSpec):
+class Gsm8k(Benchmark):
     name = "gsm8k"
+    task_pattern = r"gsm8k"
+    # flexible-extract takes the last number of the answer, so it measures the answer rather than compliance
+    # with the "#### N" format; strict-match sits near 0 for small and chat models and then has no power.
+    lm_eval_metrics = ("exact_match,flexible-extract", "exact_match,strict-match")
     default_num_fewshot = 5
     fewshot_source = "first rows of train.jsonl"
 

@@ -33,7 +33,7 @@ from .base import (
     write_jsonl,
     write_yaml,
 )
-from .spec import BenchmarkSpec
+from .spec import Benchmark
 
 GROUP = "statrepro_livebench"
 SCORED_CATEGORIES = ("math", "reasoning", "data_analysis")
@@ -555,8 +555,11 @@ from statrepro.benchmarks.livebench import process_results  # noqa: F401
 '''
 
 
-class LiveBench(BenchmarkSpec):
+class LiveBench(Benchmark):
     name = "livebench"
+    task_pattern = r"live[-_]?bench"
+    evalscope_names = ("live_bench", "livebench")
+    lm_eval_metrics = ("score,none",)  # statrepro's LiveBench scorer
     default_num_fewshot = 0
     fewshot_source = "none (zero-shot, as LiveBench)"
 

@@ -14,8 +14,8 @@ from .base import (
     write_jsonl,
     write_yaml,
 )
-from .choice import LETTERS, choice_task_config, grouped_tasks
-from .spec import BenchmarkSpec
+from .choice import CHOICE_METRICS, LETTERS, choice_task_config, grouped_tasks
+from .spec import Benchmark
 
 GROUP = "statrepro_mmlu_redux"
 DATA_FILE = "mmlu_redux_2.0_test.jsonl"
@@ -27,8 +27,10 @@ def task_name(subject: str, generative: bool) -> str:
     return f"{GROUP}_{subject}" + ("_gen" if generative else "")
 
 
-class MmluRedux(BenchmarkSpec):
+class MmluRedux(Benchmark):
     name = "mmlu_redux"
+    task_pattern = r"mmlu[-_]redux"
+    lm_eval_metrics = CHOICE_METRICS
     default_num_fewshot = 0
     fewshot_source = "none (MMLU-Redux ships only test items; zero-shot)"
 

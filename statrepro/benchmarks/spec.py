@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import InputError
 from .base import BenchmarkOptions, EvalscopeDatasets, GeneratedTasks, sha256_file
@@ -33,10 +34,20 @@ def resolve_data_dir(explicit: str | Path | None, benchmarks: Iterable[str] | st
     return root
 
 
-class BenchmarkSpec(ABC):
-    """One benchmark: where its files are, which subsets it has, and how to turn it into harness tasks."""
+class Benchmark(ABC):
+    """One benchmark: its names, where its files are, which subsets it has, and how to turn it into harness tasks.
 
-    name: str
+    A new benchmark is a subclass in its own module, listed in ``statrepro.benchmarks.BENCHMARKS``.
+    """
+
+    name: ClassVar[str]
+    """The benchmark's name in environment files, records and verdicts; also its folder in the data dir."""
+    task_pattern: ClassVar[str]
+    """Regex matching the start of a harness task or subset name that belongs to this benchmark."""
+    evalscope_names: ClassVar[tuple[str, ...]] = ()
+    """evalscope benchmark names of this benchmark besides ``name`` (evalscope's own adapters)."""
+    lm_eval_metrics: ClassVar[tuple[str, ...]] = ()
+    """Primary lm-eval "<metric>,<filter>" pairs, in order of preference (else the first a task reports)."""
     default_num_fewshot: int
     fewshot_source: str
     """Human-readable origin of few-shot exemplars (shown in docs and manifests)."""

@@ -144,7 +144,7 @@ def decoder_layers(model) -> list:
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as indented JSON atomically."""
-    from ..store import atomic_write_text
+    from ..atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
 

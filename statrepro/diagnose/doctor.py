@@ -2,26 +2,23 @@
 
 Sources: environment YAML files, lm-eval results JSON files (or output dirs holding results_*.json),
 evalscope ``configs/task_config*.yaml`` files, and statrepro manifest JSON (``{"env": {...},
-"harness_version": ..., "hardware": ...}``). Each is reduced by a small extractor to a flat dict of
-canonical factors (values are plain strings/numbers, None = unknown); ``diff_factors`` is a pure function
+"harness_version": ..., "hardware": ...}``). Each is reduced to a flat dict of canonical factors (environments
+and manifests here, harness output by its adapter's ``doctor_factors``) (values are plain strings/numbers, None = unknown); ``diff_factors`` is a pure function
 on two such dicts, so the report and the run path can reuse it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..engines.kinds import ENGINE_KINDS
+from ..harness.contract import DETERMINISM_FACTORS, DOCTOR_FACTORS, per_task
 
-FACTORS = (
-    "harness", "harness_version", "metric", "filters", "prompt", "chat_template", "system_instruction", "num_fewshot",
-    "fewshot_order", "stop", "max_tokens", "seed", "temperature", "top_p", "repeat_penalty", "batch_size", "dtype",
-    "quantization", "hardware", "engine", "model",
-)
+FACTORS = DOCTOR_FACTORS
 
 # (severity, why, fix) per factor. high = known to move scores by points; medium = can flip some items; low = should not matter.
 KNOWLEDGE: dict[str, tuple[str, str, str]] = {
@@ -47,8 +44,6 @@ KNOWLEDGE: dict[str, tuple[str, str, str]] = {
     "engine": ("medium", "engines differ in kernels, defaults (penalties, stop handling) and tokenisation", "align engine defaults; compare with `statrepro logprobs A B`"),
     "model": ("high", "different weights", "point both sides at the same model and revision"),
 }
-# Defaults engines apply when the config leaves repeat_penalty unset.
-ENGINE_REPEAT_PENALTY = {"llama-cpp": 1.1, "hf": 1.0, "transformers-serve": 1.0}
 
 
 @dataclass(frozen=True)
@@ -160,49 +155,16 @@ def diff_factors(a: dict[str, Any], b: dict[str, Any]) -> DoctorResult:
 # Extractors
 
 
-def _short_hash(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def _per_task(values: dict[str, Any]) -> Any:
-    """One value if every task agrees, else 'task=value; ...' (stable order)."""
-    known = {task: value for task, value in values.items() if value is not None}
-    if not known:
-        return None
-    distinct = {json.dumps(v, sort_keys=True, default=str) for v in known.values()}
-    if len(distinct) == 1:
-        return next(iter(known.values()))
-    return "; ".join(f"{task}={json.dumps(value, sort_keys=True, default=str)}" for task, value in sorted(known.items()))
-
-
-def _dtype_name(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    return str(value).replace("torch.", "")
-
-
-def _parse_model_args(model_args: Any) -> dict[str, str]:
-    if isinstance(model_args, dict):
-        return {str(k): str(v) for k, v in model_args.items()}
-    pairs = {}
-    for part in str(model_args or "").split(","):
-        key, sep, value = part.partition("=")
-        if sep:
-            pairs[key.strip()] = value.strip()
-    return pairs
-
-
 def factors_from_env(env: dict[str, Any], *, harness_version: str | None = None, hardware: str | None = None) -> dict[str, Any]:
     """Factors of an environment config given as a dict (EnvConfig.public_dict() or a manifest's "env")."""
     model, engine = env.get("model") or {}, env.get("engine") or {}
     harness, generation = env.get("harness") or {}, env.get("generation") or {}
     kind = engine.get("kind", "hf")
+    engine_kind = ENGINE_KINDS.get(kind)  # None for a kind this version does not know (an old manifest)
+    hardware = hardware or env.get("hardware", "cpu")
     repeat_penalty = generation.get("repeat_penalty")
-    if repeat_penalty is None:
-        repeat_penalty = ENGINE_REPEAT_PENALTY.get(kind)  # the engine default actually in force
+    if repeat_penalty is None and engine_kind is not None:
+        repeat_penalty = engine_kind.default_repeat_penalty  # the engine default actually in force
     seeds = env.get("seeds", 3)
     benchmarks = env.get("benchmarks") or {}
     return {
@@ -210,7 +172,7 @@ def factors_from_env(env: dict[str, Any], *, harness_version: str | None = None,
         "harness_version": harness_version,
         "chat_template": "model default" if harness.get("apply_chat_template", True) else "none",
         "system_instruction": harness.get("system_instruction") or "none",
-        "num_fewshot": _per_task({name: (spec or {}).get("num_fewshot") for name, spec in benchmarks.items()}) if benchmarks else None,
+        "num_fewshot": per_task({name: (spec or {}).get("num_fewshot") for name, spec in benchmarks.items()}) if benchmarks else None,
         "stop": json.dumps(sorted(generation.get("stop") or [])),
         "max_tokens": generation.get("max_tokens", 256),
         "seed": json.dumps(list(range(seeds)) if isinstance(seeds, int) else seeds),
@@ -220,87 +182,10 @@ def factors_from_env(env: dict[str, Any], *, harness_version: str | None = None,
         "batch_size": env.get("batch_size", 1),
         "dtype": model.get("dtype", "float32"),
         "quantization": model.get("quantization", "none"),
-        "hardware": hardware or env.get("hardware", "cpu"),
+        "hardware": hardware,
         "engine": kind,
         "model": model.get("path", "embedded"),
-        "prefix_cache_off": True if kind == "hf" else None,
-        "deterministic": True if kind == "hf" and (hardware or env.get("hardware", "cpu")) == "cpu" else None,
-    }
-
-
-def factors_from_lm_eval(results: dict[str, Any]) -> dict[str, Any]:
-    """Factors of an lm-eval results_*.json payload."""
-    config = results.get("config") or {}
-    configs = results.get("configs") or {}
-    model_args = _parse_model_args(config.get("model_args"))
-    gen = {task: (c.get("generation_kwargs") or {}) for task, c in configs.items()}
-    gen_override = config.get("gen_kwargs") if isinstance(config.get("gen_kwargs"), dict) else {}
-
-    def gen_value(key: str, *aliases: str) -> Any:
-        def pick(kwargs: dict) -> Any:
-            merged = {**kwargs, **gen_override}
-            for name in (key, *aliases):
-                if name in merged:
-                    return merged[name]
-            return None
-        return _per_task({task: pick(kwargs) for task, kwargs in gen.items()}) if gen else gen_override.get(key)
-
-    def temperature(kwargs: dict) -> Any:
-        merged = {**kwargs, **gen_override}
-        if merged.get("do_sample") is False:
-            return 0.0
-        return merged.get("temperature")
-
-    generative = any(c.get("output_type") == "generate_until" for c in configs.values())
-    quantization = next((f"{k}={v}" for k, v in model_args.items() if k in ("load_in_8bit", "load_in_4bit", "quantization", "gguf_file") and v not in ("False", "false", "None")), "none")
-    device = str(config.get("device") or "")
-    return {
-        "harness": "lm-eval",
-        "harness_version": results.get("lm_eval_version"),
-        "metric": _per_task({t: sorted(m.get("metric") for m in (c.get("metric_list") or [])) for t, c in configs.items()}),
-        "filters": _per_task({t: _short_hash(c.get("filter_list")) for t, c in configs.items()}),
-        "prompt": _per_task({t: _short_hash([c.get("doc_to_text"), c.get("doc_to_target"), c.get("target_delimiter"), c.get("fewshot_delimiter")]) for t, c in configs.items()}),
-        "chat_template": results.get("chat_template_sha") or ("none" if "chat_template" in results and not results.get("chat_template") else None),
-        "system_instruction": results.get("system_instruction_sha") or ("none" if "system_instruction" in results and not results.get("system_instruction") else None),
-        "num_fewshot": _per_task(results.get("n-shot") or {t: c.get("num_fewshot") for t, c in configs.items()}),
-        "fewshot_order": json.dumps([config.get("fewshot_seed"), _per_task({t: (c.get("fewshot_config") or {}).get("sampler") for t, c in configs.items()})]),
-        "stop": json.dumps(gen_value("until"), sort_keys=True) if generative else None,
-        "max_tokens": gen_value("max_gen_toks", "max_new_tokens", "max_tokens") if generative else None,
-        "seed": json.dumps([config.get("random_seed"), config.get("numpy_seed"), config.get("torch_seed")]) if "random_seed" in config else None,
-        "temperature": (_per_task({t: temperature(k) for t, k in gen.items()}) if gen else None) if generative else 0.0,
-        "top_p": gen_value("top_p") if generative else None,
-        "repeat_penalty": gen_value("repetition_penalty", "repeat_penalty") or model_args.get("repeat_penalty") or (1.0 if config.get("model") == "hf" else None),
-        "batch_size": config.get("batch_size"),
-        "dtype": _dtype_name(model_args.get("dtype") or config.get("model_dtype")),
-        "quantization": quantization,
-        "hardware": "cpu" if device.startswith("cpu") else (device or None),
-        "engine": config.get("model"),
-        "model": results.get("model_name") or model_args.get("pretrained") or model_args.get("model"),
-        "prefix_cache_off": True if config.get("model") == "hf" else None,
-        "deterministic": None,
-    }
-
-
-def factors_from_evalscope(task_config: dict[str, Any]) -> dict[str, Any]:
-    """Factors of an evalscope configs/task_config*.yaml payload."""
-    generation = task_config.get("generation_config") or {}
-    dataset_args = task_config.get("dataset_args") or {}
-    temperature = 0.0 if generation.get("do_sample") is False else generation.get("temperature")
-    return {
-        "harness": "evalscope",
-        "harness_version": task_config.get("evalscope_version") or task_config.get("version"),
-        "system_instruction": _short_hash(generation.get("system_prompt") or task_config.get("system_prompt")) or "none",
-        "prompt": _per_task({name: _short_hash(args.get("prompt_template")) for name, args in dataset_args.items()}),
-        "num_fewshot": _per_task({name: args.get("few_shot_num") for name, args in dataset_args.items()}),
-        "stop": json.dumps(generation.get("stop"), sort_keys=True) if "stop" in generation else None,
-        "max_tokens": generation.get("max_tokens") or generation.get("max_new_tokens"),
-        "seed": task_config.get("seed"),
-        "temperature": temperature,
-        "top_p": generation.get("top_p"),
-        "repeat_penalty": generation.get("repetition_penalty") or generation.get("repeat_penalty"),
-        "batch_size": task_config.get("eval_batch_size"),
-        "engine": task_config.get("eval_type"),
-        "model": task_config.get("model_id") or task_config.get("model"),
+        **(engine_kind.determinism(hardware) if engine_kind is not None else dict.fromkeys(DETERMINISM_FACTORS)),
     }
 
 
@@ -312,36 +197,28 @@ def _read_json(path: Path) -> Any:
 
 
 def extract_factors(source: str | Path) -> dict[str, Any]:
-    """Detect the kind of ``source`` and return its flat factor dict."""
+    """Detect the kind of ``source`` and return its flat factor dict: a statrepro manifest or environment
+    file is read here; any other format by the harness adapter that recognises it."""
+    from ..harness import harness_adapters
+
     path = Path(source)
-    if path.is_dir():
-        found = sorted(path.rglob("results_*.json"))
-        if not found:
-            configs = sorted(path.rglob("task_config*.yaml"))
-            if not configs:
-                raise InputError("directory holds no lm-eval results_*.json nor evalscope configs/task_config*.yaml", path=path)
-            return extract_factors(configs[-1])
-        return extract_factors(found[-1])  # newest (lm-eval names files by date)
-    if not path.is_file():
+    if not path.exists():
         raise InputError("file not found", path=path)
-    if path.suffix.lower() == ".json":
+    if path.is_file() and path.suffix.lower() == ".json":
         payload = _read_json(path)
         if isinstance(payload, dict) and isinstance(payload.get("env"), dict):
             hardware = payload.get("hardware")
             label = hardware if isinstance(hardware, str) else (hardware or {}).get("label") if isinstance(hardware, dict) else None
             return factors_from_env(payload["env"], harness_version=payload.get("harness_version"), hardware=label)
-        if isinstance(payload, dict) and ("configs" in payload or "config" in payload) and "results" in payload:
-            return factors_from_lm_eval(payload)
+    for adapter in harness_adapters():
+        factors = adapter.doctor_factors(path)
+        if factors is not None:
+            return factors
+    if path.is_dir():
+        raise InputError("directory holds no lm-eval results_*.json nor evalscope configs/task_config*.yaml", path=path)
+    if path.suffix.lower() == ".json":
         raise InputError("JSON is neither an lm-eval results file nor a statrepro manifest", path=path)
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            raise InputError("invalid YAML", path=path) from None
-        if isinstance(data, dict) and ("datasets" in data or "dataset_args" in data or "eval_type" in data):
-            return factors_from_evalscope(data)
         from ..config import load_env
 
         return factors_from_env(load_env(path).public_dict())

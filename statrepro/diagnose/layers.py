@@ -282,7 +282,7 @@ def plot_layers(result: LayersResult, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..store import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     layer_points = [p for p in result.points if p.layer is not None and p.name == f"layer.{p.layer}"]
     xs = [p.layer for p in layer_points]

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from ..errors import InputError
 
 GREEDY_SLACK = 1e-6  # logprob rounding tolerance when checking that the chosen token is the top one
+# A diagnostic reports a failing endpoint at once instead of retrying it: the user is watching.
+REQUEST_TRIES = 1
 
 
 @dataclass(frozen=True)
@@ -64,31 +66,31 @@ class OpenAISide:
         self.chat = chat
         self.params = dict(params or {})
         self.timeout = timeout
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.api_key = api_key
         self.label = label or self.base_url
         self.model = model or self._only_model()
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:
-        import httpx
+        """One request through the shared client; its failures as one-line InputErrors naming the URL."""
+        from ..engines.client import OpenAIClient, RequestFailure, RetryPolicy
 
         url = self.base_url + path
-        try:
-            response = httpx.request(method, url, json=body, timeout=self.timeout, headers=self.headers)
-        except httpx.TimeoutException:
-            raise InputError(f"{url}: no answer within {self.timeout:g} s (timeout)") from None
-        except httpx.HTTPError as error:
-            raise InputError(f"{url}: cannot connect ({type(error).__name__}); is the server running?") from None
-        if response.status_code == 404:
-            detail = response.text[:200]
-            if "model" in detail.lower() and body is not None:
-                raise InputError(f"{url}: model {body.get('model')!r} is not served there ({detail.strip()})")
+        policy = RetryPolicy(timeout_seconds=self.timeout, max_tries=REQUEST_TRIES)
+        with OpenAIClient(self.base_url, api_key=self.api_key, policy=policy) as client:
+            outcome = client.request_json(method, path, body)
+        if not isinstance(outcome, RequestFailure):
+            return outcome
+        if outcome.cause == "timeout":
+            raise InputError(f"{url}: no answer within {self.timeout:g} s (timeout)")
+        if outcome.cause == "connection":
+            raise InputError(f"{url}: cannot connect ({outcome.reason}); is the server running?")
+        if outcome.cause == "malformed":
+            raise InputError(f"{url}: the answer is not JSON")
+        if outcome.status == 404:
+            if "model" in outcome.reason.lower() and body is not None:
+                raise InputError(f"{url}: model {body.get('model')!r} is not served there ({outcome.reason})")
             raise InputError(f"{url}: endpoint not found (HTTP 404); the base URL should end in /v1")
-        if response.status_code >= 400:
-            raise InputError(f"{url}: HTTP {response.status_code}: {response.text[:200].strip()}")
-        try:
-            return response.json()
-        except ValueError:
-            raise InputError(f"{url}: the answer is not JSON") from None
+        raise InputError(f"{url}: {outcome.reason}")
 
     def _only_model(self) -> str:
         models = [entry.get("id") for entry in self._request("GET", "/models").get("data", [])]
@@ -206,37 +208,39 @@ def _piece(tokenizer, token_id: int) -> str:
 def side_from_spec(
     spec: str, *, chat: bool, timeout: float, params: dict, model: str | None = None, servers: ExitStack | None = None
 ) -> Side:
-    """A URL or an env YAML -> a Side. Envs with a managed engine (llama-cpp, transformers-serve) get their
-    server started on 127.0.0.1 inside ``servers``, which stops it when the caller's block ends."""
+    """A URL or an env YAML -> a Side. Envs with a managed engine (llama-cpp, transformers-serve, ...) get
+    their server started on 127.0.0.1 inside ``servers``, which stops it when the caller's block ends."""
     if spec.startswith(("http://", "https://")):
         return OpenAISide(spec, model=model, chat=chat, params=params, timeout=timeout)
     path = Path(spec)
     if path.suffix.lower() not in (".yaml", ".yml"):
         raise InputError("expected an http(s)://HOST:PORT/v1 base URL or an environment .yaml file", path=path)
     from ..config import load_env
+    from ..engines import engine_kind
     from ..models import resolve_model_path
 
     env = load_env(path)
+    kind = engine_kind(env.engine.kind)
     repeat_penalty = env.generation.repeat_penalty
-    if env.engine.kind == "openai":
-        request = ({"repeat_penalty": repeat_penalty} if repeat_penalty is not None else {}) | params
-        api_key = env.engine.api_key.get_secret_value() if env.engine.api_key else None
-        return OpenAISide(env.engine.base_url or "", model=model or env.engine.served_model, chat=chat, params=request,
-                          timeout=timeout, api_key=api_key, label=env.name)
-    if env.engine.kind == "hf":
+    if kind.capabilities.in_process:
         if env.model.quantization != "none":
             raise InputError(f"logprobs runs hf environments without quantization; got {env.model.quantization}", path=path, key="model.quantization")
         dtype = "float32" if env.model.dtype == "auto" else env.model.dtype
         return HFSide(resolve_model_path(env.model.path), dtype=dtype, chat=chat, repeat_penalty=repeat_penalty, label=env.name)
-    if servers is None:
-        raise InputError(f"engine kind {env.engine.kind!r} needs a managed server", path=path, key="engine.kind")
-    import tempfile
+    if not kind.capabilities.token_logprobs:
+        raise InputError(f"engine kind {kind.name!r} returns no token logprobs", path=path, key="engine.kind")
+    if kind.managed and servers is None:
+        raise InputError(f"engine kind {kind.name!r} needs a managed server", path=path, key="engine.kind")
+    work_dir = None
+    if kind.managed:
+        import tempfile
 
-    from ..engines import engine_endpoint
-
-    work_dir = Path(servers.enter_context(tempfile.TemporaryDirectory(prefix="statrepro-logprobs-")))
-    info = servers.enter_context(engine_endpoint(env, work_dir))
-    return OpenAISide(info.base_url, model=model or info.served_model, chat=chat, params=params, timeout=timeout, label=env.name)
+        work_dir = Path(servers.enter_context(tempfile.TemporaryDirectory(prefix="statrepro-logprobs-")))
+    with ExitStack() as unmanaged:  # an external endpoint's context holds nothing to stop
+        info = (servers or unmanaged).enter_context(kind.serve(env, work_dir))
+    api_key = env.engine.api_key.get_secret_value() if env.engine.api_key else None
+    return OpenAISide(info.base_url, model=model or info.served_model, chat=chat, params=kind.request_defaults(env.generation) | params,
+                      timeout=timeout, api_key=api_key, label=env.name)
 
 
 # ---------------------------------------------------------------------------------------------

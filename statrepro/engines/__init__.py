@@ -1,25 +1,29 @@
-"""Inference engines the run path drives: managed local OpenAI-compatible servers and a retrying client.
+"""Inference engines the run path drives: engine kinds (each one class, registered in kinds.py), the managed
+local OpenAI-compatible servers they start, and the one retrying client.
 
 Entry points:
+- ``engine_kind(name)``: the EngineKind for ``engine.kind``: capabilities, sampling defaults, ``serve``.
 - ``engine_endpoint(env, work_dir)``: context manager yielding the ServerInfo for an EnvConfig's engine.
 - ``llama_cpp_server(...)``, ``transformers_server(...)``: the managed servers themselves.
 - ``OpenAIClient``: completions / chat completions with bounded retries and typed failures.
 """
 
-from .client import Completion, OpenAIClient, Outcome, RequestFailure, RetryPolicy, redact
-from .errors import EngineError
-from .servers import ServerInfo, engine_endpoint, llama_cpp_server, transformers_server
+import importlib
 
-__all__ = [
-    "Completion",
-    "EngineError",
-    "OpenAIClient",
-    "Outcome",
-    "RequestFailure",
-    "RetryPolicy",
-    "ServerInfo",
-    "engine_endpoint",
-    "llama_cpp_server",
-    "redact",
-    "transformers_server",
-]
+# name -> defining module, imported on first use: config imports the kind registry, which must not pull in
+# httpx (a run extra) or the servers.
+_EXPORTS = {
+    "Completion": "client", "OpenAIClient": "client", "Outcome": "client", "RequestFailure": "client", "RetryPolicy": "client",
+    "Capabilities": "contract", "EngineKind": "contract", "EngineError": "errors", "ENGINE_KINDS": "kinds",
+    "engine_kind": "kinds", "llama_cpp_server": "llama_cpp", "ServerInfo": "servers", "engine_endpoint": "kinds",
+    "transformers_server": "transformers_serve",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -15,11 +15,11 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
-from ..config import redact
+from ..redaction import redact_secrets
 from .errors import EngineError
 
 logger = logging.getLogger("statrepro.engines")
@@ -74,6 +74,7 @@ class RequestFailure:
     status: int | None
     permanent: bool
     tries: int
+    cause: Literal["connection", "timeout", "http", "malformed"] = "http"
     ok = False
 
     def unwrap(self) -> Completion:
@@ -91,9 +92,9 @@ Outcome = Completion | RequestFailure
 
 
 class _Transient(Exception):
-    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None, cause: str = "http") -> None:
         super().__init__(reason)
-        self.reason, self.status, self.retry_after = reason, status, retry_after
+        self.reason, self.status, self.retry_after, self.cause = reason, status, retry_after, cause
 
 
 class _Permanent(Exception):
@@ -175,6 +176,11 @@ class OpenAIClient:
         body["messages"] = [dict(message) for message in messages]
         return self._post_with_retries("/chat/completions", body, lambda choice: choice["message"]["content"])
 
+    def request_json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any] | RequestFailure:
+        """Any JSON endpoint under base_url (same retry rules): the decoded answer, or a RequestFailure."""
+        outcome = self._with_retries(lambda: self._send(method, path, body, lambda data: data))
+        return outcome if isinstance(outcome, RequestFailure) else outcome[0]
+
     def list_models(self) -> list[str] | RequestFailure:
         """Model ids from GET /models (same retry rules)."""
         outcome = self._with_retries(lambda: self._send("GET", "/models", None, lambda data: data["data"]))
@@ -214,9 +220,9 @@ class OpenAIClient:
         try:
             response = self._http.request(method, url, json=body)
         except httpx.TimeoutException as error:
-            raise _Transient(f"timed out after {self.policy.timeout_seconds:g} s ({type(error).__name__})") from None
+            raise _Transient(f"timed out after {self.policy.timeout_seconds:g} s ({type(error).__name__})", cause="timeout") from None
         except httpx.TransportError as error:  # refused, reset, dropped mid-response
-            raise _Transient(f"connection failed ({type(error).__name__}: {error})") from None
+            raise _Transient(f"connection failed ({type(error).__name__}: {error})", cause="connection") from None
         status = response.status_code
         if status == 429 or status >= 500:
             raise _Transient(f"HTTP {status}: {response.text[:MAX_REASON_CHARS]}", status, _retry_after_seconds(response))
@@ -226,7 +232,7 @@ class OpenAIClient:
             data = response.json()
             return parse(data), data
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError, AttributeError) as error:
-            raise _Transient(f"malformed response ({type(error).__name__}): {response.text[:100]!r}", status) from None
+            raise _Transient(f"malformed response ({type(error).__name__}): {response.text[:100]!r}", status, cause="malformed") from None
 
     def _with_retries(self, attempt_once: Callable[[], tuple[Any, dict]]):
         """(value, data, tries) from the first successful try, else a RequestFailure."""
@@ -236,7 +242,7 @@ class OpenAIClient:
                 value, data = attempt_once()
                 return value, data, attempt
             except _Permanent as error:
-                return RequestFailure(redact(error.reason, self._secrets), error.status, True, attempt)
+                return RequestFailure(redact_secrets(error.reason, self._secrets), error.status, True, attempt)
             except _Transient as error:
                 last = error
                 if attempt == self.policy.max_tries:
@@ -247,9 +253,9 @@ class OpenAIClient:
                     self.base_url,
                     attempt,
                     self.policy.max_tries,
-                    redact(error.reason, self._secrets),
+                    redact_secrets(error.reason, self._secrets),
                     wait,
                 )
                 self._sleep(wait)
         assert last is not None
-        return RequestFailure(redact(last.reason, self._secrets), last.status, False, self.policy.max_tries)
+        return RequestFailure(redact_secrets(last.reason, self._secrets), last.status, False, self.policy.max_tries, last.cause)

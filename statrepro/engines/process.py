@@ -11,8 +11,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from .errors import EngineError
 
 LOOPBACK = "127.0.0.1"
@@ -74,6 +72,8 @@ def wait_until_ready(
     name: str,
 ) -> None:
     """Poll ``ready_url`` until it answers 200; fail fast with the log tail if the process exits."""
+    import httpx  # a run extra; the engine registry imports this module without it
+
     deadline = time.monotonic() + timeout_seconds
     delay = 0.2
     with httpx.Client(timeout=2.0) as probe:

@@ -1,12 +1,12 @@
 """Harness adapters behind a small registry (in the spirit of lm-eval's ``@register_model``).
 
-Each adapter normalises its harness's output directory into the records table of
-``statrepro.records`` and (for the run path) builds the harness invocation.
+Each adapter implements ``statrepro.harness.contract.HarnessAdapter``: it builds the harness invocation of a
+job, normalises the harness's output into the records table of ``statrepro.harness.records``, and reports
+the score-moving settings that output records (for ``statrepro doctor``).
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 
 _REGISTRY: dict[str, type] = {}
 # Modules that register adapters when imported; imported lazily so `statrepro --help` stays fast.
@@ -47,13 +47,17 @@ def harness_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def harness_adapters() -> list:
+    """One instance of every registered adapter, built-ins first (in registration order)."""
+    _load_adapters()
+    return [adapter() for adapter in _REGISTRY.values()]
+
+
 def get_harness(name: str):
     """The adapter registered as ``name``; an InputError suggesting the nearest name otherwise."""
     _load_adapters()
     if name not in _REGISTRY:
-        near = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(_REGISTRY))}"
-        raise InputError(f"unknown harness {name!r}{hint}", key="harness")
+        raise InputError(f"unknown harness {name!r}{did_you_mean(name, sorted(_REGISTRY))}", key="harness")
     return _REGISTRY[name]()
 
 

@@ -15,19 +15,27 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ..errors import InputError
-from ..records import check_unique, coerce_score, make_records
+from .records import check_unique, coerce_score, make_records
 from . import register_harness
-from .files import KNOWN_BENCHMARKS, all_files, benchmark_for_task, iter_jsonl
+from .contract import Invocation, harness_environment, per_task, short_hash
+from .files import all_files, benchmark_for_task, iter_jsonl
 
 _MARKER_DIRS = ("reviews", "predictions", "reports")
-# evalscope benchmark names that can prefix a review file, besides those a run's task_config lists.
-_EVALSCOPE_NAMES = ("gsm8k", "ceval", "mmlu_redux", "live_bench", "livebench", "general_qa", "general_mcq")
 # Custom-dataset benchmarks: the subset (the user's dataset name) decides the statrepro benchmark.
 _CUSTOM_DATASETS = ("general_qa", "general_mcq")
+
+
+def _evalscope_names() -> list[str]:
+    """evalscope benchmark names that can prefix a review file, besides those a run's task_config lists."""
+    from ..benchmarks import BENCHMARKS
+
+    names = [name for benchmark in BENCHMARKS.values() for name in (benchmark.name, *benchmark.evalscope_names)]
+    return names + list(_CUSTOM_DATASETS)
 # Statuses whose score may enter aggregation (evalscope.constants.ScoreStatus); others mean "no score".
 _USABLE_STATUSES = ("success", "fallback")
 
@@ -92,7 +100,9 @@ def statrepro_benchmark(evalscope_name: str, subset: str, task_config: dict) -> 
         return benchmark_for_task(subset)
     dataset_args = (task_config.get("dataset_args") or {}).get(evalscope_name) or {}
     folder = Path(str(dataset_args.get("dataset_id") or "")).name
-    return folder if folder in KNOWN_BENCHMARKS else benchmark_for_task(subset)
+    from ..benchmarks import BENCHMARKS
+
+    return folder if folder in BENCHMARKS else benchmark_for_task(subset)
 
 
 def prompt_hash(messages: object) -> str | None:
@@ -170,6 +180,33 @@ def read_review_file(
 
 
 # ---------------------------------------------------------------------------------------------
+# Doctor factors: the settings a task_config.yaml records.
+
+
+def doctor_factors_of_task_config(task_config: dict[str, Any]) -> dict[str, Any]:
+    """Factors of an evalscope configs/task_config*.yaml payload."""
+    generation = task_config.get("generation_config") or {}
+    dataset_args = task_config.get("dataset_args") or {}
+    temperature = 0.0 if generation.get("do_sample") is False else generation.get("temperature")
+    return {
+        "harness": "evalscope",
+        "harness_version": task_config.get("evalscope_version") or task_config.get("version"),
+        "system_instruction": short_hash(generation.get("system_prompt") or task_config.get("system_prompt")) or "none",
+        "prompt": per_task({name: short_hash(args.get("prompt_template")) for name, args in dataset_args.items()}),
+        "num_fewshot": per_task({name: args.get("few_shot_num") for name, args in dataset_args.items()}),
+        "stop": json.dumps(generation.get("stop"), sort_keys=True) if "stop" in generation else None,
+        "max_tokens": generation.get("max_tokens") or generation.get("max_new_tokens"),
+        "seed": task_config.get("seed"),
+        "temperature": temperature,
+        "top_p": generation.get("top_p"),
+        "repeat_penalty": generation.get("repetition_penalty") or generation.get("repeat_penalty"),
+        "batch_size": task_config.get("eval_batch_size"),
+        "engine": task_config.get("eval_type"),
+        "model": task_config.get("model_id") or task_config.get("model"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # The run side: one statrepro job -> one `evalscope eval` command line against an OpenAI-compatible server.
 
 # A placeholder key for local servers; a real key never goes on the command line unredacted (see run.jobs).
@@ -181,7 +218,6 @@ def build_evalscope_invocation(context):
     import sys
 
     from ..benchmarks import BenchmarkOptions, get_benchmark
-    from ..run.jobs import Invocation, harness_environment
 
     job, env, endpoint = context.job, context.job.env, context.endpoint
     if endpoint is None:
@@ -248,6 +284,17 @@ class EvalscopeHarness:
             return path.suffix == ".jsonl" and path.parent.parent.name == "reviews"
         return bool(find_work_dirs(path))
 
+    def doctor_factors(self, path: Path) -> dict[str, Any] | None:
+        """Factors of the last configs/task_config*.yaml under a directory, or of one such file."""
+        path = Path(path)
+        if path.is_dir():
+            found = sorted(path.rglob("task_config*.yaml"))
+            return doctor_factors_of_task_config(_load_task_config(found[-1])) if found else None
+        if path.suffix.lower() not in (".yaml", ".yml"):
+            return None
+        config = _load_task_config(path)
+        return doctor_factors_of_task_config(config) if {"datasets", "dataset_args", "eval_type"} & set(config) else None
+
     def load(self, path: Path, *, metric_overrides: dict[str, str]) -> pd.DataFrame:
         from rich.progress import Progress
 
@@ -270,7 +317,7 @@ class EvalscopeHarness:
                 seed = generation_config.get("seed") if isinstance(generation_config, dict) else None
                 seed = seed if isinstance(seed, int) else config.get("seed") if isinstance(config.get("seed"), int) else None
                 run_prefix = (f"seed={seed}@" if seed is not None else "") + work_dir.root.name
-                names = list(_EVALSCOPE_NAMES) + [str(name) for name in config.get("datasets") or []]
+                names = _evalscope_names() + [str(name) for name in config.get("datasets") or []]
                 for review_path in sorted(work_dir.reviews):
                     evalscope_name, subset = split_review_name(review_path.stem, names)
                     benchmark = statrepro_benchmark(evalscope_name, subset, config)

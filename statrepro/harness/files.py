@@ -11,24 +11,19 @@ from typing import Iterator
 
 from ..errors import InputError
 
-# statrepro's benchmark families; every other task keeps its own name as its benchmark.
-KNOWN_BENCHMARKS = ("gsm8k", "ceval", "mmlu_redux", "livebench")
 # Generated local tasks are named statrepro_<benchmark>[_<subset>] (see benchmarks/ and docs/schema.md).
 GENERATED_PREFIX = "statrepro_"
-_FAMILY_PATTERNS = (
-    ("gsm8k", re.compile(r"^gsm8k")),
-    ("ceval", re.compile(r"^ceval")),
-    ("mmlu_redux", re.compile(r"^mmlu[-_]redux")),
-    ("livebench", re.compile(r"^live[-_]?bench")),
-)
 
 
 def benchmark_for_task(task: str) -> str:
-    """The statrepro benchmark a harness task or subset belongs to; an unknown task is its own benchmark."""
+    """The statrepro benchmark a harness task or subset belongs to (by each benchmark's ``task_pattern``);
+    any other task is its own benchmark."""
+    from ..benchmarks import BENCHMARKS
+
     name = task[len(GENERATED_PREFIX):] if task.startswith(GENERATED_PREFIX) else task
-    for benchmark, pattern in _FAMILY_PATTERNS:
-        if pattern.match(name):
-            return benchmark
+    for benchmark in BENCHMARKS.values():
+        if re.match(benchmark.task_pattern, name):
+            return benchmark.name
     return task
 
 

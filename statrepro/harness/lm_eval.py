@@ -9,16 +9,20 @@ filtered_resps, filter, metrics (the names of the per-metric keys on the same li
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from ..engines.kinds import engine_kind
 from ..errors import InputError
-from ..records import check_unique, coerce_score, make_records
+from .records import check_unique, coerce_score, make_records
 from . import register_harness
+from .contract import Invocation, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl, read_json
 
 # lm-eval's date_id: datetime.now().isoformat() with ':' replaced by '-'.
@@ -27,20 +31,6 @@ _RESULTS_NAME = re.compile(rf"^(?P<stem>.+)_(?P<date>{_DATE})\.json$")
 _SAMPLES_NAME = re.compile(rf"^samples_(?P<task>.+)_(?P<date>{_DATE})\.jsonl$")
 # Keys of results[task] that are not "<metric>,<filter>" values.
 _NON_METRIC_KEYS = {"alias", "name", "sample_len", "sample_count", " ", ""}
-
-# Primary metric per benchmark: the first "<metric>,<filter>" a task logs wins. Why these:
-# - gsm8k: flexible-extract takes the last number of the answer, so it measures the answer rather than compliance
-#   with the "#### N" format; strict-match sits near 0 for small and chat models and then has no power.
-# - ceval, mmlu_redux: acc (argmax log-likelihood over the letters); acc_norm only re-weights by the length of
-#   the one-letter choices. Generative variants score the extracted letter with exact_match.
-# - livebench: statrepro's LiveBench scorer logs "score".
-DEFAULT_PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
-    "gsm8k": ("exact_match,flexible-extract", "exact_match,strict-match"),
-    "ceval": ("acc,none", "exact_match,letter", "exact_match,default", "exact_match,none"),
-    "mmlu_redux": ("acc,none", "exact_match,letter", "exact_match,default", "exact_match,none"),
-    "livebench": ("score,none",),
-}
-
 
 def available_metrics(task_results: dict) -> list[str]:
     """The "<metric>,<filter>" pairs a task reports, in lm-eval's order (stderr entries left out)."""
@@ -52,8 +42,8 @@ def available_metrics(task_results: dict) -> list[str]:
 
 
 def choose_metric(benchmark: str, task: str, present: list[str], overrides: dict[str, str], *, path: Path) -> str:
-    """The primary "<metric>,<filter>" of a task: the override (by task or benchmark), else the default table,
-    else the first pair the task reports."""
+    """The primary "<metric>,<filter>" of a task: the override (by task or benchmark), else the benchmark's
+    ``lm_eval_metrics``, else the first pair the task reports."""
     override = overrides.get(task) or overrides.get(benchmark)
     if override:
         if override in present:
@@ -68,7 +58,10 @@ def choose_metric(benchmark: str, task: str, present: list[str], overrides: dict
             path=path,
             key=f"results.{task}",
         )
-    for candidate in DEFAULT_PRIMARY_METRICS.get(benchmark, ()):
+    from ..benchmarks import BENCHMARKS
+
+    preferred = BENCHMARKS[benchmark].lm_eval_metrics if benchmark in BENCHMARKS else ()
+    for candidate in preferred:
         if candidate in present:
             return candidate
     if not present:
@@ -273,11 +266,87 @@ def read_task_samples(
 
 
 # ---------------------------------------------------------------------------------------------
+# Doctor factors: the settings a results JSON records.
+
+
+def _dtype_name(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    return str(value).replace("torch.", "")
+
+
+def _parse_model_args(model_args: Any) -> dict[str, str]:
+    if isinstance(model_args, dict):
+        return {str(k): str(v) for k, v in model_args.items()}
+    pairs = {}
+    for part in str(model_args or "").split(","):
+        key, sep, value = part.partition("=")
+        if sep:
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def doctor_factors_of_results(results: dict[str, Any]) -> dict[str, Any]:
+    """Factors of an lm-eval results_*.json payload."""
+    config = results.get("config") or {}
+    configs = results.get("configs") or {}
+    model_args = _parse_model_args(config.get("model_args"))
+    gen = {task: (c.get("generation_kwargs") or {}) for task, c in configs.items()}
+    gen_override = config.get("gen_kwargs") if isinstance(config.get("gen_kwargs"), dict) else {}
+
+    def gen_value(key: str, *aliases: str) -> Any:
+        def pick(kwargs: dict) -> Any:
+            merged = {**kwargs, **gen_override}
+            for name in (key, *aliases):
+                if name in merged:
+                    return merged[name]
+            return None
+        return per_task({task: pick(kwargs) for task, kwargs in gen.items()}) if gen else gen_override.get(key)
+
+    def temperature(kwargs: dict) -> Any:
+        merged = {**kwargs, **gen_override}
+        if merged.get("do_sample") is False:
+            return 0.0
+        return merged.get("temperature")
+
+    generative = any(c.get("output_type") == "generate_until" for c in configs.values())
+    quantization = next((f"{k}={v}" for k, v in model_args.items() if k in ("load_in_8bit", "load_in_4bit", "quantization", "gguf_file") and v not in ("False", "false", "None")), "none")
+    device = str(config.get("device") or "")
+    return {
+        "harness": "lm-eval",
+        "harness_version": results.get("lm_eval_version"),
+        "metric": per_task({t: sorted(m.get("metric") for m in (c.get("metric_list") or [])) for t, c in configs.items()}),
+        "filters": per_task({t: short_hash(c.get("filter_list")) for t, c in configs.items()}),
+        "prompt": per_task({t: short_hash([c.get("doc_to_text"), c.get("doc_to_target"), c.get("target_delimiter"), c.get("fewshot_delimiter")]) for t, c in configs.items()}),
+        "chat_template": results.get("chat_template_sha") or ("none" if "chat_template" in results and not results.get("chat_template") else None),
+        "system_instruction": results.get("system_instruction_sha") or ("none" if "system_instruction" in results and not results.get("system_instruction") else None),
+        "num_fewshot": per_task(results.get("n-shot") or {t: c.get("num_fewshot") for t, c in configs.items()}),
+        "fewshot_order": json.dumps([config.get("fewshot_seed"), per_task({t: (c.get("fewshot_config") or {}).get("sampler") for t, c in configs.items()})]),
+        "stop": json.dumps(gen_value("until"), sort_keys=True) if generative else None,
+        "max_tokens": gen_value("max_gen_toks", "max_new_tokens", "max_tokens") if generative else None,
+        "seed": json.dumps([config.get("random_seed"), config.get("numpy_seed"), config.get("torch_seed")]) if "random_seed" in config else None,
+        "temperature": (per_task({t: temperature(k) for t, k in gen.items()}) if gen else None) if generative else 0.0,
+        "top_p": gen_value("top_p") if generative else None,
+        "repeat_penalty": gen_value("repetition_penalty", "repeat_penalty") or model_args.get("repeat_penalty") or (1.0 if config.get("model") == LM_EVAL_HF_MODEL else None),
+        "batch_size": config.get("batch_size"),
+        "dtype": _dtype_name(model_args.get("dtype") or config.get("model_dtype")),
+        "quantization": quantization,
+        "hardware": "cpu" if device.startswith("cpu") else (device or None),
+        "engine": config.get("model"),
+        "model": results.get("model_name") or model_args.get("pretrained") or model_args.get("model"),
+        "prefix_cache_off": True if config.get("model") == LM_EVAL_HF_MODEL else None,
+        "deterministic": None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # The run side: one statrepro job -> one `lm_eval run` command line.
 
 # Few-shot exemplars must not change with the sampling seed, or seeds would vary prompts, not samples.
 FEWSHOT_SEED = 1234
 _API_MODEL = {True: "local-chat-completions", False: "local-completions"}
+# lm-eval's in-process transformers model type (also what its results JSON records as config.model).
+LM_EVAL_HF_MODEL = "hf"
 
 
 def _generation_kwargs(context) -> dict:
@@ -288,7 +357,7 @@ def _generation_kwargs(context) -> dict:
     if generation.temperature > 0:
         kwargs["top_p"] = generation.top_p
     if generation.repeat_penalty is not None:
-        kwargs["repeat_penalty" if context.job.env.engine.kind == "llama-cpp" else "repetition_penalty"] = generation.repeat_penalty
+        kwargs[engine_kind(context.job.env.engine.kind).repeat_penalty_field] = generation.repeat_penalty
     if not in_process:
         # lm-eval's --seed seeds only the local process; an API engine needs the seed in every request.
         kwargs["seed"] = context.job.seed
@@ -308,11 +377,11 @@ def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
         args += f",dtype={env.model.dtype}"
         if env.model.revision:
             args += f",revision={env.model.revision}"
-        model = "hf-dynamic-int8" if env.model.quantization == "dynamic-int8" else "hf"
+        model = "hf-dynamic-int8" if env.model.quantization == "dynamic-int8" else LM_EVAL_HF_MODEL
         return model, args, {}
     chat = env.harness.apply_chat_template
     suffix = "/chat/completions" if chat else "/completions"
-    tokenizer = endpoint.tokenizer or str(context.model_path if context.model_path.is_dir() else context.model_path.parent)
+    tokenizer = env.engine.tokenizer or str(context.model_path if context.model_path.is_dir() else context.model_path.parent)
     args = (
         f"model={endpoint.served_model},base_url={endpoint.base_url.rstrip('/')}{suffix},num_concurrent=1,"
         f"max_retries=5,tokenized_requests=False,tokenizer_backend=huggingface,tokenizer={tokenizer}"
@@ -329,15 +398,15 @@ def build_lm_eval_invocation(context):
     import sys
 
     from ..benchmarks import BenchmarkOptions, get_benchmark
-    from ..run.jobs import Invocation, harness_environment
-    from ..run.manifest import detect_hardware
+    from ..machine import detect_hardware
 
     job, env = context.job, context.job.env
     spec = get_benchmark(job.benchmark)
-    generative = job.spec.generative if job.spec.generative is not None else context.endpoint is not None
-    if context.endpoint is not None and not generative:
+    prompt_logprobs = engine_kind(env.engine.kind).capabilities.prompt_logprobs
+    generative = job.spec.generative if job.spec.generative is not None else not prompt_logprobs
+    if not prompt_logprobs and not generative:
         raise InputError(
-            "servers return no prompt log-likelihoods: multiple-choice tasks must be scored generatively here",
+            f"engine kind {env.engine.kind!r} returns no prompt log-likelihoods: multiple-choice tasks must be scored generatively here",
             key=f"benchmarks.{job.benchmark}.generative",
         )
     options = BenchmarkOptions(
@@ -397,6 +466,17 @@ class LmEvalHarness:
         if path.is_file():
             return path.suffix == ".json" or bool(_SAMPLES_NAME.match(path.name))
         return any(_is_results_json(f) or _SAMPLES_NAME.match(f.name) for f in all_files(path))
+
+    def doctor_factors(self, path: Path) -> dict[str, Any] | None:
+        """Factors of the newest results JSON under a directory, or of one results JSON file."""
+        path = Path(path)
+        if path.is_dir():
+            found = sorted(path.rglob("results_*.json"))  # lm-eval names files by date: the last is the newest
+            return doctor_factors_of_results(read_json(found[-1])) if found else None
+        if path.suffix.lower() != ".json":
+            return None
+        results = read_json(path)
+        return doctor_factors_of_results(results) if ("configs" in results or "config" in results) and "results" in results else None
 
     def load(self, path: Path, *, metric_overrides: dict[str, str]) -> pd.DataFrame:
         from rich.progress import Progress

@@ -126,6 +126,29 @@ def render_model_reference(root: type[BaseModel], *, title: str, intro: str) -> 
 GENERATED_NOTE = "Generated from the pydantic models by `scripts/gen_config_reference.py`; do not edit by hand."
 
 
+def render_engine_kinds() -> str:
+    """The registered engine kinds and what statrepro relies on each to do."""
+    from ..engines.kinds import ENGINE_KINDS
+
+    def flag(value: bool | None) -> str:
+        return {True: "yes", False: "no", None: "not verified"}[value]
+
+    lines = [
+        "## Engine kinds", "",
+        "`engine.kind` takes one of these (`statrepro.engines.kinds`). An unset `generation.repeat_penalty` gets the "
+        "engine's default, shown here.", "",
+        "| kind | what it is | managed | prompt log-likelihoods | per-request seed | default repeat_penalty |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in ENGINE_KINDS.values():
+        caps = kind.capabilities
+        lines.append(
+            f"| `{kind.name}` | {_cell(' '.join((type(kind).__doc__ or '').split()))} | {flag(kind.managed)} | "
+            f"{flag(caps.prompt_logprobs)} | {flag(caps.request_seed)} | {kind.default_repeat_penalty or 'unknown'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def reference_docs() -> dict[str, str]:
     """File name under docs/ -> generated Markdown."""
     from ..config import EnvConfig
@@ -140,7 +163,9 @@ def reference_docs() -> dict[str, str]:
                 "the harness, the sampling settings and the benchmarks. Unknown keys are errors. Secrets "
                 "(`engine.api_key`) are redacted wherever a config is written out.\n\n" + GENERATED_NOTE
             ),
-        ),
+        )
+        + "\n"
+        + render_engine_kinds(),
         "verdict-schema.md": render_model_reference(
             VerdictJson,
             title=f"Verdict JSON reference (schema_version {SCHEMA_VERSION})",

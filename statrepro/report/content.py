@@ -14,45 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import REDACTED
 from ..stats import item_means
 
-# Keys whose values are secrets wherever they appear in a config, manifest or command line.
-SECRET_KEY = re.compile(r"api[_-]?key|token|authori[sz]ation|secret|passw(?:or)?d|credential", re.IGNORECASE)
-_BEARER = re.compile(r"(bearer|basic)\s+\S+", re.IGNORECASE)
 FLIPPED_ITEMS_SHOWN = 20
-
-
-def redact(value: Any) -> Any:
-    """A copy of ``value`` with every secret-named key's value replaced, and bearer tokens masked in strings."""
-    if isinstance(value, dict):
-        return {key: REDACTED if SECRET_KEY.search(str(key)) else redact(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(item) for item in value]
-    if isinstance(value, str):
-        return _BEARER.sub(lambda match: f"{match.group(1)} {REDACTED}", value)
-    return value
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """The command line with the values of secret-named options masked (``--api-key X`` and ``--token=X``)."""
-    cleaned: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            cleaned.append(REDACTED)
-            hide_next = False
-            continue
-        name, equals, _ = arg.partition("=")
-        if name.startswith("-") and SECRET_KEY.search(name):
-            if equals:
-                cleaned.append(f"{name}={REDACTED}")
-            else:
-                cleaned.append(arg)
-                hide_next = True
-            continue
-        cleaned.append(redact(arg))
-    return cleaned
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, str]:

@@ -16,7 +16,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import __version__
-from .content import REDACTED, FlippedItem, flatten, flipped_items, has_prompt_text, printable, redact, redact_argv
+from ..redaction import REDACTED, redact_argv, redact_secret_keys
+from ..stats import VERDICTS
+from .content import FlippedItem, flatten, flipped_items, has_prompt_text, printable
 from .markdown import CORRECTION_NAMES
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -30,6 +32,7 @@ VERDICT_TEXT = {
     "different": ("✗", "B differs from A by more than the tolerance."),
     "inconclusive": ("?", "The data cannot tell either way: more items or seeds are needed (see Noise and power)."),
 }
+assert VERDICT_TEXT.keys() == set(VERDICTS), "every verdict label (statrepro.stats.VERDICTS) needs its text"
 
 STYLE = """
 :root { --ink:#1f2933; --muted:#52606d; --line:#d9e2ec; --pass:#e3f9e5; --pass-edge:#1f7a3a;
@@ -129,15 +132,19 @@ def _banner(analysis) -> str:
             _fmt(c.score_a),
             _fmt(c.score_b),
             f"{_fmt(c.rel_diff, rel_spec)}<br><span class=muted>{_ci(c.bootstrap.rel_diff_ci, rel_spec)}</span>",
+            f"{_fmt(c.diff, '+.4f')}<br><span class=muted>{_ci(c.bootstrap.diff_ci, '+.4f')} "
+            f"{c.bootstrap.confidence:.0%}</span><br><span class=muted>{_ci(c.tost.ci, '+.4f')} {c.tost.ci_level:.0%}</span>",
+            f"±{_fmt(c.tost.margin, '.4f')}",
             f"{_fmt(c.permutation.p_value, '.3g')}{'' if c.permutation.exact else ' (MC)'}",
             _fmt(item.p_adjusted, ".3g"),
             f"{_fmt(c.tost.p_value, '.3g')}<br><span class=muted>{esc(c.tost.method)}</span>",
             _badge(item.verdict),
         ])
     table = _table(
-        ["benchmark<br>metric", "items", "runs A/B", "score A", "score B", "rel. diff [CI]", "p", "p adj.", "TOST p", "verdict"],
+        ["benchmark<br>metric", "items", "runs A/B", "score A", "score B", "rel. diff [CI]", "diff [95% · 90% CI]", "margin",
+         "p", "p adj.", "TOST p", "verdict"],
         rows,
-        numeric={1, 2, 3, 4, 5, 6, 7, 8},
+        numeric={1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
     )
     reasons = "".join(f"<li><strong>{esc(item.name)}</strong>: {esc(item.reason)}</li>" for item in decision.benchmarks)
     return f"""
@@ -151,7 +158,8 @@ def _banner(analysis) -> str:
 </header>
 <section id="benchmarks"><h2>Verdict per benchmark</h2>{table}<ul>{reasons}</ul>
 <p class="note">p: two-sided paired sign-flip permutation test (MC = Monte Carlo); p adj.: adjusted across benchmarks;
-TOST p: equivalence test against the margin. A pass needs every benchmark to pass.</p></section>"""
+TOST p: equivalence test against the margin, which passes when the 90% interval (its level, 1 − 2α) lies inside the
+margin; <em>different</em> needs the whole 95% interval beyond it. A pass needs every benchmark to pass.</p></section>"""
 
 
 def _forest_section(forest_png: bytes, analysis) -> str:
@@ -205,6 +213,7 @@ def _flip_section(analysis, records_a, records_b) -> str:
             share(flips.down),
             f"{flips.up - flips.down:+d}",
             _fmt(flips.rate, ".1%"),
+            _fmt(flips.expected_rate, ".1%") if flips.expected_rate is not None else '<span class="muted">n/a</span>',
             _fmt(c.mcnemar.p_value, ".3g") if c.mcnemar else '<span class="muted">n/a</span>',
         ])
         total = flips.up + flips.down
@@ -218,15 +227,17 @@ def _flip_section(analysis, records_a, records_b) -> str:
             f"{note}{_flip_rows(shown, prompt_label)}</details>"
         )
     summary = _table(
-        ["benchmark", "items", "wrong → right", "right → wrong", "net", "flip rate", "McNemar p"],
+        ["benchmark", "items", "wrong → right", "right → wrong", "net", "flip rate", "A/A expectation", "McNemar p"],
         summary_rows,
-        numeric={1, 2, 3, 4, 5, 6},
+        numeric={1, 2, 3, 4, 5, 6, 7},
     )
     return f"""
 <section id="flips"><h2>Flips</h2>
-<p class="note">An item flips when its majority outcome (item mean over seeds above 0.5) changes. Equal accuracy can
-hide many flips in both directions; flips say how much the individual answers moved. McNemar's test applies to one
-0/1 run per side.</p>{summary}
+<p class="note">An item flips when its majority outcome changes between right (item mean over seeds above 0.5) and
+wrong (below 0.5); a tie at exactly 0.5 is neither. Equal accuracy can hide many flips in both directions; flips say
+how much the individual answers moved. Identical environments flip items too, from seed noise alone: the A/A
+expectation is that rate, computed from each item's pooled runs (0/1 scores, two or more runs per side). McNemar's
+test applies to one 0/1 run per side.</p>{summary}
 <p class="note">Open a benchmark to see its flipped items, ranked by the size of their score change. Long texts are
 truncated; click one to see it in full.</p>{"".join(details)}
 </section>"""
@@ -275,7 +286,7 @@ detects with 80% power at alpha (two-sided); compare it with the margin.</p>{tab
 
 def _generic_table(value: Any) -> str:
     """A list of records or a mapping as a table, every value escaped and secrets redacted."""
-    value = redact(value)
+    value = redact_secret_keys(value)
     if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
         columns: list[str] = []
         for row in value:
@@ -288,7 +299,7 @@ def _generic_table(value: Any) -> str:
 
 def _manifest_rows(manifests: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str]]:
     sides = list(manifests)
-    flat = {side: flatten(redact(manifests[side])) for side in sides}
+    flat = {side: flatten(redact_secret_keys(manifests[side])) for side in sides}
     keys: list[str] = []
     for side in sides:
         keys += [key for key in flat[side] if key not in keys]

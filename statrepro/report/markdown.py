@@ -27,15 +27,16 @@ def render_markdown(analysis, forest_plot_name: str) -> str:
         f"Tolerance {margin}, alpha {decision.alpha:g}, {decision.mode}, {CORRECTION_NAMES[decision.correction]} adjustment across "
         f"{len(decision.benchmarks)} benchmark(s).",
         "",
-        "| benchmark | items | runs A/B | score A | score B | rel. diff | CI | p adj. | TOST p | flips | verdict |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        "| benchmark | items | runs A/B | score A | score B | rel. diff | 95% CI | diff | 90% CI (TOST) | margin | p adj. | TOST p | flips | verdict |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for item in decision.benchmarks:
         c = item.comparison
         lo, hi = c.bootstrap.rel_diff_ci
         lines.append(
             f"| {_cell(item.name)} | {c.n_items} | {c.n_runs_a}/{c.n_runs_b} | {c.score_a:.4f} | {c.score_b:.4f} "
-            f"| {_fmt(c.rel_diff, '+.2%')} | [{_fmt(lo, '+.2%')}, {_fmt(hi, '+.2%')}] | {item.p_adjusted:.3g} "
+            f"| {_fmt(c.rel_diff, '+.2%')} | [{_fmt(lo, '+.2%')}, {_fmt(hi, '+.2%')}] | {c.diff:+.4f} "
+            f"| [{_fmt(c.tost.ci[0], '+.4f')}, {_fmt(c.tost.ci[1], '+.4f')}] | ±{c.tost.margin:.4f} | {item.p_adjusted:.3g} "
             f"| {c.tost.p_value:.3g} | {_fmt(c.flips.rate, '.1%')} | **{item.verdict.replace('_', ' ')}** |"
         )
     lines += ["", f"![Difference per benchmark with {1 - decision.alpha:.0%} CI and tolerance band]({forest_plot_name})", ""]

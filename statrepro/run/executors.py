@@ -7,11 +7,14 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
-from .jobs import Endpoint, JobOutcome, execute_job
+from .jobs import JobOutcome, execute_job
 from .plan import Job
 from .store import ResultStore
+
+if TYPE_CHECKING:
+    from ..engines.servers import ServerInfo
 
 RunOne = Callable[[Job], JobOutcome]
 OnDone = Callable[[JobOutcome], None]
@@ -25,7 +28,7 @@ class JobRunner:
     store_root: Path
     data_dir: Path
     model_path: Path
-    endpoint: Endpoint | None
+    endpoint: ServerInfo | None
     describe: Callable[[str], None] | None = field(default=None, compare=False)
 
     def __call__(self, job: Job) -> JobOutcome:
@@ -54,10 +57,13 @@ class LocalExecutor:
         self.max_workers = max_workers or os.cpu_count() or 1
 
     def workers_for(self, jobs: list[Job]) -> int:
-        if any(job.env.engine.kind == "hf" for job in jobs):
+        from ..engines.kinds import engine_kind
+
+        kinds = [engine_kind(job.env.engine.kind) for job in jobs]
+        if any(kind.capabilities.in_process for kind in kinds):
             return 1
-        # Sampled requests share one server RNG, so seeds only reproduce one request at a time.
-        if any(job.env.generation.temperature > 0 for job in jobs):
+        # Where sampled requests share one server RNG, seeds only reproduce one request at a time.
+        if any(job.env.generation.temperature > 0 and not kind.capabilities.concurrent_sampling for job, kind in zip(jobs, kinds)):
             return 1
         return max(1, min(self.max_workers, len(jobs)))
 
@@ -75,16 +81,3 @@ class LocalExecutor:
                 on_done(outcome)
                 outcomes.append(outcome)
         return outcomes
-
-
-def get_executor(name: str, **options) -> Executor:
-    """The executor called ``name``: local, or ray (the optional extra)."""
-    if name == "local":
-        return LocalExecutor(options.get("max_workers"))
-    if name == "ray":
-        from .ray_executor import RayExecutor
-
-        return RayExecutor(address=options.get("ray_address"))
-    from ..errors import InputError
-
-    raise InputError(f"unknown executor {name!r}; known: local, ray", key="--executor")

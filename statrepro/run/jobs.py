@@ -10,15 +10,19 @@ import os
 import random
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..config import REDACTED, redact
 from ..errors import InputError
-from .manifest import detect_hardware, package_versions
+from ..harness.contract import JobContext
+from ..redaction import redact_secrets, scrub_files
+from ..machine import detect_hardware, package_versions
 from .plan import Job
 from .store import ResultStore
+
+if TYPE_CHECKING:
+    from ..engines.servers import ServerInfo
 
 STDERR_TAIL_LINES = 40
 MAX_ATTEMPTS = 3
@@ -35,51 +39,6 @@ TRANSIENT_MARKERS = (
     "remotedisconnected",
     "temporarily unavailable",
 )
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where an API engine answers (None for in-process engines)."""
-
-    base_url: str
-    served_model: str
-    kind: str
-    tokenizer: str | None = None
-    info: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """Everything a harness adapter needs to build one invocation."""
-
-    job: Job
-    data_dir: Path
-    work_dir: Path  # scratch dir: generated tasks and the harness's output
-    model_path: Path
-    endpoint: Endpoint | None
-
-
-def harness_environment(work_dir: Path) -> dict[str, str]:
-    """Environment every harness subprocess gets: offline, and a per-job `datasets` cache, because offline
-    `datasets` may otherwise serve a stale cached copy of a same-named dataset (seen: evalscope read another
-    run's gsm8k instead of this job's prepared files)."""
-    return {
-        "HF_DATASETS_CACHE": str(work_dir / "datasets-cache"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "MODELSCOPE_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """A harness command line and where its output lands."""
-
-    argv: list[str]
-    output_dir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    manifest: dict = field(default_factory=dict)  # dataset hashes, task names, item counts
 
 
 @dataclass(frozen=True)
@@ -105,22 +64,6 @@ def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def scrub_files(paths: list[Path], secrets: list[str]) -> None:
-    """Remove secrets from files a harness wrote (evalscope dumps its whole config, key included)."""
-    if not any(secrets):
-        return
-    for path in paths:
-        if not path.is_file() or path.is_symlink():
-            continue
-        data = path.read_bytes()
-        cleaned = data
-        for secret in secrets:
-            if secret:
-                cleaned = cleaned.replace(secret.encode(), REDACTED.encode())
-        if cleaned != data:
-            path.write_bytes(cleaned)
-
-
 def _is_transient(log_tail: str) -> bool:
     lowered = log_tail.lower()
     return any(marker in lowered for marker in TRANSIENT_MARKERS)
@@ -132,7 +75,7 @@ def execute_job(
     *,
     data_dir: Path,
     model_path: Path,
-    endpoint: Endpoint | None,
+    endpoint: ServerInfo | None,
     on_attempt: Callable[[int], None] | None = None,
     backoff_seconds: float = 2.0,
 ) -> JobOutcome:
@@ -163,7 +106,7 @@ def execute_job(
                 cwd=work_dir,
             )
         scrub_files([log_path, *work_dir.rglob("*")], secrets)
-        tail = redact(_tail(log_path), secrets)
+        tail = redact_secrets(_tail(log_path), secrets)
         if completed.returncode == 0:
             try:
                 records = adapter.load(invocation.output_dir, metric_overrides={})
@@ -177,10 +120,10 @@ def execute_job(
                 "benchmark": job.benchmark,
                 "seed": job.seed,
                 "harness": job.env.harness.name,
-                "argv": [redact(arg, secrets) for arg in invocation.argv],
+                "argv": [redact_secrets(arg, secrets) for arg in invocation.argv],
                 "versions": package_versions(),
                 "hardware": {"label": job.env.hardware, **detect_hardware()},
-                "endpoint": endpoint.info if endpoint else None,
+                "endpoint": endpoint.to_dict() if endpoint else None,
                 "started": started,
                 "seconds": time.time() - started,
                 "attempts": attempt,
@@ -200,7 +143,7 @@ def execute_job(
             "job": job.key,
             "env": job.env.public_dict(),
             "error": error,
-            "stderr_tail": redact(_tail(log_path), secrets),
+            "stderr_tail": redact_secrets(_tail(log_path), secrets),
             "started": started,
             "seconds": time.time() - started,
             "attempts": attempt,

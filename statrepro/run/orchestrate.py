@@ -1,19 +1,18 @@
-"""`statrepro run` and `statrepro compare`: plan, run what is missing (with progress), then analyse."""
+"""The run workflow under `statrepro run` and `statrepro compare`: plan, run what is missing (with progress), load."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import EnvConfig
+from ..engines.kinds import engine_endpoint
 from ..errors import InputError
-from .executors import Executor, JobRunner
-from .jobs import Endpoint, JobOutcome
+from .executors import Executor, JobRunner, LocalExecutor
+from .jobs import JobOutcome
 from .plan import plan_jobs
 from .store import ResultStore
 
@@ -51,24 +50,6 @@ def _model_path(env: EnvConfig) -> Path:
     from ..models import resolve_model_path
 
     return resolve_model_path(env.model.path)
-
-
-@contextmanager
-def _endpoint(env: EnvConfig, work_dir: Path) -> Iterator[Endpoint | None]:
-    """Start the env's managed server (if any) for the duration of its jobs."""
-    if env.engine.kind == "hf":
-        yield None
-        return
-    from ..engines import engine_endpoint
-
-    with engine_endpoint(env, work_dir) as info:
-        yield Endpoint(
-            base_url=info.base_url,
-            served_model=info.served_model,
-            kind=env.engine.kind,
-            tokenizer=env.engine.tokenizer,
-            info=info.to_dict(),
-        )
 
 
 def run_environments(
@@ -124,7 +105,7 @@ def run_environments(
             model_path = _model_path(env)
             server_dir = store.root / "servers" / f"{env.name}-{env.fingerprint()}"
             progress.update(task, description=f"{env.name}: starting {env.engine.kind}")
-            with _endpoint(env, server_dir) as endpoint:
+            with engine_endpoint(env, server_dir) as endpoint:
                 progress.update(task, description=f"{env.name}")
 
                 run_one = JobRunner(
@@ -136,6 +117,18 @@ def run_environments(
                 )
                 outcomes.extend(executor.run(env_jobs, run_one, on_done))
     return RunSummary(tuple(outcomes))
+
+
+def get_executor(name: str, **options) -> Executor:
+    """The executor called ``name``: local, or ray (the optional extra). It lives here, not in executors.py,
+    because the ray executor builds on executors.py."""
+    if name == "local":
+        return LocalExecutor(options.get("max_workers"))
+    if name == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(address=options.get("ray_address"))
+    raise InputError(f"unknown executor {name!r}; known: local, ray", key="--executor")
 
 
 def load_env_records(env: EnvConfig, store: ResultStore):

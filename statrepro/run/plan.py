@@ -6,8 +6,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from ..config import BenchmarkSpec, EnvConfig
-from ..errors import InputError
+from ..errors import InputError, validation_error
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,8 @@ def effective_env(
     # Re-validate so overrides get the same checks as the file.
     try:
         return EnvConfig.model_validate({**env.model_dump(), **update})
-    except Exception as error:  # pydantic's text is multi-line; keep the one-line contract
-        first = getattr(error, "errors", lambda: [{"msg": str(error), "loc": ()}])()[0]
-        raise InputError(first["msg"].removeprefix("Value error, "), key=".".join(map(str, first["loc"]))) from None
+    except ValidationError as error:
+        raise validation_error(error, EnvConfig) from None
 
 
 def plan_jobs(envs: list[EnvConfig]) -> list[Job]:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..config import EnvConfig
 from ..errors import InputError
-from ..store import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 from .executors import JobRunner, OnDone
 from .jobs import JobOutcome, execute_job
 from .plan import Job
@@ -77,9 +77,11 @@ class TaskResources:
 def task_resources(env: EnvConfig) -> TaskResources:
     """One CPU for the harness; one GPU when the model runs in-process on accelerator hardware (labels
     ``cpu`` and ``cpu-*`` need none; API engines' GPUs are at the server); the hardware label resource."""
+    from ..engines.kinds import engine_kind
+
     resource = hardware_resource(env.hardware)
     on_accelerator = resource is not None and not env.hardware.strip().lower().startswith("cpu-")
-    gpus = 1.0 if on_accelerator and env.engine.kind == "hf" else 0.0
+    gpus = 1.0 if on_accelerator and engine_kind(env.engine.kind).capabilities.in_process else 0.0
     return TaskResources(1.0, gpus, {resource: LABEL_DEMAND} if resource else {})
 
 

@@ -29,8 +29,8 @@ from typing import Iterator
 import pandas as pd
 
 from ..errors import InputError
-from ..records import RECORD_COLUMNS, make_records
-from ..store import atomic_write_text
+from ..harness.records import RECORD_COLUMNS, make_records
+from ..atomic import atomic_write_text
 from .plan import Job
 
 MANIFEST = "manifest.json"

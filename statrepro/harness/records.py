@@ -9,11 +9,11 @@ import math
 
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 # Column -> meaning. The order is the canonical column order of a records table.
 RECORD_COLUMNS: dict[str, str] = {
-    "benchmark": "Benchmark family the item belongs to (gsm8k, ceval, mmlu_redux, livebench, or the task name).",
+    "benchmark": "Benchmark the item belongs to (a statrepro benchmark name, or the harness task's own name).",
     "subset": "Task or subject inside the benchmark (e.g. ceval-valid_law, mmlu_redux_anatomy_generative).",
     "item_key": "Stable key of the item inside its benchmark, used to pair A with B (e.g. '<subset>/<doc_id>').",
     "run_id": "Identifier of the run (one seed / one generation index) the row comes from.",

@@ -1,4 +1,4 @@
-"""What a run manifest records besides the results: hardware, library versions, timings."""
+"""What this machine is, for run manifests and harness command lines: hardware and library versions."""
 
 from __future__ import annotations
 

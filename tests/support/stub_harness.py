@@ -37,12 +37,12 @@ CORRECT_ANSWER = "42"
 
 
 class StubHarness:
-    """The adapter interface of statrepro.harness: build_invocation, detect, load."""
+    """The adapter interface of statrepro.harness (statrepro.harness.contract.HarnessAdapter)."""
 
     name = "stub"
 
     def build_invocation(self, context):
-        from statrepro.run.jobs import Invocation
+        from statrepro.harness.contract import Invocation
 
         job = context.job
         output_dir = context.work_dir / "output"
@@ -69,7 +69,7 @@ class StubHarness:
 
     def load(self, path: Path, *, metric_overrides: dict[str, str]):
         from statrepro.harness.files import iter_jsonl
-        from statrepro.records import check_unique, coerce_score, make_records
+        from statrepro.harness.records import check_unique, coerce_score, make_records
 
         path = Path(path)
         samples = path / OUTPUT if path.is_dir() else path
@@ -96,6 +96,10 @@ class StubHarness:
         records = make_records(rows)
         check_unique(records, str(samples))
         return records
+
+
+    def doctor_factors(self, path: Path):
+        return None  # the stub records no settings
 
 
 def install() -> None:

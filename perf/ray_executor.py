@@ -1,8 +1,8 @@
 """Wall time of the local vs the ray executor on the same small stub matrix, and Ray's overhead per job.
 
-    STATREPRO_DATA_DIR=/path/to/data python benchmarks/ray_executor.py [--jobs-per-benchmark 6] [--sleep 0]
+    STATREPRO_DATA_DIR=/path/to/data python perf/ray_executor.py [--jobs-per-benchmark 6] [--sleep 0]
 
-The stub harness (tests/stub_harness.py) stands in for lm-eval, so the numbers are statrepro's and Ray's
+The stub harness (tests/support/stub_harness.py) stands in for lm-eval, so the numbers are statrepro's and Ray's
 own cost per job (a harness subprocess, staging, shipping, store writes), not model time. Ray runs a local
 instance started here; its start-up time is printed separately.
 """
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 
 import stub_harness  # noqa: E402
 from rich.console import Console  # noqa: E402

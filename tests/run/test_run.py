@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 from statrepro.cli import app
 from statrepro.config import EnvConfig, load_env
 from statrepro.errors import InputError
-from statrepro.records import make_records
+from statrepro.harness.records import make_records
 from statrepro.run.orchestrate import check_comparable
 from statrepro.run.plan import effective_env, plan_jobs
 from statrepro.run.store import ResultStore
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _env_file(tmp_path: Path, name: str, **fields) -> Path:

@@ -22,12 +22,12 @@ from statrepro.engines import (
     RetryPolicy,
     engine_endpoint,
     llama_cpp_server,
-    redact,
     transformers_server,
 )
 from statrepro.config import EnvConfig
 from statrepro.engines.process import managed_server
 from statrepro.errors import InputError
+from statrepro.redaction import redact_secrets
 
 SECRET = "sk-test-5ecret-value"
 FAST = RetryPolicy(timeout_seconds=5.0, max_tries=4, base_delay_seconds=0.01, max_delay_seconds=0.05)
@@ -127,7 +127,7 @@ def test_api_key_never_appears_in_failures_logs_or_repr(fake_openai, caplog):
     for text in (exhausted.reason, exhausted.summary(), rejected.reason, str(rejected.to_dict()), caplog.text):
         assert SECRET not in text
     assert len(caplog.records) == 3  # one warning per retried 500
-    assert redact(f"a {SECRET} b", [SECRET, ""]) == "a *** b"
+    assert redact_secrets(f"a {SECRET} b", [SECRET, ""]) == "a *** b"
 
 
 # --- process lifecycle (cheap stand-in servers) ------------------------------------------------

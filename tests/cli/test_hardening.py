@@ -1,8 +1,8 @@
 """Hardening (issue 7): endpoint faults, kills, concurrent runs, full or read-only disks, bad inputs, secrets.
 
-Runs go through the real CLI in a subprocess with the fast stub harness (tests/stub_harness.py, loaded by
+Runs go through the real CLI in a subprocess with the fast stub harness (tests/support/stub_harness.py, loaded by
 STATREPRO_PLUGINS=stub_harness); endpoint faults come from the fault-injecting fake OpenAI server
-(tests/fakes). See docs/hardening.md for what each test proves.
+(tests/support/fakes). See docs/hardening.md for what each test proves.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from statrepro.errors import InputError
 from statrepro.run.plan import Job
 from statrepro.run.store import ResultStore
 
-TESTS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = Path(__file__).resolve().parents[1]
+SUPPORT_DIR = TESTS_DIR / "support"
 PACKAGE_DIR = TESTS_DIR.parent / "statrepro"
 STATREPRO = [sys.executable, "-c", "from statrepro.cli import app; app()"]
 CLI_TIMEOUT = 180
@@ -44,7 +45,7 @@ CLI_TIMEOUT = 180
 
 def cli_environment(**extra: str) -> dict[str, str]:
     """The environment of a `statrepro` subprocess that loads the stub harness."""
-    python_path = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
+    python_path = os.pathsep.join(filter(None, [str(SUPPORT_DIR), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "STATREPRO_PLUGINS": "stub_harness", "PYTHONPATH": python_path, **extra}
 
 

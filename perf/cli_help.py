@@ -1,6 +1,6 @@
 """Wall time of `statrepro --help` and of every subcommand's `--help` (target: under 0.5 s each).
 
-Prints min and median per command; never asserts. Run: /work/venv/bin/python benchmarks/cli_help.py [--repeats N]
+Prints min and median per command; never asserts. Run: /work/venv/bin/python perf/cli_help.py [--repeats N]
 A slow `--help` usually means a heavy module-level import; find it with:
     python -X importtime -c "import statrepro.cli" 2>&1 | sort -t'|' -k2 -n | tail
 """

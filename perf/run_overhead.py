@@ -4,7 +4,7 @@ For each repeat: `statrepro run` of one job into a fresh store, then the exact l
 run recorded in its manifest, run bare into a fresh output dir. Prints both wall times and the ratio
 (target <= 1.05). Usage:
 
-    STATREPRO_DATA_DIR=../shared/data python benchmarks/run_overhead.py [--limit 20] [--repeats 2]
+    STATREPRO_DATA_DIR=../shared/data python perf/run_overhead.py [--limit 20] [--repeats 2]
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ hand-made trees in lm-eval's layout.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -17,6 +16,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from harness_output import (
+    DATES,
+    MC_LLS,
+    evalscope_review,
+    choice_samples,
+    repeated_reviews,
+    standard_tasks,
+    write_evalscope_run,
+    write_lm_eval_run,
+)
 from statrepro.analysis import AnalysisOptions, analyze
 from statrepro.cli import app
 from statrepro.errors import InputError
@@ -26,112 +35,7 @@ from statrepro.harness.files import benchmark_for_task, iter_jsonl
 FAST = AnalysisOptions(n_resamples=200, n_permutations=200)
 
 
-# --------------------------------------------------------------------------- hand-made lm-eval trees
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def generation_samples(task: str, scores: dict[str, list[float]], metric: str = "exact_match") -> list[dict]:
-    """lm-eval samples lines of a generate_until task: one line per (document, filter)."""
-    lines = []
-    for filter_name, values in scores.items():
-        for doc_id, value in enumerate(values):
-            answer = f"answer {doc_id}"
-            lines.append(
-                {
-                    "doc_id": doc_id,
-                    "doc": {"question": f"{task} q{doc_id}"},
-                    "target": str(doc_id),
-                    "arguments": {"gen_args_0": {"arg_0": f"{task} q{doc_id}", "arg_1": {"until": ["\n\n"]}}},
-                    "resps": [[answer]],
-                    "filtered_resps": [f"{filter_name}:{doc_id}"],
-                    "filter": filter_name,
-                    "metrics": [metric],
-                    "doc_hash": _sha(f"{task}{doc_id}"),
-                    "prompt_hash": _sha(f"{task} q{doc_id}"),
-                    "target_hash": _sha(str(doc_id)),
-                    metric: value,
-                }
-            )
-    return lines
-
-
-def choice_samples(task: str, log_likelihoods: list[list[float]], target: list[int]) -> list[dict]:
-    """lm-eval samples lines of a multiple_choice task; log-likelihoods stored as strings, as lm-eval does."""
-    choices = ["A", "B", "CCCCCCCC", "D"]
-    lines = []
-    for doc_id, (lls, gold) in enumerate(zip(log_likelihoods, target)):
-        best = max(range(4), key=lambda i: lls[i])
-        best_norm = max(range(4), key=lambda i: lls[i] / len(" " + choices[i]))
-        lines.append(
-            {
-                "doc_id": doc_id,
-                "doc": {"question": f"{task} q{doc_id}"},
-                "target": str(gold),
-                "arguments": {f"gen_args_{i}": {"arg_0": f"{task} q{doc_id}", "arg_1": " " + c} for i, c in enumerate(choices)},
-                "resps": [[[str(ll), "False"]] for ll in lls],
-                "filtered_resps": [[str(ll), "False"] for ll in lls],
-                "filter": "none",
-                "metrics": ["acc", "acc_norm"],
-                "doc_hash": _sha(f"{task}{doc_id}"),
-                "prompt_hash": _sha(f"{task} q{doc_id}"),
-                "target_hash": _sha(str(gold)),
-                "acc": float(best == gold),
-                "acc_norm": float(best_norm == gold),
-            }
-        )
-    return lines
-
-
-def _results_entry(lines: list[dict]) -> dict:
-    entry = {"alias": "x"}
-    for line in lines:
-        for metric in line["metrics"]:
-            entry[f"{metric},{line['filter']}"] = 0.5
-            entry[f"{metric}_stderr,{line['filter']}"] = 0.1
-    return entry
-
-
-def write_lm_eval_run(
-    out: Path, date: str, seed: int | None, tasks: dict[str, list[dict]], model: str = "org/model"
-) -> Path:
-    """One lm-eval invocation in its on-disk layout: <out>/<model_sanitized>/results_<date>.json + samples."""
-    folder = out / model.replace("/", "__")
-    folder.mkdir(parents=True, exist_ok=True)
-    seeds = {"random_seed": seed, "numpy_seed": seed, "torch_seed": seed, "fewshot_seed": seed}
-    results = {
-        "results": {task: _results_entry(lines) for task, lines in tasks.items()},
-        "configs": {task: {"task": task, "output_type": "generate_until"} for task in tasks},
-        "config": {"model": "hf", "model_args": {"pretrained": model}, "gen_kwargs": {}, **seeds},
-        "model_name": model,
-        "model_name_sanitized": model.replace("/", "__"),
-    }
-    path = folder / f"results_{date}.json"
-    path.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    for task, lines in tasks.items():
-        text = "".join(json.dumps(line) + "\n" for line in lines)
-        (folder / f"samples_{task}_{date}.jsonl").write_text(text, encoding="utf-8")
-    return path
-
-
-DATES = ["2026-01-01T10-00-00.000001", "2026-01-01T11-00-00.000002", "2026-01-01T12-00-00.000003"]
-MC_LLS = [[-1.0, -2.0, -3.0, -4.0], [-5.0, -1.5, -9.0, -2.0], [-3.0, -3.5, -2.5, -8.0], [-1.0, -0.5, -7.5, -9.0]]
-
-
-def standard_tasks(flip: int = -1) -> dict[str, list[dict]]:
-    """gsm8k with both filters, a ceval MC subject, a generative mmlu_redux subject and an unknown task."""
-    strict = [0.0, 0.0, 1.0, 0.0]
-    flexible = [1.0, 0.0, 1.0, 1.0]
-    if flip >= 0:
-        flexible[flip] = 1.0 - flexible[flip]
-    return {
-        "gsm8k": generation_samples("gsm8k", {"strict-match": strict, "flexible-extract": flexible}),
-        "ceval-valid_law": choice_samples("ceval-valid_law", MC_LLS, [0, 1, 1, 0]),
-        "mmlu_redux_anatomy_generative": generation_samples("mmlu_redux_anatomy_generative", {"default": [1, 0, 1, 1]}),
-        "arc_easy": generation_samples("arc_easy", {"none": [1.0, 0.0, 1.0, 0.5]}, metric="acc"),
-    }
+# --------------------------------------------------------------------------- hand-made lm-eval trees (tests/support)
 
 
 @pytest.fixture
@@ -278,51 +182,6 @@ def test_lm_eval_end_to_end_pairing(lm_tree: Path, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- evalscope
 
 
-def _evalscope_review(index: int, group: int, generation: int, value: dict, main: str | None = "acc", status: str = "success") -> dict:
-    from evalscope.api.evaluator.cache import ReviewResult
-    from evalscope.api.messages import ChatMessageAssistant, ChatMessageUser
-    from evalscope.api.metric.scorer import SampleScore, Score
-
-    review = ReviewResult(
-        index=index,
-        target=[str(group)],
-        messages=[ChatMessageUser(content=f"question {group}"), ChatMessageAssistant(content=f"so {group}")],
-        sample_score=SampleScore(
-            score=Score(value=value, main_score_name=main, status=status, prediction=f"so {group}", extracted_prediction=str(group)),
-            sample_id=index,
-            group_id=group,
-            generation_index=generation,
-        ),
-    )
-    return review.model_dump(mode="json")
-
-
-def write_evalscope_run(root: Path, stamp: str, reviews: dict[str, list[dict]], *, seed: int = 42, repeats: int = 1, dataset_args: dict | None = None) -> Path:
-    """An evalscope work dir: configs/task_config.yaml (dumped by TaskConfig) and reviews/<model>/<name>.jsonl."""
-    from evalscope.config import TaskConfig
-
-    work_dir = root / stamp
-    known = ("general_qa", "general_mcq", "mmlu_redux", "gsm8k", "ceval")
-    datasets = sorted({next(k for k in known if name.startswith(k + "_")) for name in reviews})
-    config = TaskConfig(model="smol", model_id="smol", datasets=datasets, dataset_args=dataset_args or {}, repeats=repeats, seed=seed)
-    config.dump_yaml(str(work_dir / "configs"))
-    review_dir = work_dir / "reviews" / "smol"
-    review_dir.mkdir(parents=True)
-    for name, lines in reviews.items():
-        (review_dir / f"{name}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    return work_dir
-
-
-def repeated_reviews(n_docs: int, repeats: int, score, main: str = "acc", extra: dict | None = None) -> list[dict]:
-    """Rows as evalscope writes them with ``repeats``: index = doc*repeats+g, group_id = doc, generation_index = g."""
-    rows = []
-    for doc in range(n_docs):
-        for generation in range(repeats):
-            value = {main: score(doc, generation), **(extra or {})}
-            rows.append(_evalscope_review(doc * repeats + generation, doc, generation, value, main))
-    return rows
-
-
 @pytest.fixture(scope="session")
 def evalscope_tree(tmp_path_factory) -> Path:
     pytest.importorskip("evalscope")
@@ -373,7 +232,7 @@ def test_evalscope_metric_override_and_absent_metric(evalscope_tree: Path) -> No
 def test_evalscope_unavailable_scores_are_missing_not_zero(tmp_path: Path) -> None:
     pytest.importorskip("evalscope")
     rows = repeated_reviews(3, 1, lambda d, g: 1.0)
-    rows.append(_evalscope_review(3, 3, 0, {}, main="acc", status="parse_error"))
+    rows.append(evalscope_review(3, 3, 0, {}, main="acc", status="parse_error"))
     write_evalscope_run(tmp_path, "20260101_100000", {"gsm8k_main": rows})
     records = load_side(tmp_path)
     assert sorted(records["item_key"]) == ["main/0", "main/1", "main/2"]
@@ -702,11 +561,11 @@ def test_real_lm_eval_end_to_end_through_the_cli(real_lm_eval: dict[str, Path], 
 
 
 def test_schema_doc_lists_every_column_and_default_metric() -> None:
-    from statrepro.harness.lm_eval import DEFAULT_PRIMARY_METRICS
-    from statrepro.records import RECORD_COLUMNS
+    from statrepro.benchmarks import BENCHMARKS
+    from statrepro.harness.records import RECORD_COLUMNS
 
-    text = (Path(__file__).resolve().parent.parent / "docs" / "schema.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "schema.md").read_text(encoding="utf-8")
     missing = [name for name in RECORD_COLUMNS if f"| `{name}` |" not in text]
     assert not missing, f"docs/schema.md does not describe {missing}"
-    for benchmark, metrics in DEFAULT_PRIMARY_METRICS.items():
-        assert f"`{metrics[0]}`" in text, (benchmark, metrics[0])
+    for benchmark in BENCHMARKS.values():
+        assert f"`{benchmark.lm_eval_metrics[0]}`" in text, (benchmark.name, benchmark.lm_eval_metrics[0])

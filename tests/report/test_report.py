@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from statrepro.analysis import AnalysisOptions, analyze
-from statrepro.records import make_records
+from statrepro.harness.records import make_records
 from statrepro.report import FOREST_PLOT_NAME, write_report
-from statrepro.report.content import redact, redact_argv
+from statrepro.redaction import redact_argv, redact_secret_keys
 from statrepro.report.html import CONTENT_SECURITY_POLICY
 from statrepro.verdict_schema import VerdictJson
 
@@ -186,8 +186,8 @@ def test_doctor_factors_replace_the_manifest_diff(tmp_path):
 
 def test_redaction_helpers():
     nested = {"engine": {"api_key": "x", "API-KEY": "y", "base_url": "u"}, "list": [{"password": "p"}], "Authorization": "z"}
-    assert redact(nested) == {"engine": {"api_key": "***", "API-KEY": "***", "base_url": "u"}, "list": [{"password": "***"}], "Authorization": "***"}
-    assert redact("header Bearer abc.def") == "header Bearer ***"
+    assert redact_secret_keys(nested) == {"engine": {"api_key": "***", "API-KEY": "***", "base_url": "u"}, "list": [{"password": "***"}], "Authorization": "***"}
+    assert redact_secret_keys("header Bearer abc.def") == "header Bearer ***"
     assert redact_argv(["run", "--secret", "s", "--client-token=t", "--tolerance", "0.01"]) == [
         "run", "--secret", "***", "--client-token=***", "--tolerance", "0.01"
     ]
@@ -248,7 +248,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
 def test_generated_reference_docs_are_current():
     from statrepro.report.config_reference import reference_docs
 
-    docs = Path(__file__).resolve().parent.parent / "docs"
+    docs = Path(__file__).resolve().parents[2] / "docs"
     for name, text in reference_docs().items():
         committed = (docs / name).read_text(encoding="utf-8") if (docs / name).is_file() else ""
         assert committed == text, f"docs/{name} is stale: run python scripts/gen_config_reference.py"

@@ -22,7 +22,7 @@ import pytest
 
 import stub_harness
 from statrepro.config import EngineSpec, EnvConfig
-from statrepro.records import check_unique
+from statrepro.harness.records import check_unique
 from statrepro.run.executors import LocalExecutor
 from statrepro.run.orchestrate import run_environments
 from statrepro.run.plan import plan_jobs

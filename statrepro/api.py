@@ -1,0 +1,302 @@
+"""The Python API: ``analyze`` two existing result sets, or ``compare_environments`` end to end.
+
+Both validate their options here (``AnalyzeOptions``, ``CompareOptions``: a bad value is a pydantic
+ValidationError naming the field), write the JSON verdict and the report when asked, and return the
+``Analysis``. The CLI only parses arguments into these calls and prints what they return.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .analysis import Analysis
+
+
+# Validators with the messages the CLI has always printed ("--tolerance: must be in (0.0, 1.0), got 1.5").
+def _open_interval(low: float, high: float):
+    def check(cls, value: float) -> float:
+        if not (low < value < high):
+            raise ValueError(f"must be in ({low}, {high}), got {value}")
+        return value
+
+    return classmethod(check)
+
+
+def _at_least(low: int):
+    def check(cls, value: int | None) -> int | None:
+        if value is not None and value < low:
+            raise ValueError(f"must be at least {low}, got {value}")
+        return value
+
+    return classmethod(check)
+
+
+class VerdictOptions(BaseModel):
+    """How a verdict is reached: the margin, the error rate and how missing data counts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tolerance: float = 0.05
+    """Relative tolerance (margin = tolerance x score_A); absolute, in score points, with margin 'absolute'."""
+    alpha: float = 0.05
+    """Significance level, in (0, 0.5)."""
+    mode: Literal["equivalence", "non-inferiority"] = "equivalence"
+    """Two-sided equivalence, or one-sided non-inferiority of B (B may be better)."""
+    margin: Literal["relative", "absolute"] = "relative"
+    """How the tolerance becomes a margin: relative to A's score, or absolute score points."""
+    correction: Literal["holm", "bh"] = "holm"
+    """Multiple-benchmark adjustment for 'any benchmark differs'."""
+    max_missing: float = 0.05
+    """Largest share of items without results before the verdict is inconclusive, in [0, 1)."""
+    rng_seed: int = 0
+    """Seed of the resampling RNG (bootstrap and permutations)."""
+    score_range: Optional[tuple[float, float]] = None
+    """The metric's range [low, high] when statrepro does not know it (accuracy-like metrics are [0, 1]); the
+    exact tests and the missing-item check bound their worst cases by it, never by the observed scores."""
+
+    @field_validator("score_range")
+    @classmethod
+    def _ordered_range(cls, value: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError(f"needs low < high, got {value[0]:g},{value[1]:g}")
+        return value
+
+    _tolerance = field_validator("tolerance")(_open_interval(0.0, 1.0))
+    _alpha = field_validator("alpha")(_open_interval(0.0, 0.5))
+    _max_missing = field_validator("max_missing")(_open_interval(-1e-12, 1.0))
+
+
+class AnalyzeOptions(VerdictOptions):
+    """Options of ``analyze``: the verdict's, plus resampling and how unpaired items are treated."""
+
+    resamples: int = 10_000
+    """Bootstrap resamples and Monte Carlo permutations (at least 100)."""
+    seed_level: bool = False
+    """Two-level bootstrap: also resample seeds within items."""
+    intersect: bool = False
+    """Analyse what both sides have: items one side lacks count as missing (the missing-share rule and the
+    worst-case check apply), benchmarks on one side only are dropped (else unpaired items are an error)."""
+    metric_overrides: dict[str, str] = Field(default_factory=dict)
+    """Primary metric per benchmark or task, e.g. {"gsm8k": "exact_match,strict-match"}."""
+
+    _resamples = field_validator("resamples")(_at_least(100))
+
+
+class RunOptions(BaseModel):
+    """What to run and where: overrides of the environment files, the store and the executor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    benchmarks: Optional[list[str]] = None
+    """Benchmarks to run (default: each environment's own)."""
+    seeds: Union[int, list[int], None] = None
+    """Seed count or list, overriding the environments'."""
+    limit: Optional[int] = None
+    """Items per task (smoke runs; sign-off needs full sets)."""
+    store: Path = Path("store")
+    """Result store directory (resumable; finished runs are never redone)."""
+    data_dir: Optional[Path] = None
+    """Local benchmark data (default: the env's data_dir, else $STATREPRO_DATA_DIR)."""
+    executor: str = "local"
+    """local (this machine) or ray (a Ray cluster)."""
+    ray_address: Optional[str] = None
+    wait: bool = False
+    """Wait for another run holding the store instead of refusing."""
+
+    _limit = field_validator("limit")(_at_least(1))
+
+
+class CompareOptions(VerdictOptions, RunOptions):
+    """Options of ``compare_environments``: the verdict's, what to run and where, and the sequential design."""
+
+    sequential: bool = False
+    """Add one seed per side per round and stop at the first conclusive verdict (group-sequential)."""
+    max_seeds: int = 5
+    """With sequential: the budget of seeds per side."""
+
+    @field_validator("max_seeds")
+    @classmethod
+    def _sequential_budget(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("sequential") and value < 2:
+            raise ValueError(f"must be at least 2, got {value}")
+        return value
+
+
+def _analysis_options(options: VerdictOptions, **extra):
+    from .analysis import AnalysisOptions
+
+    return AnalysisOptions(
+        tolerance=options.tolerance,
+        alpha=options.alpha,
+        mode=options.mode,
+        margin_kind=options.margin,
+        correction=options.correction,
+        max_missing_share=options.max_missing,
+        rng_seed=options.rng_seed,
+        score_range=options.score_range,
+        **extra,
+    )
+
+
+def _doctor(a: Path, b: Path) -> dict | None:
+    """The doctor's factor diff for the report, when both inputs are sources it can read."""
+    from .diagnose.doctor import compare_sources
+
+    try:
+        return compare_sources(a, b).to_dict()
+    except InputError:
+        return None
+
+
+def _write_outputs(analysis, json_path, report, *, argv, **report_parts) -> None:
+    from .atomic import atomic_write_text
+
+    if json_path is not None:
+        atomic_write_text(json_path, analysis.to_json().model_dump_json(indent=2))
+    if report is not None:
+        from .report import write_report
+
+        write_report(report, analysis, argv=argv, **report_parts)
+
+
+def analyze(
+    a: str | Path,
+    b: str | Path,
+    options: AnalyzeOptions | None = None,
+    *,
+    json_path: str | Path | None = None,
+    report: str | Path | None = None,
+    argv: list[str] | None = None,
+) -> Analysis:
+    """Compare two existing result sets (lm-eval output dirs, evalscope work dirs, ...) item by item.
+
+    ``json_path`` receives the versioned JSON verdict, ``report`` a directory with report.html, report.md
+    and verdict.json (``argv`` is the command line shown in its provenance).
+    """
+    from .analysis import analyze as analyze_records
+    from .harness import load_side
+
+    options = options or AnalyzeOptions()
+    a, b = Path(a), Path(b)
+    records_a = load_side(a, metric_overrides=options.metric_overrides)
+    records_b = load_side(b, metric_overrides=options.metric_overrides)
+    analysis_options = _analysis_options(
+        options,
+        unpaired="intersect" if options.intersect else "error",
+        n_resamples=options.resamples,
+        n_permutations=options.resamples,
+        seed_level_bootstrap=options.seed_level,
+    )
+    analysis = analyze_records(records_a, records_b, analysis_options, inputs={"a": str(a), "b": str(b)})
+    _write_outputs(analysis, json_path, report, argv=argv or sys.argv, records_a=records_a, records_b=records_b, doctor=_doctor(a, b))
+    return analysis
+
+
+def _load_environments(paths: list[Path], options: RunOptions):
+    """The environment files with the run options applied; their names must differ (they key the store)."""
+    from .config import load_env
+    from .run.plan import effective_env
+
+    envs = [effective_env(load_env(path), benchmarks=options.benchmarks, seeds=options.seeds, limit=options.limit) for path in paths]
+    names = [env.name for env in envs]
+    if len(set(names)) != len(names):
+        raise InputError(f"two environments share the name {names[0]!r}; names key the store", key="name")
+    return envs
+
+
+def run_environment_files(env_files: list[str | Path], options: RunOptions | None = None, *, console: Console | None = None):
+    """Run every missing (environment, benchmark, seed) job of ``env_files`` into the store; return the RunSummary."""
+    from .run.orchestrate import get_executor, run_environments
+    from .run.store import ResultStore
+
+    options = options or RunOptions()
+    envs = _load_environments([Path(path) for path in env_files], options)
+    store = ResultStore(options.store)
+    with store.locked(wait=options.wait):
+        return run_environments(envs, store, get_executor(options.executor, ray_address=options.ray_address),
+                                data_dir=options.data_dir, console=console)
+
+
+def compare_environments(
+    env_a: str | Path,
+    env_b: str | Path,
+    options: CompareOptions | None = None,
+    *,
+    json_path: str | Path | None = None,
+    report: str | Path | None = None,
+    argv: list[str] | None = None,
+    console: Console | None = None,
+) -> Analysis:
+    """Run whatever is missing for both environment files, then decide whether B still scores like A.
+
+    Plans the (environment, benchmark, seed) jobs, locks the store, runs the missing ones (or sequential
+    rounds), loads and analyses the records, and writes the JSON verdict and the report when asked.
+    Progress goes to ``console`` (stderr by default).
+    """
+    from rich.console import Console
+
+    from .analysis import analyze as analyze_records
+    from .run.orchestrate import check_comparable, env_manifest, get_executor, load_env_records, run_environments
+    from .run.store import ResultStore
+
+    options = options or CompareOptions()
+    console = console or Console(stderr=True)
+    env_a, env_b = Path(env_a), Path(env_b)
+    config_a, config_b = _load_environments([env_a, env_b], options)
+    check_comparable(config_a, config_b)
+    store = ResultStore(options.store)
+    executor = get_executor(options.executor, ray_address=options.ray_address)
+    if any(spec.limit for spec in config_a.benchmarks.values()):
+        console.print("[yellow]note:[/] limited item counts make a smoke test; sign-off needs the full sets")
+    sequential_result = None
+    with store.locked(wait=options.wait):
+        if options.sequential:
+            from .run.orchestrate import run_sequential
+            from .stats.sequential import SequentialDesign
+
+            design = SequentialDesign(
+                max_rounds=options.max_seeds, alpha=options.alpha, tolerance=options.tolerance, mode=options.mode,
+                margin_kind=options.margin, max_missing_share=options.max_missing,
+            )
+            sequential_result, records_a, records_b = run_sequential(
+                config_a, config_b, store, executor, design, data_dir=options.data_dir, console=console
+            )
+        else:
+            summary = run_environments([config_a, config_b], store, executor, data_dir=options.data_dir, console=console)
+            console.print(summary.summary())
+            records_a = load_env_records(config_a, store)
+            records_b = load_env_records(config_b, store)
+    if records_a.empty or records_b.empty:
+        raise InputError("no finished runs on one side; see the failures above", path=store.root)
+    # Failed items are missing, not wrong: the verdict counts them.
+    analysis = analyze_records(
+        records_a, records_b, _analysis_options(options, unpaired="missing"), inputs={"a": str(env_a), "b": str(env_b)}
+    )
+    if sequential_result is not None:
+        from .stats.sequential import sequential_decision
+
+        # The sequential looks decided under the one rule set (stats.verdict.classify) with alpha spent over
+        # rounds; the fixed analysis of the same data supplies the statistics shown beside them.
+        analysis = replace(
+            analysis,
+            decision=sequential_decision(analysis.decision, sequential_result),
+            sequential=sequential_result.to_json(),
+        )
+        console.print(sequential_result.summary())
+    manifests = {side: env_manifest(config, store) for side, config in (("A", config_a), ("B", config_b))}
+    _write_outputs(
+        analysis, json_path, report, argv=argv or sys.argv, records_a=records_a, records_b=records_b,
+        manifests={side: manifest for side, manifest in manifests.items() if manifest}, doctor=_doctor(env_a, env_b),
+    )
+    return analysis
+

@@ -1,0 +1,42 @@
+"""The registry of engine kinds: one line per kind. ``engine.kind`` in an environment file takes these names."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError, did_you_mean
+from .contract import EngineKind
+from .hf_in_process import HFInProcess
+from .llama_cpp import LlamaCpp
+from .openai_endpoint import ExternalEndpoint
+from .transformers_serve import TransformersServe
+
+if TYPE_CHECKING:
+    from ..config import EnvConfig
+    from .servers import ServerInfo
+
+ENGINE_KINDS: dict[str, EngineKind] = {
+    kind.name: kind
+    for kind in (
+        HFInProcess(),
+        ExternalEndpoint(),
+        LlamaCpp(),
+        TransformersServe(),
+    )
+}
+
+
+def engine_endpoint(env: EnvConfig, work_dir: str | Path | None) -> AbstractContextManager[ServerInfo | None]:
+    """The OpenAI-compatible endpoint of an EnvConfig's engine, started and stopped around the ``with`` block
+    (None for in-process engines; see EngineKind.serve)."""
+    return engine_kind(env.engine.kind).serve(env, None if work_dir is None else Path(work_dir))
+
+
+def engine_kind(name: str) -> EngineKind:
+    """The kind registered as ``name``; an InputError naming the nearest one otherwise."""
+    try:
+        return ENGINE_KINDS[name]
+    except KeyError:
+        raise InputError(f"unknown engine kind {name!r}{did_you_mean(name, ENGINE_KINDS)}", key="engine.kind") from None

@@ -1,0 +1,99 @@
+"""Engine kind ``llama-cpp``: a GGUF served by llama-cpp-python's OpenAI-compatible server, which statrepro
+starts on 127.0.0.1 (through the launcher in llama_server.py) and always stops."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import InputError
+from ..models import embedded_gguf_path
+from .contract import Capabilities, EngineKind
+from .process import LOOPBACK, managed_server
+from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, openapi_defaults
+
+
+class LlamaCpp(EngineKind):
+    """A GGUF file served by llama-cpp-python's server, started on 127.0.0.1 and stopped by statrepro."""
+
+    name = "llama-cpp"
+    managed = True
+    capabilities = Capabilities(
+        in_process=False, prompt_logprobs=False, token_logprobs=True, request_seed=True, concurrent_sampling=False
+    )
+    # llama-cpp-python's per-request default, a hidden factor: a harness that omits it gets 1.1.
+    default_repeat_penalty = 1.1
+    repeat_penalty_field = "repeat_penalty"
+
+    @contextmanager
+    def serve(self, env, work_dir) -> Iterator[ServerInfo]:
+        model = env.model
+        if model.quantization not in ("none", "gguf"):
+            raise InputError(f"llama-cpp serves GGUF files; quantization {model.quantization!r} does not apply", key="model.quantization")
+        gguf = None if model.path == "embedded" else Path(model.path).expanduser()
+        with llama_cpp_server(
+            gguf,
+            work_dir=work_dir,
+            repeat_penalty=env.generation.repeat_penalty,
+            served_model=env.engine.served_model,
+            extra_args=env.engine.extra_args,
+        ) as info:
+            yield info
+
+
+@contextmanager
+def llama_cpp_server(
+    model_path: str | Path | None = None,
+    *,
+    work_dir: str | Path,
+    n_ctx: int = 4096,
+    seed: int = 0,
+    repeat_penalty: float | None = None,
+    n_threads: int | None = None,
+    served_model: str | None = None,
+    extra_args: Sequence[str] = (),
+    startup_timeout: float = 120.0,
+) -> Iterator[ServerInfo]:
+    """Serve a GGUF with llama-cpp-python (default: the embedded SmolLM2 GGUF).
+
+    ``repeat_penalty`` becomes the server-side default of every request that omits it (llama.cpp's own
+    default is 1.1); ``seed`` is the server's start seed, requests override it with their own ``seed``.
+    """
+    gguf = Path(model_path) if model_path is not None else embedded_gguf_path()
+    if not gguf.is_file() or gguf.suffix != ".gguf":
+        raise InputError("llama-cpp needs a .gguf model file", path=gguf, key="model.path")
+    alias = served_model or gguf.stem
+    work_dir = Path(work_dir)
+    launcher = [sys.executable, "-m", "statrepro.engines.llama_server"]
+    if repeat_penalty is not None:
+        launcher += ["--default_repeat_penalty", str(repeat_penalty)]
+
+    def command(port: int) -> list[str]:
+        args = [*launcher, "--model", str(gguf), "--model_alias", alias, "--host", LOOPBACK, "--port", str(port)]
+        args += ["--n_ctx", str(n_ctx), "--seed", str(seed)]
+        if n_threads is not None:
+            args += ["--n_threads", str(n_threads)]
+        return args + list(extra_args)
+
+    log_path = work_dir / "llama-cpp-server.log"
+    with managed_server(command, name="llama.cpp server", log_path=log_path, startup_timeout=startup_timeout) as (
+        port,
+        process,
+    ):
+        base_url = loopback_base_url(port)
+        defaults = openapi_defaults(base_url, "CreateCompletionRequest")
+        defaults.setdefault("repeat_penalty", repeat_penalty if repeat_penalty is not None else LlamaCpp.default_repeat_penalty)
+        yield ServerInfo(
+            kind=LlamaCpp.name,
+            base_url=base_url,
+            served_model=alias,
+            model_path=str(gguf),
+            log_path=str(log_path),
+            pid=process.pid,
+            command=tuple(command(port)),
+            supports_request_seed=LlamaCpp.capabilities.request_seed,
+            seed_note=SEED_NOTE_SHARED_RNG,
+            effective_defaults=defaults,
+        )

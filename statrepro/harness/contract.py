@@ -1,0 +1,139 @@
+"""The contract between statrepro and a harness adapter: what an adapter is given, what it must return.
+
+An adapter (lm-eval, evalscope, or a plugin named in $STATREPRO_PLUGINS) implements ``HarnessAdapter``:
+
+- ``build_invocation(context)``: the harness command line of one job (``JobContext`` in, ``Invocation`` out);
+  statrepro runs it as a subprocess in ``context.work_dir`` and never through a shell.
+- ``detect(path)`` / ``load(path, metric_overrides=...)``: recognise the harness's output and turn it into the
+  records table of ``statrepro.harness.records`` (one row per item and run).
+- ``doctor_factors(path)``: the score-moving settings the output records (keys from ``DOCTOR_FACTORS`` and
+  ``DETERMINISM_FACTORS``), or None when ``path`` is not this harness's format.
+
+``tests/harness/adapter_contract.py`` is the suite a plugin author runs against an adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..config import BenchmarkSpec, EnvConfig
+    from ..engines.servers import ServerInfo
+
+# Settings that move scores, compared between two sides by `statrepro doctor` (statrepro.diagnose.doctor
+# ranks them). An adapter reports the ones its output records; None or absent means unknown.
+DOCTOR_FACTORS = (
+    "harness", "harness_version", "metric", "filters", "prompt", "chat_template", "system_instruction", "num_fewshot",
+    "fewshot_order", "stop", "max_tokens", "seed", "temperature", "top_p", "repeat_penalty", "batch_size", "dtype",
+    "quantization", "hardware", "engine", "model",
+)
+# Per-side facts the doctor's determinism checklist reads (True, False or None = unknown).
+DETERMINISM_FACTORS = ("prefix_cache_off", "deterministic")
+
+
+class HarnessJob(Protocol):
+    """What an adapter sees of one planned job (``statrepro.run.plan.Job`` is one)."""
+
+    @property
+    def env(self) -> EnvConfig: ...
+
+    @property
+    def benchmark(self) -> str: ...
+
+    @property
+    def spec(self) -> BenchmarkSpec: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def key(self) -> str:
+        """Unique, path-safe name of the job in the store."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a harness adapter needs to build one invocation."""
+
+    job: HarnessJob
+    data_dir: Path
+    work_dir: Path  # scratch dir: generated tasks and the harness's output
+    model_path: Path
+    endpoint: ServerInfo | None  # where the engine answers; None for in-process engines
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A harness command line and where its output lands."""
+
+    argv: list[str]
+    output_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)  # dataset hashes, task names, item counts
+
+
+def harness_environment(work_dir: Path) -> dict[str, str]:
+    """Environment every harness subprocess gets: offline, and a per-job `datasets` cache, because offline
+    `datasets` may otherwise serve a stale cached copy of a same-named dataset (seen: evalscope read another
+    run's gsm8k instead of this job's prepared files)."""
+    return {
+        "HF_DATASETS_CACHE": str(work_dir / "datasets-cache"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "MODELSCOPE_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
+@runtime_checkable
+class HarnessAdapter(Protocol):
+    """One evaluation harness, seen from statrepro. Register an implementation with ``@register_harness``."""
+
+    name: str
+
+    def build_invocation(self, context: JobContext) -> Invocation:
+        """The command line that runs ``context.job`` and writes its per-item output under ``output_dir``."""
+        ...
+
+    def detect(self, path: Path) -> bool:
+        """Whether ``path`` (a file or a directory) holds output of this harness."""
+        ...
+
+    def load(self, path: Path, *, metric_overrides: dict[str, str]) -> pd.DataFrame:
+        """The records table of the output under ``path``; located InputError on bad input."""
+        ...
+
+    def doctor_factors(self, path: Path) -> dict[str, Any] | None:
+        """The score-moving settings recorded in ``path``, or None when it is not this harness's output."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for doctor_factors: values must compare equal exactly when the setting is the same.
+
+
+def short_hash(value: Any) -> str | None:
+    """A 12-hex-digit digest of a text or JSON-able value (prompts, filters), None for None."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def per_task(values: dict[str, Any]) -> Any:
+    """One value if every task agrees, else 'task=value; ...' (stable order)."""
+    known = {task: value for task, value in values.items() if value is not None}
+    if not known:
+        return None
+    distinct = {json.dumps(v, sort_keys=True, default=str) for v in known.values()}
+    if len(distinct) == 1:
+        return next(iter(known.values()))
+    return "; ".join(f"{task}={json.dumps(value, sort_keys=True, default=str)}" for task, value in sorted(known.items()))
+

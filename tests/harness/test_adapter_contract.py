@@ -1,0 +1,57 @@
+"""lm-eval, evalscope and a toy adapter written only against the Protocol all pass the shared adapter suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from adapter_contract import check_adapter
+from harness_output import DATES, repeated_reviews, standard_tasks, write_evalscope_run, write_lm_eval_run
+from toy_harness import ToyHarness
+
+from statrepro import harness
+from statrepro.config import EnvConfig
+from statrepro.harness import get_harness
+from statrepro.engines.servers import ServerInfo
+from statrepro.harness.contract import JobContext
+from statrepro.run.plan import plan_jobs
+
+
+def _context(tmp_path: Path, env: EnvConfig, endpoint: ServerInfo | None = None) -> JobContext:
+    from statrepro.benchmarks import resolve_data_dir
+
+    job = plan_jobs([env])[0]
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    return JobContext(job, resolve_data_dir(None), work_dir, tmp_path / "model", endpoint)
+
+
+def test_lm_eval_adapter_passes_the_contract(tmp_path):
+    output = tmp_path / "lm"
+    write_lm_eval_run(output, DATES[0], 1, standard_tasks())
+    env = EnvConfig(name="a", benchmarks={"gsm8k": {"limit": 2}}, seeds=1)
+    records = check_adapter(get_harness("lm-eval"), output=output, scratch=tmp_path / "scratch", context=_context(tmp_path, env))
+    assert set(records["benchmark"]) == {"gsm8k", "ceval", "mmlu_redux", "arc_easy"}
+
+
+def test_evalscope_adapter_passes_the_contract(tmp_path):
+    pytest.importorskip("evalscope")
+    output = tmp_path / "evalscope"
+    write_evalscope_run(output, "20260101_100000", {"gsm8k_main": repeated_reviews(3, 1, lambda d, g: float(d % 2))})
+    env = EnvConfig(name="a", engine={"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}, harness={"name": "evalscope"},
+                    benchmarks={"gsm8k": {"limit": 2}}, seeds=1)
+    context = _context(tmp_path, env, ServerInfo("openai", "http://127.0.0.1:9/v1", "m"))
+    records = check_adapter(get_harness("evalscope"), output=output, scratch=tmp_path / "scratch", context=context)
+    assert set(records["benchmark"]) == {"gsm8k"}
+
+
+@pytest.fixture
+def toy_registered(monkeypatch):
+    """The toy adapter registered for one test only, so it never answers for other tests' inputs."""
+    monkeypatch.setitem(harness._REGISTRY, ToyHarness.name, ToyHarness)
+
+
+def test_a_protocol_only_adapter_passes_the_contract_and_runs_its_harness(tmp_path, toy_registered):
+    env = EnvConfig(name="a", harness={"name": "toy"}, benchmarks={"gsm8k": {"limit": 4}}, seeds=[3])
+    records = check_adapter(ToyHarness(), scratch=tmp_path / "scratch", context=_context(tmp_path, env), run=True)
+    assert list(records["score"]) == [1.0, 0.0, 1.0, 0.0]  # (item + seed 3) % 2

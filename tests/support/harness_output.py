@@ -1,0 +1,161 @@
+"""Harness output in each harness's on-disk layout, for the adapter tests: hand-made lm-eval trees, and
+evalscope work dirs written with evalscope's own ReviewResult/SampleScore/TaskConfig classes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def generation_samples(task: str, scores: dict[str, list[float]], metric: str = "exact_match") -> list[dict]:
+    """lm-eval samples lines of a generate_until task: one line per (document, filter)."""
+    lines = []
+    for filter_name, values in scores.items():
+        for doc_id, value in enumerate(values):
+            answer = f"answer {doc_id}"
+            lines.append(
+                {
+                    "doc_id": doc_id,
+                    "doc": {"question": f"{task} q{doc_id}"},
+                    "target": str(doc_id),
+                    "arguments": {"gen_args_0": {"arg_0": f"{task} q{doc_id}", "arg_1": {"until": ["\n\n"]}}},
+                    "resps": [[answer]],
+                    "filtered_resps": [f"{filter_name}:{doc_id}"],
+                    "filter": filter_name,
+                    "metrics": [metric],
+                    "doc_hash": _sha(f"{task}{doc_id}"),
+                    "prompt_hash": _sha(f"{task} q{doc_id}"),
+                    "target_hash": _sha(str(doc_id)),
+                    metric: value,
+                }
+            )
+    return lines
+
+
+def choice_samples(task: str, log_likelihoods: list[list[float]], target: list[int]) -> list[dict]:
+    """lm-eval samples lines of a multiple_choice task; log-likelihoods stored as strings, as lm-eval does."""
+    choices = ["A", "B", "CCCCCCCC", "D"]
+    lines = []
+    for doc_id, (lls, gold) in enumerate(zip(log_likelihoods, target)):
+        best = max(range(4), key=lambda i: lls[i])
+        best_norm = max(range(4), key=lambda i: lls[i] / len(" " + choices[i]))
+        lines.append(
+            {
+                "doc_id": doc_id,
+                "doc": {"question": f"{task} q{doc_id}"},
+                "target": str(gold),
+                "arguments": {f"gen_args_{i}": {"arg_0": f"{task} q{doc_id}", "arg_1": " " + c} for i, c in enumerate(choices)},
+                "resps": [[[str(ll), "False"]] for ll in lls],
+                "filtered_resps": [[str(ll), "False"] for ll in lls],
+                "filter": "none",
+                "metrics": ["acc", "acc_norm"],
+                "doc_hash": _sha(f"{task}{doc_id}"),
+                "prompt_hash": _sha(f"{task} q{doc_id}"),
+                "target_hash": _sha(str(gold)),
+                "acc": float(best == gold),
+                "acc_norm": float(best_norm == gold),
+            }
+        )
+    return lines
+
+
+def _results_entry(lines: list[dict]) -> dict:
+    entry = {"alias": "x"}
+    for line in lines:
+        for metric in line["metrics"]:
+            entry[f"{metric},{line['filter']}"] = 0.5
+            entry[f"{metric}_stderr,{line['filter']}"] = 0.1
+    return entry
+
+
+def write_lm_eval_run(
+    out: Path, date: str, seed: int | None, tasks: dict[str, list[dict]], model: str = "org/model"
+) -> Path:
+    """One lm-eval invocation in its on-disk layout: <out>/<model_sanitized>/results_<date>.json + samples."""
+    folder = out / model.replace("/", "__")
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = {"random_seed": seed, "numpy_seed": seed, "torch_seed": seed, "fewshot_seed": seed}
+    results = {
+        "results": {task: _results_entry(lines) for task, lines in tasks.items()},
+        "configs": {task: {"task": task, "output_type": "generate_until"} for task in tasks},
+        "config": {"model": "hf", "model_args": {"pretrained": model}, "gen_kwargs": {}, **seeds},
+        "model_name": model,
+        "model_name_sanitized": model.replace("/", "__"),
+    }
+    path = folder / f"results_{date}.json"
+    path.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    for task, lines in tasks.items():
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        (folder / f"samples_{task}_{date}.jsonl").write_text(text, encoding="utf-8")
+    return path
+
+
+DATES = ["2026-01-01T10-00-00.000001", "2026-01-01T11-00-00.000002", "2026-01-01T12-00-00.000003"]
+MC_LLS = [[-1.0, -2.0, -3.0, -4.0], [-5.0, -1.5, -9.0, -2.0], [-3.0, -3.5, -2.5, -8.0], [-1.0, -0.5, -7.5, -9.0]]
+
+
+def standard_tasks(flip: int = -1) -> dict[str, list[dict]]:
+    """gsm8k with both filters, a ceval MC subject, a generative mmlu_redux subject and an unknown task."""
+    strict = [0.0, 0.0, 1.0, 0.0]
+    flexible = [1.0, 0.0, 1.0, 1.0]
+    if flip >= 0:
+        flexible[flip] = 1.0 - flexible[flip]
+    return {
+        "gsm8k": generation_samples("gsm8k", {"strict-match": strict, "flexible-extract": flexible}),
+        "ceval-valid_law": choice_samples("ceval-valid_law", MC_LLS, [0, 1, 1, 0]),
+        "mmlu_redux_anatomy_generative": generation_samples("mmlu_redux_anatomy_generative", {"default": [1, 0, 1, 1]}),
+        "arc_easy": generation_samples("arc_easy", {"none": [1.0, 0.0, 1.0, 0.5]}, metric="acc"),
+    }
+
+
+# --------------------------------------------------------------------------- evalscope work dirs
+
+
+def evalscope_review(index: int, group: int, generation: int, value: dict, main: str | None = "acc", status: str = "success") -> dict:
+    from evalscope.api.evaluator.cache import ReviewResult
+    from evalscope.api.messages import ChatMessageAssistant, ChatMessageUser
+    from evalscope.api.metric.scorer import SampleScore, Score
+
+    review = ReviewResult(
+        index=index,
+        target=[str(group)],
+        messages=[ChatMessageUser(content=f"question {group}"), ChatMessageAssistant(content=f"so {group}")],
+        sample_score=SampleScore(
+            score=Score(value=value, main_score_name=main, status=status, prediction=f"so {group}", extracted_prediction=str(group)),
+            sample_id=index,
+            group_id=group,
+            generation_index=generation,
+        ),
+    )
+    return review.model_dump(mode="json")
+
+
+def write_evalscope_run(root: Path, stamp: str, reviews: dict[str, list[dict]], *, seed: int = 42, repeats: int = 1, dataset_args: dict | None = None) -> Path:
+    """An evalscope work dir: configs/task_config.yaml (dumped by TaskConfig) and reviews/<model>/<name>.jsonl."""
+    from evalscope.config import TaskConfig
+
+    work_dir = root / stamp
+    known = ("general_qa", "general_mcq", "mmlu_redux", "gsm8k", "ceval")
+    datasets = sorted({next(k for k in known if name.startswith(k + "_")) for name in reviews})
+    config = TaskConfig(model="smol", model_id="smol", datasets=datasets, dataset_args=dataset_args or {}, repeats=repeats, seed=seed)
+    config.dump_yaml(str(work_dir / "configs"))
+    review_dir = work_dir / "reviews" / "smol"
+    review_dir.mkdir(parents=True)
+    for name, lines in reviews.items():
+        (review_dir / f"{name}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return work_dir
+
+
+def repeated_reviews(n_docs: int, repeats: int, score, main: str = "acc", extra: dict | None = None) -> list[dict]:
+    """Rows as evalscope writes them with ``repeats``: index = doc*repeats+g, group_id = doc, generation_index = g."""
+    rows = []
+    for doc in range(n_docs):
+        for generation in range(repeats):
+            value = {main: score(doc, generation), **(extra or {})}
+            rows.append(evalscope_review(doc * repeats + generation, doc, generation, value, main))
+    return rows
