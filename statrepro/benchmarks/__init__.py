@@ -20,7 +20,6 @@ from .gsm8k import Gsm8k
 from .livebench import LiveBench
 from .mmlu_redux import MmluRedux
 from .spec import DATA_DIR_ENV, Benchmark, resolve_data_dir
-from .toy_arith import ToyArith
 
 # The one list of benchmarks: configs, harness adapters, docs and the CLI take the names from here.
 BENCHMARKS: dict[str, Benchmark] = {
@@ -30,7 +29,6 @@ BENCHMARKS: dict[str, Benchmark] = {
         Ceval(),
         MmluRedux(),
         LiveBench(),
-        ToyArith(),
     )
 }
 
