@@ -69,6 +69,15 @@ def _is_transient(log_tail: str) -> bool:
     return any(marker in lowered for marker in TRANSIENT_MARKERS)
 
 
+def _determinism(job: Job, endpoint: ServerInfo | None) -> dict:
+    """What ``engine.deterministic`` applied and what the engine cannot guarantee (the doctor reads it)."""
+    if endpoint is not None and endpoint.determinism:
+        return endpoint.determinism
+    from ..engines.kinds import engine_kind
+
+    return engine_kind(job.env.engine.kind).determinism(job.env.hardware, job.env.engine.deterministic)
+
+
 def execute_job(
     job: Job,
     store: ResultStore,
@@ -124,6 +133,7 @@ def execute_job(
                 "versions": package_versions(),
                 "hardware": {"label": job.env.hardware, **detect_hardware()},
                 "endpoint": endpoint.to_dict() if endpoint else None,
+                "determinism": _determinism(job, endpoint),
                 "started": started,
                 "seconds": time.time() - started,
                 "attempts": attempt,

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import EnvConfig
-from ..engines.kinds import engine_endpoint
+from ..engines.kinds import engine_endpoint, engine_kind
 from ..errors import InputError
 from .executors import Executor, JobRunner, LocalExecutor
 from .jobs import JobOutcome
@@ -86,6 +86,7 @@ def run_environments(
         data_dirs[id(env)] = _resolve_data_dir(env, data_dir)
         if env.model.path not in ("embedded", EMBEDDED_SPEC):  # the embedded model is materialised with progress
             _model_path(env)
+        engine_kind(env.engine.kind).preflight(env)
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("evaluating", total=len(pending), items=0, failed=0)
         totals = {"items": 0, "failed": 0}
