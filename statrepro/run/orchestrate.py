@@ -62,6 +62,10 @@ def run_environments(
 ) -> RunSummary:
     """Run every missing (env, benchmark, seed) job; finished jobs in the store are never redone."""
     console = console or Console(stderr=True)
+    from ..engines.process import stop_orphans
+
+    for orphan in stop_orphans(store.root / "servers"):
+        console.print(f"stopped a managed server a killed run left behind: {orphan}")
     jobs = plan_jobs(envs)
     pending = [job for job in jobs if not store.is_done(job)]
     skipped = [JobOutcome(job, "skipped") for job in jobs if job not in pending]
