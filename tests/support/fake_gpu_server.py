@@ -14,6 +14,7 @@ environment variables it saw, and its pid. ``$FAKE_SERVER_MODE`` picks a failure
     crash          print an error and exit 1 before listening (a bad model, an out-of-memory GPU)
     never-healthy  listen, but answer /health with 503 forever (a model that never finishes loading)
     wrong-name     serve the model under another name than --served-model-name
+    stubborn       serve normally but ignore SIGTERM (only SIGKILL ends it)
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def main(flavour: str) -> int:
     fake.start(int(_option(argv, "--port", "8000")))
     print(f"fake {flavour}: serving {served!r} on {_option(argv, '--host')}:{_option(argv, '--port')}", flush=True)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     while not stopped.wait(0.2):
         pass
     fake.stop()
