@@ -81,10 +81,12 @@ class LocalExecutor:
             for outcome in pool.map(run_one, jobs):
                 on_done(outcome)
                 outcomes.append(outcome)
-        except (KeyboardInterrupt, JobCancelled):
+        except BaseException as error:  # Ctrl-C, SIGTERM's SystemExit, a failing on_done
             # Stop the running harnesses first: shutting the pool down waits for its threads.
             cancel_running_jobs()
             pool.shutdown(wait=True, cancel_futures=True)
-            raise KeyboardInterrupt from None
+            if isinstance(error, JobCancelled):
+                raise KeyboardInterrupt from None
+            raise
         pool.shutdown()
         return outcomes

@@ -179,7 +179,7 @@ def execute_job(
         invocation = adapter.build_invocation(context)
         try:
             returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=work_dir)
-        except (JobCancelled, KeyboardInterrupt):
+        except BaseException:  # JobCancelled, KeyboardInterrupt, SIGTERM's SystemExit
             shutil.rmtree(work_dir, ignore_errors=True)  # partial output of a stopped harness is never kept
             raise
         scrub_files([log_path, *work_dir.rglob("*")], secrets)

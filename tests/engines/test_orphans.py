@@ -13,6 +13,8 @@ import subprocess
 import time
 import uuid
 
+import pytest
+
 from test_managed_gpu_servers import FAKE_BIN, STATREPRO, cli_environment, gone, recorded, statrepro, workspace, write_env  # noqa: F401
 
 from statrepro.engines.watchdog import TOKEN_VARIABLE
@@ -84,3 +86,31 @@ def test_a_cleanly_stopped_server_leaves_no_pid_record(workspace):
     assert result.returncode == 0, result.stderr
     assert not list((workspace / "store" / "servers").rglob("*.pid"))
     assert gone(recorded(record)[0]["pid"])
+
+
+@pytest.mark.model
+def test_a_sigkilled_compare_takes_its_real_llama_cpp_server_along(workspace):
+    pytest.importorskip("llama_cpp")
+    envs = []
+    for name in ("llama-a", "llama-b"):
+        path = write_env(workspace, name, {"kind": "llama-cpp", "startup_timeout": 120}, extra_args=["--sleep", "60"])
+        path.write_text(path.read_text().replace(str(workspace / "model"), "embedded").replace("bfloat16", "float32"))
+        envs.append(path)
+    process = subprocess.Popen(
+        [*STATREPRO, "compare", *map(str, envs), "--store", str(workspace / "store")],
+        env=cli_environment(workspace / "servers.jsonl"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        store = workspace / "store"
+        wait_for(lambda: list(store.rglob("llama-cpp-server.pid")) and list(store.rglob("harness.log")), 180, "the server and a job")
+        server_pid = json.loads(next(store.rglob("llama-cpp-server.pid")).read_text())["pid"]
+        assert not gone(server_pid)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        wait_for(lambda: gone(server_pid), 5, "the orphaned llama.cpp server to stop")
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -87,3 +87,21 @@ def test_a_second_ctrl_c_exits_at_once_and_the_server_still_stops(workspace):
     assert process.returncode == 130
     server = recorded(workspace / "servers.jsonl")[0]["pid"]
     wait_for(lambda: gone(server), 25, "the watchdog to kill the stubborn server")
+
+
+def test_sigterm_stops_the_harness_and_the_server_too(workspace):
+    slow = write_env(workspace, "terminated", {"kind": "vllm"}, extra_args=["--sleep", "120"])
+    process = start_run(workspace, slow)
+    try:
+        wait_for(lambda: list((workspace / "store").glob("terminated-*/**/harness.log")), 90, "the job to start")
+        time.sleep(0.5)
+        started = time.monotonic()
+        os.kill(process.pid, signal.SIGTERM)  # statrepro only, as a scheduler's stop
+        process.communicate(timeout=30)
+        assert time.monotonic() - started < 10
+        wait_for(lambda: group_gone(process.pid), 5, "the harness to stop")
+    finally:
+        if not group_gone(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert gone(recorded(workspace / "servers.jsonl")[0]["pid"])
