@@ -79,6 +79,9 @@ def user_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except InputError as error:
             _fail(str(error))
+        except KeyboardInterrupt as error:  # Ctrl-C: one line on what was kept (the run path says), exit 130
+            typer.echo(str(error) or "interrupted", err=True)
+            raise typer.Exit(130) from None
         except (OSError, UnicodeDecodeError) as error:
             filename = getattr(error, "filename", None)
             _fail(f"{filename}: {error.strerror}" if filename and getattr(error, "strerror", None) else str(error))

@@ -34,8 +34,8 @@ class ModelSpec(_Section):
     """Model revision label (recorded in the manifest; weights are always read locally)."""
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     """Load precision. bf16 and fp16 are different precisions, not interchangeable."""
-    quantization: Literal["none", "dynamic-int8", "gguf"] = "none"
-    """none; dynamic-int8 (torch dynamic quantization of Linear layers, in-process hf only); gguf (a quantized GGUF file, llama.cpp)."""
+    quantization: Literal["none", "dynamic-int8", "gguf", "fp8", "awq", "gptq"] = "none"
+    """none; dynamic-int8 (torch dynamic quantization of Linear layers, in-process hf only); gguf (a quantized GGUF file, llama.cpp); fp8, awq, gptq (vllm and sglang, passed as --quantization)."""
 
 
 class EngineSpec(_Section):
@@ -53,10 +53,25 @@ class EngineSpec(_Section):
     """API key for the endpoint. Never written to manifests, logs, reports or errors."""
     extra_args: list[str] = Field(default_factory=list)
     """Extra command-line arguments for a managed server."""
+    deterministic: bool = False
+    """Apply every determinism switch the engine has (see docs/engines.md): greedy decoding and a fixed seed everywhere (so generation.temperature must be 0); hf: torch deterministic algorithms and CUBLAS_WORKSPACE_CONFIG; vllm: prefix caching off and batch-invariant kernels; sglang: deterministic inference and radix cache off; llama-cpp: prompt cache off, one slot. The manifest records what was applied and what the engine cannot guarantee."""
+    device: str = "auto"
+    """Where in-process transformers (kind hf) runs the model: auto, cpu, cuda, cuda:N, npu or mps (passed to the harness, recorded, compared by the doctor). The hardware label stays a label."""
+    startup_timeout: float = Field(900.0, gt=0.0)
+    """Seconds a managed vllm or sglang server may take to answer its health check (loading weights onto a GPU is slow)."""
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|npu(:\d+)?|mps", value):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N, npu or mps, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _usable_by_kind(self) -> "EngineSpec":
-        engine_kind(self.kind).check(self)
+        kind = engine_kind(self.kind)
+        kind.check_common(self)
+        kind.check(self)
         return self
 
 
@@ -169,6 +184,15 @@ class EnvConfig(_Section):
             raise ValueError("no benchmarks")
         return value
 
+    @model_validator(mode="after")
+    def _deterministic_means_greedy(self) -> "EnvConfig":
+        if self.engine.deterministic and self.generation.temperature > 0:
+            raise ValueError(
+                f"engine.deterministic: true needs greedy decoding, but generation.temperature is {self.generation.temperature:g}; "
+                "set generation.temperature: 0 or engine.deterministic: false"
+            )
+        return self
+
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
@@ -187,6 +211,11 @@ class EnvConfig(_Section):
         for key in ("name", "seeds", "benchmarks", "data_dir"):
             data.pop(key)
         data["engine"].pop("api_key", None)
+        data["engine"].pop("startup_timeout", None)  # how long to wait cannot change a score
+        # Settings added later leave the fingerprint (and so the store keys) of environments that keep their default.
+        for key, default in (("deterministic", False), ("device", "auto")):
+            if data["engine"].get(key) == default:
+                data["engine"].pop(key)
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -41,6 +41,7 @@ KNOWLEDGE: dict[str, tuple[str, str, str]] = {
     "dtype": ("medium", "precision changes logits (bf16 ~1e-2 relative); near-tie answers flip", "use the same dtype; see where it diverges with `statrepro layers`"),
     "quantization": ("high", "quantized weights change logits substantially", "compare like with like, or accept a wider tolerance"),
     "hardware": ("medium", "different kernels and reduction orders change low-order bits", "expected for a hardware move: judge it with `statrepro analyze`"),
+    "device": ("medium", "cpu, cuda, npu and mps kernels reduce in different orders; low-order bits and near-tie answers change", "run both sides on the same device, or judge the move with `statrepro analyze`"),
     "engine": ("medium", "engines differ in kernels, defaults (penalties, stop handling) and tokenisation", "align engine defaults; compare with `statrepro logprobs A B`"),
     "model": ("high", "different weights", "point both sides at the same model and revision"),
 }
@@ -185,8 +186,19 @@ def factors_from_env(env: dict[str, Any], *, harness_version: str | None = None,
         "hardware": hardware,
         "engine": kind,
         "model": model.get("path", "embedded"),
-        **(engine_kind.determinism(hardware) if engine_kind is not None else dict.fromkeys(DETERMINISM_FACTORS)),
+        "device": engine.get("device", "auto"),
+        **_determinism_factors(engine_kind, hardware, bool(engine.get("deterministic", False))),
     }
+
+
+def _determinism_factors(engine_kind, hardware: str, deterministic: bool, recorded: dict | None = None) -> dict[str, Any]:
+    """The checklist facts: as a run manifest recorded them, else as the engine kind states them."""
+    if isinstance(recorded, dict) and all(key in recorded for key in DETERMINISM_FACTORS):
+        return {key: recorded[key] for key in DETERMINISM_FACTORS}
+    if engine_kind is None:  # a kind this version does not know (an old manifest)
+        return dict.fromkeys(DETERMINISM_FACTORS)
+    report = engine_kind.determinism(hardware, deterministic)
+    return {key: report[key] for key in DETERMINISM_FACTORS}
 
 
 def _read_json(path: Path) -> Any:
@@ -209,7 +221,11 @@ def extract_factors(source: str | Path) -> dict[str, Any]:
         if isinstance(payload, dict) and isinstance(payload.get("env"), dict):
             hardware = payload.get("hardware")
             label = hardware if isinstance(hardware, str) else (hardware or {}).get("label") if isinstance(hardware, dict) else None
-            return factors_from_env(payload["env"], harness_version=payload.get("harness_version"), hardware=label)
+            factors = factors_from_env(payload["env"], harness_version=payload.get("harness_version"), hardware=label)
+            recorded = payload.get("determinism")
+            if isinstance(recorded, dict):  # what the run actually applied wins over what the config asked for
+                factors.update(_determinism_factors(None, label or "", False, recorded))
+            return factors
     for adapter in harness_adapters():
         factors = adapter.doctor_factors(path)
         if factors is not None:

@@ -44,9 +44,20 @@ class EngineKind:
     """The repetition penalty a request gets when the environment leaves it unset (None: unknown)."""
     repeat_penalty_field: ClassVar[str] = "repetition_penalty"
     """The name this engine reads the repetition penalty under, in requests and generation settings."""
+    device_choice: ClassVar[bool] = False
+    """``engine.device`` picks where the model runs (in-process transformers); other kinds reject a device."""
 
     def check(self, engine: EngineSpec) -> None:
         """Reject engine settings this kind cannot use (ValueError, reported against the env file)."""
+
+    def check_common(self, engine: EngineSpec) -> None:
+        """Checks every kind shares (called by the config before ``check``)."""
+        if engine.device != "auto" and not self.device_choice:
+            raise ValueError(f"engine.device applies to in-process transformers (kind hf); kind {self.name!r} has no device choice")
+
+    def preflight(self, env: EnvConfig) -> None:
+        """Cheap checks before any work or progress output (e.g. the server's executable is installed);
+        InputError when they fail."""
 
     def serve(self, env: EnvConfig, work_dir: Path | None) -> AbstractContextManager[ServerInfo | None]:
         """The endpoint of ``env``'s engine for the duration of the ``with`` block: None for in-process
@@ -57,6 +68,35 @@ class EngineKind:
         """Generation settings that must travel in every request, because the server cannot be told them."""
         return {}
 
-    def determinism(self, hardware: str) -> dict[str, bool | None]:
-        """Facts for the doctor's determinism checklist (see harness.contract.DETERMINISM_FACTORS)."""
-        return {"prefix_cache_off": None, "deterministic": None}
+    def job_environment(self, env: EnvConfig) -> dict[str, str]:
+        """Environment variables the harness subprocess of a job needs for this engine (in-process engines:
+        e.g. what ``engine.deterministic`` requires of torch)."""
+        return {}
+
+    def determinism(self, hardware: str, deterministic: bool = False) -> dict[str, Any]:
+        """What this kind does about determinism, with ``engine.deterministic`` set or not.
+
+        ``prefix_cache_off`` and ``deterministic`` feed the doctor's checklist (True met, False not met, None
+        unknown; see harness.contract.DETERMINISM_FACTORS); ``applied`` lists what statrepro set, and
+        ``not_guaranteed`` what this engine cannot promise. The run manifest records the whole dict.
+        """
+        return determinism_report(
+            prefix_cache_off=None, deterministic=None, requested=deterministic, applied=(),
+            not_guaranteed=("statrepro knows no determinism switch of this engine",) if deterministic else (),
+        )
+
+
+GREEDY_AND_SEED = ("greedy decoding (generation.temperature 0)", "a fixed seed per job, sent with every request")
+
+
+def determinism_report(
+    *, prefix_cache_off: bool | None, deterministic: bool | None, requested: bool, applied=(), not_guaranteed=()
+) -> dict[str, Any]:
+    """The dict ``EngineKind.determinism`` returns (greedy decoding and the seed lead ``applied`` when requested)."""
+    return {
+        "requested": requested,
+        "prefix_cache_off": prefix_cache_off,
+        "deterministic": deterministic,
+        "applied": [*GREEDY_AND_SEED, *applied] if requested else [],
+        "not_guaranteed": list(not_guaranteed),
+    }

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .contract import Capabilities, EngineKind
+from ..errors import InputError
+from .contract import Capabilities, EngineKind, determinism_report
+
+# cuBLAS needs a fixed workspace for deterministic results (torch's reproducibility notes).
+CUBLAS_WORKSPACE = ":4096:8"
+# Read by statrepro.harness.torch_deterministic, the launcher of a deterministic in-process job.
+TORCH_DETERMINISTIC_ENV = "STATREPRO_TORCH_DETERMINISTIC"
 
 
 class HFInProcess(EngineKind):
@@ -17,11 +23,31 @@ class HFInProcess(EngineKind):
         in_process=True, prompt_logprobs=True, token_logprobs=True, request_seed=None, concurrent_sampling=False
     )
     default_repeat_penalty = 1.0  # transformers applies none unless asked
+    device_choice = True
 
     @contextmanager
     def serve(self, env, work_dir) -> Iterator[None]:
+        if env.model.quantization in ("fp8", "awq", "gptq"):
+            raise InputError(
+                f"in-process hf applies quantization none, dynamic-int8 or gguf, not {env.model.quantization!r} (use kind vllm or sglang)",
+                key="model.quantization",
+            )
         yield None
 
-    def determinism(self, hardware: str) -> dict[str, bool | None]:
+    def job_environment(self, env) -> dict[str, str]:
+        if not env.engine.deterministic:
+            return {}
+        return {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE, TORCH_DETERMINISTIC_ENV: "1"}
+
+    def determinism(self, hardware: str, deterministic: bool = False):
         # No server, so no prefix cache; on CPU, torch's kernels are deterministic.
-        return {"prefix_cache_off": True, "deterministic": True if hardware == "cpu" else None}
+        return determinism_report(
+            prefix_cache_off=True,
+            deterministic=True if deterministic or hardware == "cpu" else None,
+            requested=deterministic,
+            applied=("torch.use_deterministic_algorithms(True) in the harness process", f"CUBLAS_WORKSPACE_CONFIG={CUBLAS_WORKSPACE}"),
+            not_guaranteed=(
+                "an operation without a deterministic implementation stops the job with torch's error",
+                "identical results only on the same device, torch and driver versions",
+            ) if deterministic else (),
+        )

@@ -11,7 +11,9 @@ from .contract import EngineKind
 from .hf_in_process import HFInProcess
 from .llama_cpp import LlamaCpp
 from .openai_endpoint import ExternalEndpoint
+from .sglang import Sglang
 from .transformers_serve import TransformersServe
+from .vllm import Vllm
 
 if TYPE_CHECKING:
     from ..config import EnvConfig
@@ -24,6 +26,8 @@ ENGINE_KINDS: dict[str, EngineKind] = {
         ExternalEndpoint(),
         LlamaCpp(),
         TransformersServe(),
+        Vllm(),
+        Sglang(),
     )
 }
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
 from ..models import embedded_gguf_path
-from .contract import Capabilities, EngineKind
+from .contract import Capabilities, EngineKind, determinism_report
 from .process import LOOPBACK, managed_server
 from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, openapi_defaults
 
@@ -27,6 +28,19 @@ class LlamaCpp(EngineKind):
     default_repeat_penalty = 1.1
     repeat_penalty_field = "repeat_penalty"
 
+    def determinism(self, hardware: str, deterministic: bool = False):
+        # llama-cpp-python keeps the KV prefix of the previous request and reuses it; no flag turns that off.
+        return determinism_report(
+            prefix_cache_off=False,
+            deterministic=True if deterministic and hardware == "cpu" else None,
+            requested=deterministic,
+            applied=("prompt cache off (--cache false)", "one slot: the server evaluates one request at a time"),
+            not_guaranteed=(
+                "llama-cpp-python reuses the KV prefix of the previous request; no flag turns that off",
+                "GPU offload kernels are not checked for determinism",
+            ) if deterministic else (),
+        )
+
     @contextmanager
     def serve(self, env, work_dir) -> Iterator[ServerInfo]:
         model = env.model
@@ -39,7 +53,9 @@ class LlamaCpp(EngineKind):
             repeat_penalty=env.generation.repeat_penalty,
             served_model=env.engine.served_model,
             extra_args=env.engine.extra_args,
+            deterministic=env.engine.deterministic,
         ) as info:
+            info = replace(info, determinism=self.determinism(env.hardware, env.engine.deterministic))
             yield info
 
 
@@ -55,6 +71,7 @@ def llama_cpp_server(
     served_model: str | None = None,
     extra_args: Sequence[str] = (),
     startup_timeout: float = 120.0,
+    deterministic: bool = False,
 ) -> Iterator[ServerInfo]:
     """Serve a GGUF with llama-cpp-python (default: the embedded SmolLM2 GGUF).
 
@@ -75,6 +92,8 @@ def llama_cpp_server(
         args += ["--n_ctx", str(n_ctx), "--seed", str(seed)]
         if n_threads is not None:
             args += ["--n_threads", str(n_threads)]
+        if deterministic:
+            args += ["--cache", "false"]  # the RAM/disk prompt cache; the server has one slot already
         return args + list(extra_args)
 
     log_path = work_dir / "llama-cpp-server.log"

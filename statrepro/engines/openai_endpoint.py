@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import InputError
-from .contract import Capabilities, EngineKind
+from .contract import Capabilities, EngineKind, determinism_report
 
 
 def _only_served_model(base_url: str, secrets: Sequence[str]) -> str:
@@ -47,6 +47,12 @@ class ExternalEndpoint(EngineKind):
             base_url=base_url,
             served_model=env.engine.served_model or _only_served_model(base_url, env.secrets()),
             seed_note="external endpoint: seed handling not verified",
+        )
+
+    def determinism(self, hardware: str, deterministic: bool = False):
+        return determinism_report(
+            prefix_cache_off=None, deterministic=None, requested=deterministic,
+            not_guaranteed=("an external endpoint's prefix cache, kernels and batching are its operator's settings",) if deterministic else (),
         )
 
     def request_defaults(self, generation) -> dict[str, Any]:

@@ -38,6 +38,10 @@ class ServerInfo:
     seed_note: str = ""
     effective_defaults: dict[str, Any] = field(default_factory=dict)
     """Server-side defaults a request gets for fields it omits (read back from the running server)."""
+    version: str | None = None
+    """The server's own version, as it reports it (None: it reports none)."""
+    determinism: dict[str, Any] = field(default_factory=dict)
+    """What ``engine.deterministic`` applied on this server and what it cannot guarantee (EngineKind.determinism)."""
 
     def summary(self) -> str:
         seed = {True: "per-request seed honoured", False: "per-request seed ignored", None: "seed support unknown"}

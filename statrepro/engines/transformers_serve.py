@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..models import materialize_embedded_model
-from .contract import Capabilities, EngineKind
+from .contract import Capabilities, EngineKind, determinism_report
 from .errors import EngineError
 from .process import LOOPBACK, managed_server
 from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url
@@ -28,6 +28,12 @@ class TransformersServe(EngineKind):
         in_process=False, prompt_logprobs=False, token_logprobs=True, request_seed=True, concurrent_sampling=False
     )
     default_repeat_penalty = 1.0
+
+    def determinism(self, hardware: str, deterministic: bool = False):
+        return determinism_report(
+            prefix_cache_off=None, deterministic=None, requested=deterministic,
+            not_guaranteed=("transformers serve has no switch for deterministic algorithms or its cache",) if deterministic else (),
+        )
 
     @contextmanager
     def serve(self, env, work_dir) -> Iterator[ServerInfo]:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 DOCTOR_FACTORS = (
     "harness", "harness_version", "metric", "filters", "prompt", "chat_template", "system_instruction", "num_fewshot",
     "fewshot_order", "stop", "max_tokens", "seed", "temperature", "top_p", "repeat_penalty", "batch_size", "dtype",
-    "quantization", "hardware", "engine", "model",
+    "quantization", "hardware", "device", "engine", "model",
 )
 # Per-side facts the doctor's determinism checklist reads (True, False or None = unknown).
 DETERMINISM_FACTORS = ("prefix_cache_off", "deterministic")

@@ -332,6 +332,7 @@ def doctor_factors_of_results(results: dict[str, Any]) -> dict[str, Any]:
         "dtype": _dtype_name(model_args.get("dtype") or config.get("model_dtype")),
         "quantization": quantization,
         "hardware": "cpu" if device.startswith("cpu") else (device or None),
+        "device": device or None,
         "engine": config.get("model"),
         "model": results.get("model_name") or model_args.get("pretrained") or model_args.get("model"),
         "prefix_cache_off": True if config.get("model") == LM_EVAL_HF_MODEL else None,
@@ -426,7 +427,10 @@ def build_lm_eval_invocation(context):
     )
     model, model_args, extra_env = _model_arguments(context)
     output_dir = context.work_dir / "output"
-    launcher = [sys.executable, "-m", "statrepro.harness.lm_eval_int8"] if model == "hf-dynamic-int8" else [sys.executable, "-m", "lm_eval"]
+    module = "statrepro.harness.lm_eval_int8" if model == "hf-dynamic-int8" else "lm_eval"
+    launcher = [sys.executable, "-m", module]
+    if context.endpoint is None and env.engine.deterministic:
+        launcher = [sys.executable, "-m", "statrepro.harness.torch_deterministic", module]
     argv = launcher + [
         "run",
         "--model", model,
@@ -440,16 +444,21 @@ def build_lm_eval_invocation(context):
         # transformers serve rejects, so the client sends one prompt per request.
         "--batch_size", str(env.batch_size if context.endpoint is None else 1),
     ]
-    if context.endpoint is None and not detect_hardware()["gpus"]:
-        argv += ["--device", "cpu"]
+    if context.endpoint is None:
+        device = env.engine.device
+        if device == "auto" and not detect_hardware()["gpus"]:
+            device = "cpu"
+        if device != "auto":
+            argv += ["--device", device]
     if env.harness.apply_chat_template:
         argv += ["--apply_chat_template"]
     if env.harness.system_instruction:
         argv += ["--system_instruction", env.harness.system_instruction]
     argv += list(env.harness.extra_args)
     manifest = {"tasks": tasks.to_dict(), "dataset_sha256": tasks.dataset_sha256}
+    engine_env = engine_kind(env.engine.kind).job_environment(env)
     return Invocation(
-        argv=argv, output_dir=output_dir, env={**harness_environment(context.work_dir), **extra_env}, manifest=manifest
+        argv=argv, output_dir=output_dir, env={**harness_environment(context.work_dir), **engine_env, **extra_env}, manifest=manifest
     )
 
 

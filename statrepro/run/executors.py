@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from .jobs import JobOutcome, execute_job
+from .jobs import JobCancelled, JobOutcome, cancel_running_jobs, execute_job
 from .plan import Job
 from .store import ResultStore
 
@@ -76,8 +76,17 @@ class LocalExecutor:
                 on_done(outcome)
                 outcomes.append(outcome)
             return outcomes
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
             for outcome in pool.map(run_one, jobs):
                 on_done(outcome)
                 outcomes.append(outcome)
+        except BaseException as error:  # Ctrl-C, SIGTERM's SystemExit, a failing on_done
+            # Stop the running harnesses first: shutting the pool down waits for its threads.
+            cancel_running_jobs()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if isinstance(error, JobCancelled):
+                raise KeyboardInterrupt from None
+            raise
+        pool.shutdown()
         return outcomes

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,75 @@ TRANSIENT_MARKERS = (
 )
 
 
+# Ctrl-C: the main thread sets this and stops every running harness; jobs then discard their partial output.
+_CANCELLED = threading.Event()
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
+# Exit statuses of a harness that a Ctrl-C (SIGINT to the foreground group) or our own stop ended.
+_INTERRUPTED_CODES = {130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL, 128 + signal.SIGTERM}
+HARNESS_STOP_GRACE = 3.0
+
+
+class JobCancelled(Exception):
+    """A job stopped by Ctrl-C: nothing was written for it, its partial harness output is gone."""
+
+
+def _exit_at_once(signum, frame) -> None:
+    # The second Ctrl-C: no more cleanup. Managed servers still stop (their watchdogs see us gone).
+    os._exit(130)
+
+
+def cancel_running_jobs() -> None:
+    """Stop every running harness (SIGTERM, SIGKILL after a short grace) and refuse to start more.
+    From the main thread, a second Ctrl-C from now on exits at once."""
+    _CANCELLED.set()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _exit_at_once)
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        _stop(process)
+
+
+def reset_cancellation() -> None:
+    """Before a run: no job is cancelled (a library caller may run again after a Ctrl-C)."""
+    _CANCELLED.clear()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=HARNESS_STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _run_harness(argv, *, log_path: Path, env: dict, cwd: Path) -> int:
+    """Run the harness to its end and return its exit status; JobCancelled (or the KeyboardInterrupt itself,
+    in the main thread) when Ctrl-C stopped it."""
+    if _CANCELLED.is_set():
+        raise JobCancelled()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
+    try:
+        returncode = process.wait()
+    except BaseException:  # KeyboardInterrupt while this thread waits (the sequential path runs in the main thread)
+        _CANCELLED.set()
+        _stop(process)
+        raise
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
+    # A terminal Ctrl-C reaches the harness too, and may end it before the main thread has flagged the cancel.
+    if _CANCELLED.is_set() or (returncode in _INTERRUPTED_CODES and _CANCELLED.wait(2.0)):
+        raise JobCancelled()
+    return returncode
+
+
 @dataclass(frozen=True)
 class JobOutcome:
     """What happened to one job."""
@@ -67,6 +139,15 @@ def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
 def _is_transient(log_tail: str) -> bool:
     lowered = log_tail.lower()
     return any(marker in lowered for marker in TRANSIENT_MARKERS)
+
+
+def _determinism(job: Job, endpoint: ServerInfo | None) -> dict:
+    """What ``engine.deterministic`` applied and what the engine cannot guarantee (the doctor reads it)."""
+    if endpoint is not None and endpoint.determinism:
+        return endpoint.determinism
+    from ..engines.kinds import engine_kind
+
+    return engine_kind(job.env.engine.kind).determinism(job.env.hardware, job.env.engine.deterministic)
 
 
 def execute_job(
@@ -96,18 +177,14 @@ def execute_job(
         work_dir = store.scratch_dir(job)
         context = JobContext(job, data_dir, work_dir, model_path, endpoint)
         invocation = adapter.build_invocation(context)
-        with open(log_path, "wb") as log:
-            completed = subprocess.run(
-                invocation.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **invocation.env},
-                cwd=work_dir,
-            )
+        try:
+            returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=work_dir)
+        except BaseException:  # JobCancelled, KeyboardInterrupt, SIGTERM's SystemExit
+            shutil.rmtree(work_dir, ignore_errors=True)  # partial output of a stopped harness is never kept
+            raise
         scrub_files([log_path, *work_dir.rglob("*")], secrets)
         tail = redact_secrets(_tail(log_path), secrets)
-        if completed.returncode == 0:
+        if returncode == 0:
             try:
                 records = adapter.load(invocation.output_dir, metric_overrides={})
             except InputError as parse_error:
@@ -124,6 +201,7 @@ def execute_job(
                 "versions": package_versions(),
                 "hardware": {"label": job.env.hardware, **detect_hardware()},
                 "endpoint": endpoint.to_dict() if endpoint else None,
+                "determinism": _determinism(job, endpoint),
                 "started": started,
                 "seconds": time.time() - started,
                 "attempts": attempt,
@@ -133,7 +211,7 @@ def execute_job(
             }
             store.write_done(job, records, manifest)
             return JobOutcome(job, "done", manifest["items"], manifest["seconds"], attempt)
-        error = f"harness exited with code {completed.returncode}: {tail.splitlines()[-1] if tail else 'no output'}"
+        error = f"harness exited with code {returncode}: {tail.splitlines()[-1] if tail else 'no output'}"
         if not _is_transient(tail) or attempt == MAX_ATTEMPTS:
             break
         time.sleep(backoff_seconds * 2 ** (attempt - 1) * (1 + random.random() / 2))

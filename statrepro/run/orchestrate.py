@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..config import EnvConfig
-from ..engines.kinds import engine_endpoint
+from ..engines.kinds import engine_endpoint, engine_kind
 from ..errors import InputError
 from .executors import Executor, JobRunner, LocalExecutor
-from .jobs import JobOutcome
+from .jobs import JobCancelled, JobOutcome, cancel_running_jobs, reset_cancellation
 from .plan import plan_jobs
 from .store import ResultStore
 
@@ -62,6 +62,10 @@ def run_environments(
 ) -> RunSummary:
     """Run every missing (env, benchmark, seed) job; finished jobs in the store are never redone."""
     console = console or Console(stderr=True)
+    from ..engines.process import stop_orphans
+
+    for orphan in stop_orphans(store.root / "servers"):
+        console.print(f"stopped a managed server a killed run left behind: {orphan}")
     jobs = plan_jobs(envs)
     pending = [job for job in jobs if not store.is_done(job)]
     skipped = [JobOutcome(job, "skipped") for job in jobs if job not in pending]
@@ -86,6 +90,25 @@ def run_environments(
         data_dirs[id(env)] = _resolve_data_dir(env, data_dir)
         if env.model.path not in ("embedded", EMBEDDED_SPEC):  # the embedded model is materialised with progress
             _model_path(env)
+        engine_kind(env.engine.kind).preflight(env)
+    reset_cancellation()
+    done_before = sum(store.is_done(job) for job in jobs)
+    try:
+        return _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, console)
+    except (KeyboardInterrupt, JobCancelled):
+        cancel_running_jobs()  # idempotent; also makes a second Ctrl-C exit at once
+        kept = sum(store.is_done(job) for job in jobs)
+        raise RunInterrupted(
+            f"interrupted: kept {kept} finished runs in {store.root} ({kept - done_before} from this run); "
+            "the unfinished runs' partial output was discarded and their servers stopped; run the same command to resume"
+        ) from None
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; the message says what the store kept."""
+
+
+def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, console) -> RunSummary:
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("evaluating", total=len(pending), items=0, failed=0)
         totals = {"items": 0, "failed": 0}

@@ -43,6 +43,8 @@ class FakeOpenAI:
     slow_seconds: float = 1.0
     schedule: list[str] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
+    get_routes: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    """Extra GET paths -> (status, JSON body), e.g. a server's /health and /version."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -66,8 +68,8 @@ class FakeOpenAI:
     def generation_requests(self) -> list[RecordedRequest]:
         return [request for request in self.requests if request.path.endswith("completions")]
 
-    def start(self) -> FakeOpenAI:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+    def start(self, port: int = 0) -> FakeOpenAI:
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -131,6 +133,9 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self._record(None)
             if self.path.rstrip("/") == "/v1/models":
                 self._send(200, json.dumps({"object": "list", "data": [{"id": fake.model, "object": "model"}]}).encode())
+            elif self.path in fake.get_routes:
+                status, payload = fake.get_routes[self.path]
+                self._send(status, json.dumps(payload).encode())
             else:
                 self._send(404, b'{"error": "not found"}')
 
