@@ -402,13 +402,22 @@ def build_lm_eval_invocation(context):
 
     job, env = context.job, context.job.env
     spec = get_benchmark(job.benchmark)
-    prompt_logprobs = engine_kind(env.engine.kind).capabilities.prompt_logprobs
-    generative = job.spec.generative if job.spec.generative is not None else not prompt_logprobs
-    if not prompt_logprobs and not generative:
-        raise InputError(
-            f"engine kind {env.engine.kind!r} returns no prompt log-likelihoods: multiple-choice tasks must be scored generatively here",
-            key=f"benchmarks.{job.benchmark}.generative",
-        )
+    mode = env.mode(job.benchmark)
+    probe = None
+    if mode != "gen" and context.endpoint is not None:
+        if env.harness.apply_chat_template:
+            # lm-eval scores log-likelihoods only through /completions, and its chat template needs token-id prompts there.
+            raise InputError(
+                f"mode {mode!r} over an endpoint scores raw prompts: set harness.apply_chat_template: false (on both sides) or mode: gen",
+                key=f"benchmarks.{job.benchmark}.mode",
+            )
+        # One echo request at job start: an endpoint that cannot give usable prompt log-likelihoods stops here.
+        from ..engines.logprob_probe import require_prompt_logprobs
+
+        api_key = env.engine.api_key.get_secret_value() if env.engine.api_key is not None else None
+        probe = require_prompt_logprobs(
+            context.endpoint.base_url, context.endpoint.served_model, key=f"benchmarks.{job.benchmark}.mode", api_key=api_key
+        ).to_dict()
     options = BenchmarkOptions(
         max_gen_toks=env.generation.max_tokens,
         generation_kwargs=_generation_kwargs(context),
@@ -421,7 +430,7 @@ def build_lm_eval_invocation(context):
         limit=job.spec.limit,
         num_fewshot=job.spec.num_fewshot,
         subsets=job.spec.subsets,
-        generative=generative,
+        mode=mode,
         options=options,
     )
     model, model_args, extra_env = _model_arguments(context)
@@ -447,7 +456,9 @@ def build_lm_eval_invocation(context):
     if env.harness.system_instruction:
         argv += ["--system_instruction", env.harness.system_instruction]
     argv += list(env.harness.extra_args)
-    manifest = {"tasks": tasks.to_dict(), "dataset_sha256": tasks.dataset_sha256}
+    manifest = {"tasks": tasks.to_dict(), "dataset_sha256": tasks.dataset_sha256, "mode": mode}
+    if probe is not None:
+        manifest["logprob_probe"] = probe
     return Invocation(
         argv=argv, output_dir=output_dir, env={**harness_environment(context.work_dir), **extra_env}, manifest=manifest
     )
