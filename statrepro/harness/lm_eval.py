@@ -22,7 +22,7 @@ from ..engines.kinds import engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
 from . import register_harness
-from .contract import Invocation, harness_environment, per_task, short_hash
+from .contract import mode_factor, Invocation, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl, read_json
 
 # lm-eval's date_id: datetime.now().isoformat() with ':' replaced by '-'.
@@ -334,9 +334,19 @@ def doctor_factors_of_results(results: dict[str, Any]) -> dict[str, Any]:
         "hardware": "cpu" if device.startswith("cpu") else (device or None),
         "engine": config.get("model"),
         "model": results.get("model_name") or model_args.get("pretrained") or model_args.get("model"),
+        "mode": mode_factor(_task_mode(c) for c in configs.values()),
         "prefix_cache_off": True if config.get("model") == LM_EVAL_HF_MODEL else None,
         "deterministic": None,
     }
+
+
+def _task_mode(config: dict) -> str | None:
+    """ppl, clp or gen for a multiple-choice task config (None for other tasks): letters as choices is clp."""
+    if config.get("output_type") == "multiple_choice":
+        return "clp" if config.get("doc_to_choice") in (["A", "B", "C", "D"], "ABCD") else "ppl"
+    if config.get("output_type") == "generate_until" and any("letter" in str(f.get("name")) for f in config.get("filter_list") or []):
+        return "gen"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
