@@ -9,7 +9,9 @@ It also fixes llama-cpp-python's echoed prompt log-likelihoods (``echo: true, lo
 pairs the logits row *after* token k with token k, which is right only when the prompt starts with a BOS
 token the model adds itself. For models that add none (SmolLM2) every prompt logprob is then the wrong
 one (summed -126 against the true -21.5). ``--align_echo_logprobs`` shifts the rows by one for such
-prompts, so token k is scored by the row that predicts it; the conditioning is unchanged. The capability
+prompts, so token k is scored by the row that predicts it; the conditioning is unchanged. It also lists a
+sampled end-of-generation token, which the server otherwise drops, so the lists always end with the one
+generated token that clients such as lm-eval slice off. The capability
 probe (engines/logprob_probe.py) checks the values at job start either way.
 """
 
@@ -39,9 +41,17 @@ def _aligned_rows(rows, token_offset, echo, prompt_tokens, bos):
 
     rows = rows[token_offset:]
     if echo and len(rows) and (not prompt_tokens or prompt_tokens[0] != bos):
-        # The first echoed token has no predicting row; its value is reported as null anyway.
-        rows = np.concatenate([rows[:1], rows[:-1]])
+        # The first echoed token has no predicting row (its value is reported as null anyway); row i-1 scores
+        # token i, and the last prompt row scores the generated token (or the end-of-generation token).
+        rows = np.concatenate([rows[:1], rows])
     return rows
+
+
+def _echo_completion(completion_tokens, echo, eos):
+    """The generated tokens an echo answer lists: when the one sampled token ends generation, the server
+    drops it, so the lists end one short and a client slicing ``[ctxlen:-1]`` loses the last prompt token.
+    The end-of-generation token is listed instead, as it was sampled."""
+    return completion_tokens if completion_tokens or not echo else [eos]
 
 
 def _top_k(row, k):
@@ -60,6 +70,9 @@ def _top_k(row, k):
 _FULL_SORT = re.compile(r"list\(\s*sorted\(\s*zip\(logprobs_token, range\(len\(logprobs_token\)\)\), reverse=True\s*\)\s*\)")
 
 
+_ECHO_TOKENS = re.compile(r"(prompt_tokens\[1 if prompt_tokens\[0\] == self\.token_bos\(\) else 0 :\]\s*)\+ completion_tokens")
+
+
 def align_echo_logprobs() -> bool:
     """Patch ``Llama._create_completion`` in this process (False: this llama-cpp-python version differs)."""
     import inspect
@@ -75,8 +88,11 @@ def align_echo_logprobs() -> bool:
         _ECHO_ROWS,
         "all_logprobs = _statrepro_aligned_rows(Llama.logits_to_logprobs(self._scores), token_offset, echo, prompt_tokens, self.token_bos())",
     )
+    source, echoes = _ECHO_TOKENS.subn(r"\1+ _statrepro_echo_completion(completion_tokens, echo, self.token_eos())", source)
+    if echoes != 1:
+        return False
     source, sorts = _FULL_SORT.subn("_statrepro_top_k(logprobs_token, logprobs)", source)
-    namespace = dict(vars(module), _statrepro_aligned_rows=_aligned_rows, _statrepro_top_k=_top_k)
+    namespace = dict(vars(module), _statrepro_aligned_rows=_aligned_rows, _statrepro_top_k=_top_k, _statrepro_echo_completion=_echo_completion)
     exec(compile(source, inspect.getsourcefile(method) or "<llama>", "exec"), namespace)  # noqa: S102
     module.Llama._create_completion = namespace[method.__name__]
     return True
