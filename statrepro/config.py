@@ -125,8 +125,23 @@ class BenchmarkSpec(_Section):
     """Subjects/tasks to run; null runs all."""
     drop_flagged: bool = True
     """mmlu_redux only: drop items whose annotated error_type is not 'ok' (the dataset exists to flag them)."""
-    generative: Optional[bool] = None
-    """Score multiple-choice benchmarks generatively; null picks log-likelihood where the engine returns prompt log-likelihoods (see Engine kinds), else generative."""
+    mode: Optional[Literal["ppl", "clp", "gen"]] = None
+    """Multiple choice only: ppl (the option text of lowest perplexity), clp (the option label of highest next-token probability, one pass) or gen (generate, then extract the letter); null picks clp where the engine kind returns prompt log-likelihoods, else gen. An endpoint is probed for usable prompt log-likelihoods at job start."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _generative_is_mode(cls, data):
+        # Environment files before `mode` said `generative: true|false`; they keep working.
+        if isinstance(data, dict) and "generative" in data:
+            data = dict(data)
+            generative = data.pop("generative")
+            if "mode" in data and generative is not None:
+                raise ValueError("`generative` was replaced by `mode` (ppl | clp | gen); set only `mode`")
+            if generative is not None and "mode" not in data:
+                if not isinstance(generative, bool):
+                    raise ValueError("`generative` (replaced by `mode`: ppl | clp | gen) must be true or false")
+                data["mode"] = "gen" if generative else "clp"
+        return data
 
 
 class EnvConfig(_Section):
@@ -182,6 +197,10 @@ class EnvConfig(_Section):
                 raise ValueError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}")
         if not value:
             raise ValueError("no benchmarks")
+        for name, spec in value.items():
+            modes = BENCHMARKS[name].modes
+            if spec.mode is not None and spec.mode not in modes:
+                raise ValueError(f"benchmark {name!r} has no mode {spec.mode!r} (its modes: {', '.join(modes)}); `mode` is for multiple choice")
         return value
 
     @model_validator(mode="after")
@@ -192,6 +211,20 @@ class EnvConfig(_Section):
                 "set generation.temperature: 0 or engine.deterministic: false"
             )
         return self
+
+    def _mode_needs_prompt_logprobs(self) -> "EnvConfig":
+        if engine_kind(self.engine.kind).capabilities.prompt_logprobs is False:
+            for name, spec in self.benchmarks.items():
+                if spec.mode in ("ppl", "clp"):
+                    raise ValueError(
+                        f"benchmarks.{name}.mode {spec.mode!r} needs prompt log-likelihoods, which engine kind "
+                        f"{self.engine.kind!r} does not return; use mode: gen"
+                    )
+        return self
+
+    def mode(self, benchmark: str) -> str:
+        """The evaluation mode ``benchmark`` runs in here (see BenchmarkSpec.mode)."""
+        return resolved_mode(benchmark, self.benchmarks[benchmark].mode, self.engine.kind)
 
     @property
     def seed_list(self) -> list[int]:
@@ -222,6 +255,17 @@ class EnvConfig(_Section):
     def secrets(self) -> list[str]:
         """Secret values to scrub from any text that leaves the process."""
         return [self.engine.api_key.get_secret_value()] if self.engine.api_key else []
+
+
+def resolved_mode(benchmark: str, mode: Optional[str], kind: str) -> str:
+    """A benchmark's evaluation mode with the default filled in: clp for multiple choice where the engine kind
+    returns prompt log-likelihoods (not only maybe), else gen."""
+    modes = BENCHMARKS[benchmark].modes
+    if mode is not None:
+        return mode
+    if "clp" in modes and kind in ENGINE_KINDS and ENGINE_KINDS[kind].capabilities.prompt_logprobs is True:
+        return "clp"
+    return "gen"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Entry points for the run path::
     spec = get_benchmark("ceval")                       # InputError for unknown names
     data_dir = resolve_data_dir(config.data_dir, spec.name)
     tasks = spec.write_lm_eval_tasks(work_dir, data_dir=data_dir, limit=20, num_fewshot=None,
-                                     subsets=None, generative=False, options=BenchmarkOptions(...))
+                                     subsets=None, mode='clp', options=BenchmarkOptions(...))
     # lm_eval --tasks ",".join(tasks.task_names) --include_path tasks.include_path ...
     es = spec.evalscope_dataset_args(work_dir, data_dir=data_dir, limit=20, num_fewshot=None, subsets=None)
     # TaskConfig(datasets=es.datasets, dataset_args=es.dataset_args, ...)

@@ -8,21 +8,24 @@ from pathlib import Path
 
 from ..errors import InputError
 from .base import EvalscopeDatasets, apply_limit, coerce_options, select_subsets, write_jsonl, write_yaml
-from .choice import CHOICE_METRICS, LETTERS, choice_task_config, grouped_tasks
+from .choice import CHOICE_METRICS, LETTERS, MODE_SUFFIX, MODES, choice_task_config, grouped_tasks
 from .spec import Benchmark
 
 GROUP = "statrepro_ceval"
 PROMPT = "{{question.strip()}}\nA. {{A}}\nB. {{B}}\nC. {{C}}\nD. {{D}}\n答案："
+# ppl: the question alone; each full option text is scored as its answer.
+PPL_PROMPT = "{{question.strip()}}\n答案："
 
 
-def task_name(subject: str, generative: bool) -> str:
-    return f"{GROUP}_{subject}" + ("_gen" if generative else "")
+def task_name(subject: str, mode: str) -> str:
+    return f"{GROUP}_{subject}" + MODE_SUFFIX[mode]
 
 
 class Ceval(Benchmark):
     name = "ceval"
     task_pattern = r"ceval"
     lm_eval_metrics = CHOICE_METRICS
+    modes = MODES
     default_num_fewshot = 5
     fewshot_source = "dev/<subject>_dev.csv (5 rows per subject)"
 
@@ -87,7 +90,7 @@ class Ceval(Benchmark):
             prepared[subject] = (test_path, dev_path, len(test))
         return prepared, shots
 
-    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, generative=False, options=None):
+    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="clp", options=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / self.name
         prepared, shots = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, subsets)
@@ -95,18 +98,19 @@ class Ceval(Benchmark):
         names, counts = [], {}
         for subject, (test_path, dev_path, count) in prepared.items():
             english, chinese, category = mapping[subject]
-            name = task_name(subject, generative)
-            category_tag = f"{GROUP}_{category.lower().replace(' ', '_')}" + ("_gen" if generative else "")
+            name = task_name(subject, mode)
+            category_tag = f"{GROUP}_{category.lower().replace(' ', '_')}" + MODE_SUFFIX[mode]
             config = choice_task_config(
                 task=name,
                 test_path=test_path,
                 fewshot_path=dev_path,
                 num_fewshot=shots,
-                doc_to_text=PROMPT,
+                doc_to_text=PPL_PROMPT if mode == "ppl" else PROMPT,
                 description=f"以下是中国关于{chinese}考试的单项选择题，请选出其中的正确答案。\n\n",
                 tags=[category_tag],
-                generative=generative,
+                mode=mode,
                 options=options,
+                option_texts="{{[A, B, C, D]}}",
             )
             write_yaml(target_dir / f"{name}.yaml", config)
             names.append(name)
@@ -118,7 +122,7 @@ class Ceval(Benchmark):
             group=GROUP,
             names=names,
             counts=counts,
-            generative=generative,
+            mode=mode,
             dataset_sha256=self.dataset_sha256(data_dir),
         )
 

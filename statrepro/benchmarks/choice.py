@@ -7,9 +7,18 @@ from typing import Any
 
 from .base import BenchmarkOptions, GeneratedTasks, generation_kwargs, letter_choice_filter, write_yaml
 
-# Primary lm-eval metrics: acc (argmax log-likelihood over the letters); acc_norm only re-weights by the length
-# of the one-letter choices. Generative variants score the extracted letter with exact_match.
-CHOICE_METRICS = ("acc,none", "exact_match,letter", "exact_match,default", "exact_match,none")
+# The evaluation modes of a multiple-choice benchmark (the OpenCompass FAQ's names), set per benchmark as ``mode``:
+#   ppl: the option text with the highest length-normalised log-likelihood after the question (lowest perplexity);
+#   clp: the option label (A-D) with the highest next-token log-likelihood after question + labelled options;
+#   gen: generate an answer, then extract the letter.
+MODES = ("ppl", "clp", "gen")
+
+# Primary lm-eval metrics: acc (clp: argmax log-likelihood over the one-token letters); acc_norm (ppl: the same
+# normalised by the option's length, i.e. lowest perplexity; ppl tasks list only acc_norm). Generative variants
+# score the extracted letter with exact_match.
+CHOICE_METRICS = ("acc,none", "acc_norm,none", "exact_match,letter", "exact_match,default", "exact_match,none")
+
+MODE_SUFFIX = {"ppl": "_ppl", "clp": "", "gen": "_gen"}
 
 LETTERS = ["A", "B", "C", "D"]
 GENERATIVE_STOPS = ["\n\n", "</s>", "<|im_end|>"]
@@ -25,10 +34,12 @@ def choice_task_config(
     doc_to_text: str,
     description: str,
     tags: list[str],
-    generative: bool,
+    mode: str,
     options: BenchmarkOptions,
+    option_texts: str | None = None,
 ) -> dict[str, Any]:
-    """One subject's task. Prepared rows carry ``target_index`` (0-3) and ``target_letter``."""
+    """One subject's task. Prepared rows carry ``target_index`` (0-3) and ``target_letter``; ``option_texts`` is
+    the Jinja expression of the four option texts (ppl mode scores them as continuations of ``doc_to_text``)."""
     data_files = {"test": str(test_path.resolve())}
     config: dict[str, Any] = {
         "task": task,
@@ -44,7 +55,7 @@ def choice_task_config(
         data_files["train"] = str(fewshot_path.resolve())
         config["fewshot_split"] = "train"
         config["fewshot_config"] = {"sampler": "first_n"}
-    if generative:
+    if mode == "gen":
         config.update(
             {
                 "output_type": "generate_until",
@@ -52,6 +63,15 @@ def choice_task_config(
                 "generation_kwargs": generation_kwargs(GENERATIVE_STOPS, GENERATIVE_MAX_GEN_TOKS, options),
                 "filter_list": letter_choice_filter(),
                 "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True, "ignore_case": True}],
+            }
+        )
+    elif mode == "ppl":
+        config.update(
+            {
+                "output_type": "multiple_choice",
+                "doc_to_choice": option_texts,
+                "doc_to_target": "{{target_index}}",
+                "metric_list": [{"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
             }
         )
     else:
@@ -78,12 +98,12 @@ def grouped_tasks(
     group: str,
     names: list[str],
     counts: dict[str, int],
-    generative: bool,
+    mode: str,
     dataset_sha256: dict[str, str],
 ) -> GeneratedTasks:
     """Write the group over the subject tasks and describe what was generated."""
-    group = group + ("_gen" if generative else "")
-    write_group(target_dir, group, names, generative)
+    group = group + MODE_SUFFIX[mode]
+    write_group(target_dir, group, names, mode)
     return GeneratedTasks(
         benchmark=benchmark,
         task_names=names,
@@ -94,9 +114,9 @@ def grouped_tasks(
     )
 
 
-def write_group(target_dir: Path, group: str, tasks: list[str], generative: bool) -> None:
+def write_group(target_dir: Path, group: str, tasks: list[str], mode: str) -> None:
     """A size-weighted group over the subject tasks."""
-    metric = "exact_match" if generative else "acc"
+    metric = {"gen": "exact_match", "ppl": "acc_norm", "clp": "acc"}[mode]
     write_yaml(
         target_dir / f"_{group}.yaml",
         {

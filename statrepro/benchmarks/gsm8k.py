@@ -73,7 +73,7 @@ class Gsm8k(Benchmark):
             train_path = write_jsonl(target_dir / "main_train.jsonl", train)
         return test_path, train_path, len(test), shots
 
-    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, generative=True, options=None):
+    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="gen", options=None):
         options = coerce_options(options)
         select_subsets(subsets, [SUBSET], self.name)
         target_dir = Path(out_dir) / self.name

@@ -643,7 +643,7 @@ class LiveBench(Benchmark):
                 skipped[task] = f"no questions in force at release {options.livebench_release}"
         return prepared, skipped
 
-    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, generative=True, options=None):
+    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="gen", options=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / self.name
         prepared, skipped = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, subsets, options)

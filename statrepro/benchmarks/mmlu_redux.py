@@ -14,23 +14,27 @@ from .base import (
     write_jsonl,
     write_yaml,
 )
-from .choice import CHOICE_METRICS, LETTERS, choice_task_config, grouped_tasks
+from .choice import CHOICE_METRICS, LETTERS, MODE_SUFFIX, MODES, choice_task_config, grouped_tasks
 from .spec import Benchmark
 
 GROUP = "statrepro_mmlu_redux"
 DATA_FILE = "mmlu_redux_2.0_test.jsonl"
 PROMPT = "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:"
 GENERATIVE_PROMPT = PROMPT[: -len("Answer:")] + "Reply with the letter (A, B, C or D) of the correct option only.\nAnswer:"
+# ppl: the question alone; each full option text is scored as its answer.
+PPL_PROMPT = "{{question.strip()}}\nAnswer:"
+PROMPTS = {"ppl": PPL_PROMPT, "clp": PROMPT, "gen": GENERATIVE_PROMPT}
 
 
-def task_name(subject: str, generative: bool) -> str:
-    return f"{GROUP}_{subject}" + ("_gen" if generative else "")
+def task_name(subject: str, mode: str) -> str:
+    return f"{GROUP}_{subject}" + MODE_SUFFIX[mode]
 
 
 class MmluRedux(Benchmark):
     name = "mmlu_redux"
     task_pattern = r"mmlu[-_]redux"
     lm_eval_metrics = CHOICE_METRICS
+    modes = MODES
     default_num_fewshot = 0
     fewshot_source = "none (MMLU-Redux ships only test items; zero-shot)"
 
@@ -83,23 +87,24 @@ class MmluRedux(Benchmark):
             prepared[subject] = (write_jsonl(target_dir / f"{subject}_test.jsonl", test), len(test))
         return prepared
 
-    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, generative=False, options=None):
+    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="clp", options=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / self.name
         prepared = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, subsets, options)
         names, counts = [], {}
         for subject, (test_path, count) in prepared.items():
-            name = task_name(subject, generative)
+            name = task_name(subject, mode)
             config = choice_task_config(
                 task=name,
                 test_path=test_path,
                 fewshot_path=None,
                 num_fewshot=0,
-                doc_to_text=GENERATIVE_PROMPT if generative else PROMPT,
+                doc_to_text=PROMPTS[mode],
                 description=f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n",
                 tags=[],
-                generative=generative,
+                mode=mode,
                 options=options,
+                option_texts="{{choices}}",
             )
             write_yaml(target_dir / f"{name}.yaml", config)
             names.append(name)
@@ -111,7 +116,7 @@ class MmluRedux(Benchmark):
             group=GROUP,
             names=names,
             counts=counts,
-            generative=generative,
+            mode=mode,
             dataset_sha256=self.dataset_sha256(data_dir),
         )
 

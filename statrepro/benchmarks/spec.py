@@ -48,6 +48,8 @@ class Benchmark(ABC):
     """evalscope benchmark names of this benchmark besides ``name`` (evalscope's own adapters)."""
     lm_eval_metrics: ClassVar[tuple[str, ...]] = ()
     """Primary lm-eval "<metric>,<filter>" pairs, in order of preference (else the first a task reports)."""
+    modes: ClassVar[tuple[str, ...]] = ("gen",)
+    """Evaluation modes (``benchmarks.<name>.mode``): multiple choice has ppl, clp and gen (benchmarks/choice.py)."""
     default_num_fewshot: int
     fewshot_source: str
     """Human-readable origin of few-shot exemplars (shown in docs and manifests)."""
@@ -83,10 +85,11 @@ class Benchmark(ABC):
         limit: int | None = None,
         num_fewshot: int | None = None,
         subsets: list[str] | None = None,
-        generative: bool = False,
+        mode: str = "gen",
         options: BenchmarkOptions | dict | None = None,
     ) -> GeneratedTasks:
-        """Write offline lm-eval task YAMLs (and prepared JSONL) under ``out_dir/<benchmark>``."""
+        """Write offline lm-eval task YAMLs (and prepared JSONL) under ``out_dir/<benchmark>``, scored in
+        ``mode`` (one of ``modes``)."""
 
     @abstractmethod
     def evalscope_dataset_args(

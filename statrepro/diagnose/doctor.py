@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..engines.kinds import ENGINE_KINDS
-from ..harness.contract import DETERMINISM_FACTORS, DOCTOR_FACTORS, per_task
+from ..harness.contract import DETERMINISM_FACTORS, DOCTOR_FACTORS, mode_factor, per_task
 
 FACTORS = DOCTOR_FACTORS
 
@@ -44,6 +44,7 @@ KNOWLEDGE: dict[str, tuple[str, str, str]] = {
     "device": ("medium", "cpu, cuda, npu and mps kernels reduce in different orders; low-order bits and near-tie answers change", "run both sides on the same device, or judge the move with `statrepro analyze`"),
     "engine": ("medium", "engines differ in kernels, defaults (penalties, stop handling) and tokenisation", "align engine defaults; compare with `statrepro logprobs A B`"),
     "model": ("high", "different weights", "point both sides at the same model and revision"),
+    "mode": ("high", "multiple choice scored by option perplexity (ppl), label probability (clp) or generated letter (gen) gives different accuracies on the same model", "set the same benchmarks.<name>.mode on both sides"),
 }
 
 
@@ -187,6 +188,7 @@ def factors_from_env(env: dict[str, Any], *, harness_version: str | None = None,
         "engine": kind,
         "model": model.get("path", "embedded"),
         "device": engine.get("device", "auto"),
+        "mode": _env_modes(benchmarks, kind, generative_only=harness.get("name") == "evalscope"),
         **_determinism_factors(engine_kind, hardware, bool(engine.get("deterministic", False))),
     }
 
@@ -199,6 +201,18 @@ def _determinism_factors(engine_kind, hardware: str, deterministic: bool, record
         return dict.fromkeys(DETERMINISM_FACTORS)
     report = engine_kind.determinism(hardware, deterministic)
     return {key: report[key] for key in DETERMINISM_FACTORS}
+
+
+def _env_modes(benchmarks: dict[str, Any], kind: str, *, generative_only: bool) -> str | None:
+    from ..benchmarks import BENCHMARKS
+    from ..config import resolved_mode
+
+    modes = [
+        "gen" if generative_only else resolved_mode(name, (spec or {}).get("mode") if (spec or {}).get("generative") is None else ("gen" if spec["generative"] else "clp"), kind)
+        for name, spec in benchmarks.items()
+        if name in BENCHMARKS and len(BENCHMARKS[name].modes) > 1
+    ]
+    return mode_factor(modes)
 
 
 def _read_json(path: Path) -> Any:

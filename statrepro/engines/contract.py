@@ -23,8 +23,10 @@ class Capabilities:
 
     in_process: bool
     """The model runs inside the harness process: nothing to serve, one job at a time (memory), its GPU on the job's node."""
-    prompt_logprobs: bool
-    """Returns prompt log-likelihoods, so multiple choice can be scored by log-likelihood."""
+    prompt_logprobs: bool | None
+    """Returns prompt log-likelihoods, so multiple choice can be scored by log-likelihood (modes ppl and clp).
+    None: depends on the server behind the endpoint. Every endpoint is probed at job start
+    (engines/logprob_probe.py) before a log-likelihood job runs; only True makes clp the default mode."""
     token_logprobs: bool
     """Returns the top-k logprobs of generated tokens (``statrepro logprobs``)."""
     request_seed: bool | None

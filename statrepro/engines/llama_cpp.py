@@ -16,13 +16,16 @@ from .process import LOOPBACK, managed_server
 from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, openapi_defaults
 
 
+ALIGN = ["--align_echo_logprobs"]
+
+
 class LlamaCpp(EngineKind):
     """A GGUF file served by llama-cpp-python's server, started on 127.0.0.1 and stopped by statrepro."""
 
     name = "llama-cpp"
     managed = True
     capabilities = Capabilities(
-        in_process=False, prompt_logprobs=False, token_logprobs=True, request_seed=True, concurrent_sampling=False
+        in_process=False, prompt_logprobs=True, token_logprobs=True, request_seed=True, concurrent_sampling=False
     )
     # llama-cpp-python's per-request default, a hidden factor: a harness that omits it gets 1.1.
     default_repeat_penalty = 1.1
@@ -83,7 +86,9 @@ def llama_cpp_server(
         raise InputError("llama-cpp needs a .gguf model file", path=gguf, key="model.path")
     alias = served_model or gguf.stem
     work_dir = Path(work_dir)
-    launcher = [sys.executable, "-m", "statrepro.engines.llama_server"]
+    # llama-cpp-python's quirk: echoed prompt logprobs are off by one token unless the prompt starts with a BOS
+    # the model adds itself (SmolLM2 adds none). The launcher realigns them; the capability probe checks it.
+    launcher = [sys.executable, "-m", "statrepro.engines.llama_server", *ALIGN]
     if repeat_penalty is not None:
         launcher += ["--default_repeat_penalty", str(repeat_penalty)]
 

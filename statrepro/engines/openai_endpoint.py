@@ -30,7 +30,7 @@ class ExternalEndpoint(EngineKind):
     managed = False
     # Prompt log-likelihoods are not assumed of an arbitrary endpoint; seed handling is not verified.
     capabilities = Capabilities(
-        in_process=False, prompt_logprobs=False, token_logprobs=True, request_seed=None, concurrent_sampling=False
+        in_process=False, prompt_logprobs=None, token_logprobs=True, request_seed=None, concurrent_sampling=False
     )
 
     def check(self, engine) -> None:

@@ -31,8 +31,17 @@ if TYPE_CHECKING:
 DOCTOR_FACTORS = (
     "harness", "harness_version", "metric", "filters", "prompt", "chat_template", "system_instruction", "num_fewshot",
     "fewshot_order", "stop", "max_tokens", "seed", "temperature", "top_p", "repeat_penalty", "batch_size", "dtype",
-    "quantization", "hardware", "device", "engine", "model",
+    "quantization", "hardware", "device", "engine", "model", "mode",
 )
+
+
+def mode_factor(modes) -> str | None:
+    """The doctor's ``mode`` factor: the multiple-choice evaluation modes in use (ppl, clp, gen), sorted and
+    comma-joined so that environment files, manifests and harness outputs compare; None without multiple choice."""
+    found = sorted({mode for mode in modes if mode})
+    return ",".join(found) or None
+
+
 # Per-side facts the doctor's determinism checklist reads (True, False or None = unknown).
 DETERMINISM_FACTORS = ("prefix_cache_off", "deterministic")
 

@@ -22,7 +22,7 @@ import pandas as pd
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
 from . import register_harness
-from .contract import Invocation, harness_environment, per_task, short_hash
+from .contract import Invocation, mode_factor, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl
 
 _MARKER_DIRS = ("reviews", "predictions", "reports")
@@ -203,7 +203,16 @@ def doctor_factors_of_task_config(task_config: dict[str, Any]) -> dict[str, Any]
         "batch_size": task_config.get("eval_batch_size"),
         "engine": task_config.get("eval_type"),
         "model": task_config.get("model_id") or task_config.get("model"),
+        # evalscope scores multiple choice by generating the letter.
+        "mode": mode_factor("gen" for name in dataset_args if _is_multiple_choice(name)),
     }
+
+
+def _is_multiple_choice(dataset: str) -> bool:
+    from ..benchmarks import BENCHMARKS
+
+    benchmark = BENCHMARKS.get(benchmark_for_task(dataset))
+    return benchmark is not None and len(benchmark.modes) > 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,6 +236,11 @@ def build_evalscope_invocation(context):
             key="engine.kind",
         )
     spec = get_benchmark(job.benchmark)
+    if job.spec.mode in ("ppl", "clp"):
+        raise InputError(
+            f"evalscope scores multiple choice by generating the letter: set mode: gen, or harness lm-eval for mode {job.spec.mode}",
+            key=f"benchmarks.{job.benchmark}.mode",
+        )
     datasets = spec.evalscope_dataset_args(
         context.work_dir / "tasks",
         data_dir=context.data_dir,

@@ -22,7 +22,7 @@ from ..engines.kinds import engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
 from . import register_harness
-from .contract import Invocation, harness_environment, per_task, short_hash
+from .contract import mode_factor, Invocation, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl, read_json
 
 # lm-eval's date_id: datetime.now().isoformat() with ':' replaced by '-'.
@@ -335,9 +335,19 @@ def doctor_factors_of_results(results: dict[str, Any]) -> dict[str, Any]:
         "device": device or None,
         "engine": config.get("model"),
         "model": results.get("model_name") or model_args.get("pretrained") or model_args.get("model"),
+        "mode": mode_factor(_task_mode(c) for c in configs.values()),
         "prefix_cache_off": True if config.get("model") == LM_EVAL_HF_MODEL else None,
         "deterministic": None,
     }
+
+
+def _task_mode(config: dict) -> str | None:
+    """ppl, clp or gen for a multiple-choice task config (None for other tasks): letters as choices is clp."""
+    if config.get("output_type") == "multiple_choice":
+        return "clp" if config.get("doc_to_choice") in (["A", "B", "C", "D"], "ABCD") else "ppl"
+    if config.get("output_type") == "generate_until" and any("letter" in str(f.get("name")) for f in config.get("filter_list") or []):
+        return "gen"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,13 +413,22 @@ def build_lm_eval_invocation(context):
 
     job, env = context.job, context.job.env
     spec = get_benchmark(job.benchmark)
-    prompt_logprobs = engine_kind(env.engine.kind).capabilities.prompt_logprobs
-    generative = job.spec.generative if job.spec.generative is not None else not prompt_logprobs
-    if not prompt_logprobs and not generative:
-        raise InputError(
-            f"engine kind {env.engine.kind!r} returns no prompt log-likelihoods: multiple-choice tasks must be scored generatively here",
-            key=f"benchmarks.{job.benchmark}.generative",
-        )
+    mode = env.mode(job.benchmark)
+    probe = None
+    if mode != "gen" and context.endpoint is not None:
+        if env.harness.apply_chat_template:
+            # lm-eval scores log-likelihoods only through /completions, and its chat template needs token-id prompts there.
+            raise InputError(
+                f"mode {mode!r} over an endpoint scores raw prompts: set harness.apply_chat_template: false (on both sides) or mode: gen",
+                key=f"benchmarks.{job.benchmark}.mode",
+            )
+        # One echo request at job start: an endpoint that cannot give usable prompt log-likelihoods stops here.
+        from ..engines.logprob_probe import require_prompt_logprobs
+
+        api_key = env.engine.api_key.get_secret_value() if env.engine.api_key is not None else None
+        probe = require_prompt_logprobs(
+            context.endpoint.base_url, context.endpoint.served_model, key=f"benchmarks.{job.benchmark}.mode", api_key=api_key
+        ).to_dict()
     options = BenchmarkOptions(
         max_gen_toks=env.generation.max_tokens,
         generation_kwargs=_generation_kwargs(context),
@@ -422,7 +441,7 @@ def build_lm_eval_invocation(context):
         limit=job.spec.limit,
         num_fewshot=job.spec.num_fewshot,
         subsets=job.spec.subsets,
-        generative=generative,
+        mode=mode,
         options=options,
     )
     model, model_args, extra_env = _model_arguments(context)
@@ -455,7 +474,9 @@ def build_lm_eval_invocation(context):
     if env.harness.system_instruction:
         argv += ["--system_instruction", env.harness.system_instruction]
     argv += list(env.harness.extra_args)
-    manifest = {"tasks": tasks.to_dict(), "dataset_sha256": tasks.dataset_sha256}
+    manifest = {"tasks": tasks.to_dict(), "dataset_sha256": tasks.dataset_sha256, "mode": mode}
+    if probe is not None:
+        manifest["logprob_probe"] = probe
     engine_env = engine_kind(env.engine.kind).job_environment(env)
     return Invocation(
         argv=argv, output_dir=output_dir, env={**harness_environment(context.work_dir), **engine_env, **extra_env}, manifest=manifest

@@ -121,7 +121,7 @@ def test_ceval_multiple_choice_and_generative(tmp_path):
     assert val[0]["target_letter"] == "C" and val[0]["target_index"] == 2
     group = load_task(tmp_path / "ceval" / "_statrepro_ceval.yaml")
     assert group["task"] == mc.task_names
-    gen = spec.write_lm_eval_tasks(tmp_path, data_dir=DATA_DIR, limit=3, subsets=["law"], generative=True)
+    gen = spec.write_lm_eval_tasks(tmp_path, data_dir=DATA_DIR, limit=3, subsets=["law"], mode="gen")
     assert gen.task_names == ["statrepro_ceval_law_gen"]
     gen_config = load_task(tmp_path / "ceval" / "statrepro_ceval_law_gen.yaml")
     assert gen_config["output_type"] == "generate_until" and gen_config["filter_list"][0]["name"] == "letter"
@@ -154,7 +154,7 @@ def test_mmlu_redux_drop_flagged(tmp_path):
     assert all(row["error_type"] == "ok" for row in kept)
     assert [row["row_index"] for row in kept] == list(range(43))
     assert sum(len(rows) for rows in spec.load_items(DATA_DIR).values()) == 5330
-    tasks = spec.write_lm_eval_tasks(tmp_path, data_dir=DATA_DIR, limit=5, subsets=["virology"], generative=True)
+    tasks = spec.write_lm_eval_tasks(tmp_path, data_dir=DATA_DIR, limit=5, subsets=["virology"], mode="gen")
     assert tasks.task_names == ["statrepro_mmlu_redux_virology_gen"] and tasks.item_counts[tasks.task_names[0]] == 5
     config = load_task(tmp_path / "mmlu_redux" / "statrepro_mmlu_redux_virology_gen.yaml")
     prepared = read_rows(config["dataset_kwargs"]["data_files"]["test"])
@@ -414,3 +414,16 @@ def test_evalscope_adapters_load_prepared_items(tmp_path, name, subsets):
     )  # fmt: skip
     loaded = evalscope_benchmark(prepared.datasets[0], config=config).load_dataset()
     assert {subset: len(list(samples)) for subset, samples in loaded.items()} == prepared.item_counts
+
+
+@needs_data
+def test_multiple_choice_ppl_mode_scores_option_texts(tmp_path):
+    spec = get_benchmark("mmlu_redux")
+    assert spec.modes == ("ppl", "clp", "gen") and get_benchmark("gsm8k").modes == ("gen",)
+    tasks = spec.write_lm_eval_tasks(tmp_path, data_dir=DATA_DIR, limit=2, subsets=["virology"], mode="ppl")
+    assert tasks.task_names == ["statrepro_mmlu_redux_virology_ppl"] and tasks.groups == ["statrepro_mmlu_redux_ppl"]
+    config = load_task(tmp_path / "mmlu_redux" / "statrepro_mmlu_redux_virology_ppl.yaml")
+    assert config["output_type"] == "multiple_choice" and config["doc_to_choice"] == "{{choices}}"
+    assert "A." not in config["doc_to_text"] and [m["metric"] for m in config["metric_list"]] == ["acc_norm"]
+    ceval = get_benchmark("ceval").write_lm_eval_tasks(tmp_path, data_dir=DATA_DIR, limit=2, subsets=["law"], mode="ppl")
+    assert load_task(tmp_path / "ceval" / f"{ceval.task_names[0]}.yaml")["doc_to_choice"] == "{{[A, B, C, D]}}"

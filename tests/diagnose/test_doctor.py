@@ -182,3 +182,18 @@ def test_template_same_and_changed(tmp_path):
     assert cli.exit_code == 1 and json.loads((tmp_path / "t.json").read_text())["all_match"] is False
     with pytest.raises(InputError, match="does not exist"):
         compare_templates(model_dir, tmp_path / "missing", prompts)
+
+
+def test_doctor_names_a_mode_difference_as_high(tmp_path):
+    base = "name: {name}\nbenchmarks:\n  mmlu_redux: {spec}\n"
+    ppl = tmp_path / "ppl.yaml"
+    ppl.write_text(base.format(name="ppl", spec="{mode: ppl}"))
+    old = tmp_path / "old.yaml"
+    old.write_text(base.format(name="old", spec="{generative: true}"))  # the key `mode` replaced
+    (factor,) = compare_sources(ppl, old).factors
+    assert (factor.name, factor.a, factor.b, factor.severity) == ("mode", "ppl", "gen", "high")
+    default = tmp_path / "default.yaml"
+    default.write_text(base.format(name="default", spec="{}"))
+    clp = tmp_path / "clp.yaml"
+    clp.write_text(base.format(name="clp", spec="{mode: clp}"))
+    assert compare_sources(default, clp).factors == ()  # in-process hf defaults to clp

@@ -254,3 +254,49 @@ def test_evalscope_through_a_managed_llama_cpp_server_aa(tmp_path):
     assert all(m["endpoint"]["base_url"].startswith("http://127.0.0.1:") for m in manifests)
     leftover = subprocess.run(["pgrep", "-f", "statrepro.engines.llama_server"], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "the managed server was not stopped"
+
+
+# Multiple choice by log-likelihood over an endpoint (issue 13): the capability probe at job start
+
+
+def _run_cli(tmp_path: Path, *files: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", "from statrepro.cli import app; app()", "run", *map(str, files), "--store", str(tmp_path / "store")]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
+
+
+@pytest.mark.model
+def test_endpoint_without_prompt_logprobs_stops_a_ppl_job_with_one_line(tmp_path, fake_openai):
+    env = _env_file(
+        tmp_path, "no-logprobs", engine={"kind": "openai", "base_url": fake_openai.base_url, "served_model": "fake-model"},
+        harness={"name": "lm-eval", "apply_chat_template": False}, benchmarks={"mmlu_redux": {"mode": "ppl", "subsets": ["marketing"], "limit": 2}},
+        seeds=1,
+    )
+    completed = _run_cli(tmp_path, env)
+    assert completed.returncode != 0
+    (line,) = [line for line in completed.stderr.splitlines() if "cannot score by log-likelihood" in line]
+    assert fake_openai.base_url in line and "benchmarks.mmlu_redux.mode: gen" in line
+    probes = [r.body for r in fake_openai.generation_requests()]
+    assert probes and all(body["echo"] is True and body["max_tokens"] == 1 for body in probes)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_ppl_mode_through_the_managed_llama_cpp_server(tmp_path):
+    """mmlu_redux in ppl mode against the real llama-cpp-python server: probed, then scored through lm-eval's
+    local-completions with prompt log-likelihoods (about 2 minutes on 2 cores)."""
+    env = _env_file(
+        tmp_path, "llama-ppl", model={"path": "embedded", "quantization": "gguf"}, engine={"kind": "llama-cpp"},
+        harness={"name": "lm-eval", "apply_chat_template": False}, generation={"repeat_penalty": 1.0},
+        benchmarks={"mmlu_redux": {"mode": "ppl", "subsets": ["marketing"], "limit": 3}}, seeds=1,
+    )
+    completed = _run_cli(tmp_path, env)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    (manifest_path,) = (tmp_path / "store").rglob("manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["mode"] == "ppl" and manifest["logprob_probe"]["usable"] is True
+    assert "--align_echo_logprobs" in manifest["endpoint"]["command"]
+    records = [json.loads(line) for line in (manifest_path.parent / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["item_key"].startswith("statrepro_mmlu_redux_marketing_ppl/") for r in records)
+    # This run's server (by its recorded pid: other runs may share the machine) was stopped.
+    assert not Path(f"/proc/{manifest['endpoint']['pid']}").exists(), "the managed server was not stopped"
