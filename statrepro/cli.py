@@ -270,8 +270,9 @@ def bench_calibration(
 ) -> None:
     """Calibration grid (accuracy x items x engine): A/A false 'different', size at the margin, false pass
     beyond it, 'different' at half of it, and CI coverage, each marked against its bound."""
-    _check_range("tolerance", tolerance, 0.0, 1.0)
-    _check_range("alpha", alpha, 0.0, 0.5)
+    from .api import VerdictOptions
+
+    _options(VerdictOptions, tolerance=tolerance, alpha=alpha)  # the usual one-line errors for bad values
 
     def numbers(name: str, text: str, kind):
         try:
@@ -316,6 +317,8 @@ def bench_calibration(
         flip_rate=flip_rate,
     )
     if json_path is not None:
+        from .atomic import atomic_write_text
+
         atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
 
 

@@ -334,7 +334,6 @@ def _look(
         beyond_p=equivalence.p_beyond,
         beyond_level=different_level,
         worst_case_tost_p=worst_case_tost_p,
-        mode=design.mode,
     )
     verdict, reason = classify(evidence)
     final = seeds_informative is False or round_index >= design.max_rounds

@@ -64,7 +64,6 @@ class Evidence(ResultMixin):
     beyond_level: float
     worst_case_tost_p: float | None = None  # None: no missing items
     missing_examples: tuple[str, ...] = ()
-    mode: str = "equivalence"
 
 
 def classify(evidence: Evidence) -> tuple[str, str]:
@@ -175,7 +174,6 @@ def fixed_evidence(
     p_adjusted: float,
     p_beyond_adjusted: float,
     alpha: float,
-    mode: str,
     max_missing_share: float,
     item_keys: list[str] | None = None,
 ) -> Evidence:
@@ -197,7 +195,6 @@ def fixed_evidence(
         beyond_level=alpha,
         worst_case_tost_p=comparison.worst_case_tost_p,
         missing_examples=tuple(item_keys[i] if item_keys else f"item {i}" for i in missing),
-        mode=mode,
     )
 
 
@@ -226,7 +223,6 @@ def decide(
             p_adjusted=float(p_adj),
             p_beyond_adjusted=float(p_beyond),
             alpha=alpha,
-            mode=mode,
             max_missing_share=max_missing_share,
             item_keys=(item_keys or {}).get(name),
         )
