@@ -26,6 +26,8 @@ class LlamaCpp(EngineKind):
     # llama-cpp-python's per-request default, a hidden factor: a harness that omits it gets 1.1.
     default_repeat_penalty = 1.1
     repeat_penalty_field = "repeat_penalty"
+    # llama-cpp-python's server holds one model behind a lock: one slot, so more requests only queue.
+    default_concurrency = 1
 
     @contextmanager
     def serve(self, env, work_dir) -> Iterator[ServerInfo]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..engines.kinds import engine_kind
 from ..errors import InputError
 from ..harness.contract import JobContext
 from ..redaction import redact_secrets, scrub_files
@@ -124,6 +125,7 @@ def execute_job(
                 "versions": package_versions(),
                 "hardware": {"label": job.env.hardware, **detect_hardware()},
                 "endpoint": endpoint.to_dict() if endpoint else None,
+                "concurrency": engine_kind(job.env.engine.kind).requests_in_flight(job.env),
                 "started": started,
                 "seconds": time.time() - started,
                 "attempts": attempt,

@@ -541,6 +541,8 @@ BAD_INPUTS = [
     ("negative-temperature", _env_case(lambda ws: _good_env(ws, **{"generation.temperature": -1})), [r"\[generation\.temperature\]"]),
     ("unknown-benchmark", _env_case(lambda ws: _good_env(ws, benchmarks={"gsm9k": {}})), [r"\[benchmarks\]", "did you mean 'gsm8k'"]),
     ("unknown-harness", _env_case(lambda ws: _good_env(ws, **{"harness.name": "lm-evl"})), [r"\[harness\.name\]", "did you mean 'lm-eval'"]),
+    ("zero-concurrency", _env_case(lambda ws: _good_env(ws, **{"engine.concurrency": 0})), [r"env\.yaml:\d+ \[engine\.concurrency\]", "greater than or equal to 1"]),
+    ("in-process-concurrency", _env_case(lambda ws: _good_env(ws, **{"engine.concurrency": 4})), [r"env\.yaml:\d+ \[engine\]", "one request at a time"]),
     ("openai-without-url", _env_case(lambda ws: _good_env(ws, engine={"kind": "openai"})), [r"\[engine\]", "needs base_url"]),
     ("name-path-escape", _env_case(lambda ws: _good_env(ws, name="../../etc")), [r"\[name\]", "letters, digits"]),
     ("missing-model-path", _env_case(lambda ws: _good_env(ws, **{"model.path": str(ws / "no-model")})), [r"no-model \[model\.path\]", "does not exist"]),
