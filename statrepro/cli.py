@@ -322,6 +322,29 @@ def bench_calibration(
         atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
 
 
+@bench_app.command("run")
+@user_errors
+def bench_run(
+    data_dir: Optional[Path] = DATA_DIR,
+    items: int = typer.Option(200, help="gsm8k items per job."),
+    concurrency: str = typer.Option("1,4,16,32", help="Comma-separated concurrencies to measure (the first is the speed-up baseline)."),
+    latency: float = typer.Option(0.2, help="Seconds the fake endpoint takes per request."),
+    repeats: int = typer.Option(1, help="Measurements per figure; the fastest counts."),
+    keep: Optional[Path] = typer.Option(None, help="Keep the stores and harness output here (default: a temporary dir)."),
+) -> None:
+    """Throughput against a fake 127.0.0.1 endpoint with a fixed latency: wall time and speed-up per concurrency,
+    and statrepro's time against the raw lm_eval command at the same concurrency."""
+    try:
+        levels = [int(value) for value in concurrency.split(",")]
+    except ValueError:
+        raise InputError(f"takes comma-separated integers, got {concurrency!r}", key="--concurrency") from None
+    if any(level < 1 for level in levels) or items < 1 or repeats < 1 or latency < 0:
+        raise InputError("--concurrency, --items and --repeats must be at least 1 and --latency not negative")
+    from .bench_throughput import run_throughput_bench
+
+    run_throughput_bench(data_dir=data_dir, items=items, concurrencies=levels, latency=latency, repeats=repeats, keep=keep)
+
+
 def _parse_seeds(seeds: Optional[str]) -> int | list[int] | None:
     if seeds is None:
         return None

@@ -59,6 +59,8 @@ class EngineSpec(_Section):
     """Where in-process transformers (kind hf) runs the model: auto, cpu, cuda, cuda:N, npu or mps (passed to the harness, recorded, compared by the doctor). The hardware label stays a label."""
     startup_timeout: float = Field(900.0, gt=0.0)
     """Seconds a managed vllm or sglang server may take to answer its health check (loading weights onto a GPU is slow)."""
+    concurrency: Optional[int] = Field(None, ge=1)
+    """Requests in flight per job, for lm-eval (num_concurrent) and evalscope (eval batch size) alike; null takes the engine kind's default (see Engine kinds). Every request still carries its job's seed. Sampled requests on an engine that shares one RNG across requests go one at a time. Not part of the store key: a resumed run may change it."""
 
     @field_validator("device")
     @classmethod
@@ -66,6 +68,13 @@ class EngineSpec(_Section):
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|npu(:\d+)?|mps", value):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N, npu or mps, got {value!r}")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_default_concurrency(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("concurrency") is None and data.get("kind", "hf") in ENGINE_KINDS:
+            data = {**data, "concurrency": ENGINE_KINDS[data.get("kind", "hf")].default_concurrency}
+        return data
 
     @model_validator(mode="after")
     def _usable_by_kind(self) -> "EngineSpec":
@@ -160,7 +169,7 @@ class EnvConfig(_Section):
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     """Sampling settings."""
     batch_size: int = Field(1, ge=1)
-    """Batch size; kernels differ by batch size, so it can move scores."""
+    """Prompts per forward pass of an in-process model; kernels differ by batch size, so it can move scores. Served engines get one prompt per request, engine.concurrency requests at a time."""
     benchmarks: dict[str, BenchmarkSpec] = Field(default_factory=lambda: {"gsm8k": BenchmarkSpec()})
     """Benchmarks to run, by name (the benchmarks statrepro ships: docs/benchmarks.md)."""
     seeds: Union[list[int], int] = 3
@@ -239,7 +248,7 @@ class EnvConfig(_Section):
 
     def fingerprint(self) -> str:
         """Stable hash of everything that can change a score (not the seeds, limits or benchmark list,
-        so adding seeds or benchmarks reuses the finished runs)."""
+        so adding seeds or benchmarks reuses the finished runs; nor the concurrency)."""
         data = self.public_dict()
         for key in ("name", "seeds", "benchmarks", "data_dir"):
             data.pop(key)
@@ -249,6 +258,7 @@ class EnvConfig(_Section):
         for key, default in (("deterministic", False), ("device", "auto")):
             if data["engine"].get(key) == default:
                 data["engine"].pop(key)
+        data["engine"].pop("concurrency")  # how fast, not what: the manifest records it, the doctor compares it
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

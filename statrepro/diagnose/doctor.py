@@ -38,6 +38,7 @@ KNOWLEDGE: dict[str, tuple[str, str, str]] = {
     "top_p": ("medium", "nucleus sampling changes sampled answers (no effect at temperature 0)", "use the same top_p"),
     "repeat_penalty": ("high", "a repetition penalty changes greedy outputs (llama.cpp defaults to 1.1, transformers to 1.0)", "set repeat_penalty: 1.0 explicitly on both sides; check with `statrepro logprobs A B`"),
     "batch_size": ("medium", "batch size changes kernel reduction order; in bf16 it flips near-tie tokens", "use batch size 1 or batch-invariant kernels; measure with `statrepro probe`"),
+    "concurrency": ("low", "requests in flight change how a server batches them; without batch-invariant kernels a near-tie token can flip (each request keeps its seed)", "use the same engine.concurrency, or batch-invariant kernels"),
     "dtype": ("medium", "precision changes logits (bf16 ~1e-2 relative); near-tie answers flip", "use the same dtype; see where it diverges with `statrepro layers`"),
     "quantization": ("high", "quantized weights change logits substantially", "compare like with like, or accept a wider tolerance"),
     "hardware": ("medium", "different kernels and reduction orders change low-order bits", "expected for a hardware move: judge it with `statrepro analyze`"),
@@ -157,8 +158,11 @@ def diff_factors(a: dict[str, Any], b: dict[str, Any]) -> DoctorResult:
 # Extractors
 
 
-def factors_from_env(env: dict[str, Any], *, harness_version: str | None = None, hardware: str | None = None) -> dict[str, Any]:
-    """Factors of an environment config given as a dict (EnvConfig.public_dict() or a manifest's "env")."""
+def factors_from_env(
+    env: dict[str, Any], *, harness_version: str | None = None, hardware: str | None = None, concurrency: int | None = None
+) -> dict[str, Any]:
+    """Factors of an environment config given as a dict (EnvConfig.public_dict() or a manifest's "env");
+    ``concurrency`` is the requests in flight a job had (a manifest's), else the configured value counts."""
     model, engine = env.get("model") or {}, env.get("engine") or {}
     harness, generation = env.get("harness") or {}, env.get("generation") or {}
     kind = engine.get("kind", "hf")
@@ -182,6 +186,7 @@ def factors_from_env(env: dict[str, Any], *, harness_version: str | None = None,
         "top_p": generation.get("top_p", 1.0),
         "repeat_penalty": repeat_penalty,
         "batch_size": env.get("batch_size", 1),
+        "concurrency": concurrency or engine.get("concurrency") or (engine_kind.default_concurrency if engine_kind else None),
         "dtype": model.get("dtype", "float32"),
         "quantization": model.get("quantization", "none"),
         "hardware": hardware,
@@ -235,7 +240,9 @@ def extract_factors(source: str | Path) -> dict[str, Any]:
         if isinstance(payload, dict) and isinstance(payload.get("env"), dict):
             hardware = payload.get("hardware")
             label = hardware if isinstance(hardware, str) else (hardware or {}).get("label") if isinstance(hardware, dict) else None
-            factors = factors_from_env(payload["env"], harness_version=payload.get("harness_version"), hardware=label)
+            factors = factors_from_env(
+                payload["env"], harness_version=payload.get("harness_version"), hardware=label, concurrency=payload.get("concurrency")
+            )
             recorded = payload.get("determinism")
             if isinstance(recorded, dict):  # what the run actually applied wins over what the config asked for
                 factors.update(_determinism_factors(None, label or "", False, recorded))
@@ -251,7 +258,8 @@ def extract_factors(source: str | Path) -> dict[str, Any]:
     if path.suffix.lower() in (".yaml", ".yml"):
         from ..config import load_env
 
-        return factors_from_env(load_env(path).public_dict())
+        env = load_env(path)
+        return factors_from_env(env.public_dict(), concurrency=ENGINE_KINDS[env.engine.kind].requests_in_flight(env))
     raise InputError("expected an env .yaml, an lm-eval results .json or dir, an evalscope task_config .yaml or a manifest .json", path=path)
 
 

@@ -48,6 +48,9 @@ class EngineKind:
     """The name this engine reads the repetition penalty under, in requests and generation settings."""
     device_choice: ClassVar[bool] = False
     """``engine.device`` picks where the model runs (in-process transformers); other kinds reject a device."""
+    default_concurrency: ClassVar[int] = 1
+    """Requests in flight per job when ``engine.concurrency`` is unset: what the engine serves at once (its
+    slots), 1 for an in-process model."""
 
     def check(self, engine: EngineSpec) -> None:
         """Reject engine settings this kind cannot use (ValueError, reported against the env file)."""
@@ -60,6 +63,12 @@ class EngineKind:
     def preflight(self, env: EnvConfig) -> None:
         """Cheap checks before any work or progress output (e.g. the server's executable is installed);
         InputError when they fail."""
+    def requests_in_flight(self, env: EnvConfig) -> int:
+        """How many requests one job of ``env`` keeps in flight: ``engine.concurrency``, except 1 for sampled
+        requests on an engine whose requests share one RNG (their seeds only reproduce one at a time)."""
+        if env.generation.temperature > 0 and not self.capabilities.concurrent_sampling:
+            return 1
+        return env.engine.concurrency
 
     def serve(self, env: EnvConfig, work_dir: Path | None) -> AbstractContextManager[ServerInfo | None]:
         """The endpoint of ``env``'s engine for the duration of the ``with`` block: None for in-process

@@ -31,9 +31,12 @@ class GpuServerKind(EngineKind):
     """Base of a managed OpenAI-compatible GPU server. Subclasses set the class attributes and the hooks."""
 
     managed = True
+    # Prompt log-likelihoods (echo + logprobs on /v1/completions) are documented but not verified here: the
+    # value-checking probe at job start decides, so ppl/clp are allowed and gen stays the default.
     capabilities = Capabilities(
-        in_process=False, prompt_logprobs=False, token_logprobs=True, request_seed=True, concurrent_sampling=True
+        in_process=False, prompt_logprobs=None, token_logprobs=True, request_seed=True, concurrent_sampling=True
     )
+    default_concurrency = 32  # continuous batching fills the server's batch from the requests in flight
     executable: ClassVar[str]
     """The program looked up on PATH."""
     install_hint: ClassVar[str]

@@ -25,6 +25,13 @@ class HFInProcess(EngineKind):
     default_repeat_penalty = 1.0  # transformers applies none unless asked
     device_choice = True
 
+    def check(self, engine) -> None:
+        if engine.concurrency != 1:
+            raise ValueError(
+                f"engine.concurrency {engine.concurrency}: an in-process model answers one request at a time; "
+                "set batch_size to evaluate several prompts per forward pass"
+            )
+
     @contextmanager
     def serve(self, env, work_dir) -> Iterator[None]:
         if env.model.quantization in ("fp8", "awq", "gptq"):

@@ -30,6 +30,8 @@ class LlamaCpp(EngineKind):
     # llama-cpp-python's per-request default, a hidden factor: a harness that omits it gets 1.1.
     default_repeat_penalty = 1.1
     repeat_penalty_field = "repeat_penalty"
+    # llama-cpp-python's server holds one model behind a lock: one slot, so more requests only queue.
+    default_concurrency = 1
 
     def determinism(self, hardware: str, deterministic: bool = False):
         # llama-cpp-python keeps the KV prefix of the previous request and reuses it; no flag turns that off.

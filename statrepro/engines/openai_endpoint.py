@@ -32,6 +32,8 @@ class ExternalEndpoint(EngineKind):
     capabilities = Capabilities(
         in_process=False, prompt_logprobs=None, token_logprobs=True, request_seed=None, concurrent_sampling=False
     )
+    # Serving stacks (vLLM, SGLang, TGI) batch requests on the server: keep several in flight.
+    default_concurrency = 8
 
     def check(self, engine) -> None:
         if not engine.base_url:

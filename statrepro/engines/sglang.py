@@ -26,7 +26,7 @@ class Sglang(GpuServerKind):
     install_hint = "`pip install sglang` (needs a CUDA GPU)"
     # The per-request seed reaches the sampler, but whether concurrent sampled requests reproduce it is not verified.
     capabilities = Capabilities(
-        in_process=False, prompt_logprobs=False, token_logprobs=True, request_seed=True, concurrent_sampling=False
+        in_process=False, prompt_logprobs=None, token_logprobs=True, request_seed=True, concurrent_sampling=False
     )
 
     def base_command(self, executable, model, served, port, env) -> list[str]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # ranks them). An adapter reports the ones its output records; None or absent means unknown.
 DOCTOR_FACTORS = (
     "harness", "harness_version", "metric", "filters", "prompt", "chat_template", "system_instruction", "num_fewshot",
-    "fewshot_order", "stop", "max_tokens", "seed", "temperature", "top_p", "repeat_penalty", "batch_size", "dtype",
+    "fewshot_order", "stop", "max_tokens", "seed", "temperature", "top_p", "repeat_penalty", "batch_size", "concurrency", "dtype",
     "quantization", "hardware", "device", "engine", "model", "mode",
 )
 

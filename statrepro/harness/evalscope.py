@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..engines.kinds import engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
 from . import register_harness
@@ -188,6 +189,7 @@ def doctor_factors_of_task_config(task_config: dict[str, Any]) -> dict[str, Any]
     generation = task_config.get("generation_config") or {}
     dataset_args = task_config.get("dataset_args") or {}
     temperature = 0.0 if generation.get("do_sample") is False else generation.get("temperature")
+    api = str(task_config.get("eval_type") or "").endswith("_api")
     return {
         "harness": "evalscope",
         "harness_version": task_config.get("evalscope_version") or task_config.get("version"),
@@ -200,7 +202,9 @@ def doctor_factors_of_task_config(task_config: dict[str, Any]) -> dict[str, Any]
         "temperature": temperature,
         "top_p": generation.get("top_p"),
         "repeat_penalty": generation.get("repetition_penalty") or generation.get("repeat_penalty"),
-        "batch_size": task_config.get("eval_batch_size"),
+        # Against an API, eval_batch_size is the requests in flight, each with one prompt.
+        "batch_size": 1 if api else task_config.get("eval_batch_size"),
+        "concurrency": task_config.get("eval_batch_size") if api else None,
         "engine": task_config.get("eval_type"),
         "model": task_config.get("model_id") or task_config.get("model"),
         # evalscope scores multiple choice by generating the letter.
@@ -274,7 +278,8 @@ def build_evalscope_invocation(context):
         "--datasets", *datasets.datasets,
         "--dataset-args", json.dumps(datasets.dataset_args),
         "--generation-config", json.dumps(config),
-        "--eval-batch-size", str(env.batch_size),
+        # Requests in flight: the same meaning as lm-eval's num_concurrent.
+        "--eval-batch-size", str(engine_kind(env.engine.kind).requests_in_flight(env)),
         "--work-dir", str(output_dir),
         "--no-timestamp",
         "--seed", str(job.seed),

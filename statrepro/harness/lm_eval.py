@@ -275,6 +275,13 @@ def _dtype_name(value: Any) -> str | None:
     return str(value).replace("torch.", "")
 
 
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _parse_model_args(model_args: Any) -> dict[str, str]:
     if isinstance(model_args, dict):
         return {str(k): str(v) for k, v in model_args.items()}
@@ -312,6 +319,7 @@ def doctor_factors_of_results(results: dict[str, Any]) -> dict[str, Any]:
     generative = any(c.get("output_type") == "generate_until" for c in configs.values())
     quantization = next((f"{k}={v}" for k, v in model_args.items() if k in ("load_in_8bit", "load_in_4bit", "quantization", "gguf_file") and v not in ("False", "false", "None")), "none")
     device = str(config.get("device") or "")
+    api_model = config.get("model") in _API_MODEL.values()
     return {
         "harness": "lm-eval",
         "harness_version": results.get("lm_eval_version"),
@@ -329,6 +337,7 @@ def doctor_factors_of_results(results: dict[str, Any]) -> dict[str, Any]:
         "top_p": gen_value("top_p") if generative else None,
         "repeat_penalty": gen_value("repetition_penalty", "repeat_penalty") or model_args.get("repeat_penalty") or (1.0 if config.get("model") == LM_EVAL_HF_MODEL else None),
         "batch_size": config.get("batch_size"),
+        "concurrency": _int_or_none(model_args.get("num_concurrent", 1)) if api_model else (1 if config.get("model") == LM_EVAL_HF_MODEL else None),
         "dtype": _dtype_name(model_args.get("dtype") or config.get("model_dtype")),
         "quantization": quantization,
         "hardware": "cpu" if device.startswith("cpu") else (device or None),
@@ -393,8 +402,9 @@ def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
     chat = env.harness.apply_chat_template
     suffix = "/chat/completions" if chat else "/completions"
     tokenizer = env.engine.tokenizer or str(context.model_path if context.model_path.is_dir() else context.model_path.parent)
+    concurrency = engine_kind(env.engine.kind).requests_in_flight(env)
     args = (
-        f"model={endpoint.served_model},base_url={endpoint.base_url.rstrip('/')}{suffix},num_concurrent=1,"
+        f"model={endpoint.served_model},base_url={endpoint.base_url.rstrip('/')}{suffix},num_concurrent={concurrency},"
         f"max_retries=5,tokenized_requests=False,tokenizer_backend=huggingface,tokenizer={tokenizer}"
     )
     extra_env = {}
@@ -460,7 +470,7 @@ def build_lm_eval_invocation(context):
         "--log_samples",
         "--seed", f"{job.seed},{job.seed},{job.seed},{FEWSHOT_SEED}",
         # API engines batch on the server side; lm-eval's client batching would send prompt lists that
-        # transformers serve rejects, so the client sends one prompt per request.
+        # transformers serve rejects, so the client sends one prompt per request, num_concurrent at once.
         "--batch_size", str(env.batch_size if context.endpoint is None else 1),
     ]
     if context.endpoint is None:

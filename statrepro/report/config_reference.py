@@ -136,15 +136,15 @@ def render_engine_kinds() -> str:
     lines = [
         "## Engine kinds", "",
         "`engine.kind` takes one of these (`statrepro.engines.kinds`). An unset `generation.repeat_penalty` gets the "
-        "engine's default, shown here.", "",
-        "| kind | what it is | managed | prompt log-likelihoods | per-request seed | default repeat_penalty |",
-        "|---|---|---|---|---|---|",
+        "engine's default, shown here, and an unset `engine.concurrency` the kind's default concurrency.", "",
+        "| kind | what it is | managed | prompt log-likelihoods | per-request seed | default repeat_penalty | default concurrency |",
+        "|---|---|---|---|---|---|---|",
     ]
     for kind in ENGINE_KINDS.values():
         caps = kind.capabilities
         lines.append(
             f"| `{kind.name}` | {_cell(' '.join((type(kind).__doc__ or '').split()))} | {flag(kind.managed)} | "
-            f"{flag(caps.prompt_logprobs)} | {flag(caps.request_seed)} | {kind.default_repeat_penalty or 'unknown'} |"
+            f"{flag(caps.prompt_logprobs)} | {flag(caps.request_seed)} | {kind.default_repeat_penalty or 'unknown'} | {kind.default_concurrency} |"
         )
     return "\n".join(lines) + "\n"
 

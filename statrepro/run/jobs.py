@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..engines.kinds import engine_kind
 from ..errors import InputError
 from ..harness.contract import JobContext
 from ..redaction import redact_secrets, scrub_files
@@ -202,6 +203,7 @@ def execute_job(
                 "hardware": {"label": job.env.hardware, **detect_hardware()},
                 "endpoint": endpoint.to_dict() if endpoint else None,
                 "determinism": _determinism(job, endpoint),
+                "concurrency": engine_kind(job.env.engine.kind).requests_in_flight(job.env),
                 "started": started,
                 "seconds": time.time() - started,
                 "attempts": attempt,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,15 +110,22 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, console) -> RunSummary:
-    with Progress(*columns, console=console) as progress:
+    # Without a terminal (a CI log, a pipe) a live bar shows nothing until the end: one plain line per job instead.
+    plain = not console.is_terminal
+    with Progress(*columns, console=console, disable=plain) as progress:
         task = progress.add_task("evaluating", total=len(pending), items=0, failed=0)
-        totals = {"items": 0, "failed": 0}
+        totals = {"items": 0, "failed": 0, "finished": 0}
+        started = time.monotonic()
 
         def on_done(outcome: JobOutcome) -> None:
             totals["items"] += outcome.items
             totals["failed"] += outcome.status == "failed"
+            totals["finished"] += 1
             progress.update(task, advance=1, items=totals["items"], failed=totals["failed"])
-            if outcome.status == "failed":
+            if plain:
+                line = finished_job_line(outcome, totals["finished"], len(pending), time.monotonic() - started)
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+            elif outcome.status == "failed":
                 progress.console.print(f"[red]failed[/] {outcome.job.label}: {outcome.error}")
 
         for env in envs:
@@ -140,6 +148,24 @@ def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, c
                 )
                 outcomes.extend(executor.run(env_jobs, run_one, on_done))
     return RunSummary(tuple(outcomes))
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def finished_job_line(outcome: JobOutcome, finished: int, total: int, elapsed: float) -> str:
+    """The plain progress line of one finished job: environment, benchmark, seed, items, seconds, jobs left
+    and the ETA (the wall time per finished job so far, times the jobs left)."""
+    job, left = outcome.job, total - finished
+    what = f"{outcome.items} items" if outcome.status == "done" else f"FAILED ({outcome.error})"
+    eta = _duration(elapsed / finished * left) if left else "0m00s"
+    return (
+        f"[{finished}/{total}] {job.env.name} {job.benchmark} seed {job.seed}: {what} in {outcome.seconds:.1f} s; "
+        f"{left} job{'' if left == 1 else 's'} left, ETA {eta}"
+    )
 
 
 def get_executor(name: str, **options) -> Executor:

@@ -545,6 +545,8 @@ BAD_INPUTS = [
     ("generative-and-mode", _env_case(lambda ws: _good_env(ws, benchmarks={"mmlu_redux": {"mode": "ppl", "generative": True}})), [r"\[benchmarks\.mmlu_redux\]", "replaced by `mode`"]),
     ("loglikelihood-mode-without-prompt-logprobs", _env_case(lambda ws: _good_env(ws, engine={"kind": "transformers-serve"}, benchmarks={"mmlu_redux": {"mode": "clp"}})), [r"env\.yaml", r"benchmarks\.mmlu_redux\.mode 'clp' needs prompt log-likelihoods", "mode: gen"]),
     ("unknown-harness", _env_case(lambda ws: _good_env(ws, **{"harness.name": "lm-evl"})), [r"\[harness\.name\]", "did you mean 'lm-eval'"]),
+    ("zero-concurrency", _env_case(lambda ws: _good_env(ws, **{"engine.concurrency": 0})), [r"env\.yaml:\d+ \[engine\.concurrency\]", "greater than or equal to 1"]),
+    ("in-process-concurrency", _env_case(lambda ws: _good_env(ws, **{"engine.concurrency": 4})), [r"env\.yaml:\d+ \[engine\]", "one request at a time"]),
     ("openai-without-url", _env_case(lambda ws: _good_env(ws, engine={"kind": "openai"})), [r"\[engine\]", "needs base_url"]),
     ("deterministic-sampling", _env_case(lambda ws: _good_env(ws, engine={"deterministic": True}, generation={"temperature": 0.8})),
      [r"env\.yaml", r"engine\.deterministic", r"generation\.temperature is 0\.8"]),

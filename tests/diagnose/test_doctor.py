@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from statrepro.cli import app
 from statrepro.diagnose.doctor import compare_sources, diff_factors, extract_factors
 from statrepro.errors import InputError
+from statrepro.harness.lm_eval import doctor_factors_of_results
 
 
 def lm_eval_results(*, dtype="float32", batch_size=1, chat_template_sha="a1b2c3", num_fewshot=5, max_gen_toks=256):
@@ -119,7 +120,9 @@ def test_doctor_manifest_and_evalscope(tmp_path):
     evalscope.write_text("model: smollm2\neval_type: openai_api\ndatasets: [gsm8k]\neval_batch_size: 4\nseed: 42\n"
                          "dataset_args: {gsm8k: {few_shot_num: 4}}\ngeneration_config: {temperature: 0.0, max_tokens: 512}\n")
     factors = extract_factors(tmp_path / "out")
-    assert (factors["harness"], factors["num_fewshot"], factors["batch_size"], factors["max_tokens"]) == ("evalscope", 4, 4, 512)
+    # Against an API, eval_batch_size is the requests in flight (one prompt each): concurrency, as lm-eval's num_concurrent.
+    assert (factors["harness"], factors["num_fewshot"], factors["batch_size"], factors["max_tokens"]) == ("evalscope", 4, 1, 512)
+    assert factors["concurrency"] == 4
 
 
 def test_diff_factors_is_pure_and_marks_unknowns():
@@ -197,3 +200,24 @@ def test_doctor_names_a_mode_difference_as_high(tmp_path):
     clp = tmp_path / "clp.yaml"
     clp.write_text(base.format(name="clp", spec="{mode: clp}"))
     assert compare_sources(default, clp).factors == ()  # in-process hf defaults to clp
+def test_doctor_names_a_concurrency_difference_as_low_severity(tmp_path):
+    def env_file(name: str, text: str):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"name: {name}\nengine: {{kind: openai, base_url: 'http://127.0.0.1:1/v1'{text}}}\n")
+        return path
+
+    a, b = env_file("a", ", concurrency: 1"), env_file("b", "")
+    result = compare_sources(a, b)
+    assert [(f.name, f.a, f.b, f.severity) for f in result.factors] == [("concurrency", 1, 8, "low")]  # 8: the openai kind's default
+    sampled = env_file("c", "")
+    sampled.write_text(sampled.read_text() + "generation: {temperature: 0.7}\n")
+    assert extract_factors(sampled)["concurrency"] == 1  # one RNG shared by all requests: one at a time
+    manifest = _write(tmp_path / "manifest.json", {"env": {"name": "x", "engine": {"kind": "openai", "concurrency": 8}}, "concurrency": 16})
+    assert extract_factors(manifest)["concurrency"] == 16  # what the job had, as its manifest records
+
+
+def test_lm_eval_results_report_num_concurrent_as_concurrency():
+    results = lm_eval_results()
+    results["config"].update(model="local-chat-completions", model_args="model=m,base_url=http://x/v1/chat/completions,num_concurrent=16")
+    assert doctor_factors_of_results(results)["concurrency"] == 16
+    assert doctor_factors_of_results(lm_eval_results())["concurrency"] == 1  # lm-eval's in-process hf: one request at a time
