@@ -221,6 +221,7 @@ class EnvConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
     def _mode_needs_prompt_logprobs(self) -> "EnvConfig":
         if engine_kind(self.engine.kind).capabilities.prompt_logprobs is False:
             for name, spec in self.benchmarks.items():

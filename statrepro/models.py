@@ -41,6 +41,60 @@ def embedded_gguf_path() -> Path:
     return path
 
 
+# GGUF files of the embedded model's dequantized weights, by model.dtype, for llama.cpp at full precision.
+EMBEDDED_GGUF_DTYPES = {"float32": "F32", "float16": "F16"}
+
+
+def materialize_embedded_gguf(dtype: str, target_dir: Path | None = None) -> Path:
+    """The embedded model as a GGUF in ``dtype`` (float32 or float16), created once (atomically) if needed.
+
+    Every tensor is dequantized from the shipped Q4_1/Q8_0 file, exactly as transformers dequantizes it for
+    the in-process model, so llama.cpp and in-process transformers then hold the same weight values: an
+    engine change without a precision change.
+    """
+    import gguf
+    import numpy as np
+
+    if dtype not in EMBEDDED_GGUF_DTYPES:
+        raise InputError(
+            f"llama-cpp serves the embedded model as float32, float16 or its shipped Q4_1 (quantization: gguf); not {dtype}",
+            key="model.dtype",
+        )
+    type_name = EMBEDDED_GGUF_DTYPES[dtype]
+    target_dir = target_dir or cache_dir() / "models"
+    target = target_dir / f"{Path(EMBEDDED_GGUF).stem.rsplit('.', 1)[0]}.{type_name}.gguf"
+    if target.is_file():
+        return target
+    reader = gguf.GGUFReader(str(embedded_gguf_path()))
+    tensor_type = gguf.GGMLQuantizationType[type_name]
+    target_dir.mkdir(parents=True, exist_ok=True)
+    staging = target_dir / f".{target.name}.{os.getpid()}.partial"
+    writer = gguf.GGUFWriter(str(staging), arch=str(reader.fields[gguf.Keys.General.ARCHITECTURE].contents()))
+    try:
+        for field in reader.fields.values():
+            if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+                continue  # the writer writes these itself
+            value = field.contents()
+            if field.name == gguf.Keys.General.FILE_TYPE:
+                value = gguf.LlamaFileType[f"ALL_{type_name}" if type_name == "F32" else "MOSTLY_F16"]
+            sub_type = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+            writer.add_key_value(field.name, value, field.types[0], sub_type=sub_type)
+        for tensor in reader.tensors:
+            weights = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+            # Norms and other 1-d tensors stay F32 in any GGUF (ggml needs them so).
+            out_type = tensor_type if weights.ndim > 1 else gguf.GGMLQuantizationType.F32
+            weights = weights.astype(np.float16 if out_type == gguf.GGMLQuantizationType.F16 else np.float32)
+            writer.add_tensor(tensor.name, weights, raw_dtype=out_type)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+    return target
+
+
 def materialize_embedded_model(target: Path | None = None) -> Path:
     """Return an HF model directory of the embedded model, creating it once (atomically) if needed."""
     target = target or cache_dir() / "models" / "smollm2-135m-instruct"

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
-from ..models import embedded_gguf_path
+from ..models import EMBEDDED_SPEC, embedded_gguf_path, materialize_embedded_gguf
 from .contract import Capabilities, EngineKind, determinism_report
 from .process import LOOPBACK, managed_server
 from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, openapi_defaults
@@ -51,7 +51,12 @@ class LlamaCpp(EngineKind):
         model = env.model
         if model.quantization not in ("none", "gguf"):
             raise InputError(f"llama-cpp serves GGUF files; quantization {model.quantization!r} does not apply", key="model.quantization")
-        gguf = None if model.path == "embedded" else Path(model.path).expanduser()
+        if model.path not in ("embedded", EMBEDDED_SPEC):
+            gguf = Path(model.path).expanduser()
+        elif model.quantization == "gguf":
+            gguf = embedded_gguf_path()  # the shipped Q4_1
+        else:  # full precision: the same dequantized weights in-process transformers runs
+            gguf = materialize_embedded_gguf("float32" if model.dtype == "auto" else model.dtype)
         with llama_cpp_server(
             gguf,
             work_dir=work_dir,

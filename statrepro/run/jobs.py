@@ -41,6 +41,8 @@ TRANSIENT_MARKERS = (
     "502 bad gateway",
     "429",
     "remotedisconnected",
+    "server disconnected",  # aiohttp (lm-eval's API models)
+    "apiconnectionerror",  # the openai client (evalscope)
     "temporarily unavailable",
 )
 

@@ -300,3 +300,52 @@ def test_ppl_mode_through_the_managed_llama_cpp_server(tmp_path):
     assert len(records) == 3 and all(r["item_key"].startswith("statrepro_mmlu_redux_marketing_ppl/") for r in records)
     # This run's server (by its recorded pid: other runs may share the machine) was stopped.
     assert not Path(f"/proc/{manifest['endpoint']['pid']}").exists(), "the managed server was not stopped"
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_dropped_connections_under_concurrency_are_retried_then_missing_never_wrong(tmp_path, fake_openai):
+    """An endpoint that cuts connections while 4 requests are in flight (the fault-injecting fake endpoint;
+    the harness is the real lm-eval). A few cuts are retried away and every item is scored; an endpoint that
+    keeps cutting fails the job after statrepro's own retries, with the reason, and stores no score at all."""
+    def env(name):
+        return _env_file(
+            tmp_path, name, engine={"kind": "openai", "base_url": fake_openai.base_url, "served_model": "fake-model", "concurrency": 4},
+            generation={"temperature": 0.0, "max_tokens": 16}, benchmarks={"gsm8k": {"limit": 8}}, seeds=1,
+        )
+
+    fake_openai.script(*["drop"] * 6)
+    completed = _run_cli(tmp_path, env("flaky"))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    (records_path,) = (tmp_path / "store").rglob("flaky*/**/records.jsonl")
+    assert len(records_path.read_text().splitlines()) == 8
+
+    fake_openai.script(*["drop"] * 10_000)
+    completed = _run_cli(tmp_path, env("broken"))
+    assert completed.returncode != 0
+    (line,) = [line for line in completed.stderr.splitlines() if "broken gsm8k seed 0: FAILED" in line]
+    assert "disconnected" in line.lower()
+    (manifest_path,) = (tmp_path / "store").rglob("broken*/**/manifest.json")
+    assert json.loads(manifest_path.read_text())["attempts"] == 3  # a cut connection is transient: retried
+    assert not list(manifest_path.parent.glob("records.jsonl"))  # missing, never scored as wrong
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_in_process_against_llama_cpp_at_the_same_precision_is_equivalent(tmp_path):
+    """The A/A of an engine change alone: in-process transformers (float32) against the real llama.cpp
+    server on the same float32 weights, mmlu_redux by log-likelihood over HTTP (57 subjects x 2 items)."""
+    verdict_path = tmp_path / "verdict.json"
+    command = [
+        sys.executable, "-c", "from statrepro.cli import app; app()", "compare",
+        str(REPO / "configs/quickstart/fp32-ppl.yaml"), str(REPO / "configs/engine/llama-cpp-fp32-ppl.yaml"),
+        "--limit", "2", "--margin", "absolute", "--tolerance", "0.05",
+        "--store", str(tmp_path / "store"), "--json", str(verdict_path),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=1800)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    benchmark = json.loads(verdict_path.read_text())["benchmarks"]["mmlu_redux"]
+    assert benchmark["verdict"] == "equivalent", benchmark
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "store").rglob("manifest.json")]
+    (served,) = [m["endpoint"]["model_path"] for m in manifests if m.get("endpoint")]
+    assert served.endswith(".F32.gguf")
