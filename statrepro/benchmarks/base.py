@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -95,7 +95,8 @@ class EvalscopeDatasets:
     skipped: dict[str, str] = field(default_factory=dict)
     dataset_sha256: dict[str, str] = field(default_factory=dict)
     needs_rescoring: bool = False
-    """True when evalscope's own metric is not the benchmark's metric and statrepro must rescore predictions."""
+    """True when evalscope's own metric is not the benchmark's (``Benchmark.evalscope_rescored``): reading the
+    reviews rescores each prediction with the benchmark's ``score_evalscope_prediction``."""
 
     def summary(self) -> str:
         text = f"{self.benchmark}: evalscope {', '.join(self.datasets)}; {sum(self.item_counts.values())} item(s)"
@@ -105,6 +106,15 @@ class EvalscopeDatasets:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class ScoredPrediction(NamedTuple):
+    """statrepro's own score of one harness prediction."""
+
+    metric: str
+    score: float
+    target: str
+    """The reference answer, for the records' target column."""
 
 
 def sha256_file(path: Path) -> str:

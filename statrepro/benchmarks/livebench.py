@@ -25,6 +25,7 @@ from .base import (
     EvalscopeDatasets,
     FunctionRef,
     GeneratedTasks,
+    ScoredPrediction,
     apply_limit,
     coerce_options,
     generation_kwargs,
@@ -43,6 +44,9 @@ UNSUPPORTED_CATEGORIES = {
     "language": "not in the local snapshot",
 }
 DEFAULT_MAX_GEN_TOKS = 1024
+# lm-eval's name for the hook's metric on the unfiltered generation; evalscope rows rescored here carry the
+# same name, so the two harnesses pair on one metric.
+SCORE_METRIC = "score,none"
 _RELEASE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -559,7 +563,8 @@ class LiveBench(Benchmark):
     name = "livebench"
     task_pattern = r"live[-_]?bench"
     evalscope_names = ("live_bench", "livebench")
-    lm_eval_metrics = ("score,none",)  # statrepro's LiveBench scorer
+    evalscope_rescored = True  # general_qa generates; LiveBench's rules are statrepro's (score_evalscope_prediction)
+    lm_eval_metrics = (SCORE_METRIC,)  # statrepro's LiveBench scorer
     default_num_fewshot = 0
     fewshot_source = "none (zero-shot, as LiveBench)"
 
@@ -630,7 +635,8 @@ class LiveBench(Benchmark):
             items[task] = rows
         return items
 
-    def _prepare(self, target_dir: Path, data_dir, limit, num_fewshot, subsets, options):
+    def _prepare(self, data_dir, limit, num_fewshot, subsets, options) -> tuple[dict[str, list[dict]], dict[str, str]]:
+        """Task -> rows to score (limit applied), and skipped task -> reason."""
         if self._fewshot(num_fewshot):
             raise InputError("livebench is zero-shot; use num_fewshot 0", key="benchmarks.livebench.num_fewshot")
         _, skipped = self._split_supported(data_dir, subsets)
@@ -638,7 +644,7 @@ class LiveBench(Benchmark):
         for task, rows in self.load_items(data_dir, subsets, options).items():
             test = apply_limit(rows, limit)
             if test:
-                prepared[task] = (write_jsonl(target_dir / f"{task}_test.jsonl", test), len(test))
+                prepared[task] = test
             else:
                 skipped[task] = f"no questions in force at release {options.livebench_release}"
         return prepared, skipped
@@ -646,10 +652,12 @@ class LiveBench(Benchmark):
     def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="gen", options=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / self.name
-        prepared, skipped = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, subsets, options)
+        prepared, skipped = self._prepare(data_dir, limit, num_fewshot, subsets, options)
+        target_dir.mkdir(parents=True, exist_ok=True)
         (target_dir / "statrepro_livebench_utils.py").write_text(_UTILS_MODULE, encoding="utf-8")
         names, counts = [], {}
-        for task, (test_path, count) in prepared.items():
+        for task, rows in prepared.items():
+            test_path = write_jsonl(target_dir / "data" / f"{task}_test.jsonl", rows)
             name = task_name(task)
             write_yaml(
                 target_dir / f"{name}.yaml",
@@ -669,7 +677,7 @@ class LiveBench(Benchmark):
                 },
             )
             names.append(name)
-            counts[name] = count
+            counts[name] = len(rows)
         write_yaml(
             target_dir / f"_{GROUP}.yaml",
             {
@@ -692,13 +700,15 @@ class LiveBench(Benchmark):
     def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / "evalscope" / self.name
-        prepared, skipped = self._prepare(target_dir / "rows", data_dir, limit, num_fewshot, subsets, options)
-        # general_qa reads <subset>_test.jsonl with question/answer fields; its BLEU/Rouge are not LiveBench
-        # metrics, so statrepro rescores each prediction with score_answer against the rows kept in rows/.
-        for task, (rows_path, _) in prepared.items():
+        prepared, skipped = self._prepare(data_dir, limit, num_fewshot, subsets, options)
+        # general_qa generates free-form answers from <subset>_test.jsonl (question/answer) but keeps only those two
+        # fields, and its BLEU/Rouge are not LiveBench metrics. So the answer carries the scorer's row (the prompt
+        # is the review's user message) and a review alone suffices to rescore it (score_evalscope_prediction).
+        # Subsets take the lm-eval task names, so both harnesses key an item as <task name>/<row index>.
+        for task, rows in prepared.items():
             write_jsonl(
-                target_dir / f"{task}_test.jsonl",
-                [{"question": row["prompt"], "answer": row["ground_truth"]} for row in read_jsonl(rows_path)],
+                target_dir / f"{task_name(task)}_test.jsonl",
+                [{"question": row["prompt"], "answer": json.dumps(_without_prompt(row), ensure_ascii=False)} for row in rows],
             )
         return EvalscopeDatasets(
             benchmark=self.name,
@@ -706,13 +716,33 @@ class LiveBench(Benchmark):
             dataset_args={
                 "general_qa": {
                     "dataset_id": str(target_dir.resolve()),
-                    "subset_list": list(prepared),
+                    "subset_list": [task_name(task) for task in prepared],
                     "few_shot_num": 0,
                     "prompt_template": "{question}",
                 }
             },
-            item_counts={task: count for task, (_, count) in prepared.items()},
+            item_counts={task_name(task): len(rows) for task, rows in prepared.items()},
             skipped=skipped,
             dataset_sha256=self.dataset_sha256(data_dir),
-            needs_rescoring=True,
+            needs_rescoring=self.evalscope_rescored,
         )
+
+    def score_evalscope_prediction(self, prediction: str, *, target: str, prompt: str) -> ScoredPrediction:
+        """Score one general_qa prediction as lm-eval's hook does; ``target`` is the row evalscope_dataset_args packed."""
+        try:
+            row = json.loads(target)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("task"), str) or "ground_truth" not in row:
+            raise InputError("target is not a LiveBench row written by statrepro (JSON with task and ground_truth)", key="target")
+        if row.get("category") in UNSUPPORTED_CATEGORIES:
+            raise InputError(f"LiveBench category {row['category']!r} is not scored by statrepro", key="target.category")
+        try:
+            score = score_answer({**row, "prompt": prompt}, prediction)
+        except (KeyError, ValueError) as error:  # a row missing a field its task's rule reads, or an unknown task
+            raise InputError(f"LiveBench row cannot be scored: {error}", key="target") from None
+        return ScoredPrediction(SCORE_METRIC, float(score), str(row["ground_truth"]))
+
+
+def _without_prompt(row: dict) -> dict:
+    return {key: value for key, value in row.items() if key != "prompt"}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import InputError
-from .base import BenchmarkOptions, EvalscopeDatasets, GeneratedTasks, sha256_file
+from .base import BenchmarkOptions, EvalscopeDatasets, GeneratedTasks, ScoredPrediction, sha256_file
 
 DATA_DIR_ENV = "STATREPRO_DATA_DIR"
 
@@ -48,6 +48,8 @@ class Benchmark(ABC):
     """evalscope benchmark names of this benchmark besides ``name`` (evalscope's own adapters)."""
     lm_eval_metrics: ClassVar[tuple[str, ...]] = ()
     """Primary lm-eval "<metric>,<filter>" pairs, in order of preference (else the first a task reports)."""
+    evalscope_rescored: ClassVar[bool] = False
+    """True when evalscope only generates (a custom dataset) and ``score_evalscope_prediction`` scores on read."""
     modes: ClassVar[tuple[str, ...]] = ("gen",)
     """Evaluation modes (``benchmarks.<name>.mode``): multiple choice has ppl, clp and gen (benchmarks/choice.py)."""
     default_num_fewshot: int
@@ -103,6 +105,11 @@ class Benchmark(ABC):
         options: BenchmarkOptions | dict | None = None,
     ) -> EvalscopeDatasets:
         """Write local evalscope copies under ``out_dir/evalscope/<benchmark>`` and return TaskConfig args."""
+
+    def score_evalscope_prediction(self, prediction: str, *, target: str, prompt: str) -> ScoredPrediction:
+        """statrepro's score of one prediction from this benchmark's evalscope custom-dataset copies, ``target`` and
+        ``prompt`` as the review holds them (only where ``evalscope_rescored``)."""
+        raise NotImplementedError(f"{self.name}: evalscope scores its predictions itself")
 
     def _fewshot(self, num_fewshot: int | None, available: int | None = None) -> int:
         count = self.default_num_fewshot if num_fewshot is None else num_fewshot

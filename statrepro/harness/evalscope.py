@@ -6,7 +6,9 @@ An evalscope run writes ``<work_dir>/<timestamp>/`` with ``configs/task_config.y
 = {``score``: {``value``: {metric: number}, ``main_score_name``, ``status``, ``prediction``,
 ``extracted_prediction``}, ``sample_id``, ``group_id`` (the document), ``generation_index`` (the repeat)}.
 Repeats (``repeats: k``) share ``group_id`` and differ in ``generation_index``: they are runs here; several
-timestamped work dirs are further runs.
+timestamped work dirs are further runs. A benchmark whose evalscope copies are a custom dataset scored by
+statrepro (``Benchmark.evalscope_rescored``, e.g. LiveBench through general_qa) has each raw ``prediction``
+rescored on read.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,6 +27,10 @@ from .records import check_unique, coerce_score, make_records
 from . import register_harness
 from .contract import Invocation, mode_factor, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl
+
+if TYPE_CHECKING:
+    from ..benchmarks.base import ScoredPrediction
+    from ..benchmarks.spec import Benchmark
 
 _MARKER_DIRS = ("reviews", "predictions", "reports")
 # Custom-dataset benchmarks: the subset (the user's dataset name) decides the statrepro benchmark.
@@ -123,11 +129,39 @@ def _target_text(target: object) -> str | None:
     return str(target)
 
 
+def _user_prompt(messages: object) -> str | None:
+    """The text of the last user message: the prompt evalscope sent."""
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"] if isinstance(messages, list) else []
+    content = users[-1].get("content") if users else None
+    return content if isinstance(content, str) else None
+
+
+def _rescore(review: dict, score: dict, spec: Benchmark, *, path: Path, line: int) -> ScoredPrediction:
+    """statrepro's score of the review's raw prediction, located InputErrors for what it lacks."""
+    texts = {
+        "sample_score.score.prediction": score.get("prediction"),
+        "target": _target_text(review.get("target")),
+        "messages": _user_prompt(review.get("messages")),
+    }
+    for key, value in texts.items():
+        if not isinstance(value, str):
+            raise InputError("review has no text to rescore", path=path, line=line, key=key)
+    prediction, target, prompt = texts.values()
+    try:
+        return spec.score_evalscope_prediction(prediction, target=target, prompt=prompt)
+    except InputError as error:
+        raise InputError(error.message, path=path, line=line, key=error.key) from None
+
+
 def read_review_file(
     review_path: Path, *, benchmark: str, subset: str, metric_override: str | None, run_prefix: str,
-    seed: int | None, model: str | None,
+    seed: int | None, model: str | None, rescorer: Benchmark | None = None,
 ) -> list[dict]:
-    """The rows of one review file, streamed line by line; one row per (document, generation)."""
+    """The rows of one review file, streamed line by line; one row per (document, generation).
+
+    With ``rescorer``, each raw prediction is scored by ``rescorer.score_evalscope_prediction`` (unless
+    ``metric_override`` names one of evalscope's own metrics).
+    """
     rows, seen = [], {}
     for line, review in iter_jsonl(review_path):
         sample_score = review.get("sample_score")
@@ -137,16 +171,25 @@ def read_review_file(
         values = score.get("value") or {}
         if not isinstance(values, dict):
             raise InputError("sample_score.score.value is not an object", path=review_path, line=line)
-        metric = metric_override or score.get("main_score_name") or next(iter(values), None)
-        if metric not in values:
-            if str(score.get("status", "success")) not in _USABLE_STATUSES:
-                continue  # evalscope marks the score unavailable: the item is missing, not 0
-            raise InputError(
-                f"metric {metric!r} not in sample_score.score.value (present: {', '.join(values) or 'none'})",
-                path=review_path,
-                line=line,
-                key="sample_score.score.value",
-            )
+        rescored = _rescore(review, score, rescorer, path=review_path, line=line) if rescorer is not None else None
+        if rescored is not None and metric_override in (None, rescored.metric):
+            metric, value = rescored.metric, rescored.score
+            prediction, target = score["prediction"], rescored.target
+        else:
+            metric = metric_override or score.get("main_score_name") or next(iter(values), None)
+            if metric not in values:
+                if str(score.get("status", "success")) not in _USABLE_STATUSES:
+                    continue  # evalscope marks the score unavailable: the item is missing, not 0
+                raise InputError(
+                    f"metric {metric!r} not in sample_score.score.value (present: {', '.join(values) or 'none'})",
+                    path=review_path,
+                    line=line,
+                    key="sample_score.score.value",
+                )
+            value = coerce_score(values[metric], path=str(review_path), line=line, key=f"value.{metric}")
+            extracted = score.get("extracted_prediction")
+            prediction = extracted if extracted is not None else score.get("prediction")
+            target = _target_text(review.get("target"))
         index = review.get("index", sample_score.get("sample_id"))
         document = sample_score.get("group_id")
         document = index if document is None else document
@@ -168,9 +211,9 @@ def read_review_file(
                 "run_id": f"{run_prefix}/gen={generation}",
                 "seed": seed,
                 "metric": metric,
-                "score": coerce_score(values[metric], path=str(review_path), line=line, key=f"value.{metric}"),
-                "prediction": score.get("extracted_prediction") if score.get("extracted_prediction") is not None else score.get("prediction"),
-                "target": _target_text(review.get("target")),
+                "score": value,
+                "prediction": prediction,
+                "target": target,
                 "prompt_hash": prompt_hash(review.get("messages")),
                 "doc_hash": None,
                 "model": model,
@@ -253,11 +296,6 @@ def build_evalscope_invocation(context):
         subsets=job.spec.subsets,
         options=BenchmarkOptions(drop_flagged=job.spec.drop_flagged),
     )
-    if datasets.needs_rescoring:
-        raise InputError(
-            f"{job.benchmark} through evalscope needs statrepro's own scorer: run it with harness lm-eval",
-            key="harness.name",
-        )
     generation = env.generation
     config = {"temperature": generation.temperature, "max_tokens": generation.max_tokens, "seed": job.seed}
     if generation.temperature > 0:
@@ -317,6 +355,8 @@ class EvalscopeHarness:
     def load(self, path: Path, *, metric_overrides: dict[str, str]) -> pd.DataFrame:
         from rich.progress import Progress
 
+        from ..benchmarks import BENCHMARKS
+
         path = Path(path)
         if path.is_file():
             work_dirs = [WorkDir(path.parent.parent.parent, [path])]
@@ -340,6 +380,9 @@ class EvalscopeHarness:
                 for review_path in sorted(work_dir.reviews):
                     evalscope_name, subset = split_review_name(review_path.stem, names)
                     benchmark = statrepro_benchmark(evalscope_name, subset, config)
+                    # Only statrepro's custom-dataset copies carry what its scorers read; evalscope's adapters score themselves.
+                    spec = BENCHMARKS.get(benchmark) if evalscope_name in _CUSTOM_DATASETS else None
+                    rescorer = spec if spec is not None and spec.evalscope_rescored else None
                     rows += read_review_file(
                         review_path,
                         benchmark=benchmark,
@@ -348,6 +391,7 @@ class EvalscopeHarness:
                         run_prefix=run_prefix,
                         seed=seed,
                         model=config.get("model_id") or review_path.parent.name,
+                        rescorer=rescorer,
                     )
                     progress.advance(reading)
         if not rows:

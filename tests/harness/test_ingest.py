@@ -21,6 +21,7 @@ from harness_output import (
     MC_LLS,
     evalscope_review,
     choice_samples,
+    general_qa_review,
     repeated_reviews,
     standard_tasks,
     write_evalscope_run,
@@ -182,6 +183,14 @@ def test_lm_eval_end_to_end_pairing(lm_tree: Path, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- evalscope
 
 
+def _livebench_reviews(row: dict, prediction: str, docs: int = 3, repeats: int = 2) -> list[dict]:
+    return [
+        general_qa_review(doc * repeats + g, doc, g, question=f"question {doc}", answer=json.dumps(row), prediction=prediction)
+        for doc in range(docs)
+        for g in range(repeats)
+    ]
+
+
 @pytest.fixture(scope="session")
 def evalscope_tree(tmp_path_factory) -> Path:
     pytest.importorskip("evalscope")
@@ -193,8 +202,13 @@ def evalscope_tree(tmp_path_factory) -> Path:
             {
                 "gsm8k_main": repeated_reviews(5, 2, lambda d, g: float((d + g) % 2), extra={"f1": 0.5}),
                 "mmlu_redux_anatomy": repeated_reviews(4, 2, lambda d, g: float(d % 2)),
-                "general_qa_statrepro_livebench_web_of_lies_v2": repeated_reviews(3, 2, lambda d, g: 1.0, main="score"),
-                "general_qa_math_comp": repeated_reviews(3, 2, lambda d, g: 0.0, main="score"),
+                # statrepro's general_qa copies of LiveBench: the answer is the scorer's row, rescored on read.
+                "general_qa_statrepro_livebench_web_of_lies_v2": _livebench_reviews(
+                    {"task": "web_of_lies_v2", "category": "reasoning", "ground_truth": "yes, no, yes"}, "**yes, no, yes**"
+                ),
+                "general_qa_math_comp": _livebench_reviews(
+                    {"task": "math_comp", "category": "math", "subtask": "aime", "ground_truth": "123"}, "so 456"
+                ),
             },
             seed=seed,
             repeats=2,
@@ -218,6 +232,9 @@ def test_evalscope_work_dirs_repeats_and_benchmarks(evalscope_tree: Path) -> Non
     assert gsm.set_index(["run_id", "item_key"]).loc[("seed=1@20260101_100000/gen=1", "main/2"), "score"] == 1.0
     livebench = records[records["benchmark"] == "livebench"]
     assert set(livebench["subset"]) == {"statrepro_livebench_web_of_lies_v2", "math_comp"}
+    by_subset = livebench.groupby("subset")["score"].agg(set)
+    assert by_subset.to_dict() == {"statrepro_livebench_web_of_lies_v2": {1.0}, "math_comp": {0.0}}
+    assert set(livebench["metric"]) == {"score,none"} and set(livebench["target"]) == {"yes, no, yes", "123"}
     assert set(records["model"]) == {"smol"}
     assert records["prompt_hash"].notna().all() and set(gsm["target"]) == {str(d) for d in range(5)}
 

@@ -135,6 +135,30 @@ def evalscope_review(index: int, group: int, generation: int, value: dict, main:
     return review.model_dump(mode="json")
 
 
+def general_qa_review(index: int, group: int, generation: int, *, question: str, answer: str, prediction: str, rouge: float = 0.0) -> dict:
+    """A review line as evalscope's general_qa writes it (GeneralQAAdapter.match_score): the dataset's answer as
+    target, the raw completion as both prediction and extracted_prediction, BLEU/Rouge values, Rouge-L-R main."""
+    from evalscope.api.evaluator.cache import ReviewResult
+    from evalscope.api.messages import ChatMessageAssistant, ChatMessageUser
+    from evalscope.api.metric.scorer import SampleScore, Score
+
+    review = ReviewResult(
+        index=index,
+        target=[answer],
+        messages=[ChatMessageUser(content=question), ChatMessageAssistant(content=prediction)],
+        sample_score=SampleScore(
+            score=Score(
+                value={"bleu-1": rouge, "Rouge-L-R": rouge}, main_score_name="Rouge-L-R", prediction=prediction,
+                extracted_prediction=prediction,
+            ),
+            sample_id=index,
+            group_id=group,
+            generation_index=generation,
+        ),
+    )
+    return review.model_dump(mode="json")
+
+
 def write_evalscope_run(root: Path, stamp: str, reviews: dict[str, list[dict]], *, seed: int = 42, repeats: int = 1, dataset_args: dict | None = None) -> Path:
     """An evalscope work dir: configs/task_config.yaml (dumped by TaskConfig) and reviews/<model>/<name>.jsonl."""
     from evalscope.config import TaskConfig
