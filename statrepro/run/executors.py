@@ -14,6 +14,7 @@ from .plan import Job
 from .store import ResultStore
 
 if TYPE_CHECKING:
+    from ..config import EnvConfig
     from ..engines.servers import ServerInfo
 
 RunOne = Callable[[Job], JobOutcome]
@@ -40,9 +41,13 @@ class JobRunner:
 
 
 class Executor(Protocol):
-    """Runs ``run_one`` for every job and reports each outcome as it arrives."""
+    """Runs ``run_one`` for every job and reports each outcome as it arrives. ``run`` covers one environment;
+    the orchestrator calls it for several environments at once (from threads) when ``runs_side_by_side``
+    says their jobs use separate hardware."""
 
     name: str
+
+    def runs_side_by_side(self, envs: list[EnvConfig]) -> bool: ...
 
     def run(self, jobs: list[Job], run_one: RunOne, on_done: OnDone) -> list[JobOutcome]: ...
 
@@ -55,6 +60,9 @@ class LocalExecutor:
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or os.cpu_count() or 1
+
+    def runs_side_by_side(self, envs: list[EnvConfig]) -> bool:
+        return False  # one machine: environments would compete for its memory and accelerator
 
     def workers_for(self, jobs: list[Job]) -> int:
         from ..engines.kinds import engine_kind

@@ -66,15 +66,26 @@ def _exit_at_once(signum, frame) -> None:
 
 
 def cancel_running_jobs() -> None:
-    """Stop every running harness (SIGTERM, SIGKILL after a short grace) and refuse to start more.
-    From the main thread, a second Ctrl-C from now on exits at once."""
-    _CANCELLED.set()
+    """Ctrl-C: stop every running job (``stop_running_jobs``). From the main thread, a second Ctrl-C from
+    now on exits at once."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _exit_at_once)
+    stop_running_jobs()
+
+
+def stop_running_jobs() -> None:
+    """Stop every running harness (SIGTERM, SIGKILL after a short grace) and refuse to start more; executors
+    that wait on remote jobs poll ``jobs_cancelled`` and stop theirs."""
+    _CANCELLED.set()
     with _RUNNING_LOCK:
         running = list(_RUNNING)
     for process in running:
         _stop(process)
+
+
+def jobs_cancelled() -> bool:
+    """Whether the run's jobs were stopped (Ctrl-C, or an environment run beside them failed)."""
+    return _CANCELLED.is_set()
 
 
 def reset_cancellation() -> None:

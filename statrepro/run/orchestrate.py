@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +15,8 @@ from ..config import EnvConfig
 from ..engines.kinds import engine_endpoint, engine_kind
 from ..errors import InputError
 from .executors import Executor, JobRunner, LocalExecutor
-from .jobs import JobCancelled, JobOutcome, cancel_running_jobs, reset_cancellation
-from .plan import plan_jobs
+from .jobs import JobCancelled, JobOutcome, cancel_running_jobs, reset_cancellation, stop_running_jobs
+from .plan import Job, plan_jobs
 from .store import ResultStore
 
 
@@ -112,42 +114,81 @@ class RunInterrupted(KeyboardInterrupt):
 def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, console) -> RunSummary:
     # Without a terminal (a CI log, a pipe) a live bar shows nothing until the end: one plain line per job instead.
     plain = not console.is_terminal
+    # Environments run side by side report from their own threads.
+    lock = threading.Lock()
     with Progress(*columns, console=console, disable=plain) as progress:
         task = progress.add_task("evaluating", total=len(pending), items=0, failed=0)
         totals = {"items": 0, "failed": 0, "finished": 0}
+        descriptions: dict[int, str] = {}
         started = time.monotonic()
 
         def on_done(outcome: JobOutcome) -> None:
-            totals["items"] += outcome.items
-            totals["failed"] += outcome.status == "failed"
-            totals["finished"] += 1
-            progress.update(task, advance=1, items=totals["items"], failed=totals["failed"])
-            if plain:
-                line = finished_job_line(outcome, totals["finished"], len(pending), time.monotonic() - started)
-                console.print(line, markup=False, highlight=False, soft_wrap=True)
-            elif outcome.status == "failed":
-                progress.console.print(f"[red]failed[/] {outcome.job.label}: {outcome.error}")
+            with lock:
+                totals["items"] += outcome.items
+                totals["failed"] += outcome.status == "failed"
+                totals["finished"] += 1
+                progress.update(task, advance=1, items=totals["items"], failed=totals["failed"])
+                if plain:
+                    line = finished_job_line(outcome, totals["finished"], len(pending), time.monotonic() - started)
+                    console.print(line, markup=False, highlight=False, soft_wrap=True)
+                elif outcome.status == "failed":
+                    progress.console.print(f"[red]failed[/] {outcome.job.label}: {outcome.error}")
 
-        for env in envs:
-            env_jobs = [job for job in pending if job.env is env]
-            if not env_jobs:
-                continue
-            progress.update(task, description=f"{env.name}: preparing {env.model.path}")
+        def describe(env: EnvConfig, text: str | None) -> None:
+            """What ``env`` is doing now (None: finished); side by side, the bar shows every running env."""
+            with lock:
+                if text is None:
+                    descriptions.pop(id(env), None)
+                else:
+                    descriptions[id(env)] = text
+                progress.update(task, description=" | ".join(descriptions.values()) or "evaluating")
+
+        def run_env(env: EnvConfig, env_jobs: list[Job]) -> list[JobOutcome]:
+            describe(env, f"{env.name}: preparing {env.model.path}")
             model_path = _model_path(env)
             server_dir = store.root / "servers" / f"{env.name}-{env.fingerprint()}"
-            progress.update(task, description=f"{env.name}: starting {env.engine.kind}")
-            with engine_endpoint(env, server_dir) as endpoint:
-                progress.update(task, description=f"{env.name}")
+            describe(env, f"{env.name}: starting {env.engine.kind}")
+            try:
+                with engine_endpoint(env, server_dir) as endpoint:
+                    describe(env, env.name)
+                    run_one = JobRunner(
+                        store.root, data_dirs[id(env)], model_path, endpoint, describe=lambda text: describe(env, text)
+                    )
+                    return executor.run(env_jobs, run_one, on_done)
+            finally:
+                describe(env, None)
 
-                run_one = JobRunner(
-                    store.root,
-                    data_dirs[id(env)],
-                    model_path,
-                    endpoint,
-                    describe=lambda text: progress.update(task, description=text),
-                )
-                outcomes.extend(executor.run(env_jobs, run_one, on_done))
+        blocks = [(env, env_jobs) for env in envs if (env_jobs := [job for job in pending if job.env is env])]
+        if executor.runs_side_by_side([env for env, _ in blocks]):
+            outcomes.extend(_run_side_by_side(run_env, blocks))
+        else:
+            for env, env_jobs in blocks:
+                outcomes.extend(run_env(env, env_jobs))
     return RunSummary(tuple(outcomes))
+
+
+def _run_side_by_side(run_env, blocks: list[tuple[EnvConfig, list[Job]]]) -> list[JobOutcome]:
+    """Each environment's block (its server and its jobs) in a thread of its own; outcomes in ``blocks`` order.
+    The first block to fail stops the others' jobs (finished ones stay in the store) and its error is raised
+    once every block has stopped its server. A managed server lives and dies inside its block's thread, as
+    its parent-death signal follows the thread that started it."""
+    pool = ThreadPoolExecutor(max_workers=len(blocks), thread_name_prefix="statrepro-env")
+    futures = []
+    try:
+        for env, env_jobs in blocks:
+            futures.append(pool.submit(run_env, env, env_jobs))
+        wait(futures, return_when=FIRST_EXCEPTION)
+    except BaseException:  # Ctrl-C, SIGTERM's SystemExit: only the main thread sees them
+        cancel_running_jobs()
+        pool.shutdown(wait=True)  # each block stops its jobs and its server
+        raise
+    errors = [future.exception() for future in futures if future.done() and future.exception()]
+    if errors:
+        stop_running_jobs()
+        pool.shutdown(wait=True)
+        raise errors[0]
+    pool.shutdown()
+    return [outcome for future in futures for outcome in future.result()]
 
 
 def _duration(seconds: float) -> str:

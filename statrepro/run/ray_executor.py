@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..config import EnvConfig
 from ..errors import InputError
 from ..atomic import atomic_write_bytes
 from .executors import JobRunner, OnDone
-from .jobs import JobOutcome, execute_job
+from .jobs import JobCancelled, JobOutcome, execute_job, jobs_cancelled
 from .plan import Job
 from .store import MANIFEST, RECORDS, ResultStore
 
@@ -39,6 +40,8 @@ POLL_SECONDS = 0.25
 # A label-only demand, as Ray itself uses for accelerator types: it selects nodes without using up a slot.
 LABEL_DEMAND = 0.001
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# Environments run side by side call connect from two threads; ray.init must run once.
+_CONNECT_LOCK = threading.Lock()
 
 
 def hardware_resource(label: str) -> str | None:
@@ -162,13 +165,14 @@ def connect(address: str | None):
     """Connect to the cluster at ``address`` ("auto", "host:port" or "ray://host:port"), or start a local
     one when None. An existing connection in this process is reused."""
     ray = _require_ray()
-    if not ray.is_initialized():
-        _check_reachable(address)
-        try:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, ValueError, RuntimeError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise InputError(f"cannot reach the Ray cluster at {address}: {first_line}", key="--ray-address") from None
+    with _CONNECT_LOCK:
+        if not ray.is_initialized():
+            _check_reachable(address)
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, ValueError, RuntimeError) as error:
+                first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise InputError(f"cannot reach the Ray cluster at {address}: {first_line}", key="--ray-address") from None
     return ray
 
 
@@ -197,8 +201,9 @@ class _JobState:
 
 @dataclass(frozen=True)
 class ClusterStatus:
-    """Live counts across the whole cluster."""
+    """Live counts of one ``run`` call's jobs (one environment's), and the cluster's live nodes."""
 
+    envs: str
     queued: int
     running: int
     done: int
@@ -206,11 +211,15 @@ class ClusterStatus:
     nodes: int
 
     def summary(self) -> str:
-        return f"ray · {self.nodes} nodes · {self.queued} queued · {self.running} running · {self.done} done · {self.failed} failed"
+        return (
+            f"{self.envs} · ray · {self.nodes} nodes · {self.queued} queued · {self.running} running · "
+            f"{self.done} done · {self.failed} failed"
+        )
 
 
 class RayExecutor:
-    """Runs every job as a Ray task on the cluster at ``address`` (or a local one); writes the store here."""
+    """Runs every job as a Ray task on the cluster at ``address`` (or a local one); writes the store here.
+    ``run`` keeps its state per call, so environments run side by side can call it from two threads."""
 
     name = "ray"
 
@@ -226,7 +235,15 @@ class RayExecutor:
         self.node_attempts = node_attempts
         self.system_retries = system_retries
         self.wait_for_nodes_seconds = wait_for_nodes_seconds
-        self.last_status: ClusterStatus | None = None
+
+    def runs_side_by_side(self, envs: list[EnvConfig]) -> bool:
+        """True when every environment demands different hardware, so each has nodes of its own, and at most
+        one starts a managed server (those all listen on this machine, where two would compete)."""
+        from ..engines.kinds import engine_kind
+
+        demands = [task_resources(env) for env in envs]
+        managed = sum(engine_kind(env.engine.kind).managed for env in envs)
+        return len(envs) > 1 and all(demands.count(demand) == 1 for demand in demands) and managed <= 1
 
     def run(self, jobs: list[Job], run_one: JobRunner, on_done: OnDone) -> list[JobOutcome]:
         if not isinstance(run_one, JobRunner):
@@ -279,9 +296,12 @@ class RayExecutor:
             outcomes.append(outcome)
             on_done(outcome)
 
+        envs = ", ".join(dict.fromkeys(job.env.name for job in jobs))
         last_check = 0.0
         try:
             while pending:
+                if jobs_cancelled():  # Ctrl-C or a failed environment beside this one (orchestrate)
+                    raise JobCancelled()
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
                 for ref in ready:
                     state = pending.pop(ref)
@@ -313,11 +333,11 @@ class RayExecutor:
                     except (ray.exceptions.RayError, TimeoutError):
                         running = {}  # progress only: a lost board must not stop the run
                     in_flight = sum(state.job.key in running for state in pending.values())
-                    self.last_status = ClusterStatus(
-                        len(pending) - in_flight, in_flight, counts["done"], counts["failed"], len(nodes)
+                    status = ClusterStatus(
+                        envs, len(pending) - in_flight, in_flight, counts["done"], counts["failed"], len(nodes)
                     )
                     if run_one.describe:
-                        run_one.describe(self.last_status.summary())
+                        run_one.describe(status.summary())
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)

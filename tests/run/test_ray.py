@@ -302,6 +302,31 @@ def test_jobs_land_on_their_hardware_and_the_store_matches_local(cluster, tmp_pa
 
 
 @pytest.mark.slow
+def test_environments_on_different_hardware_run_side_by_side_on_their_own_nodes(cluster, tmp_path, stub_in_this_process):
+    # The first job of each side waits at the meeting point for the other side's first job, so with the two
+    # sides side by side their jobs overlap however late either node starts its Ray worker.
+    meet = ["--meet", str(tmp_path / "meet")]
+    on_a = _env("side-a", tmp_path, hardware="cpu-a", extra=meet)
+    on_b = _env("side-b", tmp_path, hardware="cpu-b", extra=meet)
+    executor = RayExecutor(cluster.address)
+    assert executor.runs_side_by_side([on_a, on_b])
+    assert not executor.runs_side_by_side([on_a, _env("also-a", tmp_path, hardware="cpu-a")])
+    store = ResultStore(tmp_path / "store")
+    summary = run_environments([on_a, on_b], store, executor)
+    assert [o.status for o in summary.outcomes] == ["done"] * 8
+
+    manifests_a, manifests_b = _manifests(store, [on_a]).values(), _manifests(store, [on_b]).values()
+    assert {m["ray"]["node_id"] for m in manifests_a} == {_node_with("accelerator_type:CPU-A")}
+    assert {m["ray"]["node_id"] for m in manifests_b} == {_node_with("accelerator_type:CPU-B")}
+    # Each job's interval [started, started + seconds] on the one clock of this machine. One after the other,
+    # every job of b would start after the last job of a ended (the first one having waited in vain); side by
+    # side, each side starts before the other's last job ends.
+    starts_a, ends_a = [m["started"] for m in manifests_a], [m["started"] + m["seconds"] for m in manifests_a]
+    starts_b, ends_b = [m["started"] for m in manifests_b], [m["started"] + m["seconds"] for m in manifests_b]
+    assert min(starts_b) < max(ends_a) and min(starts_a) < max(ends_b)
+
+
+@pytest.mark.slow
 def test_a_job_failing_on_a_broken_node_is_retried_on_another(cluster, tmp_path):
     env = _env("flaky", tmp_path, hardware="cpu-shared", sleep=0.5, extra=["--fail-on-broken-node"], seeds=3)
     store = ResultStore(tmp_path / "store")

@@ -12,6 +12,8 @@ Options come from the env's ``harness.extra_args``:
     --counter-dir DIR       append one line per invocation to DIR/<job key>.count (the line is $STUB_GENERATION)
     --max-tries N           tries per item against an endpoint (engine kind openai)
     --fail-on-broken-node   exit 3 on a machine whose environment sets STATREPRO_STUB_BROKEN (one bad node)
+    --meet DIR              note the job in DIR, then wait (up to MEET_SECONDS) until another job has too:
+                            the first job of two environments run at once waits for the other's first
 
 Offline (no endpoint), an item's score is a fixed function of (benchmark, item, seed). With an endpoint,
 each item is one request through statrepro.engines.client.OpenAIClient (prompt "<benchmark> item <i>",
@@ -34,6 +36,7 @@ DEFAULT_ITEMS = 5
 OUTPUT = "stub_samples.jsonl"
 FAILURES = "failures.jsonl"
 CORRECT_ANSWER = "42"
+MEET_SECONDS = 60.0
 
 
 class StubHarness:
@@ -150,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counter-dir", type=Path)
     parser.add_argument("--max-tries", type=int, default=4)
     parser.add_argument("--fail-on-broken-node", action="store_true")
+    parser.add_argument("--meet", type=Path)
     parser.add_argument("--base-url")
     parser.add_argument("--model")
     args = parser.parse_args(argv)
@@ -162,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.fail_on_broken_node and os.environ.get("STATREPRO_STUB_BROKEN"):
         print("stub harness: this node is broken (STATREPRO_STUB_BROKEN)", file=sys.stderr)
         return 3
+    if args.meet is not None:
+        args.meet.mkdir(parents=True, exist_ok=True)
+        (args.meet / args.job_key.replace("/", "__")).touch()
+        deadline = time.monotonic() + MEET_SECONDS
+        while len(list(args.meet.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
     time.sleep(args.sleep)
     if args.base_url:
         answered, failures = _ask_endpoint(args)
