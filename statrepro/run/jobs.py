@@ -42,6 +42,8 @@ TRANSIENT_MARKERS = (
     "429",
     "remotedisconnected",
     "server disconnected",  # aiohttp (lm-eval's API models)
+    "session is closed",  # lm-eval's shared aiohttp session or connector, closed by a cut under the
+    "connector is closed",  # other requests in flight
     "apiconnectionerror",  # the openai client (evalscope)
     "temporarily unavailable",
 )

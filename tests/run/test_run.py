@@ -324,7 +324,7 @@ def test_dropped_connections_under_concurrency_are_retried_then_missing_never_wr
     completed = _run_cli(tmp_path, env("broken"))
     assert completed.returncode != 0
     (line,) = [line for line in completed.stderr.splitlines() if "broken gsm8k seed 0: FAILED" in line]
-    assert "disconnected" in line.lower()
+    assert "harness exited with code 1" in line  # with the harness's reason; which cut request fails last varies
     (manifest_path,) = (tmp_path / "store").rglob("broken*/**/manifest.json")
     assert json.loads(manifest_path.read_text())["attempts"] == 3  # a cut connection is transient: retried
     assert not list(manifest_path.parent.glob("records.jsonl"))  # missing, never scored as wrong
@@ -334,12 +334,13 @@ def test_dropped_connections_under_concurrency_are_retried_then_missing_never_wr
 @pytest.mark.slow
 def test_in_process_against_llama_cpp_at_the_same_precision_is_equivalent(tmp_path):
     """The A/A of an engine change alone: in-process transformers (float32) against the real llama.cpp
-    server on the same float32 weights, mmlu_redux by log-likelihood over HTTP (57 subjects x 2 items)."""
+    server on the same float32 weights, mmlu_redux by log-likelihood over HTTP (20 subjects x 4 items: with
+    no flips, 80 items are enough to bound the difference inside the 5-point margin)."""
     verdict_path = tmp_path / "verdict.json"
     command = [
         sys.executable, "-c", "from statrepro.cli import app; app()", "compare",
         str(REPO / "configs/quickstart/fp32-ppl.yaml"), str(REPO / "configs/engine/llama-cpp-fp32-ppl.yaml"),
-        "--limit", "2", "--margin", "absolute", "--tolerance", "0.05",
+        "--limit", "4", "--margin", "absolute", "--tolerance", "0.05",
         "--store", str(tmp_path / "store"), "--json", str(verdict_path),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=1800)
