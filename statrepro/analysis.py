@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -79,6 +79,7 @@ class Analysis:
     options: AnalysisOptions
     inputs: dict[str, str]
     sequential: dict | None = None  # compare --sequential: rounds, calls spent, the fixed design's calls
+    explain: Any = None  # compare --explain: the statrepro.diagnose.explain.ExplainResult of the moved items
 
     def to_json(self) -> VerdictJson:
         return verdict_json(self)

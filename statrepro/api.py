@@ -7,6 +7,7 @@ ValidationError naming the field), write the JSON verdict and the report when as
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -116,9 +117,32 @@ class RunOptions(BaseModel):
     _limit = field_validator("limit")(_at_least(1))
 
 
+class ExplainOptions(BaseModel):
+    """How ``explain_environments`` picks the moved items and replays them (statrepro.diagnose.explain)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: int = 10
+    """Items to explain: the flipped ones first, then the largest per-item score changes, then changed answers."""
+    epsilon: float = 0.1
+    """A divergence is a near tie when either side's top-2 logprob gap there is below this (nats)."""
+    shift_threshold: float = 1.0
+    """Identical greedy tokens whose logprobs moved by more than this (nats) count as a distribution shift."""
+    top_k: int = 5
+    """Top logprobs requested per replayed step (at least 2: near ties need the top-2 gap)."""
+    max_tokens: int = 128
+    """New tokens per greedy replay, capped by each environment's generation.max_tokens."""
+
+    _limit = field_validator("limit", "max_tokens")(_at_least(1))
+    _top_k = field_validator("top_k")(_at_least(2))
+    _epsilon = field_validator("epsilon", "shift_threshold")(_open_interval(0.0, float("inf")))
+
+
 class CompareOptions(VerdictOptions, RunOptions):
     """Options of ``compare_environments``: the verdict's, what to run and where, and the sequential design."""
 
+    explain: Optional[ExplainOptions] = None
+    """Explain the moved items after the verdict (``explain_environments`` on the same records)."""
     sequential: bool = False
     """Add one seed per side per round and stop at the first conclusive verdict (group-sequential)."""
     max_seeds: int = 5
@@ -130,6 +154,52 @@ class CompareOptions(VerdictOptions, RunOptions):
         if info.data.get("sequential") and value < 2:
             raise ValueError(f"must be at least 2, got {value}")
         return value
+
+
+def _explain(config_a, config_b, records_a, records_b, options: ExplainOptions, console: Console):
+    from .diagnose.explain import explain
+
+    return explain(
+        config_a, config_b, records_a, records_b, limit=options.limit, epsilon=options.epsilon,
+        shift_threshold=options.shift_threshold, top_k=options.top_k, max_tokens=options.max_tokens,
+        step=lambda text: console.print(f"explain: {text}", markup=False, highlight=False),
+    )
+
+
+def explain_environments(
+    env_a: str | Path, env_b: str | Path, run: RunOptions | None = None, options: ExplainOptions | None = None, *,
+    json_path: str | Path | None = None, console: Console | None = None,
+):
+    """Explain a finished comparison of two environment files from the store: the moved items' exact prompts,
+    token check, greedy replays and flip classes (``statrepro.diagnose.explain.ExplainResult``).
+
+    ``run`` must select the runs the comparison made (its benchmarks, seeds and limit)."""
+    from rich.console import Console
+
+    from .atomic import atomic_write_text
+    from .run.orchestrate import check_comparable, load_env_records
+    from .run.store import ResultStore
+
+    run, options = run or RunOptions(), options or ExplainOptions()
+    console = console or Console(stderr=True)
+    config_a, config_b = _load_environments([Path(env_a), Path(env_b)], run)
+    check_comparable(config_a, config_b)
+    store = ResultStore(run.store)
+    if not store.root.is_dir():
+        raise InputError("no such store directory", path=store.root)
+    records = []
+    for config, path in ((config_a, env_a), (config_b, env_b)):
+        found = load_env_records(config, store)
+        if found.empty:
+            raise InputError(
+                f"the store holds no finished run of {config.name!r}; run compare first (with the same --limit, --seeds and --benchmarks)",
+                path=store.root,
+            )
+        records.append(found)
+    result = _explain(config_a, config_b, *records, options, console)
+    if json_path is not None:
+        atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+    return result
 
 
 def _analysis_options(options: VerdictOptions, **extra):
@@ -159,6 +229,7 @@ def _doctor(a: Path, b: Path) -> dict | None:
 
 
 def _write_outputs(analysis, json_path, report, *, argv, **report_parts) -> None:
+    """The JSON verdict and the report directory (with explain.json when an explanation is given)."""
     from .atomic import atomic_write_text
 
     if json_path is not None:
@@ -293,10 +364,41 @@ def compare_environments(
             sequential=sequential_result.to_json(),
         )
         console.print(sequential_result.summary())
+    _check_prompt_tokens(analysis, config_a, config_b, records_a, records_b, console)
+    explained = _explain(config_a, config_b, records_a, records_b, options.explain, console) if options.explain else None
     manifests = {side: env_manifest(config, store) for side, config in (("A", config_a), ("B", config_b))}
     _write_outputs(
         analysis, json_path, report, argv=argv or sys.argv, records_a=records_a, records_b=records_b,
         manifests={side: manifest for side, manifest in manifests.items() if manifest}, doctor=_doctor(env_a, env_b),
+        explain=explained.to_dict() if explained else None,
     )
-    return analysis
+    return analysis if explained is None else replace(analysis, explain=explained)
+
+
+PROMPT_TOKEN_CHECKS = 50  # items whose prompt tokens compare checks when their hashes differ
+
+
+def _check_prompt_tokens(analysis, config_a, config_b, records_a, records_b, console: Console) -> None:
+    """Where prompt hashes differ, say whether the tokens the engines ran differ (and where) or only the hashes.
+
+    The hashes cover what each harness logged (rendered text in-process, messages for a chat endpoint), so they
+    differ across engines even when the tokens are the same."""
+    from .diagnose.explain import sent_prompts_of, summarize_token_checks, token_checks
+
+    for index, difference in enumerate(analysis.pairing.config_differences):
+        if difference.factor != "prompt_hash":
+            continue
+        part_a = records_a[records_a["benchmark"] == difference.benchmark]
+        part_b = records_b[records_b["benchmark"] == difference.benchmark]
+        hashes = part_a.drop_duplicates("item_key").merge(part_b.drop_duplicates("item_key"), on="item_key", suffixes=("_a", "_b"))
+        keys = list(hashes.loc[hashes["prompt_hash_a"] != hashes["prompt_hash_b"], "item_key"][:PROMPT_TOKEN_CHECKS])
+        try:
+            checks = token_checks(config_a, config_b, sent_prompts_of(config_a, part_a, set(keys)),
+                                  sent_prompts_of(config_b, part_b, set(keys)), keys)
+        except InputError as error:
+            console.print(f"[yellow]note:[/] prompt token check skipped: {error}")
+            continue
+        if checks:
+            tokens = summarize_token_checks(checks).summary()
+            analysis.pairing.config_differences[index] = difference.model_copy(update={"detail": f"{difference.detail}; {tokens}"})
 

@@ -187,6 +187,25 @@ def print_decision(analysis) -> None:
     for name, count in analysis.pairing.dropped.items():
         console.print(f"  [yellow]dropped[/] {count} unpaired items of {name}")
     console.print(f"[bold]overall: [{colours[decision.verdict]}]{decision.verdict}[/][/]")
+    if analysis.explain is not None:
+        print_explanation(analysis.explain)
+
+
+def print_explanation(result) -> None:
+    """The explain table: one row per moved item with its flip class and the numbers behind it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if result.items:
+        table = Table(title=f"explain: A {result.env_a}  B {result.env_b}", box=None, padding=(0, 0, 0, 2), pad_edge=False,
+                      header_style="bold underline")
+        for column in ("item", "moved", "A -> B", "class", "detail"):
+            table.add_column(column, overflow="fold", no_wrap=column != "detail")
+        for item in result.items:
+            table.add_row(item.item_key, item.reason, f"{item.mean_a:.2f} -> {item.mean_b:.2f}", item.flip_class, item.detail)
+        console.print(table, markup=False)
+    console.print(f"explain: {result.summary()}", markup=False, highlight=False)
 
 
 @app.command()
@@ -421,18 +440,20 @@ def compare(
     wait: bool = WAIT,
     sequential: bool = typer.Option(False, help="Add one seed per side per round and stop at the first conclusive verdict (group-sequential, O'Brien-Fleming spending)."),
     max_seeds: int = typer.Option(5, help="With --sequential: the budget of seeds per side; reaching it without a verdict gives inconclusive."),
+    explain: bool = typer.Option(False, "--explain", help="After the verdict, explain the moved items (as statrepro explain; adds an Explain section to the report)."),
+    explain_limit: int = typer.Option(10, help="With --explain: items to explain."),
 ) -> None:
     """Run whatever is missing for both environments, then decide whether B still scores like A.
 
     Exit codes: 0 equivalent or within tolerance, 3 different, 4 inconclusive, 2 bad input.
     """
-    from .api import CompareOptions, compare_environments
+    from .api import CompareOptions, ExplainOptions, compare_environments
 
     options = _options(
         CompareOptions, tolerance=tolerance, alpha=alpha, mode=mode.value, margin=margin.value, correction=correction.value,
         max_missing=max_missing, rng_seed=rng_seed, benchmarks=_parse_benchmarks(benchmarks), seeds=_parse_seeds(seeds),
         limit=limit, store=store, data_dir=data_dir, executor=executor, ray_address=ray_address, wait=wait,
-        sequential=sequential, max_seeds=max_seeds,
+        sequential=sequential, max_seeds=max_seeds, explain=_options(ExplainOptions, limit=explain_limit) if explain else None,
     )
     _stop_on_sigterm()
     analysis = compare_environments(env_a, env_b, options, json_path=json_path, report=report)
@@ -442,6 +463,34 @@ def compare(
 
 # ---------------------------------------------------------------------------------------------
 # Diagnostics (statrepro/diagnose): why two environments differ.
+
+
+@app.command()
+@user_errors
+def explain(
+    env_a: Path = typer.Argument(..., help="Environment A of the finished comparison."),
+    env_b: Path = typer.Argument(..., help="Environment B of the finished comparison."),
+    store: Path = STORE,
+    benchmarks: Optional[str] = BENCHMARKS,
+    seeds: Optional[str] = SEEDS,
+    run_limit: Optional[int] = typer.Option(None, help="The --limit the comparison ran with (it selects the same runs in the store)."),
+    limit: int = typer.Option(10, help="Items to explain: flipped first, then the largest score changes, then changed answers."),
+    epsilon: float = typer.Option(0.1, help="A divergence is a near tie when either side's top-2 logprob gap is below this (nats)."),
+    shift_threshold: float = typer.Option(1.0, help="Identical tokens whose logprobs moved more than this (nats) are a distribution shift."),
+    top_k: int = typer.Option(5, help="Top logprobs per replayed step (>= 2)."),
+    max_tokens: int = typer.Option(128, help="New tokens per greedy replay (capped by each environment's max_tokens)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON here."),
+) -> None:
+    """Why items moved between A and B: exact prompts, a token check, greedy replays with logprobs, flip classes.
+
+    Starts each side's engine (managed servers are stopped again). Exit code 0 (also when nothing moved), 2 on bad input.
+    """
+    from .api import ExplainOptions, RunOptions, explain_environments
+
+    run_options = _options(RunOptions, store=store, benchmarks=_parse_benchmarks(benchmarks), seeds=_parse_seeds(seeds), limit=run_limit)
+    options = _options(ExplainOptions, limit=limit, epsilon=epsilon, shift_threshold=shift_threshold, top_k=top_k, max_tokens=max_tokens)
+    _stop_on_sigterm()
+    print_explanation(explain_environments(env_a, env_b, run_options, options, json_path=json_path))
 
 
 @app.command()

@@ -132,3 +132,19 @@ def resolve_model_path(spec: str) -> Path:
     if not path.exists():
         raise InputError("model path does not exist", path=path, key="model.path")
     return path
+
+
+def load_tokenizer(source: str | Path):
+    """A tokenizer from a model/tokenizer directory or a GGUF file."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    path = Path(source)
+    if not path.exists():
+        raise InputError("tokenizer source does not exist", path=path)
+    try:
+        if path.is_file() and path.suffix == ".gguf":
+            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(f"cannot load a tokenizer: {str(error).splitlines()[0]}", path=path) from None

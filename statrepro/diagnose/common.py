@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..models import load_tokenizer  # noqa: F401  (the diagnostics' import point; engines use it too)
 
 # Short, benchmark-like prompts (arithmetic, knowledge, multiple choice, code) of different lengths, so that
 # padded batches really contain padding.
@@ -84,22 +85,6 @@ def resolve_model(model: str | Path | None) -> Path:
     if path.is_dir() and not (path / "config.json").is_file():
         raise InputError("not a Hugging Face model directory (no config.json)", path=path)
     return path
-
-
-def load_tokenizer(source: str | Path):
-    """A tokenizer from a model/tokenizer directory or a GGUF file."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoTokenizer
-
-    path = Path(source)
-    if not path.exists():
-        raise InputError("tokenizer source does not exist", path=path)
-    try:
-        if path.is_file() and path.suffix == ".gguf":
-            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        return AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError, KeyError) as error:
-        raise InputError(f"cannot load a tokenizer: {str(error).splitlines()[0]}", path=path) from None
 
 
 def load_model(path: Path, *, dtype: str = "float32", attention: str = "eager", quantization: str = "none"):

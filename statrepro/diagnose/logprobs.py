@@ -50,6 +50,10 @@ class Side(Protocol):
 
     def generate(self, prompts: list[str], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]: ...
 
+    def replay(self, sent: list, rendered: list, *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
+        """Greedy continuations of what a harness sent (``SentPrompt``s, with their ``RenderedPrompt`` ids)."""
+        ...
+
 
 # ---------------------------------------------------------------------------------------------
 # Sides
@@ -105,16 +109,27 @@ class OpenAISide:
             raise InputError(f"{self.base_url}: model {self.model!r} is not served there (served: {', '.join(map(str, models))})")
 
     def generate(self, prompts: list[str], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
+        """Each prompt as one user message (chat) or raw text."""
+        sent = [{"messages": [{"role": "user", "content": p}]} if self.chat else {"prompt": p} for p in prompts]
+        return self._complete(sent, max_tokens=max_tokens, top_k=top_k, progress=progress)
+
+    def replay(self, sent: list, rendered: list, *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
+        """Greedy replays of what a harness sent (``SentPrompt``s): messages to /chat/completions, text to
+        /completions, exactly as logged; the server renders them itself (``rendered`` is not needed)."""
+        bodies = [{"messages": list(p.messages)} if p.messages is not None else {"prompt": p.text} for p in sent]
+        return self._complete(bodies, max_tokens=max_tokens, top_k=top_k, progress=progress)
+
+    def _complete(self, bodies: list[dict], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
         self.check_model()
-        task = progress.add_task(f"{self.label}", total=len(prompts)) if progress else None
+        task = progress.add_task(f"{self.label}", total=len(bodies)) if progress else None
         generations = []
-        for prompt in prompts:
-            body = {"model": self.model, "max_tokens": max_tokens, "temperature": 0.0, **self.params}
-            if self.chat:
-                body.update(messages=[{"role": "user", "content": prompt}], logprobs=True, top_logprobs=top_k)
+        for prompt in bodies:
+            body = {"model": self.model, "max_tokens": max_tokens, "temperature": 0.0, **self.params, **prompt}
+            if "messages" in prompt:
+                body.update(logprobs=True, top_logprobs=top_k)
                 generations.append(_parse_chat(self._request("POST", "/chat/completions", body), self.base_url))
             else:
-                body.update(prompt=prompt, logprobs=top_k)
+                body.update(logprobs=top_k)
                 generations.append(_parse_completion(self._request("POST", "/completions", body), self.base_url))
             if progress:
                 progress.advance(task)
@@ -162,19 +177,33 @@ class HFSide:
         self.label = label or f"hf:{model_path.name}:{dtype}"
 
     def generate(self, prompts: list[str], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
-        import torch
-
-        from .common import load_model, load_tokenizer
+        """Each prompt through the chat template (chat) or tokenized as raw text."""
+        from .common import load_tokenizer
 
         tokenizer = load_tokenizer(self.model_path)
+        if self.chat:
+            ids = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, return_dict=True)["input_ids"]
+                   for p in prompts]
+        else:
+            ids = [tokenizer(p)["input_ids"] for p in prompts]
+        return self._greedy(tokenizer, ids, max_tokens=max_tokens, top_k=top_k, progress=progress)
+
+    def replay(self, sent: list, rendered: list, *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
+        """Greedy replays from the exact token ids the harness ran (``RenderedPrompt``s)."""
+        from .common import load_tokenizer
+
+        return self._greedy(load_tokenizer(self.model_path), [list(r.ids) for r in rendered], max_tokens=max_tokens, top_k=top_k,
+                            progress=progress)
+
+    def _greedy(self, tokenizer, prompt_ids: list[list[int]], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
+        import torch
+
+        from .common import load_model
+
         model = load_model(self.model_path, dtype=self.dtype)
-        task = progress.add_task(self.label, total=len(prompts)) if progress else None
+        task = progress.add_task(self.label, total=len(prompt_ids)) if progress else None
         generations = []
-        for prompt in prompts:
-            if self.chat:
-                ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, return_dict=True)["input_ids"]
-            else:
-                ids = tokenizer(prompt)["input_ids"]
+        for ids in prompt_ids:
             input_ids = torch.tensor([list(ids)])
             extra = {"repetition_penalty": self.repeat_penalty} if self.repeat_penalty is not None else {}
             with torch.no_grad():
@@ -216,21 +245,31 @@ def side_from_spec(
     if path.suffix.lower() not in (".yaml", ".yml"):
         raise InputError("expected an http(s)://HOST:PORT/v1 base URL or an environment .yaml file", path=path)
     from ..config import load_env
+
+    return side_from_env(load_env(path), chat=chat, timeout=timeout, params=params, model=model, servers=servers, source=path)
+
+
+def side_from_env(
+    env, *, chat: bool = False, timeout: float = 60.0, params: dict | None = None, model: str | None = None,
+    servers: ExitStack | None = None, source: Path | None = None,
+) -> Side:
+    """The Side of an environment (``source``: its file, for error messages): in-process hf runs here, a
+    managed server is started inside ``servers``, an external endpoint is used as it is."""
     from ..engines import engine_kind
     from ..models import resolve_model_path
 
-    env = load_env(path)
     kind = engine_kind(env.engine.kind)
     repeat_penalty = env.generation.repeat_penalty
     if kind.capabilities.in_process:
         if env.model.quantization != "none":
-            raise InputError(f"logprobs runs hf environments without quantization; got {env.model.quantization}", path=path, key="model.quantization")
+            raise InputError(f"token-level replays run hf environments without quantization; got {env.model.quantization}",
+                             path=source, key="model.quantization")
         dtype = "float32" if env.model.dtype == "auto" else env.model.dtype
         return HFSide(resolve_model_path(env.model.path), dtype=dtype, chat=chat, repeat_penalty=repeat_penalty, label=env.name)
     if not kind.capabilities.token_logprobs:
-        raise InputError(f"engine kind {kind.name!r} returns no token logprobs", path=path, key="engine.kind")
+        raise InputError(f"engine kind {kind.name!r} returns no token logprobs", path=source, key="engine.kind")
     if kind.managed and servers is None:
-        raise InputError(f"engine kind {kind.name!r} needs a managed server", path=path, key="engine.kind")
+        raise InputError(f"engine kind {kind.name!r} needs a managed server", path=source, key="engine.kind")
     work_dir = None
     if kind.managed:
         import tempfile
@@ -239,8 +278,8 @@ def side_from_spec(
     with ExitStack() as unmanaged:  # an external endpoint's context holds nothing to stop
         info = (servers or unmanaged).enter_context(kind.serve(env, work_dir))
     api_key = env.engine.api_key.get_secret_value() if env.engine.api_key else None
-    return OpenAISide(info.base_url, model=model or info.served_model, chat=chat, params=kind.request_defaults(env.generation) | params,
-                      timeout=timeout, api_key=api_key, label=env.name)
+    return OpenAISide(info.base_url, model=model or info.served_model, chat=chat,
+                      params=kind.request_defaults(env.generation) | (params or {}), timeout=timeout, api_key=api_key, label=env.name)
 
 
 # ---------------------------------------------------------------------------------------------

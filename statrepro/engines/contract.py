@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..config import EngineSpec, EnvConfig, GenerationSpec
+    from ..harness.contract import SentPrompt
     from .servers import ServerInfo
 
 
@@ -33,6 +34,23 @@ class Capabilities:
     """Honours a per-request sampling seed (None: not verified)."""
     concurrent_sampling: bool
     """Sampled requests reproduce their seeds while several are in flight (False: one RNG shared by all requests)."""
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """The token ids an engine runs for one sent prompt, each with its text (special tokens spelled out)."""
+
+    ids: tuple[int, ...]
+    pieces: tuple[str, ...]
+    how: str
+    """How statrepro rebuilt the ids: which tokenizer, template and special-token rule."""
+
+
+def hf_rendering(tokenizer, ids, how: str) -> RenderedPrompt:
+    """A RenderedPrompt from a Hugging Face tokenizer's ids, each piece as text (' are', not 'Ġare')."""
+    ids = tuple(int(i) for i in ids)
+    pieces = tuple(tokenizer.convert_tokens_to_string([token]) for token in tokenizer.convert_ids_to_tokens(list(ids)))
+    return RenderedPrompt(ids=ids, pieces=pieces, how=how)
 
 
 class EngineKind:
@@ -74,6 +92,24 @@ class EngineKind:
         """The endpoint of ``env``'s engine for the duration of the ``with`` block: None for in-process
         engines; a managed server is started in ``work_dir`` and stopped however the block ends."""
         raise NotImplementedError
+
+    def render_prompts(self, env: EnvConfig, prompts: list[SentPrompt]) -> list[RenderedPrompt]:
+        """The token ids this engine runs for each prompt. By default what a server built on the model's Hugging
+        Face tokenizer does (vLLM, SGLang, transformers serve): raw text gets the tokenizer's special tokens
+        (a BOS where the model wants one), chat messages go through its chat template."""
+        from ..models import load_tokenizer, resolve_model_path
+
+        tokenizer = load_tokenizer(resolve_model_path(env.engine.tokenizer or env.model.path))
+        rendered = []
+        for prompt in prompts:
+            if prompt.messages is not None:
+                ids = tokenizer.apply_chat_template(list(prompt.messages), add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+                how = "the model's Hugging Face chat template, as vLLM and SGLang render chat requests"
+            else:
+                ids = tokenizer(prompt.text, add_special_tokens=True)["input_ids"]
+                how = "the model's Hugging Face tokenizer with its special tokens, as vLLM and SGLang tokenize completions"
+            rendered.append(hf_rendering(tokenizer, ids, how))
+        return rendered
 
     def request_defaults(self, generation: GenerationSpec) -> dict[str, Any]:
         """Generation settings that must travel in every request, because the server cannot be told them."""

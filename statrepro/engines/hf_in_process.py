@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import InputError
-from .contract import Capabilities, EngineKind, determinism_report
+from .contract import Capabilities, EngineKind, RenderedPrompt, determinism_report, hf_rendering
 
 # cuBLAS needs a fixed workspace for deterministic results (torch's reproducibility notes).
 CUBLAS_WORKSPACE = ":4096:8"
@@ -40,6 +40,18 @@ class HFInProcess(EngineKind):
                 key="model.quantization",
             )
         yield None
+
+    def render_prompts(self, env, prompts) -> list[RenderedPrompt]:
+        """lm-eval's in-process model tokenizes the text it logged (any chat template already rendered into
+        it) without adding special tokens, unless the model asks for a BOS (its add_bos_token)."""
+        from ..models import load_tokenizer, resolve_model_path
+
+        if any(prompt.text is None for prompt in prompts):
+            raise InputError("an in-process model is sent text, not chat messages", key="engine.kind")
+        tokenizer = load_tokenizer(resolve_model_path(env.engine.tokenizer or env.model.path))
+        add_bos = bool(getattr(tokenizer, "add_bos_token", False))
+        how = "lm-eval's in-process tokenization: the logged text, " + ("plus the BOS the model asks for" if add_bos else "no special tokens added")
+        return [hf_rendering(tokenizer, tokenizer(prompt.text, add_special_tokens=add_bos)["input_ids"], how) for prompt in prompts]
 
     def job_environment(self, env) -> dict[str, str]:
         if not env.engine.deterministic:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..models import EMBEDDED_SPEC, embedded_gguf_path, materialize_embedded_gguf
-from .contract import Capabilities, EngineKind, determinism_report
+from .contract import Capabilities, EngineKind, RenderedPrompt, determinism_report
 from .process import LOOPBACK, managed_server
 from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, openapi_defaults
 
@@ -46,19 +46,43 @@ class LlamaCpp(EngineKind):
             ) if deterministic else (),
         )
 
-    @contextmanager
-    def serve(self, env, work_dir) -> Iterator[ServerInfo]:
+    def served_gguf(self, env) -> Path:
+        """The GGUF file the server loads for ``env``."""
         model = env.model
         if model.quantization not in ("none", "gguf"):
             raise InputError(f"llama-cpp serves GGUF files; quantization {model.quantization!r} does not apply", key="model.quantization")
         if model.path not in ("embedded", EMBEDDED_SPEC):
-            gguf = Path(model.path).expanduser()
-        elif model.quantization == "gguf":
-            gguf = embedded_gguf_path()  # the shipped Q4_1
-        else:  # full precision: the same dequantized weights in-process transformers runs
-            gguf = materialize_embedded_gguf("float32" if model.dtype == "auto" else model.dtype)
+            return Path(model.path).expanduser()
+        if model.quantization == "gguf":
+            return embedded_gguf_path()  # the shipped Q4_1
+        # full precision: the same dequantized weights in-process transformers runs
+        return materialize_embedded_gguf("float32" if model.dtype == "auto" else model.dtype)
+
+    def render_prompts(self, env, prompts) -> list[RenderedPrompt]:
+        """llama-cpp-python's own tokenizer and chat handler, loaded vocab-only from the served GGUF: raw text
+        as its /completions tokenizes it (a BOS only if the GGUF asks for one); chat messages through the
+        handler its server picks from the GGUF metadata, stopped just before it would decode."""
+        from llama_cpp import Llama
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=False):  # the C library prints context warnings on load
+            vocab = Llama(model_path=str(self.served_gguf(env)), vocab_only=True, verbose=False)
+        rendered = []
+        for prompt in prompts:
+            if prompt.messages is None:
+                ids = vocab.tokenize(prompt.text.encode("utf-8"), add_bos=True, special=True)
+                how = "llama-cpp-python's tokenizer from the GGUF, as its /completions tokenizes"
+            else:
+                ids = _chat_prompt_ids(vocab, list(prompt.messages))
+                how = f"llama-cpp-python's chat handler {vocab.chat_format!r} from the GGUF, as its /chat/completions renders"
+            pieces = tuple(vocab.detokenize([token], special=True).decode("utf-8", errors="replace") for token in ids)
+            rendered.append(RenderedPrompt(ids=tuple(ids), pieces=pieces, how=how))
+        return rendered
+
+    @contextmanager
+    def serve(self, env, work_dir) -> Iterator[ServerInfo]:
         with llama_cpp_server(
-            gguf,
+            self.served_gguf(env),
             work_dir=work_dir,
             repeat_penalty=env.generation.repeat_penalty,
             served_model=env.engine.served_model,
@@ -67,6 +91,25 @@ class LlamaCpp(EngineKind):
         ) as info:
             info = replace(info, determinism=self.determinism(env.hardware, env.engine.deterministic))
             yield info
+
+
+class _PromptReady(Exception):
+    """Raised by a stand-in ``create_completion`` to hand the chat handler's prompt tokens back."""
+
+    def __init__(self, prompt) -> None:
+        self.prompt = prompt
+
+
+def _chat_prompt_ids(vocab, messages: list[dict]) -> list[int]:
+    def hand_back(prompt, **_):
+        raise _PromptReady(prompt)
+
+    vocab.create_completion = hand_back  # the handler renders and tokenizes, then calls this to decode
+    try:
+        vocab.create_chat_completion(messages=messages, max_tokens=1)
+    except _PromptReady as ready:
+        return list(ready.prompt)
+    raise RuntimeError("llama-cpp-python's chat handler never asked to decode")  # a changed library
 
 
 @contextmanager

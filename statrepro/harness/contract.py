@@ -8,6 +8,8 @@ An adapter (lm-eval, evalscope, or a plugin named in $STATREPRO_PLUGINS) impleme
   records table of ``statrepro.harness.records`` (one row per item and run).
 - ``doctor_factors(path)``: the score-moving settings the output records (keys from ``DOCTOR_FACTORS`` and
   ``DETERMINISM_FACTORS``), or None when ``path`` is not this harness's format.
+- ``sent_prompts(path)``: what the harness sent the engine for each item (``SentPrompt``), rebuilt from its
+  own per-item output, so that ``statrepro explain`` replays exactly that and never re-renders the dataset.
 
 ``tests/harness/adapter_contract.py`` is the suite a plugin author runs against an adapter.
 """
@@ -101,6 +103,25 @@ def harness_environment(work_dir: Path) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class SentPrompt:
+    """What a harness sent the engine for one item. Exactly one of ``text`` and ``messages`` is set."""
+
+    text: str | None = None
+    """A raw prompt string: to /completions, or to an in-process model (with any chat template already rendered
+    by the harness)."""
+    messages: tuple[dict, ...] | None = None
+    """Chat messages that the endpoint renders with its own template (/chat/completions)."""
+    continuations: tuple[str, ...] = ()
+    """Log-likelihood requests: the continuations (answer options) scored after the prompt, in order."""
+    stop: tuple[str, ...] = ()
+    """Generation requests: the stop sequences sent with the prompt (the scored answer ends at the first)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "messages": list(self.messages) if self.messages is not None else None,
+                "continuations": list(self.continuations), "stop": list(self.stop)}
+
+
 @runtime_checkable
 class HarnessAdapter(Protocol):
     """One evaluation harness, seen from statrepro. Register an implementation with ``@register_harness``."""
@@ -121,6 +142,10 @@ class HarnessAdapter(Protocol):
 
     def doctor_factors(self, path: Path) -> dict[str, Any] | None:
         """The score-moving settings recorded in ``path``, or None when it is not this harness's output."""
+        ...
+
+    def sent_prompts(self, path: Path) -> dict[str, SentPrompt]:
+        """Item key (as in the records of ``load``) -> what was sent for that item, from the output under ``path``."""
         ...
 
 

@@ -25,7 +25,7 @@ from ..engines.kinds import engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
 from . import register_harness
-from .contract import Invocation, mode_factor, harness_environment, per_task, short_hash
+from .contract import Invocation, SentPrompt, mode_factor, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl
 
 if TYPE_CHECKING:
@@ -121,6 +121,13 @@ def prompt_hash(messages: object) -> str | None:
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def sent_messages(messages: object) -> tuple[dict, ...] | None:
+    """The messages evalscope sent: the logged conversation without the model's final answer."""
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        return None
+    return tuple(messages[:-1] if messages[-1].get("role") == "assistant" else messages)
+
+
 def _target_text(target: object) -> str | None:
     if target is None:
         return None
@@ -151,6 +158,16 @@ def _rescore(review: dict, score: dict, spec: Benchmark, *, path: Path, line: in
         return spec.score_evalscope_prediction(prediction, target=target, prompt=prompt)
     except InputError as error:
         raise InputError(error.message, path=path, line=line, key=error.key) from None
+
+
+def document_of(review: dict, *, path: Path, line: int) -> object:
+    """The review's document id (its group for repeated generations), which keys the item."""
+    sample_score = review.get("sample_score") if isinstance(review.get("sample_score"), dict) else {}
+    document = sample_score.get("group_id")
+    document = review.get("index", sample_score.get("sample_id")) if document is None else document
+    if document is None:
+        raise InputError("review has neither index nor group_id", path=path, line=line)
+    return document
 
 
 def read_review_file(
@@ -190,11 +207,7 @@ def read_review_file(
             extracted = score.get("extracted_prediction")
             prediction = extracted if extracted is not None else score.get("prediction")
             target = _target_text(review.get("target"))
-        index = review.get("index", sample_score.get("sample_id"))
-        document = sample_score.get("group_id")
-        document = index if document is None else document
-        if document is None:
-            raise InputError("review has neither index nor group_id", path=review_path, line=line)
+        document = document_of(review, path=review_path, line=line)
         generation = sample_score.get("generation_index") or 0
         if (document, generation) in seen:
             raise InputError(
@@ -327,6 +340,35 @@ def build_evalscope_invocation(context):
     return Invocation(argv=argv, output_dir=output_dir, env=harness_environment(context.work_dir), manifest=manifest)
 
 
+def work_dirs_of(path: Path) -> list[WorkDir]:
+    """The work dirs under ``path`` (or of one review file), each with reviews."""
+    if path.is_file():
+        work_dirs = [WorkDir(path.parent.parent.parent, [path])]
+        config_path = work_dirs[0].root / "configs" / "task_config.yaml"
+        work_dirs[0].task_config = config_path if config_path.is_file() else None
+    else:
+        work_dirs = find_work_dirs(path)
+    for work_dir in work_dirs:
+        if not work_dir.reviews:
+            raise InputError("evalscope work dir without reviews/<model>/*.jsonl (did the review step run?)", path=work_dir.root)
+    return work_dirs
+
+
+def read_sent_prompts(path: Path) -> dict[str, SentPrompt]:
+    """Item key -> the messages evalscope sent, from every review file under ``path``."""
+    prompts: dict[str, SentPrompt] = {}
+    for work_dir in work_dirs_of(Path(path)):
+        names = _evalscope_names() + [str(name) for name in _load_task_config(work_dir.task_config).get("datasets") or []]
+        for review_path in sorted(work_dir.reviews):
+            _, subset = split_review_name(review_path.stem, names)
+            for line, review in iter_jsonl(review_path):
+                messages = sent_messages(review.get("messages"))
+                if messages is None:
+                    raise InputError("review has no messages (the prompt evalscope sent)", path=review_path, line=line, key="messages")
+                prompts.setdefault(f"{subset}/{document_of(review, path=review_path, line=line)}", SentPrompt(messages=messages))
+    return prompts
+
+
 @register_harness("evalscope")
 class EvalscopeHarness:
     """Reads one evalscope work dir, or a directory of timestamped work dirs (each one more run)."""
@@ -352,21 +394,17 @@ class EvalscopeHarness:
         config = _load_task_config(path)
         return doctor_factors_of_task_config(config) if {"datasets", "dataset_args", "eval_type"} & set(config) else None
 
+    def sent_prompts(self, path: Path) -> dict[str, SentPrompt]:
+        """From each review's logged ``messages`` (the final answer left out)."""
+        return read_sent_prompts(path)
+
     def load(self, path: Path, *, metric_overrides: dict[str, str]) -> pd.DataFrame:
         from rich.progress import Progress
 
         from ..benchmarks import BENCHMARKS
 
         path = Path(path)
-        if path.is_file():
-            work_dirs = [WorkDir(path.parent.parent.parent, [path])]
-            config_path = work_dirs[0].root / "configs" / "task_config.yaml"
-            work_dirs[0].task_config = config_path if config_path.is_file() else None
-        else:
-            work_dirs = find_work_dirs(path)
-        for work_dir in work_dirs:
-            if not work_dir.reviews:
-                raise InputError("evalscope work dir without reviews/<model>/*.jsonl (did the review step run?)", path=work_dir.root)
+        work_dirs = work_dirs_of(path)
         rows: list[dict] = []
         with Progress(transient=True) as progress:
             reading = progress.add_task("reading evalscope reviews", total=sum(len(w.reviews) for w in work_dirs))

@@ -22,7 +22,7 @@ from ..engines.kinds import engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
 from . import register_harness
-from .contract import mode_factor, Invocation, harness_environment, per_task, short_hash
+from .contract import mode_factor, Invocation, SentPrompt, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl, read_json
 
 # lm-eval's date_id: datetime.now().isoformat() with ':' replaced by '-'.
@@ -263,6 +263,52 @@ def read_task_samples(
     if not rows:
         raise InputError(f"no samples for filter {filter_name!r} (metric {metric})", path=samples_path)
     return rows
+
+
+def sent_prompt_of(sample: dict, *, path: Path, line: int) -> SentPrompt:
+    """What lm-eval sent for one sample, from its ``arguments``: ``gen_args_<i>`` holds one request each,
+    ``arg_0`` the context (a string; for chat-completions models a one-element list holding the messages as
+    JSON) and ``arg_1`` the generation kwargs (a dict) or a log-likelihood continuation (a string)."""
+    arguments = sample.get("arguments")
+    requests = [arguments[key] for key in sorted(arguments, key=natural_order)] if isinstance(arguments, dict) else []
+    if not requests or not all(isinstance(request, dict) and "arg_0" in request for request in requests):
+        raise InputError("sample has no arguments.gen_args_0.arg_0 (the prompt lm-eval sent)", path=path, line=line, key="arguments")
+    context = requests[0]["arg_0"]
+    continuations = tuple(r["arg_1"] for r in requests if isinstance(r.get("arg_1"), str))
+    kwargs = requests[0].get("arg_1") if isinstance(requests[0].get("arg_1"), dict) else {}
+    until = kwargs.get("until") or ()
+    stop = (until,) if isinstance(until, str) else tuple(str(s) for s in until)
+    if isinstance(context, list) and len(context) == 1 and isinstance(context[0], str):
+        try:
+            messages = json.loads(context[0])
+        except ValueError:
+            raise InputError("chat prompt is not JSON", path=path, line=line, key="arguments.gen_args_0.arg_0") from None
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise InputError("chat prompt is not a list of messages", path=path, line=line, key="arguments.gen_args_0.arg_0")
+        return SentPrompt(messages=tuple(messages), continuations=continuations, stop=stop)
+    if not isinstance(context, str):
+        raise InputError("prompt is neither text nor chat messages", path=path, line=line, key="arguments.gen_args_0.arg_0")
+    return SentPrompt(text=context, continuations=continuations, stop=stop)
+
+
+def natural_order(key: str) -> tuple:
+    """gen_args_2 before gen_args_10."""
+    head, _, number = key.rpartition("_")
+    return (head, int(number)) if number.isdigit() else (key, -1)
+
+
+def read_sent_prompts(path: Path) -> dict[str, SentPrompt]:
+    """Item key -> SentPrompt over one samples file or every one under ``path`` (a doc's first line)."""
+    path = Path(path)
+    match = _SAMPLES_NAME.match(path.name) if path.is_file() else None
+    samples = [(match["task"], path)] if match else [item for run in find_runs(path) for item in run.samples.items()]
+    prompts: dict[str, SentPrompt] = {}
+    for task, samples_path in samples:
+        for line, sample in iter_jsonl(samples_path):
+            key = f"{task}/{sample.get('doc_id')}"
+            if key not in prompts:
+                prompts[key] = sent_prompt_of(sample, path=samples_path, line=line)
+    return prompts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,6 +563,10 @@ class LmEvalHarness:
             return None
         results = read_json(path)
         return doctor_factors_of_results(results) if ("configs" in results or "config" in results) and "results" in results else None
+
+    def sent_prompts(self, path: Path) -> dict[str, SentPrompt]:
+        """From each sample's ``arguments`` (see ``sent_prompt_of``)."""
+        return read_sent_prompts(path)
 
     def load(self, path: Path, *, metric_overrides: dict[str, str]) -> pd.DataFrame:
         from rich.progress import Progress

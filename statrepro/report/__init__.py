@@ -18,12 +18,14 @@ def write_report(
     argv: list[str] | None = None,
     manifests: dict | None = None,
     doctor: dict | None = None,
+    explain: dict | None = None,
 ) -> dict[str, Path]:
     """Write report.html, report.md, verdict.json and the forest plot into ``report_dir``; return their paths.
 
     ``records_a``/``records_b`` (records tables) add predictions to the flip view; ``manifests`` (side label ->
     run manifest dict) adds versions, hashes and hardware to the provenance; ``doctor`` (a dict with "factors")
-    replaces the configuration diff. Every file is written atomically.
+    replaces the configuration diff; ``explain`` (``ExplainResult.to_dict()``) adds the Explain section, linked
+    from Flips, and explain.json. Every file is written atomically.
     """
     from .html import render_html
     from .markdown import render_markdown
@@ -40,7 +42,12 @@ def write_report(
     }
     atomic_write_bytes(paths["forest_plot"], forest_png)
     atomic_write_text(paths["verdict"], analysis.to_json().model_dump_json(indent=2))
-    atomic_write_text(paths["markdown"], render_markdown(analysis, FOREST_PLOT_NAME))
+    if explain is not None:
+        import json
+
+        paths["explain"] = report_dir / "explain.json"
+        atomic_write_text(paths["explain"], json.dumps(explain, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(paths["markdown"], render_markdown(analysis, FOREST_PLOT_NAME, explain))
     page = render_html(
         analysis,
         forest_png=forest_png,
@@ -50,6 +57,7 @@ def write_report(
         argv=argv,
         manifests=manifests,
         doctor=doctor,
+        explain=explain,
     )
     atomic_write_text(paths["html"], page)
     return paths

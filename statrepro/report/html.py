@@ -198,7 +198,35 @@ def _flip_rows(items: list[FlippedItem], prompt_label: str) -> str:
     return _table(["item", "flip", "score A → B", prompt_label, "prediction A", "prediction B", "target"], rows, numeric={2})
 
 
-def _flip_section(analysis, records_a, records_b) -> str:
+def _explain_section(explain: dict | None) -> str:
+    """Why the moved items moved: token check, greedy replays and flip classes (``statrepro explain``)."""
+    if explain is None:
+        return ""
+    classes = _table(["class", "items", "meaning"], [
+        [esc(name), str(count), esc(explain["class_meanings"][name])] for name, count in explain["classes"].items()
+    ], numeric={1})
+    rows = [
+        [
+            f'<span class="mono key">{esc(item["item_key"])}</span>',
+            esc(item["reason"]),
+            f'{item["mean_a"]:.2f} → {item["mean_b"]:.2f}',
+            f'<span class="key">{esc(item["flip_class"])}</span>',
+            esc(item["detail"]),
+            _text_cell((item["replay"] or {}).get("text_a")),
+            _text_cell((item["replay"] or {}).get("text_b")),
+        ]
+        for item in explain["items"]
+    ]
+    items = _table(["item", "moved", "score A → B", "class", "detail", "replay A", "replay B"], rows, numeric={2}) if rows else ""
+    return f"""
+<section id="explain"><h2>Explain</h2>
+<p class="note">{esc(explain["summary"])}. Each item's prompt is the one its harness logged, checked token by token as
+each engine renders it, then replayed greedily on both environments with top-{explain["top_k"]} logprobs (a near tie:
+top-2 gap below {explain["epsilon"]:g} nats).</p>{classes if explain["classes"] else ""}{items}
+</section>"""
+
+
+def _flip_section(analysis, records_a, records_b, *, explained: bool = False) -> str:
     summary_rows, details = [], []
     prompt_label = "prompt" if has_prompt_text(records_a, records_b) else "prompt hash"
     records_given = records_a is not None or records_b is not None
@@ -239,7 +267,7 @@ how much the individual answers moved. Identical environments flip items too, fr
 expectation is that rate, computed from each item's pooled runs (0/1 scores, two or more runs per side). McNemar's
 test applies to one 0/1 run per side.</p>{summary}
 <p class="note">Open a benchmark to see its flipped items, ranked by the size of their score change. Long texts are
-truncated; click one to see it in full.</p>{"".join(details)}
+truncated; click one to see it in full.{' <a href="#explain">Why they moved: Explain.</a>' if explained else ""}</p>{"".join(details)}
 </section>"""
 
 
@@ -380,6 +408,7 @@ def render_html(
     argv: list[str] | None = None,
     manifests: dict | None = None,
     doctor: dict | None = None,
+    explain: dict | None = None,
     generated_at: datetime | None = None,
 ) -> str:
     """The complete report page."""
@@ -389,7 +418,8 @@ def render_html(
         _banner(analysis),
         _forest_section(forest_png, analysis),
         _seed_section(seed_png),
-        _flip_section(analysis, records_a, records_b),
+        _flip_section(analysis, records_a, records_b, explained=explain is not None),
+        _explain_section(explain),
         _noise_section(analysis),
         _config_section(analysis, manifests, doctor),
         _provenance_section(analysis, argv, manifests, generated_at),

@@ -18,7 +18,7 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
 
-def render_markdown(analysis, forest_plot_name: str) -> str:
+def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None) -> str:
     decision, options = analysis.decision, analysis.options
     margin = f"{decision.tolerance:.2%} relative" if options.margin_kind == "relative" else f"{decision.tolerance:g} absolute"
     lines = [
@@ -43,5 +43,14 @@ def render_markdown(analysis, forest_plot_name: str) -> str:
     lines += [f"- **{_cell(item.name)}**: {_cell(item.reason)}" for item in decision.benchmarks]
     for difference in analysis.pairing.config_differences:
         lines.append(f"- config difference in {_cell(difference.benchmark)}: {_cell(difference.factor)}: {_cell(difference.detail)}")
+    if explain is not None:
+        lines += ["", "### Explain: why items moved", "", _cell(explain["summary"]), ""]
+        if explain["items"]:
+            lines += ["| item | moved | class | detail |", "|---|---|---|---|"]
+            lines += [
+                f"| {_cell(item['item_key'])} | {_cell(item['reason'])} {item['mean_a']:.2f} → {item['mean_b']:.2f} "
+                f"| {_cell(item['flip_class'])} | {_cell(item['detail'])} |"
+                for item in explain["items"]
+            ]
     lines += ["", "Full report with flips, noise and provenance: `report.html`.", ""]
     return "\n".join(lines)

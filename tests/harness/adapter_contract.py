@@ -20,7 +20,7 @@ import pytest
 
 from statrepro.errors import InputError
 from statrepro.harness import get_harness
-from statrepro.harness.contract import DETERMINISM_FACTORS, DOCTOR_FACTORS, HarnessAdapter, Invocation, JobContext
+from statrepro.harness.contract import DETERMINISM_FACTORS, DOCTOR_FACTORS, HarnessAdapter, Invocation, JobContext, SentPrompt
 from statrepro.harness.records import RECORD_COLUMNS, REQUIRED_COLUMNS
 
 
@@ -89,4 +89,16 @@ def check_adapter(
     with pytest.raises(InputError):
         adapter.load(empty, metric_overrides={})
     check_doctor_factors(adapter, output, empty)
+    check_sent_prompts(adapter, output, records)
     return records
+
+
+def check_sent_prompts(adapter: HarnessAdapter, output: Path, records) -> None:
+    """Prompts are keyed like the records (explain replays exactly them); an output that records no prompts
+    gives none."""
+    prompts = adapter.sent_prompts(output)
+    assert set(prompts) <= set(records["item_key"]), set(prompts) - set(records["item_key"])
+    for prompt in prompts.values():
+        assert isinstance(prompt, SentPrompt)
+        assert (prompt.text is None) != (prompt.messages is None), "exactly one of text and messages"
+        json.dumps(prompt.to_dict())

@@ -32,6 +32,11 @@ def test_lm_eval_adapter_passes_the_contract(tmp_path):
     env = EnvConfig(name="a", benchmarks={"gsm8k": {"limit": 2}}, seeds=1)
     records = check_adapter(get_harness("lm-eval"), output=output, scratch=tmp_path / "scratch", context=_context(tmp_path, env))
     assert set(records["benchmark"]) == {"gsm8k", "ceval", "mmlu_redux", "arc_easy"}
+    prompts = get_harness("lm-eval").sent_prompts(output)
+    assert set(prompts) == set(records["item_key"])
+    generative, log_likelihood = prompts["gsm8k/0"], next(p for key, p in prompts.items() if p.continuations)
+    assert generative.text == "gsm8k q0" and generative.continuations == ()
+    assert log_likelihood.text.endswith(" q0") and len(log_likelihood.continuations) > 1
 
 
 def test_evalscope_adapter_passes_the_contract(tmp_path):
@@ -43,6 +48,9 @@ def test_evalscope_adapter_passes_the_contract(tmp_path):
     context = _context(tmp_path, env, ServerInfo("openai", "http://127.0.0.1:9/v1", "m"))
     records = check_adapter(get_harness("evalscope"), output=output, scratch=tmp_path / "scratch", context=context)
     assert set(records["benchmark"]) == {"gsm8k"}
+    prompts = get_harness("evalscope").sent_prompts(output)
+    assert set(prompts) == set(records["item_key"])
+    assert all(p.messages[-1]["role"] == "user" and p.text is None for p in prompts.values())  # the answer left out
 
 
 @pytest.fixture

@@ -101,6 +101,9 @@ class StubHarness:
         return records
 
 
+    def sent_prompts(self, path: Path) -> dict:
+        return {}  # records no prompts: explain has nothing to replay
+
     def doctor_factors(self, path: Path):
         return None  # the stub records no settings
 

@@ -71,6 +71,9 @@ class ToyHarness:
         check_unique(records, str(items_path))
         return records
 
+    def sent_prompts(self, path: Path) -> dict:
+        return {}  # records no prompts: explain has nothing to replay
+
     def doctor_factors(self, path: Path) -> dict[str, Any] | None:
         path = Path(path)
         settings = path / SETTINGS_FILE if path.is_dir() else path
