@@ -62,6 +62,11 @@ RAY_ADDRESS = typer.Option(None, help="Ray cluster address (default: start a loc
 WAIT = typer.Option(False, help="Wait for another run holding the store instead of refusing.")
 PROMPT_BENCHMARK = typer.Option(None, "--benchmark", help="Take the prompts from this local benchmark (by name, e.g. gsm8k).")
 PROMPT_LIMIT = typer.Option(8, "--limit", help="With --benchmark: how many items (spread over its subsets).")
+MODEL = typer.Option(None, help="HF model directory (default: the embedded SmolLM2-135M-Instruct).")
+DEVICE = typer.Option("auto", help="Where the model runs: auto (cuda when present, else cpu), cpu, cuda, cuda:N, npu or mps.")
+SUBMODULES = typer.Option(False, help="Also hook each layer's attention and MLP outputs.")
+COSINE_THRESHOLD = typer.Option(0.99, help="Report the first layer whose worst-token cosine falls below this.")
+LAYERS_PLOT = typer.Option(None, help="Write the divergence curve as a PNG here.")
 
 
 def _fail(message: str) -> None:
@@ -493,30 +498,16 @@ def explain(
     print_explanation(explain_environments(env_a, env_b, run_options, options, json_path=json_path))
 
 
-@app.command()
-@user_errors
-def layers(
-    a: str = typer.Option("dtype=float32", "--a", help="Setting A: comma-separated dtype=float32|bfloat16|float16, attn=eager|sdpa, batch=alone|padded, quant=none|dynamic-int8."),
-    b: str = typer.Option("dtype=bfloat16", "--b", help="Setting B, same syntax."),
-    model: Optional[str] = typer.Option(None, help="HF model directory (default: the embedded SmolLM2-135M-Instruct)."),
-    prompts: Optional[Path] = typer.Option(None, help="Text file, one prompt per line (default: built-in short prompts)."),
-    submodules: bool = typer.Option(False, help="Also hook each layer's attention and MLP outputs."),
-    cosine_threshold: float = typer.Option(0.99, help="Report the first layer whose worst-token cosine falls below this."),
-    plot: Optional[Path] = typer.Option(None, help="Write the divergence curve as a PNG here."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the per-layer numbers as JSON here."),
-) -> None:
-    """Hidden-state divergence layer by layer between two numeric settings of one model; names the jump layer."""
+# `layers` compares two settings in one process; `layers dump` / `layers diff` do it across machines.
+layers_app = typer.Typer()
+app.add_typer(layers_app, name="layers")
+
+
+def _print_layers(result) -> None:
+    """The per-point table of a layers comparison and its summary line."""
     from rich.console import Console
     from rich.table import Table
 
-    from .diagnose.common import progress_bar, read_prompts, resolve_model, write_json
-    from .diagnose.layers import Setting, compare_layers, plot_layers
-
-    setting_a, setting_b = Setting.parse(a, option="--a"), Setting.parse(b, option="--b")
-    prompt_list = read_prompts(prompts)
-    with progress_bar() as progress:
-        result = compare_layers(resolve_model(model), setting_a, setting_b, prompt_list, submodules=submodules,
-                                cosine_threshold=cosine_threshold, progress=progress)
     table = Table(title=f"A: {result.setting_a}   B: {result.setting_b}   ({result.n_prompts} prompts, {result.n_tokens} tokens)")
     for column in ("point", "rel L2", "cos mean", "cos min", "max |diff|"):
         table.add_column(column, justify="left" if column == "point" else "right")
@@ -526,6 +517,93 @@ def layers(
     console = Console()
     console.print(table)
     console.print(result.summary())
+
+
+@layers_app.callback(invoke_without_command=True)
+@user_errors
+def layers(
+    context: typer.Context,
+    a: str = typer.Option("dtype=float32", "--a", help="Setting A: comma-separated dtype=float32|bfloat16|float16, attn=eager|sdpa, batch=alone|padded, quant=none|dynamic-int8."),
+    b: str = typer.Option("dtype=bfloat16", "--b", help="Setting B, same syntax."),
+    model: Optional[str] = MODEL,
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one prompt per line (default: built-in short prompts)."),
+    submodules: bool = SUBMODULES,
+    device: str = DEVICE,
+    cosine_threshold: float = COSINE_THRESHOLD,
+    plot: Optional[Path] = LAYERS_PLOT,
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the per-layer numbers as JSON here."),
+) -> None:
+    """Hidden-state divergence layer by layer between two numeric settings of one model; names the jump layer.
+
+    Without a command both settings run here, on one device; across machines, run `layers dump` on each, then `layers diff`.
+    """
+    if context.invoked_subcommand is not None:
+        return
+    from .diagnose.common import progress_bar, read_prompts, resolve_model, write_json
+    from .diagnose.layers import Setting, compare_layers, plot_layers
+
+    setting_a, setting_b = Setting.parse(a, option="--a"), Setting.parse(b, option="--b")
+    prompt_list = read_prompts(prompts)
+    with progress_bar() as progress:
+        result = compare_layers(resolve_model(model), setting_a, setting_b, prompt_list, submodules=submodules,
+                                cosine_threshold=cosine_threshold, device=device, progress=progress)
+    _print_layers(result)
+    if plot is not None:
+        plot_layers(result, plot)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+
+
+@layers_app.command("dump")
+@user_errors
+def layers_dump(
+    env: Optional[Path] = typer.Argument(None, help="Environment YAML (engine kind hf): its model.path, model.dtype, model.quantization and engine.device, unless an option says otherwise."),
+    out: Path = typer.Option(..., "--out", help="The dump file to write (.safetensors)."),
+    model: Optional[str] = MODEL,
+    dtype: Optional[str] = typer.Option(None, help="float32 (default), bfloat16 or float16."),
+    attn: Optional[str] = typer.Option(None, help="Attention implementation: eager (default) or sdpa."),
+    quant: Optional[str] = typer.Option(None, help="none (default) or dynamic-int8 (CPU only)."),
+    batch: Optional[str] = typer.Option(None, help="alone (default: one prompt per forward pass) or padded (all prompts in one left-padded batch)."),
+    device: Optional[str] = typer.Option(None, help="auto (cuda when present, else cpu), cpu, cuda, cuda:N, npu or mps (default: the env's engine.device, else auto)."),
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one prompt per line (default: built-in short prompts)."),
+    benchmark: Optional[str] = PROMPT_BENCHMARK,
+    limit: int = PROMPT_LIMIT,
+    data_dir: Optional[Path] = DATA_DIR,
+    submodules: bool = SUBMODULES,
+) -> None:
+    """Write this machine's hidden states (every hooked point, every prompt) and their provenance to a file for `layers diff`."""
+    from .diagnose.common import choose_prompts, progress_bar
+    from .diagnose.dumps import write_dump
+    from .diagnose.layers import dump_model, dump_settings
+
+    model_path, setting, resolved = dump_settings(env, model=model, dtype=dtype, attention=attn, quantization=quant, batch=batch, device=device)
+    prompt_list = choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit)
+    with progress_bar() as progress:
+        dump = dump_model(model_path, setting, prompt_list, device=resolved, submodules=submodules, progress=progress)
+    write_dump(dump, out)
+    typer.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {dump.info.summary()}")
+
+
+@layers_app.command("diff")
+@user_errors
+def layers_diff(
+    dump_a: Path = typer.Argument(..., help="Dump of side A (the reference), from `layers dump`."),
+    dump_b: Path = typer.Argument(..., help="Dump of side B, on the same prompts and weights."),
+    allow_different_weights: bool = typer.Option(False, "--allow-different-weights", help="Compare dumps whose weight files differ (a quantized or converted copy)."),
+    cosine_threshold: float = COSINE_THRESHOLD,
+    plot: Optional[Path] = LAYERS_PLOT,
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the per-layer numbers as JSON here (the shape of `layers --json`)."),
+) -> None:
+    """Per-point divergence between two dumps, made on one machine or two; names the jump layer."""
+    from .diagnose.common import write_json
+    from .diagnose.dumps import read_dump
+    from .diagnose.layers import diff_dumps, plot_layers
+
+    side_a, side_b = read_dump(dump_a), read_dump(dump_b)
+    result = diff_dumps(side_a, side_b, cosine_threshold=cosine_threshold, allow_different_weights=allow_different_weights)
+    for side, dump in (("A", side_a), ("B", side_b)):
+        typer.echo(f"{side}: {dump.summary()}")
+    _print_layers(result)
     if plot is not None:
         plot_layers(result, plot)
     if json_path is not None:
@@ -535,10 +613,11 @@ def layers(
 @app.command()
 @user_errors
 def probe(
-    model: Optional[str] = typer.Option(None, help="HF model directory (default: the embedded SmolLM2-135M-Instruct)."),
+    model: Optional[str] = MODEL,
     prompts: Optional[Path] = typer.Option(None, help="Text file, one sequence per line (default: built-in short prompts)."),
     dtype: list[str] = typer.Option(["float32", "bfloat16"], help="dtypes to probe (repeatable)."),
     attn: str = typer.Option("eager", help="Attention implementation: eager or sdpa."),
+    device: str = DEVICE,
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON here."),
 ) -> None:
     """Batch-size, padding-side and packing invariance: max |logit diff| and argmax flips vs running each sequence alone."""
@@ -550,8 +629,8 @@ def probe(
 
     prompt_list = read_prompts(prompts)
     with progress_bar() as progress:
-        result = run_probe(resolve_model(model), prompt_list, dtypes=tuple(dtype), attention=attn, progress=progress)
-    table = Table(title=f"probe: {result.n_sequences} sequences, attention {result.attention}, reference = each sequence alone")
+        result = run_probe(resolve_model(model), prompt_list, dtypes=tuple(dtype), attention=attn, device=device, progress=progress)
+    table = Table(title=f"probe: {result.n_sequences} sequences, attention {result.attention}, device {result.device}, reference = each sequence alone")
     for column in ("dtype", "configuration", "max |logit diff|", "argmax flips", "positions"):
         table.add_column(column, justify="left" if column in ("dtype", "configuration") else "right")
     for row in result.rows:

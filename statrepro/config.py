@@ -21,6 +21,16 @@ from .errors import InputError, did_you_mean, validation_error
 from .redaction import REDACTED
 
 EngineKindName = Literal[tuple(ENGINE_KINDS)]  # the registered kinds, so docs and errors list them all
+
+
+def check_device(value: str) -> str:
+    """``value`` if it names a device an in-process model can run on (engine.device, the diagnostics' --device),
+    else a ValueError listing them."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|npu(:\d+)?|mps", value):
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N, npu or mps, got {value!r}")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
 
@@ -65,9 +75,7 @@ class EngineSpec(_Section):
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|npu(:\d+)?|mps", value):
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N, npu or mps, got {value!r}")
-        return value
+        return check_device(value)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,6 +1,7 @@
 """Diagnostics that explain WHY two environments score differently.
 
-- ``layers``: where inside the network two numeric settings start to diverge.
+- ``layers``: where inside the network two numeric settings start to diverge, in one process or across
+  machines through dump files (``dumps``).
 - ``probe``: batch-size, padding-side and packing invariance of one model.
 - ``logprobs``: token-level comparison of two serving endpoints (or in-process models).
 - ``template``: chat-template token ids of two tokenizers.

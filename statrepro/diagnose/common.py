@@ -87,8 +87,51 @@ def resolve_model(model: str | Path | None) -> Path:
     return path
 
 
-def load_model(path: Path, *, dtype: str = "float32", attention: str = "eager", quantization: str = "none"):
-    """A causal LM in eval mode with the requested numeric settings."""
+def resolve_device(device: str) -> str:
+    """The torch device that ``device`` names (auto: cuda when torch sees one, else cpu); an InputError when it
+    is not one of engine.device's choices or this machine does not have it."""
+    import torch
+
+    from ..config import check_device
+
+    try:
+        check_device(device)
+    except ValueError as error:
+        raise InputError(str(error), key="--device") from None
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return device
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    elif kind == "npu":
+        count = _npu_count()
+    else:
+        count = int(torch.backends.mps.is_available())
+    if int(index or 0) >= count:
+        raise InputError(f"device {device!r} is not available on this machine (torch {torch.__version__} sees {count} {kind} device(s))", key="--device")
+    return device
+
+
+def _npu_count() -> int:
+    """Ascend NPUs that torch sees; torch knows of them only once the torch_npu plugin is imported."""
+    try:
+        import torch_npu  # noqa: F401
+    except ImportError:
+        return 0
+    import torch
+
+    return torch.npu.device_count() if torch.npu.is_available() else 0
+
+
+def token_piece(tokenizer, token_id: int) -> str:
+    """The text of one token as servers report it (e.g. ' Paris', not 'ĠParis')."""
+    return tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(token_id)])
+
+
+def load_model(path: Path, *, dtype: str = "float32", attention: str = "eager", quantization: str = "none", device: str = "cpu"):
+    """A causal LM in eval mode with the requested numeric settings, on ``device`` (a resolve_device result)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM
@@ -101,11 +144,13 @@ def load_model(path: Path, *, dtype: str = "float32", attention: str = "eager", 
         raise InputError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}", key="quant")
     if quantization == "dynamic-int8" and dtype != "float32":
         raise InputError("dynamic-int8 quantization needs dtype float32 (it quantizes float32 Linear layers)", key="quant")
+    if quantization == "dynamic-int8" and device != "cpu":
+        raise InputError(f"dynamic-int8 quantization runs on the CPU only (torch has no {device} kernels for it); use --device cpu", key="quant")
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype), attn_implementation=attention)
     except (OSError, ValueError) as error:
         raise InputError(f"cannot load the model: {str(error).splitlines()[0]}", path=path) from None
-    model.eval()
+    model.to(device).eval()
     if quantization == "dynamic-int8":
         import warnings
 
@@ -135,9 +180,11 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def progress_bar():
-    """A transient rich progress display on stderr (stdout stays clean for tables and JSON)."""
+    """A transient rich progress display on stderr (stdout stays clean for tables and JSON); off where stderr is
+    no terminal, where rich would leave a stray blank line before any error (a one-line error must stay one line)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True)
+                    console=console, transient=True, disable=not console.is_terminal)

@@ -1,8 +1,10 @@
 """Layer-by-layer divergence of one model under two numeric settings (``statrepro layers``).
 
 Forward hooks record the output of the embeddings, every decoder layer (optionally its attention and MLP
-sub-modules), the final norm and the logits. Both settings see the same prompts; only real (non-padding)
-token positions are compared, in float64:
+sub-modules), the final norm and the logits: a dump (dumps.py), in memory or in a file, so that the two
+settings may run in one process (``layers --a --b``) or on two machines (``layers dump`` on each, then
+``layers diff``); either way the same ``diff_dumps`` compares them. Both see the same prompts; only real
+(non-padding) token positions are compared, in float64:
 
 - ``rel_l2`` = ||A - B||_F / ||A||_F over all compared positions,
 - ``cosine_mean`` / ``cosine_min`` = the per-token cosine similarity, averaged / at its worst.
@@ -22,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .common import ATTENTION_IMPLEMENTATIONS, DTYPES, QUANTIZATIONS, decoder_layers, load_model
+from .common import (
+    ATTENTION_IMPLEMENTATIONS, DTYPES, QUANTIZATIONS, decoder_layers, load_model, load_tokenizer, resolve_device, token_piece,
+)
+from .dumps import DumpInfo, LayersDump, check_comparable, run_provenance, weights_sha256
 
 BATCH_MODES = ("alone", "padded")
 LOG_FLOOR = 1e-12
@@ -47,12 +52,15 @@ class Setting:
             if not sep or key.strip() not in SETTING_KEYS:
                 raise InputError(f"expected KEY=VALUE with KEY in dtype, attn, batch, quant; got {part!r}", key=option)
             values[SETTING_KEYS[key.strip()]] = value.strip()
-        setting = cls(**values)
+        return cls(**values).checked(option)
+
+    def checked(self, option: str) -> "Setting":
+        """This setting, or an InputError keyed by ``option`` naming the first value statrepro does not know."""
         allowed = {"dtype": DTYPES, "attention": ATTENTION_IMPLEMENTATIONS, "batch": BATCH_MODES, "quantization": QUANTIZATIONS}
         for name, choices in allowed.items():
-            if getattr(setting, name) not in choices:
-                raise InputError(f"{name} must be one of {', '.join(choices)}, got {getattr(setting, name)!r}", key=option)
-        return setting
+            if getattr(self, name) not in choices:
+                raise InputError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}", key=option)
+        return self
 
     def label(self) -> str:
         return f"dtype={self.dtype},attn={self.attention},batch={self.batch},quant={self.quantization}"
@@ -134,8 +142,9 @@ def _hook_points(model, submodules: bool) -> list[tuple[str, int | None, Any]]:
     return points
 
 
-def capture(model, tokenizer, prompts: list[str], batch: str, *, submodules: bool = False, progress=None):
-    """Hidden states per hooked point: name -> list (per prompt) of float64 [tokens, hidden] tensors."""
+def capture(model, sequences: list[list[int]], batch: str, *, pad_id: int, submodules: bool = False, progress=None):
+    """The point order [(name, layer)] and the hidden states per point: name -> list (per sequence) of
+    [tokens, ...] tensors of the real tokens, on the CPU, at the precision the model computed them in."""
     import torch
 
     points = _hook_points(model, submodules)
@@ -148,17 +157,16 @@ def capture(model, tokenizer, prompts: list[str], batch: str, *, submodules: boo
             hidden = _output_tensor(output).detach()
             mask = current_mask[0]
             for row in range(hidden.shape[0]):
-                captured[name].append(hidden[row][mask[row]].to(torch.float64))
+                captured[name].append(hidden[row][mask[row]].cpu())
 
         return hook
 
     handles = [module.register_forward_hook(keep(name)) for name, _, module in points]
     try:
-        encoded = [tokenizer(prompt, add_special_tokens=True)["input_ids"] for prompt in prompts]
-        batches = [[ids] for ids in encoded] if batch == "alone" else [encoded]
+        batches = [[ids] for ids in sequences] if batch == "alone" else [sequences]
         task = progress.add_task(f"forward ({batch})", total=len(batches)) if progress else None
         for group in batches:
-            input_ids, attention_mask = left_pad(group, pad_id=_pad_id(tokenizer))
+            input_ids, attention_mask = (tensor.to(model.device) for tensor in left_pad(group, pad_id=pad_id))
             position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
             current_mask[0] = attention_mask.bool()
             with torch.no_grad():
@@ -192,12 +200,12 @@ def _pad_id(tokenizer) -> int:
     return 0
 
 
-def divergence(name: str, layer: int | None, states_a: list, states_b: list) -> PointDivergence:
-    """rel L2, cosine and max |diff| between two captures of one point (lists of float64 [tokens, hidden])."""
+def divergence(name: str, layer: int | None, states_a, states_b) -> PointDivergence:
+    """rel L2, cosine and max |diff| between two captures of one point (per prompt [tokens, ...]), in float64."""
     import torch
 
-    a = torch.cat([state.reshape(state.shape[0], -1) for state in states_a])
-    b = torch.cat([state.reshape(state.shape[0], -1) for state in states_b])
+    a = torch.cat([state.reshape(state.shape[0], -1).to(torch.float64) for state in states_a])
+    b = torch.cat([state.reshape(state.shape[0], -1).to(torch.float64) for state in states_b])
     if a.shape != b.shape:
         raise InputError(f"{name}: the two settings produced different shapes {tuple(a.shape)} vs {tuple(b.shape)}")
     difference = a - b
@@ -230,6 +238,103 @@ def jump_layer(points: list[PointDivergence]) -> int | None:
     return best
 
 
+def dump_layers(model, tokenizer, prompts: list[str], *, model_path: Path, setting: Setting, device: str,
+                weights: tuple[str, dict[str, str]], submodules: bool = False, progress=None) -> LayersDump:
+    """The in-memory dump of ``model`` (loaded with ``setting`` on ``device``) over ``prompts``; ``weights`` is
+    weights_sha256(model_path)."""
+    sequences = [tokenizer(prompt, add_special_tokens=True)["input_ids"] for prompt in prompts]
+    order, captured = capture(model, sequences, setting.batch, pad_id=_pad_id(tokenizer), submodules=submodules, progress=progress)
+    info = DumpInfo(
+        prompts=tuple(prompts),
+        token_ids=tuple(tuple(ids) for ids in sequences),
+        token_pieces=tuple(tuple(token_piece(tokenizer, token_id) for token_id in ids) for ids in sequences),
+        points=tuple(order),
+        model=str(model_path),
+        weights_sha256=weights[0],
+        weight_files=weights[1],
+        dtype=setting.dtype,
+        attention=setting.attention,
+        quantization=setting.quantization,
+        batch=setting.batch,
+        **run_provenance(device),
+    )
+    return LayersDump(info=info, states={name: tuple(states) for name, states in captured.items()}, source=f"setting {setting.label()}")
+
+
+def dump_model(model_path: Path, setting: Setting, prompts: list[str], *, device: str = "auto", submodules: bool = False,
+               progress=None) -> LayersDump:
+    """Load the model with ``setting`` on ``device`` and dump its hidden states over ``prompts``."""
+    device = resolve_device(device)
+    model = load_model(model_path, dtype=setting.dtype, attention=setting.attention, quantization=setting.quantization, device=device)
+    return dump_layers(model, load_tokenizer(model_path), prompts, model_path=model_path, setting=setting, device=device,
+                       weights=weights_sha256(model_path), submodules=submodules, progress=progress)
+
+
+def dump_settings(env: Path | None, *, model: str | None, dtype: str | None, attention: str | None, quantization: str | None,
+                  batch: str | None, device: str | None) -> tuple[Path, Setting, str]:
+    """The model directory, setting and device of ``layers dump``: the values given, else the env's model.path,
+    model.dtype, model.quantization and engine.device, else the defaults (embedded model, float32, eager,
+    alone, none, auto). The device is checked to be on this machine."""
+    from .common import resolve_model
+
+    env_values: dict[str, Any] = {}
+    if env is not None:
+        from ..config import load_env
+        from ..engines import engine_kind
+
+        config = load_env(env)
+        if not engine_kind(config.engine.kind).capabilities.in_process:
+            raise InputError(
+                f"layers dump runs the model in-process with transformers; engine kind {config.engine.kind!r} runs it elsewhere "
+                "(dump its weights with --model)", path=env, key="engine.kind",
+            )
+        if quantization is None and config.model.quantization not in QUANTIZATIONS:
+            raise InputError(f"layers dump applies quantization {' or '.join(QUANTIZATIONS)}, not {config.model.quantization!r}",
+                             path=env, key="model.quantization")
+        env_values = {"model": config.model.path, "dtype": None if config.model.dtype == "auto" else config.model.dtype,
+                      "quantization": config.model.quantization, "device": config.engine.device}
+    given = {"dtype": dtype, "attention": attention, "batch": batch, "quantization": quantization}
+    values = {**env_values, **{key: value for key, value in given.items() if value is not None}}
+    setting = Setting(**{key: values[key] for key in given if values.get(key) is not None}).checked("layers dump")
+    try:
+        resolved = resolve_device(device or env_values.get("device", "auto"))
+    except InputError as error:
+        if device is None and env is not None:  # the env chose the device: say so
+            raise InputError(error.message, path=env, key="engine.device") from None
+        raise
+    return resolve_model(model or env_values.get("model")), setting, resolved
+
+
+def diff_dumps(a: LayersDump, b: LayersDump, *, cosine_threshold: float = 0.99, allow_different_weights: bool = False) -> LayersResult:
+    """The per-point divergence curve from dump A to dump B, after check_comparable's refusals."""
+    check_comparable(a, b, allow_different_weights=allow_different_weights)
+    points = [divergence(name, layer, a.states[name], b.states[name]) for name, layer in a.info.points]
+    first_below = next(
+        (p.layer for p in points if p.layer is not None and p.name == f"layer.{p.layer}" and p.cosine_min < cosine_threshold),
+        None,
+    )
+    label_a, label_b = _labels(a.info, b.info)
+    return LayersResult(
+        model=a.info.model if a.info.model == b.info.model else f"{a.info.model} | {b.info.model}",
+        setting_a=label_a,
+        setting_b=label_b,
+        n_prompts=len(a.info.prompts),
+        n_tokens=a.info.n_tokens,
+        points=tuple(points),
+        jump_layer=jump_layer(points),
+        first_cosine_below=first_below,
+        cosine_threshold=cosine_threshold,
+    )
+
+
+def _labels(a: DumpInfo, b: DumpInfo) -> tuple[str, str]:
+    """Each dump's setting, and its device too where the two ran on different ones."""
+    labels = [Setting(info.dtype, info.attention, info.batch, info.quantization).label() for info in (a, b)]
+    if (a.device, a.device_name) != (b.device, b.device_name):
+        labels = [f"{label},device={info.device} ({info.device_name})" for label, info in zip(labels, (a, b))]
+    return labels[0], labels[1]
+
+
 def compare_layers(
     model_path: Path,
     setting_a: Setting,
@@ -238,39 +343,24 @@ def compare_layers(
     *,
     submodules: bool = False,
     cosine_threshold: float = 0.99,
+    device: str = "auto",
     progress=None,
 ) -> LayersResult:
-    """Run both settings over ``prompts`` and compute the per-point divergence curve."""
-    from .common import load_tokenizer
-
+    """Dump both settings over ``prompts`` in this process, on one device, and diff the dumps."""
+    device = resolve_device(device)
     tokenizer = load_tokenizer(model_path)
+    weights = weights_sha256(model_path)
     models: dict[tuple[str, str, str], Any] = {}
-    captures = []
-    order = None
+    dumps = []
     for setting in (setting_a, setting_b):
         key = setting.model_key()
         if key not in models:
             models.clear()  # keep at most one model in memory
-            models[key] = load_model(model_path, dtype=setting.dtype, attention=setting.attention, quantization=setting.quantization)
-        order, captured = capture(models[key], tokenizer, prompts, setting.batch, submodules=submodules, progress=progress)
-        captures.append(captured)
-    assert order is not None
-    points = [divergence(name, layer, captures[0][name], captures[1][name]) for name, layer in order]
-    first_below = next(
-        (p.layer for p in points if p.layer is not None and p.name == f"layer.{p.layer}" and p.cosine_min < cosine_threshold),
-        None,
-    )
-    return LayersResult(
-        model=str(model_path),
-        setting_a=setting_a.label(),
-        setting_b=setting_b.label(),
-        n_prompts=len(prompts),
-        n_tokens=int(sum(state.shape[0] for state in captures[0]["logits"])),
-        points=tuple(points),
-        jump_layer=jump_layer(points),
-        first_cosine_below=first_below,
-        cosine_threshold=cosine_threshold,
-    )
+            models[key] = load_model(model_path, dtype=setting.dtype, attention=setting.attention,
+                                     quantization=setting.quantization, device=device)
+        dumps.append(dump_layers(models[key], tokenizer, prompts, model_path=model_path, setting=setting, device=device,
+                                 weights=weights, submodules=submodules, progress=progress))
+    return diff_dumps(dumps[0], dumps[1], cosine_threshold=cosine_threshold)
 
 
 def plot_layers(result: LayersResult, path: str | Path) -> None:

@@ -198,7 +198,7 @@ class HFSide:
     def _greedy(self, tokenizer, prompt_ids: list[list[int]], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
         import torch
 
-        from .common import load_model
+        from .common import load_model, token_piece
 
         model = load_model(self.model_path, dtype=self.dtype)
         task = progress.add_task(self.label, total=len(prompt_ids)) if progress else None
@@ -217,8 +217,8 @@ class HFSide:
             for token_id, logits in zip(new_ids, output.logits):
                 logprobs = torch.log_softmax(logits[0].double(), dim=-1)
                 values, indices = logprobs.topk(top_k)
-                top = {_piece(tokenizer, int(i)): float(v) for v, i in zip(values, indices)}
-                steps.append(Step(_piece(tokenizer, token_id), float(logprobs[token_id]), top))
+                top = {token_piece(tokenizer, int(i)): float(v) for v, i in zip(values, indices)}
+                steps.append(Step(token_piece(tokenizer, token_id), float(logprobs[token_id]), top))
             # Servers do not return the end-of-sequence token as text; drop it for a like-for-like comparison.
             if new_ids and new_ids[-1] == tokenizer.eos_token_id:
                 steps = steps[:-1]
@@ -227,11 +227,6 @@ class HFSide:
             if progress:
                 progress.advance(task)
         return generations
-
-
-def _piece(tokenizer, token_id: int) -> str:
-    """The text of one token as servers report it (e.g. ' Paris', not 'ĠParis')."""
-    return tokenizer.convert_tokens_to_string([tokenizer.convert_ids_to_tokens(token_id)])
 
 
 def side_from_spec(

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import decoder_layers, load_model, load_tokenizer
+from .common import decoder_layers, load_model, load_tokenizer, resolve_device
 from .layers import _pad_id, left_pad
 
 CONFIGURATIONS = ("alone-rerun", "batched-right", "batched-left", "packed-reversed")
@@ -42,6 +42,7 @@ class ProbeResult:
 
     model: str
     attention: str
+    device: str
     n_sequences: int
     rows: tuple[ProbeRow, ...]
 
@@ -61,6 +62,7 @@ class ProbeResult:
         return {
             "model": self.model,
             "attention": self.attention,
+            "device": self.device,
             "n_sequences": self.n_sequences,
             "rows": [asdict(row) for row in self.rows],
             "worst": {dtype: self.worst(dtype) for dtype in sorted({row.dtype for row in self.rows})},
@@ -71,8 +73,9 @@ class ProbeResult:
 def _logits(model, input_ids, attention_mask, position_ids):
     import torch
 
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
     with torch.no_grad():
-        return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits.float()
+        return model(**{name: None if value is None else value.to(model.device) for name, value in inputs.items()}).logits.float()
 
 
 def run_configuration(model, sequences: list[list[int]], configuration: str, pad_id: int) -> list:
@@ -129,16 +132,18 @@ def probe(
     *,
     dtypes: tuple[str, ...] = ("float32", "bfloat16"),
     attention: str = "eager",
+    device: str = "auto",
     progress=None,
 ) -> ProbeResult:
-    """Run every configuration under every dtype and compare it with the alone run."""
+    """Run every configuration under every dtype on ``device`` and compare it with the alone run."""
+    device = resolve_device(device)
     tokenizer = load_tokenizer(model_path)
     sequences = [tokenizer(prompt)["input_ids"] for prompt in prompts]
     pad_id = _pad_id(tokenizer)
     rows = []
     task = progress.add_task("probe", total=len(dtypes) * (len(CONFIGURATIONS) + 1)) if progress else None
     for dtype in dtypes:
-        model = load_model(model_path, dtype=dtype, attention=attention)
+        model = load_model(model_path, dtype=dtype, attention=attention, device=device)
         decoder_layers(model)  # fail early on an unsupported architecture
         reference = run_configuration(model, sequences, "alone", pad_id)
         if progress:
@@ -149,4 +154,4 @@ def probe(
             if progress:
                 progress.advance(task)
         del model
-    return ProbeResult(model=str(model_path), attention=attention, n_sequences=len(sequences), rows=tuple(rows))
+    return ProbeResult(model=str(model_path), attention=attention, device=device, n_sequences=len(sequences), rows=tuple(rows))
