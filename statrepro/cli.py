@@ -569,6 +569,7 @@ def layers_dump(
     benchmark: Optional[str] = PROMPT_BENCHMARK,
     limit: int = PROMPT_LIMIT,
     data_dir: Optional[Path] = DATA_DIR,
+    explain: Optional[Path] = typer.Option(None, "--explain", help="Prompts of the top --limit items of an `explain --json` file, as side A's engine ran them."),
     submodules: bool = SUBMODULES,
 ) -> None:
     """Write this machine's hidden states (every hooked point, every prompt) and their provenance to a file for `layers diff`."""
@@ -577,7 +578,7 @@ def layers_dump(
     from .diagnose.layers import dump_model, dump_settings
 
     model_path, setting, resolved = dump_settings(env, model=model, dtype=dtype, attention=attn, quantization=quant, batch=batch, device=device)
-    prompt_list = choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit)
+    prompt_list = choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit, explain=explain)
     with progress_bar() as progress:
         dump = dump_model(model_path, setting, prompt_list, device=resolved, submodules=submodules, progress=progress)
     write_dump(dump, out)

@@ -66,12 +66,30 @@ def benchmark_prompts(benchmark: str, *, data_dir: str | Path | None, limit: int
     return prompts
 
 
-def choose_prompts(path: str | Path | None, benchmark: str | None, *, data_dir: str | Path | None, limit: int) -> list[str]:
-    """Prompts from a file, a benchmark, or the built-in set (in that order of preference)."""
-    if path is not None and benchmark is not None:
-        raise InputError("give --prompts or --benchmark, not both", key="--benchmark")
+def explained_prompts(path: str | Path, *, limit: int) -> list[str]:
+    """The prompts of the first ``limit`` items of an ``explain --json`` file, as side A's engine ran them."""
+    path = Path(path)
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))["items"]
+        prompts = [item["tokens"]["prompt_a"] for item in items][:limit]
+    except FileNotFoundError:
+        raise InputError("explain JSON does not exist", path=path) from None
+    except (ValueError, KeyError, TypeError):
+        raise InputError("not an explain --json file (items[].tokens.prompt_a)", path=path) from None
+    if not prompts:
+        raise InputError("the explanation has no items (nothing moved)", path=path, key="items")
+    return prompts
+
+
+def choose_prompts(path: str | Path | None, benchmark: str | None, *, data_dir: str | Path | None, limit: int,
+                   explain: str | Path | None = None) -> list[str]:
+    """Prompts from a file, a benchmark, an explanation's top items, or the built-in set."""
+    if sum(source is not None for source in (path, benchmark, explain)) > 1:
+        raise InputError("give one of --prompts, --benchmark and --explain", key="--benchmark")
     if benchmark is not None:
         return benchmark_prompts(benchmark, data_dir=data_dir, limit=limit)
+    if explain is not None:
+        return explained_prompts(explain, limit=limit)
     return read_prompts(path)
 
 

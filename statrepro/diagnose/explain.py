@@ -69,6 +69,8 @@ class TokenCheck:
     defect: str | None = None
     how_a: str = ""
     how_b: str = ""
+    prompt_a: str = ""
+    """The prompt as A's engine ran it, its tokens' texts joined (``layers dump --explain`` feeds it on)."""
 
     def summary(self) -> str:
         if self.identical:
@@ -112,7 +114,7 @@ def name_defect(a: RenderedPrompt, b: RenderedPrompt, position: int) -> str | No
 def compare_tokens(a: RenderedPrompt, b: RenderedPrompt) -> TokenCheck:
     """Token ids of one prompt on both sides, compared position by position."""
     if a.ids == b.ids:
-        return TokenCheck(identical=True, length_a=len(a.ids), length_b=len(b.ids), how_a=a.how, how_b=b.how)
+        return TokenCheck(identical=True, length_a=len(a.ids), length_b=len(b.ids), how_a=a.how, how_b=b.how, prompt_a="".join(a.pieces))
     position = next((i for i, (x, y) in enumerate(zip(a.ids, b.ids)) if x != y), min(len(a.ids), len(b.ids)))
     start = max(0, position - CONTEXT_PIECES)
     return TokenCheck(
@@ -121,7 +123,7 @@ def compare_tokens(a: RenderedPrompt, b: RenderedPrompt) -> TokenCheck:
         token_b=b.pieces[position] if position < len(b.pieces) else None,
         context_a="".join(a.pieces[start : position + CONTEXT_PIECES + 1]),
         context_b="".join(b.pieces[start : position + CONTEXT_PIECES + 1]),
-        defect=name_defect(a, b, position), how_a=a.how, how_b=b.how,
+        defect=name_defect(a, b, position), how_a=a.how, how_b=b.how, prompt_a="".join(a.pieces),
     )
 
 
@@ -268,8 +270,9 @@ def classify(tokens: TokenCheck, replay: Replay | None, *, sampled: bool, epsilo
     for side, step in (("A", replay.not_greedy_a), ("B", replay.not_greedy_b)):
         if step is not None:
             return "sampler setting", f"{side} chose a token below its own top-1 at step {step}; diverges at {at}"
-    if any(gap is not None and gap < epsilon for gap in (replay.gap_a, replay.gap_b)):
-        return "near tie", f"diverges at {at}; {gaps} < {epsilon:g}; max |dlogprob| before {delta_text}"
+    tied = [side for side, gap in (("A", replay.gap_a), ("B", replay.gap_b)) if gap is not None and gap < epsilon]
+    if tied:
+        return "near tie", f"diverges at {at}; {gaps} ({' and '.join(tied)} below {epsilon:g}); max |dlogprob| before {delta_text}"
     return "distribution shift", f"diverges at {at}; {gaps} >= {epsilon:g}; max |dlogprob| before {delta_text}"
 
 

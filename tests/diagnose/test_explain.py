@@ -213,3 +213,14 @@ def test_explain_names_the_llama_cpp_repeat_penalty_and_nothing_once_it_is_pinne
     assert completed.returncode == 0, completed.stderr
     assert json.loads((tmp_path / "pinned.json").read_text())["items"] == []
     assert "nothing to explain" in completed.stdout
+
+
+def test_layers_dump_takes_the_prompts_of_an_explanations_top_items(tmp_path):
+    from statrepro.diagnose.common import choose_prompts
+
+    path = tmp_path / "explain.json"
+    path.write_text(json.dumps({"items": [{"tokens": {"prompt_a": "<|im_start|>user\nq1"}}, {"tokens": {"prompt_a": "q2"}}]}))
+    assert choose_prompts(None, None, data_dir=None, limit=1, explain=path) == ["<|im_start|>user\nq1"]
+    path.write_text(json.dumps({"verdict": "different"}))
+    with pytest.raises(InputError, match="not an explain --json file"):
+        choose_prompts(None, None, data_dir=None, limit=1, explain=path)
