@@ -748,20 +748,36 @@ def template(
 def doctor(
     a: Path = typer.Argument(..., help="Side A: env YAML, lm-eval results JSON or output dir, evalscope task_config YAML, or statrepro manifest JSON."),
     b: Path = typer.Argument(..., help="Side B, likewise."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write {factors, checklist} as JSON here."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write {factors, checklist, not_comparable, sides} as JSON here."),
+    probe_endpoints: Optional[bool] = typer.Option(
+        None, "--probe-endpoints/--no-probe-endpoints",
+        help="Ask the running servers what files do not record: which engine answers, its version, its served context and "
+        "the sampling defaults (repeat_penalty, temperature, top_p) a request that omits them gets. Default: on for env "
+        "files, off for outputs and manifests. An env's external endpoint is asked over HTTP; a managed engine "
+        "(llama-cpp, transformers-serve, vllm, sglang) is STARTED for the question and stopped, which costs its start-up: "
+        "seconds for llama-cpp, ~20 s for transformers-serve on CPU, minutes for vllm/sglang. --probe-endpoints also asks "
+        "the server URL an lm-eval (base_url) or evalscope (api_url) output records, when it is running.",
+    ),
+    probe_timeout: float = typer.Option(10.0, min=0.1, help="Seconds to wait for each answer of a server being asked."),
 ) -> None:
     """Name the score-moving factors that differ between two runs, with severity and a fix, plus a determinism checklist.
 
     Exit code 0 when no known factor differs, 1 when some do, 2 on bad input.
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .diagnose.common import write_json
     from .diagnose.doctor import compare_sources
 
-    result = compare_sources(a, b)
-    console = Console()
+    result = compare_sources(a, b, probe_endpoints=probe_endpoints, probe_timeout=probe_timeout)
+    console, warnings = Console(), Console(stderr=True)
+    for side in result.sides:
+        for note in side.notes:
+            warnings.print(f"[yellow]warning[/] {side.side}: {escape(note)}")
+        if side.endpoint is not None or side.unseen:
+            console.print(escape(side.summary()))
     colours = {"high": "red", "medium": "yellow", "low": "green"}
     table = Table(title="differing factors")
     for column in ("factor", "A", "B", "severity", "why", "fix"):

@@ -6,6 +6,7 @@ Entry points:
 - ``engine_endpoint(env, work_dir)``: context manager yielding the ServerInfo for an EnvConfig's engine.
 - ``llama_cpp_server(...)``, ``transformers_server(...)``: the managed servers themselves.
 - ``OpenAIClient``: completions / chat completions with bounded retries and typed failures.
+- ``ask_endpoint(url, timeout=...)``: what a running server states about itself (EngineKind.live_factors).
 """
 
 import importlib
@@ -16,6 +17,7 @@ _EXPORTS = {
     "Completion": "client", "OpenAIClient": "client", "Outcome": "client", "RequestFailure": "client", "RetryPolicy": "client",
     "Capabilities": "contract", "EngineKind": "contract", "EngineError": "errors", "ENGINE_KINDS": "kinds",
     "engine_kind": "kinds", "llama_cpp_server": "llama_cpp", "ServerInfo": "servers", "engine_endpoint": "kinds",
+    "ask_endpoint": "kinds", "LiveServer": "live",
     "transformers_server": "transformers_serve",
 }
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from ..config import EngineSpec, EnvConfig, GenerationSpec
     from ..harness.contract import SentPrompt
+    from .live import LiveServer
     from .servers import ServerInfo
 
 
@@ -110,6 +111,14 @@ class EngineKind:
                 how = "the model's Hugging Face tokenizer with its special tokens, as vLLM and SGLang tokenize completions"
             rendered.append(hf_rendering(tokenizer, ids, how))
         return rendered
+
+    def live_factors(self, server: LiveServer) -> dict[str, Any] | None:
+        """What a running server of this kind states about itself, in ``statrepro doctor``'s factor names:
+        ``engine`` (this kind's name), ``engine_version``, ``max_context`` (the served context), ``model``, and
+        the defaults a request that omits them gets (``repeat_penalty``, ``temperature``, ``top_p``); None for
+        what it does not state. None altogether when ``server`` does not answer as this kind, so that an
+        unknown endpoint can be identified by asking every kind (engines.kinds.ask_endpoint)."""
+        return None
 
     def request_defaults(self, generation: GenerationSpec) -> dict[str, Any]:
         """Generation settings that must travel in every request, because the server cannot be told them."""

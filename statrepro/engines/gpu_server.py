@@ -2,15 +2,15 @@
 with the model, dtype, quantization, seed and served name, wait for its health check, check the model name it
 serves, read its version, and always stop it (engines/process.py's managed_server).
 
-Each kind only says how its command line is spelled, which switches ``engine.deterministic`` turns on, and
-where the server reports its version.
+Each kind only says how its command line is spelled, which switches ``engine.deterministic`` turns on, where
+the server reports its version, and what it states about its served model and request defaults (doctor).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from ..errors import InputError
 from .contract import Capabilities, EngineKind
 from .errors import EngineError
+from .live import LiveServer
 from .process import LOOPBACK, managed_server
 from .servers import ServerInfo, loopback_base_url
 
@@ -43,6 +44,9 @@ class GpuServerKind(EngineKind):
     """How to install it, for the one-line error when it is missing."""
     health_path: ClassVar[str] = "/health"
     display_name: ClassVar[str]
+    owned_by: ClassVar[str]
+    """What the server writes into ``owned_by`` of its ``GET /v1/models`` entries: how it is told apart from
+    other servers answering the same OpenAI routes."""
 
     # --- hooks ---------------------------------------------------------------------------------
 
@@ -53,10 +57,28 @@ class GpuServerKind(EngineKind):
         """(extra arguments, environment variables) that ``engine.deterministic`` adds."""
         return [], {}
 
-    def read_version(self, root_url: str) -> str | None:
+    def read_version(self, get_json: Callable[[str], Any]) -> str | None:
+        """The server's version, from the answer ``get_json(path)`` gives to a GET of one of its routes."""
+        raise NotImplementedError
+
+    def served_defaults(self, server: LiveServer, card: dict[str, Any]) -> dict[str, Any]:
+        """The served model and the request defaults a running server states (``live_factors``); ``card`` is
+        its ``GET /v1/models`` entry."""
         raise NotImplementedError
 
     # --- shared --------------------------------------------------------------------------------
+
+    def live_factors(self, server):
+        card = server.served_model_card()
+        if card.get("owned_by") != self.owned_by:
+            return None
+        version = self.read_version(server.get)
+        return {
+            "engine": self.name,
+            "engine_version": f"{self.display_name} {version}" if version else None,
+            "max_context": card.get("max_model_len"),
+            **self.served_defaults(server, card),
+        }
 
     def find_executable(self) -> str:
         found = shutil.which(self.executable)
@@ -117,7 +139,7 @@ class GpuServerKind(EngineKind):
                 command=tuple(command(port)),
                 supports_request_seed=self.capabilities.request_seed,
                 seed_note=f"server started with seed {SERVER_SEED}; every request carries its job's seed",
-                version=self.read_version(base_url.removesuffix("/v1")),
+                version=self.read_version(LiveServer(base_url, timeout=10).get),
                 determinism={**self.determinism(env.hardware, env.engine.deterministic), "environment": extra_env},
             )
 
@@ -137,13 +159,3 @@ def _check_served_model(base_url: str, served: str, log_path: Path) -> None:
             key="engine.served_model",
         )
 
-
-def get_json(url: str) -> dict[str, Any] | None:
-    """A small JSON GET (version endpoints); None when it is absent or not JSON."""
-    import httpx
-
-    try:
-        response = httpx.get(url, timeout=10)
-        return response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        return None

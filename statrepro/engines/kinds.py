@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, did_you_mean
 from .contract import EngineKind
@@ -44,3 +44,19 @@ def engine_kind(name: str) -> EngineKind:
         return ENGINE_KINDS[name]
     except KeyError:
         raise InputError(f"unknown engine kind {name!r}{did_you_mean(name, ENGINE_KINDS)}", key="engine.kind") from None
+
+
+def ask_endpoint(url: str, *, timeout: float, expected: str | None = None, api_key: str | None = None) -> dict[str, Any]:
+    """What the running server at ``url`` states about itself (EngineKind.live_factors): the kind it is
+    ``expected`` to be is asked first, then every registered kind until one recognises it, else only what any
+    OpenAI-compatible server says (``engine`` None). GET requests only; EngineError (one line) when nothing
+    answers at ``url``."""
+    from .live import LiveServer, generic_factors
+
+    server = LiveServer(url, timeout=timeout, api_key=api_key)
+    server.check_answers()
+    for kind in sorted(ENGINE_KINDS.values(), key=lambda kind: kind.name != expected):
+        factors = kind.live_factors(server)
+        if factors is not None:
+            return factors
+    return generic_factors(server)

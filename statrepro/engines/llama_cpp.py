@@ -12,8 +12,9 @@ from pathlib import Path
 from ..errors import InputError
 from ..models import EMBEDDED_SPEC, embedded_gguf_path, materialize_embedded_gguf
 from .contract import Capabilities, EngineKind, RenderedPrompt, determinism_report
+from .live import SERVER_DEFAULTS
 from .process import LOOPBACK, managed_server
-from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, openapi_defaults
+from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, openapi_defaults, schema_defaults
 
 
 ALIGN = ["--align_echo_logprobs"]
@@ -57,6 +58,35 @@ class LlamaCpp(EngineKind):
             return embedded_gguf_path()  # the shipped Q4_1
         # full precision: the same dequantized weights in-process transformers runs
         return materialize_embedded_gguf("float32" if model.dtype == "auto" else model.dtype)
+
+    def live_factors(self, server):
+        # llama.cpp's own C++ server (llama-server) describes itself at GET /props.
+        props = server.get("/props")
+        if isinstance(props, dict) and isinstance(props.get("default_generation_settings"), dict):
+            settings = props["default_generation_settings"]
+            # Newer builds nest the sampling settings under "params"; older ones put them at the top level.
+            sampling = settings.get("params") if isinstance(settings.get("params"), dict) else settings
+            return {
+                "engine": self.name,
+                "engine_version": f"llama.cpp server {props['build_info']}" if props.get("build_info") else None,
+                "max_context": settings.get("n_ctx"),  # per slot: what one request may use
+                "model": props.get("model_path") or props.get("model_alias"),
+                **{factor: sampling.get(factor) for factor in SERVER_DEFAULTS},
+            }
+        # llama-cpp-python's server (the one this kind starts) has no /props: it is a FastAPI app whose
+        # /openapi.json names it and publishes the request defaults; it does not report n_ctx.
+        openapi = server.get("/openapi.json")
+        info = openapi.get("info") if isinstance(openapi, dict) else None
+        if not isinstance(info, dict) or "llama.cpp" not in str(info.get("title")):
+            return None
+        defaults = schema_defaults(openapi, "CreateCompletionRequest")
+        return {
+            "engine": self.name,
+            "engine_version": f"llama-cpp-python {info['version']}" if info.get("version") else None,
+            "max_context": None,
+            "model": server.served_model_card().get("id"),
+            **{factor: defaults.get(factor) for factor in SERVER_DEFAULTS},
+        }
 
     def render_prompts(self, env, prompts) -> list[RenderedPrompt]:
         """llama-cpp-python's own tokenizer and chat handler, loaded vocab-only from the served GGUF: raw text

@@ -64,8 +64,19 @@ def openapi_defaults(base_url: str, schema_name: str) -> dict[str, Any]:
 
     root = base_url.removesuffix("/v1")
     try:
-        schemas = httpx.get(f"{root}/openapi.json", timeout=10).json()["components"]["schemas"]
-        properties = schemas[schema_name]["properties"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        openapi = httpx.get(f"{root}/openapi.json", timeout=10).json()
+    except (httpx.HTTPError, ValueError):
         return {}
-    return {name: properties[name]["default"] for name in REPORTED_DEFAULTS if "default" in properties.get(name, {})}
+    return schema_defaults(openapi, schema_name)
+
+
+def schema_defaults(openapi: Any, schema_name: str) -> dict[str, Any]:
+    """The REPORTED_DEFAULTS of request schema ``schema_name`` in a FastAPI ``/openapi.json`` answer ({} if absent)."""
+    try:
+        properties = openapi["components"]["schemas"][schema_name]["properties"]
+    except (KeyError, TypeError):
+        return {}
+    if not isinstance(properties, dict):
+        return {}
+    fields = {name: properties.get(name) for name in REPORTED_DEFAULTS}
+    return {name: field["default"] for name, field in fields.items() if isinstance(field, dict) and "default" in field}

@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..models import materialize_embedded_model
 from .contract import Capabilities, EngineKind, determinism_report
 from .errors import EngineError
+from .live import served_model_defaults
 from .process import LOOPBACK, managed_server
 from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url
 
@@ -34,6 +35,16 @@ class TransformersServe(EngineKind):
             prefix_cache_off=None, deterministic=None, requested=deterministic,
             not_guaranteed=("transformers serve has no switch for deterministic algorithms or its cache",) if deterministic else (),
         )
+
+    def live_factors(self, server):
+        # transformers serve is a plain FastAPI app (title "FastAPI"): its routes name it. It reports no version
+        # and no defaults; a request that omits a setting gets the served model's generation_config.json.
+        openapi = server.get("/openapi.json")
+        paths = openapi.get("paths") if isinstance(openapi, dict) else None
+        if not isinstance(paths, dict) or not {"/load_model", "/reset"} <= set(paths):
+            return None
+        model = server.served_model_card().get("id")  # the served directory's path when pinned to one model
+        return {"engine": self.name, "engine_version": None, "model": model, **served_model_defaults(server, model)}
 
     @contextmanager
     def serve(self, env, work_dir) -> Iterator[ServerInfo]:

@@ -2,14 +2,16 @@
 
 Flags (vLLM's own CLI): ``--host --port --dtype --quantization --seed --served-model-name``; determinism adds
 ``--no-enable-prefix-caching`` and the environment variable ``VLLM_BATCH_INVARIANT=1`` (batch invariance has no
-CLI flag). Health: ``GET /health``; version: ``GET /version``. Not run here (vLLM needs CUDA): the tests drive a
-faithful fake, tests/support/fake_servers/vllm.
+CLI flag). Health: ``GET /health``; version: ``GET /version``; ``GET /v1/models`` lists the served name with
+``owned_by: "vllm"``, the model path (``root``) and ``max_model_len``. Not run here (vLLM needs CUDA): the tests
+drive a faithful fake, tests/support/bin/vllm.
 """
 
 from __future__ import annotations
 
 from .contract import determinism_report
-from .gpu_server import SERVER_SEED, GpuServerKind, get_json
+from .gpu_server import SERVER_SEED, GpuServerKind
+from .live import served_model_defaults
 from .process import LOOPBACK
 
 
@@ -18,6 +20,7 @@ class Vllm(GpuServerKind):
 
     name = "vllm"
     display_name = "vLLM"
+    owned_by = "vllm"
     executable = "vllm"
     install_hint = "`pip install vllm` (needs a CUDA GPU)"
 
@@ -30,9 +33,16 @@ class Vllm(GpuServerKind):
     def deterministic_switches(self):
         return ["--no-enable-prefix-caching"], {"VLLM_BATCH_INVARIANT": "1"}
 
-    def read_version(self, root_url: str) -> str | None:
-        answer = get_json(f"{root_url}/version")
-        return str(answer["version"]) if answer and "version" in answer else None
+    def read_version(self, get_json) -> str | None:
+        answer = get_json("/version")
+        return str(answer["version"]) if isinstance(answer, dict) and "version" in answer else None
+
+    def served_defaults(self, server, card):
+        # A request that omits a setting gets the served model's generation_config.json (vLLM's default
+        # --generation-config auto); no route reports the values, so they are read from the model directory
+        # (`root`) when the server runs on this machine. The served context is the card's max_model_len.
+        defaults = served_model_defaults(server, card.get("root"))
+        return {"model": card.get("root") or card.get("id"), "repeat_penalty": defaults.get("repeat_penalty")}
 
     def determinism(self, hardware: str, deterministic: bool = False):
         # Prefix caching is on by default in vLLM V1; kernels are batch-dependent unless batch invariance is on.

@@ -7,7 +7,7 @@ An adapter (lm-eval, evalscope, or a plugin named in $STATREPRO_PLUGINS) impleme
 - ``detect(path)`` / ``load(path, metric_overrides=...)``: recognise the harness's output and turn it into the
   records table of ``statrepro.harness.records`` (one row per item and run).
 - ``doctor_factors(path)``: the score-moving settings the output records (keys from ``DOCTOR_FACTORS`` and
-  ``DETERMINISM_FACTORS``), or None when ``path`` is not this harness's format.
+  ``DETERMINISM_FACTORS``, plus ``ENDPOINT_FACTOR``), or None when ``path`` is not this harness's format.
 - ``sent_prompts(path)``: what the harness sent the engine for each item (``SentPrompt``), rebuilt from its
   own per-item output, so that ``statrepro explain`` replays exactly that and never re-renders the dataset.
 
@@ -33,8 +33,12 @@ if TYPE_CHECKING:
 DOCTOR_FACTORS = (
     "harness", "harness_version", "metric", "filters", "prompt", "chat_template", "system_instruction", "num_fewshot",
     "fewshot_order", "stop", "max_tokens", "seed", "temperature", "top_p", "repeat_penalty", "batch_size", "concurrency", "dtype",
-    "quantization", "hardware", "device", "engine", "model", "mode",
+    "quantization", "hardware", "device", "engine", "engine_version", "max_context", "model", "mode",
 )
+# The OpenAI-compatible URL the harness sent its requests to, when its output records one (absent or None for
+# an in-process model). Not compared: `statrepro doctor --probe-endpoints` asks that server what the output
+# does not record (which engine it is, its version, served context and sampling defaults).
+ENDPOINT_FACTOR = "endpoint"
 
 
 def mode_factor(modes) -> str | None:

@@ -265,6 +265,7 @@ def doctor_factors_of_task_config(task_config: dict[str, Any]) -> dict[str, Any]
         "model": task_config.get("model_id") or task_config.get("model"),
         # evalscope scores multiple choice by generating the letter.
         "mode": mode_factor("gen" for name in dataset_args if _is_multiple_choice(name)),
+        "endpoint": task_config.get("api_url") if api else None,
     }
 
 

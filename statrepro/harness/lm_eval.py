@@ -393,6 +393,7 @@ def doctor_factors_of_results(results: dict[str, Any]) -> dict[str, Any]:
         "mode": mode_factor(_task_mode(c) for c in configs.values()),
         "prefix_cache_off": True if config.get("model") == LM_EVAL_HF_MODEL else None,
         "deterministic": None,
+        "endpoint": model_args.get("base_url") if api_model else None,
     }
 
 

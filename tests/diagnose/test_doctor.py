@@ -1,16 +1,23 @@
-"""statrepro doctor and template: factor extraction and diffing on real-format inputs."""
+"""statrepro doctor and template: factor extraction and diffing on real-format inputs, and the questions doctor
+asks live servers (fakes answering in each server's real shapes; the real llama.cpp and transformers servers
+in the model-marked tests)."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
+import yaml
+from fakes import FakeOpenAI
 from typer.testing import CliRunner
 
 from statrepro.cli import app
-from statrepro.diagnose.doctor import compare_sources, diff_factors, extract_factors
+from statrepro.diagnose.doctor import compare_sources, diff_factors, extract_factors, merge_live
+from statrepro.engines.kinds import ask_endpoint
 from statrepro.errors import InputError
 from statrepro.harness.lm_eval import doctor_factors_of_results
 
@@ -221,3 +228,270 @@ def test_lm_eval_results_report_num_concurrent_as_concurrency():
     results["config"].update(model="local-chat-completions", model_args="model=m,base_url=http://x/v1/chat/completions,num_concurrent=16")
     assert doctor_factors_of_results(results)["concurrency"] == 16
     assert doctor_factors_of_results(lm_eval_results())["concurrency"] == 1  # lm-eval's in-process hf: one request at a time
+
+
+# ---------------------------------------------------------------------------------------------
+# Live endpoints: what the running servers state (EngineKind.live_factors)
+
+SUPPORT_BIN = Path(__file__).resolve().parents[1] / "support" / "bin"
+API_GENERATION = {"temperature": 0.0, "max_tokens": 256, "seed": 0}  # what a user sets; no repetition_penalty
+
+
+def llama_cpp_python_fake() -> FakeOpenAI:
+    """llama-cpp-python's server as measured here (0.3.36): no /props, /version or /health; GET /openapi.json names
+    it and publishes the request defaults (the real schemas hold more fields); /v1/models lists the model alias."""
+    def defaults(**values):
+        return {"properties": {name: {"type": "number", "default": value} for name, value in values.items()}}
+
+    sampling = {"temperature": 0.8, "top_p": 0.95, "min_p": 0.05, "top_k": 40, "repeat_penalty": 1.1}
+    openapi = {
+        "openapi": "3.1.0", "info": {"title": "🦙 llama.cpp Python API", "version": "0.3.36"},
+        "paths": {path: {} for path in ("/v1/completions", "/v1/embeddings", "/v1/chat/completions", "/v1/models",
+                                        "/extras/tokenize", "/extras/tokenize/count", "/extras/detokenize")},
+        "components": {"schemas": {"CreateCompletionRequest": defaults(max_tokens=16, **sampling),
+                                   "CreateChatCompletionRequest": defaults(**sampling)}},
+    }
+    return FakeOpenAI(model="SmolLM2-135M-Instruct.Q4_1", get_routes={"/openapi.json": (200, openapi)},
+                      model_card={"owned_by": "me", "permissions": []}).start()
+
+
+def transformers_serve_fake(model_dir: Path) -> FakeOpenAI:
+    """`transformers serve` as measured here (5.24, pinned to one model): a plain FastAPI app (title "FastAPI",
+    version "0.1.0") whose routes name it, GET /health {"status": "ok"}, and /v1/models listing the served directory's
+    path with owned_by "local" and a loaded status. No version, no defaults route."""
+    paths = ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/systemone", "/v1/audio/transcriptions",
+             "/load_model", "/reset", "/v1/models", "/health")
+    openapi = {"openapi": "3.1.0", "info": {"title": "FastAPI", "version": "0.1.0"}, "paths": {path: {} for path in paths}}
+    return FakeOpenAI(model=str(model_dir), get_routes={"/openapi.json": (200, openapi), "/health": (200, {"status": "ok"})},
+                      model_card={"owned_by": "local", "created": 0, "status": {"value": "loaded"}}).start()
+
+
+def llama_server_fake() -> FakeOpenAI:
+    """llama.cpp's C++ server (llama-server): GET /props in the shape of tools/server (server-context.cpp
+    get_props): default_generation_settings with the per-slot n_ctx and the sampling "params" (repeat_penalty
+    1.0, common.h's default in current builds), model_path and build_info; /v1/models entries are owned_by "llamacpp"."""
+    params = {"n_predict": -1, "seed": 4294967295, "temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05,
+              "repeat_last_n": 64, "repeat_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+    props = {"default_generation_settings": {"id": 0, "n_ctx": 4096, "speculative": False, "is_processing": False, "params": params},
+             "total_slots": 4, "model_alias": "smol", "model_path": "/models/smol-q4.gguf", "build_info": "b6200-1a2b3c4",
+             "chat_template": "{{ messages }}", "modalities": {"vision": False, "audio": False}}
+    return FakeOpenAI(model="smol", get_routes={"/props": (200, props)}, model_card={"owned_by": "llamacpp"}).start()
+
+
+def model_directory(path: Path, **generation) -> Path:
+    """A local model directory as servers read it: config.json and generation_config.json."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 8192}))
+    (path / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2, **generation}))
+    return path
+
+
+def evalscope_api_run(root: Path, api_url: str) -> Path:
+    """An evalscope work dir of a run against an OpenAI-compatible server, its task config dumped by evalscope."""
+    pytest.importorskip("evalscope")
+    from harness_output import repeated_reviews, write_evalscope_run
+
+    return write_evalscope_run(root, "20260101_100000", {"gsm8k_main": repeated_reviews(2, 1, lambda doc, generation: 1.0)},
+                               eval_type="openai_api", api_url=api_url, generation_config=dict(API_GENERATION))
+
+
+def env_file(tmp_path: Path, name: str, engine: dict, **sections) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "engine": engine, **sections}))
+    return path
+
+
+@pytest.fixture
+def live_servers(tmp_path):
+    servers = {"llama": llama_cpp_python_fake(), "transformers": transformers_serve_fake(model_directory(tmp_path / "served-model"))}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+def test_doctor_on_evalscope_outputs_lists_what_it_cannot_see_then_asks_the_servers(tmp_path, live_servers):
+    transformers = evalscope_api_run(tmp_path / "ts", live_servers["transformers"].base_url)
+    llama = evalscope_api_run(tmp_path / "llama", live_servers["llama"].base_url)
+
+    blind = compare_sources(transformers, llama)
+    assert blind.factors == ()  # both outputs name only the client "openai_api"
+    for side in blind.sides:
+        assert side.unseen == ("engine", "engine_version", "max_context", "repeat_penalty", "top_p")
+        assert side.live == {} and "pass --probe-endpoints" in side.summary() and "evalscope outputs" in side.summary()
+    assert "not seen on A: engine, engine_version, max_context, repeat_penalty" in blind.summary()
+    cli = " ".join(CliRunner().invoke(app, ["doctor", str(transformers), str(llama)]).output.split())
+    assert "A (evalscope outputs): not recorded in the evalscope outputs: engine, engine_version, max_context, " \
+           "repeat_penalty (server default), top_p (server default) - pass --probe-endpoints" in cli
+    assert not any(server.requests for server in live_servers.values())  # nothing was asked
+
+    result = compare_sources(transformers, llama, probe_endpoints=True)
+    differing = {f.name: (f.a, f.b, f.severity) for f in result.factors}
+    assert differing["engine"] == ("transformers-serve", "llama-cpp", "medium")
+    assert differing["repeat_penalty"] == (1.0, 1.1, "high")  # the hidden llama.cpp default, named
+    assert result.factors[0].name == "repeat_penalty"
+    assert set(result.not_comparable) == {"engine_version", "max_context", "top_p"}  # each stated by one server only
+    side_a, side_b = result.sides
+    assert side_a.live["max_context"] == 8192 and side_a.live["model"] == str(tmp_path / "served-model")
+    assert side_b.live["engine_version"] == "llama-cpp-python 0.3.36" and side_b.live["temperature"] == 0.8
+    assert side_a.unseen == ("engine_version", "top_p") and side_b.unseen == ("max_context",)  # what neither states
+    extract = extract_factors(llama)
+    assert extract["temperature"] == 0.0 and "endpoint" not in extract  # the recorded temperature is what was sent
+    assert {request.path for request in live_servers["llama"].requests} <= {"/v1/models", "/props", "/openapi.json"}
+
+
+def test_doctor_asks_an_external_endpoint_by_default_and_keeps_what_the_env_sends(tmp_path, live_servers):
+    url = live_servers["llama"].base_url
+    unset = env_file(tmp_path, "unset", {"kind": "openai", "base_url": url})
+    pinned = env_file(tmp_path, "pinned", {"kind": "openai", "base_url": url}, generation={"repeat_penalty": 1.0})
+    result = compare_sources(pinned, unset, probe_endpoints=None)
+    assert [(f.name, f.a, f.b) for f in result.factors] == [("repeat_penalty", 1.0, 1.1)]
+    assert extract_factors(unset)["engine"] == "openai" and result.sides[1].live["engine"] == "llama-cpp"
+    (note,) = result.sides[0].notes  # the env's 1.0 travels with every request; other clients get the server's 1.1
+    assert "repeat_penalty 1.0" in note and "default is 1.1" in note
+    assert result.sides[1].notes == ()
+    assert compare_sources(pinned, unset).sides[0].unseen == ("engine", "engine_version", "max_context")
+
+
+def test_doctor_identifies_llama_server_by_its_props(tmp_path):
+    server = llama_server_fake()
+    try:
+        factors = ask_endpoint(server.base_url, timeout=5)
+    finally:
+        server.stop()
+    assert factors == {"engine": "llama-cpp", "engine_version": "llama.cpp server b6200-1a2b3c4", "max_context": 4096,
+                       "model": "/models/smol-q4.gguf", "repeat_penalty": 1.0, "temperature": 0.8, "top_p": 0.95}
+
+
+def test_doctor_starts_managed_vllm_and_sglang_asks_them_and_stops_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{SUPPORT_BIN}{os.pathsep}{os.environ['PATH']}")
+    record = tmp_path / "servers.jsonl"
+    monkeypatch.setenv("FAKE_SERVER_RECORD", str(record))
+    model = {"path": str(model_directory(tmp_path / "model", repetition_penalty=1.05)), "dtype": "bfloat16"}
+    vllm = env_file(tmp_path, "vllm", {"kind": "vllm", "startup_timeout": 30, "extra_args": ["--max-model-len", "2048"]}, model=model)
+    sglang = env_file(tmp_path, "sglang", {"kind": "sglang", "startup_timeout": 30,
+                                           "extra_args": ["--preferred-sampling-params", '{"repetition_penalty": 1.2}']}, model=model)
+    result = compare_sources(vllm, sglang, probe_endpoints=None)
+    differing = {f.name: (f.a, f.b) for f in result.factors}
+    assert differing["engine"] == ("vllm", "sglang")
+    assert differing["engine_version"] == ("vLLM 0.0.0-fake-vllm", "SGLang 0.0.0-fake-sglang")
+    assert differing["max_context"] == (2048, 8192)  # --max-model-len against the model's own context
+    assert differing["repeat_penalty"] == (1.05, 1.2)  # the model's generation_config.json against preferred_sampling_params
+    assert result.sides[0].live["model"] == model["path"] and result.sides[1].live["model"] == model["path"]
+    started = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [entry["flavour"] for entry in started] == ["vllm", "sglang"]
+    assert all(_gone(entry["pid"]) for entry in started)  # asked, then stopped
+
+    no_sglang = compare_sources(sglang, sglang, probe_endpoints=False)
+    assert no_sglang.sides[0].unseen == ("engine_version", "max_context", "repeat_penalty")
+    assert "drop --no-probe-endpoints" in no_sglang.sides[0].summary() and len(record.read_text().splitlines()) == 2
+
+
+def test_doctor_identifies_an_unknown_endpoint_as_vllm(tmp_path, monkeypatch):
+    from statrepro.config import load_env
+    from statrepro.engines.kinds import engine_endpoint
+
+    monkeypatch.setenv("PATH", f"{SUPPORT_BIN}{os.pathsep}{os.environ['PATH']}")
+    model = {"path": str(model_directory(tmp_path / "model")), "dtype": "bfloat16"}
+    env = load_env(env_file(tmp_path, "vllm", {"kind": "vllm", "served_model": "smol", "startup_timeout": 30}, model=model))
+    with engine_endpoint(env, tmp_path) as info:
+        factors = ask_endpoint(info.base_url, timeout=5)  # no expected kind: identified by owned_by "vllm"
+        outputs = evalscope_api_run(tmp_path / "out", info.base_url)
+        result = compare_sources(outputs, outputs, probe_endpoints=True)
+    assert factors == {"engine": "vllm", "engine_version": "vLLM 0.0.0-fake-vllm", "max_context": 8192,
+                       "model": model["path"], "repeat_penalty": 1.0}
+    assert result.sides[0].live == factors and result.factors == ()
+
+
+def test_doctor_unreachable_endpoints_are_one_line_notes(tmp_path):
+    env = env_file(tmp_path, "gone", {"kind": "openai", "base_url": "http://127.0.0.1:1/v1"})
+    result = compare_sources(env, env, probe_endpoints=None)
+    (note,) = result.sides[0].notes
+    assert note.startswith("could not ask the server: http://127.0.0.1:1 does not answer") and "\n" not in note
+    assert result.sides[0].unseen == ("engine", "engine_version", "max_context", "repeat_penalty")
+    assert "the server could not be asked" in result.sides[0].summary()
+
+    outputs = evalscope_api_run(tmp_path / "out", "http://127.0.0.1:1/v1/chat/completions")
+    cli = CliRunner().invoke(app, ["doctor", str(outputs), str(outputs), "--probe-endpoints", "--json", str(tmp_path / "d.json")])
+    assert cli.exit_code == 0, cli.output
+    assert cli.output.count("does not answer") == 2 and "Traceback" not in cli.output
+    sides = json.loads((tmp_path / "d.json").read_text())["sides"]
+    assert [side["live"] for side in sides] == [{}, {}] and sides[0]["unseen"][0] == "engine"
+
+    manifest = _write(tmp_path / "manifest.json", {"env": {"name": "x", "engine": {"kind": "llama-cpp"}}})
+    side = compare_sources(manifest, manifest, probe_endpoints=True).sides[0]
+    assert side.notes[0].startswith("no server URL in the manifest") and side.unseen == ("engine_version", "max_context")
+
+    in_process = _write(tmp_path / "hf.json", lm_eval_results())
+    assert compare_sources(in_process, in_process, probe_endpoints=True).sides[0].notes == (
+        "no server in the lm-eval outputs (an in-process model): nothing to ask",)
+
+
+def test_doctor_notes_a_managed_server_it_cannot_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no vllm here
+    model = {"path": str(model_directory(tmp_path / "model")), "dtype": "bfloat16"}
+    env = env_file(tmp_path, "vllm", {"kind": "vllm"}, model=model)
+    result = compare_sources(env, env, probe_endpoints=None)
+    (note,) = result.sides[0].notes
+    assert note.startswith("could not start its vllm server to ask it:") and "not installed" in note
+    assert result.factors == ()
+
+
+def test_merge_live_keeps_what_requests_carried_and_fills_the_rest():
+    recorded = {"engine": "openai_api", "model": "smol", "repeat_penalty": 1.0, "temperature": None}
+    live = {"engine": "llama-cpp", "engine_version": "llama-cpp-python 0.3.36", "model": "alias", "repeat_penalty": 1.1,
+            "temperature": 0.8, "top_p": None}
+    merged, notes = merge_live(recorded, live, source="evalscope outputs")
+    assert merged == {"engine": "llama-cpp", "engine_version": "llama-cpp-python 0.3.36", "model": "smol", "repeat_penalty": 1.0,
+                      "temperature": 0.8}
+    assert len(notes) == 1 and notes[0].startswith("the evalscope outputs set repeat_penalty 1.0")
+    assumed, notes = merge_live(recorded, live, frozenset({"repeat_penalty"}))
+    assert assumed["repeat_penalty"] == 1.1 and notes == ()  # a kind's documented default gives way to the server's
+
+
+@pytest.mark.model
+def test_doctor_asks_the_real_llama_cpp_server_and_stops_it(tmp_path):
+    llama = env_file(tmp_path, "llama", {"kind": "llama-cpp"}, model={"path": "embedded", "quantization": "gguf"})
+    pinned = env_file(tmp_path, "pinned", {"kind": "llama-cpp"}, model={"path": "embedded", "quantization": "gguf"},
+                      generation={"repeat_penalty": 1.0})
+    result = compare_sources(pinned, llama, probe_endpoints=None)
+    assert [(f.name, f.a, f.b) for f in result.factors] == [("repeat_penalty", 1.0, 1.1)]
+    assert result.sides[0].live["repeat_penalty"] == 1.0 and result.sides[0].notes == ()  # the launcher's server default
+    for side in result.sides:
+        assert side.live["engine"] == "llama-cpp" and side.live["engine_version"].startswith("llama-cpp-python 0.")
+        assert side.live["max_context"] is None and side.unseen == ("max_context",)  # llama-cpp-python does not report n_ctx
+        with pytest.raises(InputError, match="does not answer"):
+            ask_endpoint(side.endpoint, timeout=2)  # stopped
+    cli = CliRunner().invoke(app, ["doctor", str(llama), str(llama), "--no-probe-endpoints"])
+    assert cli.exit_code == 0 and "not recorded in the env file: engine_version, max_context" in " ".join(cli.output.split())
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_doctor_on_real_transformers_serve_and_llama_cpp_evalscope_outputs(tmp_path):
+    """The issue's case on the real servers: evalscope outputs of `transformers serve` and llama.cpp (llama-cpp-python)
+    name neither the engine nor the repeat penalty; asked, the two live servers do."""
+    from statrepro.engines.llama_cpp import llama_cpp_server
+    from statrepro.engines.transformers_serve import transformers_server
+
+    with transformers_server(work_dir=tmp_path / "ts") as ts, llama_cpp_server(work_dir=tmp_path / "llama") as llama:
+        outputs = [evalscope_api_run(tmp_path / name, info.base_url) for name, info in (("ts-out", ts), ("llama-out", llama))]
+        blind = compare_sources(*outputs)
+        result = compare_sources(*outputs, probe_endpoints=True)
+    assert blind.factors == () and all("engine" in side.unseen and "repeat_penalty" in side.unseen for side in blind.sides)
+    differing = {f.name: (f.a, f.b) for f in result.factors}
+    assert differing["engine"] == ("transformers-serve", "llama-cpp")
+    assert differing["repeat_penalty"] == (1.0, 1.1)
+    side_ts, side_llama = result.sides
+    assert side_ts.live["max_context"] == 8192 and side_ts.live["model"] == ts.served_model
+    assert side_llama.live["engine_version"].startswith("llama-cpp-python ") and side_llama.live["top_p"] == 0.95
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True

@@ -20,7 +20,9 @@ import pytest
 
 from statrepro.errors import InputError
 from statrepro.harness import get_harness
-from statrepro.harness.contract import DETERMINISM_FACTORS, DOCTOR_FACTORS, HarnessAdapter, Invocation, JobContext, SentPrompt
+from statrepro.harness.contract import (
+    DETERMINISM_FACTORS, DOCTOR_FACTORS, ENDPOINT_FACTOR, HarnessAdapter, Invocation, JobContext, SentPrompt,
+)
 from statrepro.harness.records import RECORD_COLUMNS, REQUIRED_COLUMNS
 
 
@@ -59,7 +61,8 @@ def check_doctor_factors(adapter: HarnessAdapter, output: Path, empty: Path) -> 
     """Factors use the doctor's vocabulary, with plain JSON values; another format's path gives None."""
     factors = adapter.doctor_factors(output)
     if factors is not None:
-        assert set(factors) <= set(DOCTOR_FACTORS) | set(DETERMINISM_FACTORS), set(factors) - set(DOCTOR_FACTORS)
+        known = {*DOCTOR_FACTORS, *DETERMINISM_FACTORS, ENDPOINT_FACTOR}
+        assert set(factors) <= known, set(factors) - known
         json.dumps(factors)
     assert adapter.doctor_factors(empty) is None
 

@@ -7,6 +7,21 @@ health and version endpoints (vLLM ``GET /health`` and ``GET /version``; SGLang 
 ``GET /get_server_info`` with ``version``), the OpenAI endpoints (the fault-injecting fake of tests/support/fakes,
 serving the name given by ``--served-model-name``), and SIGTERM ending the process. Stdlib only.
 
+What ``statrepro doctor`` asks a running server is answered in the real servers' JSON shapes, read from their
+source (not run here):
+
+- vLLM ``GET /v1/models``: ``ModelCard`` (vllm/entrypoints/openai/engine/protocol.py and
+  models/serving.py ``show_available_models``): ``id`` the served name, ``owned_by: "vllm"``, ``root`` the model
+  path, ``parent: null``, ``max_model_len`` (``--max-model-len``, else the model's ``max_position_embeddings``),
+  ``permission``. ``GET /version``: ``{"version": ...}``.
+- SGLang ``GET /v1/models`` (sglang/srt/entrypoints/http_server.py ``available_models``): ``ModelCard`` with
+  ``id`` and ``root`` the served name, ``owned_by: "sglang"``, ``max_model_len`` (the model config's context
+  length: ``--context-length``, else ``max_position_embeddings``). ``GET /get_server_info``: every server
+  argument (``dataclasses.asdict(server_args)``; the fake lists those statrepro reads or sets, with SGLang's
+  defaults), the scheduler info (``max_total_num_tokens``, ``max_req_input_len``), ``internal_states`` and
+  ``version``. ``GET /get_model_info``: ``model_path``, ``tokenizer_path``, ``is_generation``,
+  ``preferred_sampling_params``, ``weight_version``.
+
 Each start appends one JSON line to ``$FAKE_SERVER_RECORD`` (when set): the flavour, the argv, the determinism
 environment variables it saw, and its pid. ``$FAKE_SERVER_MODE`` picks a failure:
 
@@ -37,6 +52,45 @@ def _option(argv: list[str], name: str, default: str | None = None) -> str | Non
     return argv[argv.index(name) + 1] if name in argv else default
 
 
+def _context_length(argv: list[str], option: str, model: str) -> int | None:
+    """The served context: the option when given, else the model config's max_position_embeddings."""
+    if option in argv:
+        return int(_option(argv, option))
+    try:
+        return json.loads((Path(model) / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError):
+        return None
+
+
+def _vllm_routes(argv: list[str], model: str, served: str) -> tuple[dict, dict]:
+    """(extra GET routes, /v1/models card fields) of `vllm serve`."""
+    card = {"created": 0, "owned_by": "vllm", "root": model, "parent": None,
+            "max_model_len": _context_length(argv, "--max-model-len", model), "permission": [{"object": "model_permission"}]}
+    return {"/version": (200, {"version": VERSIONS["vllm"]})}, card
+
+
+def _sglang_routes(argv: list[str], model: str, served: str) -> tuple[dict, dict]:
+    """(extra GET routes, /v1/models card fields) of `sglang serve`."""
+    context = _context_length(argv, "--context-length", model)
+    random_seed = _option(argv, "--random-seed")
+    server_args = {
+        "model_path": model, "tokenizer_path": model, "served_model_name": served, "dtype": _option(argv, "--dtype", "auto"),
+        "quantization": _option(argv, "--quantization"), "context_length": int(context) if "--context-length" in argv else None,
+        "random_seed": int(random_seed) if random_seed is not None else None,
+        "sampling_defaults": _option(argv, "--sampling-defaults", "model"),
+        "preferred_sampling_params": _option(argv, "--preferred-sampling-params"),
+        "disable_radix_cache": "--disable-radix-cache" in argv,
+        "enable_deterministic_inference": "--enable-deterministic-inference" in argv,
+        "weight_version": "default",
+    }
+    server_info = {**server_args, "max_total_num_tokens": 65536, "max_req_input_len": (context or 4096) - 1,
+                   "internal_states": [{}], "version": VERSIONS["sglang"]}
+    model_info = {"model_path": model, "tokenizer_path": model, "is_generation": True,
+                  "preferred_sampling_params": server_args["preferred_sampling_params"], "weight_version": "default"}
+    routes = {"/get_server_info": (200, server_info), "/get_model_info": (200, model_info)}
+    return routes, {"created": 0, "owned_by": "sglang", "root": served, "max_model_len": context}
+
+
 def main(flavour: str) -> int:
     argv = sys.argv[1:]
     record = os.environ.get("FAKE_SERVER_RECORD")
@@ -58,12 +112,8 @@ def main(flavour: str) -> int:
     from fake_openai import FakeOpenAI
 
     health = (503, {"error": "loading"}) if mode == "never-healthy" else (200, {})
-    routes = {"/health": health}
-    if flavour == "vllm":
-        routes["/version"] = (200, {"version": VERSIONS["vllm"]})
-    else:
-        routes["/get_server_info"] = (200, {"version": VERSIONS["sglang"], "model_path": model, "random_seed": _option(argv, "--random-seed")})
-    fake = FakeOpenAI(model=served, get_routes=routes)
+    routes, card = (_vllm_routes if flavour == "vllm" else _sglang_routes)(argv, model, served)
+    fake = FakeOpenAI(model=served, get_routes={"/health": health, **routes}, model_card=card)
     fake.start(int(_option(argv, "--port", "8000")))
     print(f"fake {flavour}: serving {served!r} on {_option(argv, '--host')}:{_option(argv, '--port')}", flush=True)
     stopped = threading.Event()

@@ -159,14 +159,20 @@ def general_qa_review(index: int, group: int, generation: int, *, question: str,
     return review.model_dump(mode="json")
 
 
-def write_evalscope_run(root: Path, stamp: str, reviews: dict[str, list[dict]], *, seed: int = 42, repeats: int = 1, dataset_args: dict | None = None) -> Path:
-    """An evalscope work dir: configs/task_config.yaml (dumped by TaskConfig) and reviews/<model>/<name>.jsonl."""
+def write_evalscope_run(
+    root: Path, stamp: str, reviews: dict[str, list[dict]], *, seed: int = 42, repeats: int = 1, dataset_args: dict | None = None,
+    **task_config,
+) -> Path:
+    """An evalscope work dir: configs/task_config.yaml (dumped by TaskConfig) and reviews/<model>/<name>.jsonl.
+    ``task_config`` adds TaskConfig fields, e.g. ``eval_type="openai_api", api_url=...`` for a run against a server."""
     from evalscope.config import TaskConfig
 
     work_dir = root / stamp
     known = ("general_qa", "general_mcq", "mmlu_redux", "gsm8k", "ceval")
     datasets = sorted({next(k for k in known if name.startswith(k + "_")) for name in reviews})
-    config = TaskConfig(model="smol", model_id="smol", datasets=datasets, dataset_args=dataset_args or {}, repeats=repeats, seed=seed)
+    config = TaskConfig(
+        model="smol", model_id="smol", datasets=datasets, dataset_args=dataset_args or {}, repeats=repeats, seed=seed, **task_config
+    )
     config.dump_yaml(str(work_dir / "configs"))
     review_dir = work_dir / "reviews" / "smol"
     review_dir.mkdir(parents=True)

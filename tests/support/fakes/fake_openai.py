@@ -1,7 +1,7 @@
 """A fault-injecting OpenAI-compatible server for tests, on 127.0.0.1 in a background thread.
 
-It answers GET /v1/models, POST /v1/completions and POST /v1/chat/completions from a rule table
-(prompt or last chat message -> answer text, else ``default_answer``). Each generation request takes
+It answers GET /v1/models (and any ``get_routes``), POST /v1/completions and POST /v1/chat/completions from a
+rule table (prompt or last chat message -> answer text, else ``default_answer``). Each generation request takes
 the next action from ``schedule`` (then "ok" once the schedule is empty):
 
     ok         answer normally
@@ -45,6 +45,8 @@ class FakeOpenAI:
     requests: list[RecordedRequest] = field(default_factory=list)
     get_routes: dict[str, tuple[int, Any]] = field(default_factory=dict)
     """Extra GET paths -> (status, JSON body), e.g. a server's /health and /version."""
+    model_card: dict[str, Any] = field(default_factory=dict)
+    """Extra fields of the one GET /v1/models entry, as a real server adds them (owned_by, root, max_model_len)."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -132,7 +134,8 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._record(None)
             if self.path.rstrip("/") == "/v1/models":
-                self._send(200, json.dumps({"object": "list", "data": [{"id": fake.model, "object": "model"}]}).encode())
+                card = {"id": fake.model, "object": "model", **fake.model_card}
+                self._send(200, json.dumps({"object": "list", "data": [card]}).encode())
             elif self.path in fake.get_routes:
                 status, payload = fake.get_routes[self.path]
                 self._send(status, json.dumps(payload).encode())
