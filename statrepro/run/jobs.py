@@ -134,7 +134,7 @@ class JobOutcome:
     """What happened to one job."""
 
     job: Job
-    status: str  # done | failed | skipped (already done)
+    status: str  # done | failed | skipped (already done) | unneeded (a deterministic side's further seed)
     items: int = 0
     seconds: float = 0.0
     attempts: int = 0

@@ -31,8 +31,11 @@ class RunSummary:
         return [o for o in self.outcomes if o.status == "failed"]
 
     def summary(self) -> str:
-        counts = {status: sum(o.status == status for o in self.outcomes) for status in ("done", "skipped", "failed")}
-        return f"{counts['done']} run, {counts['skipped']} already in the store, {counts['failed']} failed"
+        counts = {status: sum(o.status == status for o in self.outcomes) for status in ("done", "skipped", "failed", "unneeded")}
+        text = f"{counts['done']} run, {counts['skipped']} already in the store, {counts['failed']} failed"
+        if counts["unneeded"]:
+            text += f", {counts['unneeded']} not needed (a deterministic side's seeds)"
+        return text
 
     def to_dict(self) -> dict:
         return {
@@ -97,7 +100,19 @@ def run_environments(
     reset_cancellation()
     done_before = sum(store.is_done(job) for job in jobs)
     try:
-        return _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, console)
+        # A side's first two seeds run first: when they are bitwise identical, its later seeds are not run.
+        first = [job for job in pending if job.env.seed_list.index(job.seed) < 2]
+        if first:
+            _run_pending(envs, first, outcomes, store, executor, data_dirs, columns, console)
+        later = [job for job in pending if job not in first]
+        unneeded = unneeded_seeds(jobs, later, store)
+        for reason in dict.fromkeys(unneeded.values()):
+            console.print(f"note: {reason}", markup=False, highlight=False)
+        outcomes.extend(JobOutcome(job, "unneeded", error=unneeded[job.key]) for job in later if job.key in unneeded)
+        later = [job for job in later if job.key not in unneeded]
+        if later:
+            _run_pending(envs, later, outcomes, store, executor, data_dirs, columns, console)
+        return RunSummary(tuple(outcomes))
     except (KeyboardInterrupt, JobCancelled):
         cancel_running_jobs()  # idempotent; also makes a second Ctrl-C exit at once
         kept = sum(store.is_done(job) for job in jobs)
@@ -105,6 +120,29 @@ def run_environments(
             f"interrupted: kept {kept} finished runs in {store.root} ({kept - done_before} from this run); "
             "the unfinished runs' partial output was discarded and their servers stopped; run the same command to resume"
         ) from None
+
+
+def unneeded_seeds(jobs: list[Job], candidates: list[Job], store: ResultStore) -> dict[str, str]:
+    """The ``candidates`` past their side's first two seeds when those two finished runs are bitwise identical
+    on every item (score and answer): a deterministic engine's further seeds carry no information. Job key -> why."""
+    unneeded: dict[str, str] = {}
+    for job in candidates:
+        side = [other for other in jobs if other.env is job.env and other.benchmark == job.benchmark]
+        pair = sorted(side, key=lambda other: job.env.seed_list.index(other.seed))[:2]
+        if len(pair) == 2 and all(store.is_done(other) for other in pair) and _identical_runs(store, pair):
+            unneeded[job.key] = (
+                f"{job.env.name} {job.benchmark}: seeds {pair[0].seed} and {pair[1].seed} scored and answered every item "
+                "identically, so its other seeds are not run (a deterministic engine repeats itself)"
+            )
+    return unneeded
+
+
+def _identical_runs(store: ResultStore, pair: list[Job]) -> bool:
+    runs = [store.load_records([job]).sort_values("item_key", kind="stable").reset_index(drop=True) for job in pair]
+    if len(runs[0]) != len(runs[1]) or runs[0].empty:
+        return False
+    columns = ["item_key", "score", "prediction"]
+    return runs[0][columns].astype(str).equals(runs[1][columns].astype(str))
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -77,6 +77,31 @@ def test_store_done_failed_and_reload(tmp_path):
     assert not list((tmp_path / "store").rglob(".*.tmp"))
 
 
+def test_a_side_whose_first_two_seeds_are_bitwise_identical_needs_no_third(tmp_path):
+    """Seeds 0 and 1 of side a score and answer every item alike (a deterministic engine): its seed 2 is not
+    needed. Side b's two runs differ in one answer with equal scores: its seed 2 still runs."""
+    from statrepro.run.orchestrate import unneeded_seeds
+
+    a, b = (load_env(_env_file(tmp_path, name, seeds=3)) for name in ("a", "b"))
+    jobs = plan_jobs([a, b])
+    store = ResultStore(tmp_path / "store")
+
+    def records(seed: int, answers: list[str]):
+        return make_records([
+            {"benchmark": "gsm8k", "subset": "t", "item_key": f"t/{i}", "run_id": f"seed-{seed}", "seed": seed, "metric": "m",
+             "score": float(i % 2), "prediction": answer} for i, answer in enumerate(answers)
+        ])
+
+    for job in jobs:
+        if job.seed < 2:
+            answers = ["1", "2", "3"] if job.env is a or job.seed == 0 else ["1", "2", "4"]
+            store.write_done(job, records(job.seed, answers), {"items": 3})
+    third = [job for job in jobs if job.seed == 2]
+    unneeded = unneeded_seeds(jobs, third, store)
+    assert list(unneeded) == [third[0].key] and third[0].env is a
+    assert "seeds 0 and 1 scored and answered every item identically" in unneeded[third[0].key]
+
+
 def test_store_lock_refuses_a_second_run(tmp_path):
     store = ResultStore(tmp_path / "store")
     with store.locked():
