@@ -84,8 +84,9 @@ def explained_prompts(path: str | Path, *, limit: int) -> list[str]:
 def choose_prompts(path: str | Path | None, benchmark: str | None, *, data_dir: str | Path | None, limit: int,
                    explain: str | Path | None = None) -> list[str]:
     """Prompts from a file, a benchmark, an explanation's top items, or the built-in set."""
-    if sum(source is not None for source in (path, benchmark, explain)) > 1:
-        raise InputError("give one of --prompts, --benchmark and --explain", key="--benchmark")
+    given = [option for option, source in (("--prompts", path), ("--benchmark", benchmark), ("--explain", explain)) if source is not None]
+    if len(given) > 1:
+        raise InputError(f"give {' or '.join(given)}, not both", key=given[-1])
     if benchmark is not None:
         return benchmark_prompts(benchmark, data_dir=data_dir, limit=limit)
     if explain is not None:
