@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -91,13 +92,32 @@ MANIFESTS = {
 }
 
 
+def explanation() -> dict:
+    """An explain result as compare --explain hands it to the report, with a hostile replay text."""
+    from statrepro.diagnose.explain import ExplainResult, ItemExplanation, Replay, TokenCheck
+
+    tokens = TokenCheck(identical=True, length_a=40, length_b=40, prompt_a="<|im_start|>user\nq")
+    replay = Replay(divergence=3, token_a=" 4", token_b=" 5", gap_a=0.02, gap_b=0.8, max_abs_delta_before=0.01,
+                    not_greedy_a=None, not_greedy_b=None, text_a="It is 4", text_b=INJECTED)
+    items = (
+        ItemExplanation("gsm8k", "gsm8k/7", "flipped", 1.0, 0.0, "near tie", "diverges at token 3 ...", tokens, replay),
+        ItemExplanation("gsm8k", "gsm8k/9", "flipped", 0.0, 1.0, "prompt differs",
+                        "the prompts differ in tokens at position 1: A has 'system', B has '<|im_start|>' (doubled BOS '<|im_start|>' on B)",
+                        TokenCheck(identical=False, length_a=40, length_b=41, position=1, token_a="system", token_b="<|im_start|>",
+                                   defect="doubled BOS '<|im_start|>' on B"), None),
+    )
+    return ExplainResult(env_a="a", env_b="b", epsilon=0.1, shift_threshold=1.0, top_k=5, max_tokens=64, flipped=60,
+                         items=items).to_dict()
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     records_a, records_b = generated_records()
     analysis = analyze(records_a, records_b, AnalysisOptions(n_resamples=2000, n_permutations=2000), inputs={"a": "runs/A", "b": "runs/B"})
     directory = tmp_path_factory.mktemp("report")
     argv = ["statrepro", "analyze", "runs/A", "runs/B", "--api-key", SECRET, f"--token={SECRET}"]
-    paths = write_report(directory, analysis, records_a=records_a, records_b=records_b, argv=argv, manifests=MANIFESTS)
+    paths = write_report(directory, analysis, records_a=records_a, records_b=records_b, argv=argv, manifests=MANIFESTS,
+                         explain=explanation())
     return analysis, paths
 
 
@@ -109,7 +129,7 @@ def test_generated_results_cover_every_kind_of_verdict(report):
 
 def test_report_files_exist_and_verdict_json_validates(report):
     analysis, paths = report
-    assert set(paths) == {"html", "markdown", "verdict", "forest_plot"}
+    assert set(paths) == {"html", "markdown", "verdict", "forest_plot", "explain"}
     for path in paths.values():
         assert path.is_file() and path.stat().st_size > 0
     assert paths["forest_plot"].name == FOREST_PLOT_NAME
@@ -125,7 +145,7 @@ def test_markdown_renders_with_table_and_plot(report):
     _, paths = report
     text = paths["markdown"].read_text()
     rendered = MarkdownIt("commonmark").enable("table").render(text)
-    assert rendered.count("<tr>") == 4  # header + three benchmarks
+    assert rendered.count("<tr>") == 4 + 3  # header + three benchmarks; the Explain table: header + two items
     assert f'<img src="{FOREST_PLOT_NAME}"' in rendered
     assert "<strong>different</strong>" in rendered
     assert (paths["markdown"].parent / FOREST_PLOT_NAME).is_file()
@@ -136,7 +156,7 @@ def test_html_is_self_contained(report):
     page = paths["html"].read_text()
     links = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", page, flags=re.IGNORECASE)
     assert links, "expected inlined images"
-    assert all(link.startswith("data:image/png;base64,") for link in links)
+    assert all(link.startswith(("data:image/png;base64,", "#")) for link in links)  # inlined images, in-page links
     assert not re.search(r"(?:src|href)\s*=\s*[\"']?\s*(?:https?:)?//", page, flags=re.IGNORECASE)
     assert "@import" not in page and "url(" not in page
     assert CONTENT_SECURITY_POLICY in page
@@ -155,8 +175,11 @@ def test_html_escapes_predictions_and_redacts_secrets(report):
 def test_html_sections_present(report):
     _, paths = report
     page = paths["html"].read_text()
-    for section in ("verdict", "benchmarks", "forest", "seeds", "flips", "noise", "config", "provenance"):
+    for section in ("verdict", "benchmarks", "forest", "seeds", "flips", "explain", "noise", "config", "provenance"):
         assert f'id="{section}"' in page
+    assert 'href="#explain"' in page and "near tie" in page and "doubled BOS" in page  # Flips link to Explain
+    assert json.loads(paths["explain"].read_text())["classes"] == {"near tie": 1, "prompt differs": 1}
+    assert "### Explain: why items moved" in paths["markdown"].read_text()
     assert 'data-verdict="different"' in page
     assert "Seeds or items needed" in page  # ceval is inconclusive
     assert "aarch64" in page and "0.4.9" in page and "abc123" in page  # manifests in the provenance
