@@ -42,6 +42,8 @@ class AnalysisOptions:
 # take their bound from here, never from the observed scores.
 UNIT_RANGE_METRICS = frozenset(
     {"acc", "acc_norm", "exact_match", "score", "accuracy", "AverageAccuracy", "mean_acc", "em", "pass@1", "mc1", "mc2"}
+    # inspect_ai's built-in scorers grade C/I (or F1), read as 1/0.
+    | {"match", "includes", "choice", "exact", "f1", "pattern", "answer", "model_graded_qa", "model_graded_fact"}
 )
 
 

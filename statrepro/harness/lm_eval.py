@@ -551,7 +551,9 @@ class LmEvalHarness:
     def detect(self, path: Path) -> bool:
         path = Path(path)
         if path.is_file():
-            return path.suffix == ".json" or bool(_SAMPLES_NAME.match(path.name))
+            from .inspect_logs import is_inspect_log
+
+            return (path.suffix == ".json" and not is_inspect_log(path)) or bool(_SAMPLES_NAME.match(path.name))
         return any(_is_results_json(f) or _SAMPLES_NAME.match(f.name) for f in all_files(path))
 
     def doctor_factors(self, path: Path) -> dict[str, Any] | None:

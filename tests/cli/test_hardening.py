@@ -506,6 +506,20 @@ def _evalscope_without_reviews(ws: Path) -> Path:
     return ws / "b"
 
 
+def _truncated_inspect_eval(ws: Path) -> Path:
+    """An inspect .eval zip cut short (a copy interrupted mid-file)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("header.json", json.dumps({"version": 2, "status": "success", "eval": {"task": "arith"}}))
+        archive.writestr("samples/q0_epoch_1.json", json.dumps({"id": "q0", "epoch": 1, "scores": {"match": {"value": "C"}}}))
+    (ws / "b").mkdir()
+    (ws / "b" / "run.eval").write_bytes(buffer.getvalue()[:-40])
+    return ws / "b"
+
+
 def _unrelated_dir(ws: Path) -> Path:
     (ws / "b").mkdir()
     (ws / "b" / "notes.txt").write_text("hello")
@@ -594,6 +608,9 @@ BAD_INPUTS = [
      [r"\.jsonl:2", "not UTF-8"]),
     ("symlink-loop", _analyze_case(_symlink_loop), [r"loop", "symlink loop"]),
     ("huge-sparse-samples", _analyze_case(_huge_sparse), [r"\.jsonl:\d+", "line longer than 64 MiB"]),
+    ("inspect-eval-truncated", _analyze_case(_truncated_inspect_eval), [r"b/run\.eval: ", "inspect_ai"]),
+    ("inspect-json-malformed", _analyze_case(lambda ws: (ws / "b").mkdir() or (ws / "b" / "log.json").write_text('{"version": 2, "eval": {"task": "arith", ') and ws / "b"),
+     [r"b/log\.json: ", "inspect_ai"]),
     ("empty-dir", _analyze_case(_empty_dir), [r"b: directory is empty"]),
     ("unrelated-dir", _analyze_case(_unrelated_dir), [r"b: no recognisable run"]),
 ]
