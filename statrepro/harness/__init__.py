@@ -71,7 +71,7 @@ def load_side(path: str | Path, *, metric_overrides: dict[str, str] | None = Non
     for name in sorted(_REGISTRY):
         adapter = _REGISTRY[name]()
         if adapter.detect(path):
-            frames.append(adapter.load(path, metric_overrides=metric_overrides or {}))
+            frames.append(adapter.load(path, metric_overrides=metric_overrides or {}).assign(harness=name))
     if not frames:
         if path.is_dir() and not any(path.iterdir()):
             raise InputError("directory is empty", path=path)

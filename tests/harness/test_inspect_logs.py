@@ -91,3 +91,12 @@ def test_a_damaged_log_is_a_one_line_located_error(logs, tmp_path):
     (tmp_path / "log.json").write_text((tmp_path / "log.json").read_text()[:2000])
     with pytest.raises(InputError, match=r"log\.json: not a readable inspect_ai log"):
         load_side(tmp_path / "log.json")
+
+
+def test_doctor_names_the_harness_difference_between_lm_eval_output_and_an_inspect_log(logs, tmp_path):
+    from harness_output import DATES, standard_tasks, write_lm_eval_run
+
+    write_lm_eval_run(tmp_path / "lm", DATES[0], 1, standard_tasks())
+    result = CliRunner().invoke(app, ["doctor", str(tmp_path / "lm"), str(logs["eval"])], terminal_width=200)
+    [row] = [line for line in result.output.splitlines() if line.strip("│ ").startswith("harness ")]
+    assert "lm-eval" in row and "inspect_ai" in row, result.output
