@@ -18,7 +18,10 @@ from ..errors import InputError, did_you_mean
 
 _REGISTRY: dict[str, type] = {}
 # Modules that register adapters when imported; imported lazily so `statrepro --help` stays fast.
-_ADAPTER_MODULES = ("statrepro.harness.lm_eval", "statrepro.harness.evalscope", "statrepro.harness.inspect_logs")
+_ADAPTER_MODULES = (
+    "statrepro.harness.lm_eval", "statrepro.harness.evalscope", "statrepro.harness.inspect_logs",
+    "statrepro.harness.lighteval",
+)
 
 
 def register_harness(name: str) -> Callable[[type], type]:
@@ -77,7 +80,7 @@ def load_side(path: str | Path, *, metric_overrides: dict[str, str] | None = Non
             raise InputError("directory is empty", path=path)
         raise InputError(
             "no recognisable run: expected lm-eval results_*.json with samples_*.jsonl, "
-            "an evalscope work dir with reviews/, or inspect_ai logs (*.eval, *.json)",
+            "an evalscope work dir with reviews/, inspect_ai logs (*.eval, *.json) or lighteval details/*.parquet",
             path=path,
         )
     return pd.concat(frames, ignore_index=True)

@@ -24,7 +24,7 @@ from ..errors import InputError
 from . import register_harness
 from .contract import SentPrompt, short_hash
 from .evalscope import prompt_hash, target_text
-from .files import all_files, benchmark_for_task
+from .files import all_files, benchmark_for_task, error_reason
 from .records import check_unique, coerce_score, make_records
 
 if TYPE_CHECKING:
@@ -60,8 +60,7 @@ def read_log(path: Path, *, header_only: bool = False) -> EvalLog:
     try:
         return read_eval_log(str(path), header_only=header_only)
     except Exception as error:  # inspect raises zip, JSON, pydantic and its own errors for a damaged log
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise InputError(f"not a readable inspect_ai log ({reason})", path=path) from None
+        raise InputError(f"not a readable inspect_ai log ({error_reason(error)})", path=path) from None
 
 
 def score_value(value: Any, *, path: Path, key: str) -> float:

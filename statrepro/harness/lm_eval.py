@@ -149,7 +149,15 @@ class LmEvalRun:
 
 
 def _is_results_json(path: Path) -> bool:
-    return path.suffix == ".json" and (path.name.startswith("results") or bool(_RESULTS_NAME.match(path.name)))
+    """A results JSON by its name, unless it is lighteval's (named alike, with config_general inside)."""
+    if not (path.suffix == ".json" and (path.name.startswith("results") or bool(_RESULTS_NAME.match(path.name)))):
+        return False
+    from .lighteval import is_lighteval_results
+
+    try:
+        return not is_lighteval_results(read_json(path))
+    except InputError:
+        return True  # unreadable: loading it as lm-eval's says where and why
 
 
 def find_runs(path: Path) -> list[LmEvalRun]:

@@ -520,6 +520,14 @@ def _truncated_inspect_eval(ws: Path) -> Path:
     return ws / "b"
 
 
+def _truncated_lighteval_details(ws: Path) -> Path:
+    """A lighteval details parquet cut short after its magic bytes."""
+    details = ws / "b" / "details" / "m" / DATE
+    details.mkdir(parents=True)
+    (details / f"details_gsm8k|0_{DATE}.parquet").write_bytes(b"PAR1\x15\x04\x15")
+    return ws / "b"
+
+
 def _unrelated_dir(ws: Path) -> Path:
     (ws / "b").mkdir()
     (ws / "b" / "notes.txt").write_text("hello")
@@ -611,6 +619,8 @@ BAD_INPUTS = [
     ("inspect-eval-truncated", _analyze_case(_truncated_inspect_eval), [r"b/run\.eval: ", "inspect_ai"]),
     ("inspect-json-malformed", _analyze_case(lambda ws: (ws / "b").mkdir() or (ws / "b" / "log.json").write_text('{"version": 2, "eval": {"task": "arith", ') and ws / "b"),
      [r"b/log\.json: ", "inspect_ai"]),
+    ("lighteval-details-truncated", _analyze_case(_truncated_lighteval_details),
+     [r"details_gsm8k\|0_.*\.parquet: ", "not a readable lighteval details parquet"]),
     ("empty-dir", _analyze_case(_empty_dir), [r"b: directory is empty"]),
     ("unrelated-dir", _analyze_case(_unrelated_dir), [r"b: no recognisable run"]),
 ]
