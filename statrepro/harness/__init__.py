@@ -20,7 +20,7 @@ _REGISTRY: dict[str, type] = {}
 # Modules that register adapters when imported; imported lazily so `statrepro --help` stays fast.
 _ADAPTER_MODULES = (
     "statrepro.harness.lm_eval", "statrepro.harness.evalscope", "statrepro.harness.inspect_logs",
-    "statrepro.harness.lighteval",
+    "statrepro.harness.lighteval", "statrepro.harness.opencompass",
 )
 
 
@@ -80,7 +80,8 @@ def load_side(path: str | Path, *, metric_overrides: dict[str, str] | None = Non
             raise InputError("directory is empty", path=path)
         raise InputError(
             "no recognisable run: expected lm-eval results_*.json with samples_*.jsonl, "
-            "an evalscope work dir with reviews/, inspect_ai logs (*.eval, *.json) or lighteval details/*.parquet",
+            "an evalscope work dir with reviews/, inspect_ai logs (*.eval, *.json), lighteval details/*.parquet "
+            "or an OpenCompass work dir with predictions/",
             path=path,
         )
     return pd.concat(frames, ignore_index=True)

@@ -67,6 +67,8 @@ def find_work_dirs(path: Path) -> list[WorkDir]:
             # lm-eval output that happens to sit in a folder named like evalscope's is not a work dir.
             if file.name.startswith(("results", "samples_")) or (parts[-3] == "reports" and file.suffix != ".json"):
                 continue
+            if parts[-3] == "predictions" and file.suffix == ".json":
+                continue  # evalscope's predictions are JSONL; predictions/<model>/<dataset>.json is OpenCompass's
             root = file.parent.parent.parent
             work_dir = work_dirs.setdefault(root, WorkDir(root))
             if parts[-3] == "reviews" and file.suffix == ".jsonl":

@@ -14,7 +14,6 @@ one ``--metric TASK=NAME`` names. Reading parquet needs pyarrow (a dependency of
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -114,7 +113,7 @@ def details_rows(path: Path, metric_overrides: dict[str, str], model: str | None
             "score": coerce_score(scores[metric], path=str(path), line=None, key=f"{where}.metric.{metric}"),
             "prediction": _prediction(sample.get("model_response")),
             "target": _gold(doc),
-            "prompt_hash": hashlib.sha256(json.dumps(sent.to_dict(), sort_keys=True).encode()).hexdigest() if sent else None,
+            "prompt_hash": sent.digest() if sent else None,
             "doc_hash": None,
             "model": model,
             "source": str(path),

@@ -528,6 +528,14 @@ def _truncated_lighteval_details(ws: Path) -> Path:
     return ws / "b"
 
 
+def _truncated_opencompass_predictions(ws: Path) -> Path:
+    """An OpenCompass predictions file cut off mid-item."""
+    predictions = ws / "b" / "20250102_030405" / "predictions" / "m"
+    predictions.mkdir(parents=True)
+    (predictions / "gsm8k.json").write_text('{\n    "0": {\n        "origin_prompt": "q0",\n        "predic')
+    return ws / "b"
+
+
 def _unrelated_dir(ws: Path) -> Path:
     (ws / "b").mkdir()
     (ws / "b" / "notes.txt").write_text("hello")
@@ -621,6 +629,8 @@ BAD_INPUTS = [
      [r"b/log\.json: ", "inspect_ai"]),
     ("lighteval-details-truncated", _analyze_case(_truncated_lighteval_details),
      [r"details_gsm8k\|0_.*\.parquet: ", "not a readable lighteval details parquet"]),
+    ("opencompass-predictions-truncated", _analyze_case(_truncated_opencompass_predictions),
+     [r"predictions/m/gsm8k\.json:\d+", "invalid JSON"]),
     ("empty-dir", _analyze_case(_empty_dir), [r"b: directory is empty"]),
     ("unrelated-dir", _analyze_case(_unrelated_dir), [r"b: no recognisable run"]),
 ]

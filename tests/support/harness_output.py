@@ -230,3 +230,36 @@ def write_lighteval_run(out: Path, date: str, tasks: dict[str, list[dict]], *, m
         dataset.select_columns(sorted(dataset.column_names)).to_parquet(str(details_dir / f"details_{task}_{date}.parquet"))
     return out
 
+
+def opencompass_item(index: int, *, ppl: bool = False) -> dict:
+    """One predictions entry as OpenCompass's GenInferencer / PPLInferencer dumps it."""
+    if ppl:
+        labels = {f"label: {choice}": {"testing input": f"q{index}", "prompt": f"q{index} {choice}", "PPL": 1.0 + i}
+                  for i, choice in enumerate("ABCD")}
+        return {**labels, "prediction": "A", "gold": "A" if index % 2 == 0 else "B"}
+    return {"origin_prompt": [{"role": "HUMAN", "prompt": f"question {index}"}], "prediction": f" answer {index}\n", "gold": str(index)}
+
+
+def write_opencompass_run(root: Path, stamp: str, datasets: dict[str, list[dict]], *, model: str = "smol-api",
+                          correct=None, shards: int = 1) -> Path:
+    """An OpenCompass work dir <root>/<stamp>/ (format from opencompass/tasks/openicl_eval.py): predictions, split
+    into ``shards`` partition files when > 1, and, with ``correct(dataset, index) -> bool``, results with
+    dump_details details."""
+    run = root / stamp
+    for dataset, items in datasets.items():
+        predictions = run / "predictions" / model
+        predictions.mkdir(parents=True, exist_ok=True)
+        size = -(-len(items) // shards)
+        parts = [items[start:start + size] for start in range(0, len(items), size)]
+        for number, part in enumerate(parts):
+            name = f"{dataset}_{number}.json" if shards > 1 else f"{dataset}.json"
+            (predictions / name).write_text(json.dumps({str(i): item for i, item in enumerate(part)}, indent=4), encoding="utf-8")
+        if correct is not None:
+            details = {str(i): {"prompt": item.get("origin_prompt"), "origin_prediction": item["prediction"],
+                                "predictions": item["prediction"].strip(), "references": item["gold"], "correct": correct(dataset, i)}
+                       for i, item in enumerate(items)}
+            accuracy = 100 * sum(d["correct"] for d in details.values()) / len(details)
+            (run / "results" / model).mkdir(parents=True, exist_ok=True)
+            (run / "results" / model / f"{dataset}.json").write_text(
+                json.dumps({"accuracy": accuracy, "details": details, "type": "GEN"}, indent=4), encoding="utf-8")
+    return run
