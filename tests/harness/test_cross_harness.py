@@ -3,8 +3,8 @@ prepared tasks, else the document hash), and the harness difference is reported 
 
 The LiveBench A/A uses format-exact synthetic outputs of both harnesses (lm-eval samples from
 tests/support/harness_output.py, evalscope general_qa reviews dumped by evalscope's own classes) over the same
-prepared items, answered alike: running both harnesses against the fake endpoint is
-test_evalscope_livebench.py's `model`-marked test, too slow for every run."""
+prepared items, answered alike. Both harnesses run for real by statrepro's runner against the fake endpoint in
+test_evalscope_livebench.py's `model`-marked test (about 2 minutes), which checks the same harness note."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def test_a_ppl_dataset_without_details_is_scored_as_opencompass_scores_accuracy(
 
 
 def test_a_gen_dataset_without_details_and_bad_details_are_located_errors(tmp_path):
-    run = write_opencompass_run(tmp_path / "a", "20260101_100000", {"gsm8k": _gen(2)})
+    write_opencompass_run(tmp_path / "a", "20260101_100000", {"gsm8k": _gen(2)})
     with pytest.raises(InputError, match=r"gsm8k\.json: gen dataset without per-item results: .*dump_details=True"):
         load_side(tmp_path / "a")
     run = write_opencompass_run(tmp_path / "b", "20260101_100000", {"gsm8k": _gen(2)}, correct=lambda d, i: True)
