@@ -148,8 +148,10 @@ def pair(
             only_a, only_b = sorted(keys_a - keys_b), sorted(keys_b - keys_a)
             if not intersect:
                 example = (only_a or only_b)[0]
+                # Across harnesses the likely cause is keys with nothing in common, not a few missing items.
+                across = f" ({harnesses[0]} output against {harnesses[1]} output)" if cross_harness else ""
                 raise InputError(
-                    f"item sets differ in benchmark {name!r}: {len(only_a)} items only in A, {len(only_b)} only in B "
+                    f"item sets differ in benchmark {name!r}{across}: {len(only_a)} items only in A, {len(only_b)} only in B "
                     f"(e.g. {example!r}); pass --intersect to analyse the common items",
                     path=_side_label(part_a if only_a else part_b, name),
                 )

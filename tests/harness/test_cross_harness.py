@@ -21,6 +21,7 @@ from statrepro.analysis import pair
 from statrepro.benchmarks import get_benchmark
 from statrepro.benchmarks import livebench as lb
 from statrepro.cli import app
+from statrepro.errors import InputError
 from statrepro.harness.records import make_records
 
 DATA_DIR = os.environ.get("STATREPRO_DATA_DIR")
@@ -92,3 +93,11 @@ def test_items_keyed_differently_pair_on_the_document_hash_and_the_unmatched_are
 def test_one_harness_on_both_sides_reports_no_harness_difference():
     side = _records("lm-eval", ["qa/0", "qa/1"], ["d0", "d1"], [1, 0])
     assert not [d for d in pair(side, side).config_differences if d.factor == "harness"]
+
+
+def test_items_with_no_shared_identity_are_an_error_that_names_both_harnesses():
+    side_a = _records("lm-eval", ["qa/0", "qa/1"], ["d0", "d1"], [1, 0])
+    side_b = _records("inspect_ai", ["task/q0", "task/q1"], [None, None], [1, 0])
+    with pytest.raises(InputError, match=r"item sets differ in benchmark 'qa' \(lm-eval output against inspect_ai output\): "
+                                         r"2 items only in A, 2 only in B"):
+        pair(side_a, side_b)
