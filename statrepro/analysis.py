@@ -42,6 +42,8 @@ class AnalysisOptions:
 # take their bound from here, never from the observed scores.
 UNIT_RANGE_METRICS = frozenset(
     {"acc", "acc_norm", "exact_match", "score", "accuracy", "AverageAccuracy", "mean_acc", "em", "pass@1", "mc1", "mc2"}
+    # inspect_ai's built-in scorers grade C/I (or F1), read as 1/0.
+    | {"match", "includes", "choice", "exact", "f1", "pattern", "answer", "model_graded_qa", "model_graded_fact"}
 )
 
 
@@ -120,6 +122,8 @@ def pair(
     check_single_model(records_a, "A")
     check_single_model(records_b, "B")
     pairing = Pairing()
+    harnesses = (_harness_of(records_a), _harness_of(records_b))
+    cross_harness = None not in harnesses and harnesses[0] != harnesses[1]
     names_a, names_b = set(records_a["benchmark"]), set(records_b["benchmark"])
     only = sorted(names_a ^ names_b)
     if only and unpaired != "intersect":
@@ -137,13 +141,17 @@ def pair(
     for name in sorted(names_a & names_b):
         part_a = records_a[records_a["benchmark"] == name]
         part_b = records_b[records_b["benchmark"] == name]
+        if cross_harness:
+            part_a, part_b = _pair_across_harnesses(name, part_a, part_b, harnesses, pairing)
         keys_a, keys_b = set(part_a["item_key"]), set(part_b["item_key"])
         if keys_a != keys_b:
             only_a, only_b = sorted(keys_a - keys_b), sorted(keys_b - keys_a)
             if not intersect:
                 example = (only_a or only_b)[0]
+                # Across harnesses the likely cause is keys with nothing in common, not a few missing items.
+                across = f" ({harnesses[0]} output against {harnesses[1]} output)" if cross_harness else ""
                 raise InputError(
-                    f"item sets differ in benchmark {name!r}: {len(only_a)} items only in A, {len(only_b)} only in B "
+                    f"item sets differ in benchmark {name!r}{across}: {len(only_a)} items only in A, {len(only_b)} only in B "
                     f"(e.g. {example!r}); pass --intersect to analyse the common items",
                     path=_side_label(part_a if only_a else part_b, name),
                 )
@@ -165,6 +173,41 @@ def pair(
     if not pairing.benchmarks:
         raise InputError("A and B have no benchmark in common")
     return pairing
+
+
+def _harness_of(records: pd.DataFrame) -> str | None:
+    """The harness(es) a side was read from, None when unrecorded (a plugin's table, an older store)."""
+    if "harness" not in records.columns:
+        return None
+    return ",".join(sorted(records["harness"].dropna().unique())) or None
+
+
+def _has_unique_doc_hashes(part: pd.DataFrame) -> bool:
+    items = part.drop_duplicates("item_key")
+    return bool(items["doc_hash"].notna().all()) and items["doc_hash"].is_unique
+
+
+def _pair_across_harnesses(
+    name: str, part_a: pd.DataFrame, part_b: pd.DataFrame, harnesses: tuple[str, str], pairing: Pairing
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Harnesses key items their own way: keep the item keys when they are the same items on both sides (the
+    benchmarks' prepared tasks key e.g. LiveBench as `statrepro_livebench_<task>/<row>` on every harness), else
+    pair on the document hash when both sides record one per item; report the harness, the identity matched on,
+    how many matched and how many are left unmatched."""
+    keys_a, keys_b = set(part_a["item_key"]), set(part_b["item_key"])
+    identity = "item key"
+    if keys_a != keys_b and _has_unique_doc_hashes(part_a) and _has_unique_doc_hashes(part_b):
+        identity = "document hash"
+        key_of_document = part_a.drop_duplicates("item_key").set_index("doc_hash")["item_key"]
+        # B's items take A's key for the same document, so the verdict names items as A does.
+        part_b = part_b.assign(item_key=part_b["doc_hash"].map(key_of_document).fillna("doc_hash:" + part_b["doc_hash"]))
+        keys_b = set(part_b["item_key"])
+    detail = (
+        f"A is {harnesses[0]} output, B is {harnesses[1]} output; {len(keys_a & keys_b)} items matched on the {identity}, "
+        f"{len(keys_a - keys_b)} of A and {len(keys_b - keys_a)} of B unmatched"
+    )
+    pairing.config_differences.append(ConfigDifferenceJson(benchmark=name, factor="harness", detail=detail))
+    return part_a, part_b
 
 
 def _first_per_item(records: pd.DataFrame, column: str) -> pd.Series:

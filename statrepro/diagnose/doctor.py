@@ -347,7 +347,7 @@ def _read_source(source: str | Path) -> _Source:
             endpoint = factors.pop(ENDPOINT_FACTOR, None)
             return _Source(factors, f"{adapter.name} outputs", endpoint=endpoint, served=endpoint is not None, names_engine=endpoint is None)
     if path.is_dir():
-        raise InputError("directory holds no lm-eval results_*.json nor evalscope configs/task_config*.yaml", path=path)
+        raise InputError("directory holds no lm-eval results_*.json, evalscope configs/task_config*.yaml nor inspect_ai log", path=path)
     if path.suffix.lower() == ".json":
         raise InputError("JSON is neither an lm-eval results file nor a statrepro manifest", path=path)
     if path.suffix.lower() in (".yaml", ".yml"):

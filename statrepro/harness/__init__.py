@@ -18,7 +18,10 @@ from ..errors import InputError, did_you_mean
 
 _REGISTRY: dict[str, type] = {}
 # Modules that register adapters when imported; imported lazily so `statrepro --help` stays fast.
-_ADAPTER_MODULES = ("statrepro.harness.lm_eval", "statrepro.harness.evalscope")
+_ADAPTER_MODULES = (
+    "statrepro.harness.lm_eval", "statrepro.harness.evalscope", "statrepro.harness.inspect_logs",
+    "statrepro.harness.lighteval", "statrepro.harness.opencompass",
+)
 
 
 def register_harness(name: str) -> Callable[[type], type]:
@@ -71,13 +74,14 @@ def load_side(path: str | Path, *, metric_overrides: dict[str, str] | None = Non
     for name in sorted(_REGISTRY):
         adapter = _REGISTRY[name]()
         if adapter.detect(path):
-            frames.append(adapter.load(path, metric_overrides=metric_overrides or {}))
+            frames.append(adapter.load(path, metric_overrides=metric_overrides or {}).assign(harness=name))
     if not frames:
         if path.is_dir() and not any(path.iterdir()):
             raise InputError("directory is empty", path=path)
         raise InputError(
             "no recognisable run: expected lm-eval results_*.json with samples_*.jsonl, "
-            "or an evalscope work dir with reviews/",
+            "an evalscope work dir with reviews/, inspect_ai logs (*.eval, *.json), lighteval details/*.parquet "
+            "or an OpenCompass work dir with predictions/",
             path=path,
         )
     return pd.concat(frames, ignore_index=True)

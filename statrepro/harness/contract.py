@@ -125,6 +125,10 @@ class SentPrompt:
         return {"text": self.text, "messages": list(self.messages) if self.messages is not None else None,
                 "continuations": list(self.continuations), "stop": list(self.stop)}
 
+    def digest(self) -> str:
+        """SHA-256 of the whole prompt, for a records table's prompt_hash."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
 
 @runtime_checkable
 class HarnessAdapter(Protocol):

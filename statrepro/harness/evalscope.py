@@ -67,6 +67,8 @@ def find_work_dirs(path: Path) -> list[WorkDir]:
             # lm-eval output that happens to sit in a folder named like evalscope's is not a work dir.
             if file.name.startswith(("results", "samples_")) or (parts[-3] == "reports" and file.suffix != ".json"):
                 continue
+            if parts[-3] == "predictions" and file.suffix == ".json":
+                continue  # evalscope's predictions are JSONL; predictions/<model>/<dataset>.json is OpenCompass's
             root = file.parent.parent.parent
             work_dir = work_dirs.setdefault(root, WorkDir(root))
             if parts[-3] == "reviews" and file.suffix == ".jsonl":
@@ -128,7 +130,7 @@ def sent_messages(messages: object) -> tuple[dict, ...] | None:
     return tuple(messages[:-1] if messages[-1].get("role") == "assistant" else messages)
 
 
-def _target_text(target: object) -> str | None:
+def target_text(target: object) -> str | None:
     if target is None:
         return None
     if isinstance(target, list):
@@ -147,7 +149,7 @@ def _rescore(review: dict, score: dict, spec: Benchmark, *, path: Path, line: in
     """statrepro's score of the review's raw prediction, located InputErrors for what it lacks."""
     texts = {
         "sample_score.score.prediction": score.get("prediction"),
-        "target": _target_text(review.get("target")),
+        "target": target_text(review.get("target")),
         "messages": _user_prompt(review.get("messages")),
     }
     for key, value in texts.items():
@@ -206,7 +208,7 @@ def read_review_file(
             value = coerce_score(values[metric], path=str(review_path), line=line, key=f"value.{metric}")
             extracted = score.get("extracted_prediction")
             prediction = extracted if extracted is not None else score.get("prediction")
-            target = _target_text(review.get("target"))
+            target = target_text(review.get("target"))
         document = document_of(review, path=review_path, line=line)
         generation = sample_score.get("generation_index") or 0
         if (document, generation) in seen:

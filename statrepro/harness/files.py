@@ -111,3 +111,9 @@ def walk_files(root: Path) -> Iterator[Path]:
 def all_files(path: Path) -> list[Path]:
     """``path`` itself when it is a file, else every file below it."""
     return [path] if path.is_file() else list(walk_files(path))
+
+
+def error_reason(error: Exception) -> str:
+    """The first line of a third-party reader's error, short enough for a one-line InputError."""
+    text = str(error)
+    return text.splitlines()[0][:200] if text.strip() else type(error).__name__

@@ -149,7 +149,15 @@ class LmEvalRun:
 
 
 def _is_results_json(path: Path) -> bool:
-    return path.suffix == ".json" and (path.name.startswith("results") or bool(_RESULTS_NAME.match(path.name)))
+    """A results JSON by its name, unless it is lighteval's (named alike, with config_general inside)."""
+    if not (path.suffix == ".json" and (path.name.startswith("results") or bool(_RESULTS_NAME.match(path.name)))):
+        return False
+    from .lighteval import is_lighteval_results
+
+    try:
+        return not is_lighteval_results(read_json(path))
+    except InputError:
+        return True  # unreadable: loading it as lm-eval's says where and why
 
 
 def find_runs(path: Path) -> list[LmEvalRun]:
@@ -551,7 +559,9 @@ class LmEvalHarness:
     def detect(self, path: Path) -> bool:
         path = Path(path)
         if path.is_file():
-            return path.suffix == ".json" or bool(_SAMPLES_NAME.match(path.name))
+            from .inspect_logs import is_inspect_log
+
+            return (path.suffix == ".json" and not is_inspect_log(path)) or bool(_SAMPLES_NAME.match(path.name))
         return any(_is_results_json(f) or _SAMPLES_NAME.match(f.name) for f in all_files(path))
 
     def doctor_factors(self, path: Path) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ RECORD_COLUMNS: dict[str, str] = {
     "prompt_hash": "Hash of the rendered prompt, to detect prompt differences between environments.",
     "doc_hash": "Hash of the source document, a check that paired items really are the same item.",
     "model": "Model name the harness recorded, to detect mixed models within one side.",
+    "harness": "Harness whose output the row was read from (set on reading), to report a harness difference and pair across harnesses.",
     "source": "File the row was read from, for error messages and provenance.",
 }
 

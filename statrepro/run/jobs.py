@@ -206,7 +206,7 @@ def execute_job(
             except InputError as parse_error:
                 error = f"harness output unreadable: {parse_error}"
                 break
-            records = records.assign(seed=job.seed, run_id=f"seed-{job.seed}")
+            records = records.assign(seed=job.seed, run_id=f"seed-{job.seed}", harness=adapter.name)
             manifest = {
                 "job": job.key,
                 "env": job.env.public_dict(),

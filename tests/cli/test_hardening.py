@@ -506,6 +506,36 @@ def _evalscope_without_reviews(ws: Path) -> Path:
     return ws / "b"
 
 
+def _truncated_inspect_eval(ws: Path) -> Path:
+    """An inspect .eval zip cut short (a copy interrupted mid-file)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("header.json", json.dumps({"version": 2, "status": "success", "eval": {"task": "arith"}}))
+        archive.writestr("samples/q0_epoch_1.json", json.dumps({"id": "q0", "epoch": 1, "scores": {"match": {"value": "C"}}}))
+    (ws / "b").mkdir()
+    (ws / "b" / "run.eval").write_bytes(buffer.getvalue()[:-40])
+    return ws / "b"
+
+
+def _truncated_lighteval_details(ws: Path) -> Path:
+    """A lighteval details parquet cut short after its magic bytes."""
+    details = ws / "b" / "details" / "m" / DATE
+    details.mkdir(parents=True)
+    (details / f"details_gsm8k|0_{DATE}.parquet").write_bytes(b"PAR1\x15\x04\x15")
+    return ws / "b"
+
+
+def _truncated_opencompass_predictions(ws: Path) -> Path:
+    """An OpenCompass predictions file cut off mid-item."""
+    predictions = ws / "b" / "20250102_030405" / "predictions" / "m"
+    predictions.mkdir(parents=True)
+    (predictions / "gsm8k.json").write_text('{\n    "0": {\n        "origin_prompt": "q0",\n        "predic')
+    return ws / "b"
+
+
 def _unrelated_dir(ws: Path) -> Path:
     (ws / "b").mkdir()
     (ws / "b" / "notes.txt").write_text("hello")
@@ -594,6 +624,13 @@ BAD_INPUTS = [
      [r"\.jsonl:2", "not UTF-8"]),
     ("symlink-loop", _analyze_case(_symlink_loop), [r"loop", "symlink loop"]),
     ("huge-sparse-samples", _analyze_case(_huge_sparse), [r"\.jsonl:\d+", "line longer than 64 MiB"]),
+    ("inspect-eval-truncated", _analyze_case(_truncated_inspect_eval), [r"b/run\.eval: ", "inspect_ai"]),
+    ("inspect-json-malformed", _analyze_case(lambda ws: (ws / "b").mkdir() or (ws / "b" / "log.json").write_text('{"version": 2, "eval": {"task": "arith", ') and ws / "b"),
+     [r"b/log\.json: ", "inspect_ai"]),
+    ("lighteval-details-truncated", _analyze_case(_truncated_lighteval_details),
+     [r"details_gsm8k\|0_.*\.parquet: ", "not a readable lighteval details parquet"]),
+    ("opencompass-predictions-truncated", _analyze_case(_truncated_opencompass_predictions),
+     [r"predictions/m/gsm8k\.json:\d+", "invalid JSON"]),
     ("empty-dir", _analyze_case(_empty_dir), [r"b: directory is empty"]),
     ("unrelated-dir", _analyze_case(_unrelated_dir), [r"b: no recognisable run"]),
 ]

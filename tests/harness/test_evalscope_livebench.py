@@ -162,8 +162,12 @@ def test_lm_eval_and_evalscope_pair_on_livebench_against_one_endpoint(tmp_path, 
     completed = _statrepro("compare", env_a, env_b, "--store", tmp_path / "store", "--json", tmp_path / "verdict.json")
     output = completed.stdout + completed.stderr
     assert (tmp_path / "verdict.json").is_file(), output
-    bench = json.loads((tmp_path / "verdict.json").read_text())["benchmarks"]["livebench"]
+    payload = json.loads((tmp_path / "verdict.json").read_text())
+    bench = payload["benchmarks"]["livebench"]
     assert bench["n_items"] == len(expected) and bench["diff"] == 0.0, output
+    [harness] = [difference for difference in payload["config_differences"] if difference["factor"] == "harness"]
+    assert harness["detail"] == (f"A is lm-eval output, B is evalscope output; {len(expected)} items matched on the item key, "
+                                 "0 of A and 0 of B unmatched")
     lm_eval, evalscope = _stored_records(tmp_path / "store", "lm"), _stored_records(tmp_path / "store", "es")
     assert set(lm_eval.index) == set(evalscope.index) == set(expected)
     assert lm_eval["score"].sort_index().tolist() == evalscope["score"].sort_index().tolist()

@@ -1,5 +1,6 @@
 """Harness output in each harness's on-disk layout, for the adapter tests: hand-made lm-eval trees, and
-evalscope work dirs written with evalscope's own ReviewResult/SampleScore/TaskConfig classes."""
+evalscope work dirs written with evalscope's own ReviewResult/SampleScore/TaskConfig classes, and lighteval
+output dirs written from its source."""
 
 from __future__ import annotations
 
@@ -189,3 +190,76 @@ def repeated_reviews(n_docs: int, repeats: int, score, main: str = "acc", extra:
             value = {main: score(doc, generation), **(extra or {})}
             rows.append(evalscope_review(doc * repeats + generation, doc, generation, value, main))
     return rows
+
+
+def lighteval_detail(doc_id: int, score: float, *, task: str = "gsm8k|0", metric: str = "extractive_match") -> dict:
+    """One row of a lighteval details parquet: asdict(Detail(doc, model_response, metric)) of lighteval 0.13."""
+    query = f"{task} q{doc_id}"
+    return {
+        "doc": {"query": query, "choices": [str(doc_id)], "gold_index": 0, "instruction": "", "id": str(doc_id),
+                "task_name": task, "fewshot_samples": [], "generation_size": 256, "stop_sequences": ["\n\n"]},
+        "model_response": {"input": query, "text": [f"answer {doc_id}"], "text_post_processed": [str(doc_id)],
+                           "logprobs": [], "argmax_logits_eq_gold": [], "input_tokens": [], "output_tokens": [],
+                           "truncated_tokens_count": 0, "padded_tokens_count": 0},
+        "metric": {metric: score},
+    }
+
+
+def write_lighteval_run(out: Path, date: str, tasks: dict[str, list[dict]], *, model: str = "org/model",
+                        temperature: float = 0.0, seed: int | None = 1234) -> Path:
+    """One lighteval run in its on-disk layout (EvaluationTracker.save of lighteval 0.13, written here from its
+    source because lighteval's pins clash with this environment): results/<model>/results_<date>.json and
+    details/<model>/<date>/details_<task>_<date>.parquet, written with `datasets` as lighteval writes them."""
+    from datasets import Dataset
+
+    generation = {"temperature": temperature, "top_p": None, "max_new_tokens": 256, "seed": seed, "stop_tokens": None}
+    results = {
+        "config_general": {"lighteval_sha": "0.13.0", "model_name": model,
+                           "model_config": {"model_name": model, "generation_parameters": generation, "system_prompt": None}},
+        "results": {task: {"extractive_match": 0.5} for task in tasks},
+        "versions": {}, "config_tasks": {task: {"name": task.split("|")[-2]} for task in tasks},
+        "summary_tasks": {}, "summary_general": {},
+    }
+    results_dir = out / "results" / model
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"results_{date}.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    details_dir = out / "details" / model / date
+    details_dir.mkdir(parents=True, exist_ok=True)
+    for task, rows in tasks.items():
+        dataset = Dataset.from_list(rows)
+        dataset.select_columns(sorted(dataset.column_names)).to_parquet(str(details_dir / f"details_{task}_{date}.parquet"))
+    return out
+
+
+def opencompass_item(index: int, *, ppl: bool = False) -> dict:
+    """One predictions entry as OpenCompass's GenInferencer / PPLInferencer dumps it."""
+    if ppl:
+        labels = {f"label: {choice}": {"testing input": f"q{index}", "prompt": f"q{index} {choice}", "PPL": 1.0 + i}
+                  for i, choice in enumerate("ABCD")}
+        return {**labels, "prediction": "A", "gold": "A" if index % 2 == 0 else "B"}
+    return {"origin_prompt": [{"role": "HUMAN", "prompt": f"question {index}"}], "prediction": f" answer {index}\n", "gold": str(index)}
+
+
+def write_opencompass_run(root: Path, stamp: str, datasets: dict[str, list[dict]], *, model: str = "smol-api",
+                          correct=None, shards: int = 1) -> Path:
+    """An OpenCompass work dir <root>/<stamp>/ (format from opencompass/tasks/openicl_eval.py): predictions, split
+    into ``shards`` partition files when > 1, and, with ``correct(dataset, index) -> bool``, results with
+    dump_details details."""
+    run = root / stamp
+    for dataset, items in datasets.items():
+        predictions = run / "predictions" / model
+        predictions.mkdir(parents=True, exist_ok=True)
+        size = -(-len(items) // shards)
+        parts = [items[start:start + size] for start in range(0, len(items), size)]
+        for number, part in enumerate(parts):
+            name = f"{dataset}_{number}.json" if shards > 1 else f"{dataset}.json"
+            (predictions / name).write_text(json.dumps({str(i): item for i, item in enumerate(part)}, indent=4), encoding="utf-8")
+        if correct is not None:
+            details = {str(i): {"prompt": item.get("origin_prompt"), "origin_prediction": item["prediction"],
+                                "predictions": item["prediction"].strip(), "references": item["gold"], "correct": correct(dataset, i)}
+                       for i, item in enumerate(items)}
+            accuracy = 100 * sum(d["correct"] for d in details.values()) / len(details)
+            (run / "results" / model).mkdir(parents=True, exist_ok=True)
+            (run / "results" / model / f"{dataset}.json").write_text(
+                json.dumps({"accuracy": accuracy, "details": details, "type": "GEN"}, indent=4), encoding="utf-8")
+    return run
