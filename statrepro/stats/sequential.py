@@ -377,9 +377,12 @@ def look(
         conditional_power = _conditional_power(
             design,
             equivalence,
+            p_different,
+            differences,
             _information_ratio(differences, round_index, fractions, seed_noise),
             boundary_levels(fractions, design.alpha, design.spending)[-1],
             boundary_levels(fractions, different_level_one_sided, design.spending)[-1],
+            different_by_estimate=seed_rounds,
         )
     return LookResult(
         round=round_index,
@@ -423,15 +426,22 @@ def _information_ratio(
 def _conditional_power(
     design: SequentialRules,
     equivalence,
+    p_different: float,
+    differences: np.ndarray,
     ratio: float,
     tost_final: float,
     different_final: float,
+    *,
+    different_by_estimate: bool,
 ) -> float:
     """Chance, if the current estimates were the truth, that the last look reaches a verdict.
 
     Information grows by ``ratio`` (``_information_ratio``) from this look to the last. Each one-sided
     test's z then ends near z_k * sqrt(r) with variance 1 - 1/r (the usual "current trend" conditional
-    power, checked against the last look's boundary only, which understates it).
+    power, checked against the last look's boundary only, which understates it). The chance of "different"
+    is that of the beyond-margin test, or (``different_by_estimate``, the seed-round design's measured
+    rule) the smaller of "significant" and "the final estimate lies beyond the margin", which stays near 0.5
+    at the margin and so keeps seed rounds going there.
     """
     if ratio <= 1.0:
         return 0.0
@@ -446,9 +456,16 @@ def _conditional_power(
     passing = reach(z_of(equivalence.p_lower), tost_final)
     if design.mode != "non-inferiority":
         passing = min(passing, reach(z_of(equivalence.p_upper), tost_final))
-    # "different" needs only the beyond-margin test (one-sided in the estimate's direction: half its p).
-    beyond = reach(z_of(equivalence.p_beyond / 2), different_final)
-    return max(passing, beyond)
+    if not different_by_estimate:
+        # "different" needs only the beyond-margin test (one-sided in the estimate's direction: half its p).
+        return max(passing, reach(z_of(equivalence.p_beyond / 2), different_final))
+    significant = reach(z_of(p_different / 2), different_final)
+    diff = float(differences.mean())
+    total = float(differences.var(ddof=1))
+    se_final_shift = math.sqrt(total / differences.size * (1 / ratio) * (1 - 1 / ratio)) if total > 0 else 0.0
+    distance = (-diff if design.mode == "non-inferiority" else abs(diff)) - equivalence.margin
+    beyond = float(special.ndtr(distance / se_final_shift)) if se_final_shift > 0 else float(distance > 0)
+    return max(passing, min(significant, beyond))
 
 
 def stop_reason_of(result: LookResult, futility: float, last: int) -> StopReason | None:
