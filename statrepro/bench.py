@@ -485,3 +485,180 @@ def run_sequential_bench(
         f"over the four stochastic scenarios: {figures['mean calls saved']:.1%} (target: at least 40%)"
     )
     return figures
+
+
+# Item-sequential bench: the scenario mix of issue 15 (item 3).
+ITEM_BENCH_VARIANCES: dict[str, float | None] = {
+    # Beta concentration of the items' probabilities (None: a greedy engine). Low concentration puts the
+    # probabilities near 0 or 1, so item differences dominate; high concentration leaves seed noise.
+    "item-dominated": 0.3,
+    "seed-dominated": 30.0,
+    "greedy": None,
+}
+ITEM_BENCH_SHIFTS = (0.0, 0.5, 1.0, 1.2, 2.0)  # multiples of the margin, always a loss for B
+ITEM_BENCH_ITEMS = (200, 1000, 5000)
+
+
+def _bench_outcome(verdict: str | None) -> str:
+    return "passing" if verdict in ("equivalent", "within_tolerance") else verdict or "inconclusive"
+
+
+def _item_bench_scenario(task: tuple) -> dict:
+    """Simulate one scenario of the mix: verdicts and calls of the fixed, seeds-only and item-sequential designs."""
+    from .stats.item_sequential import ItemSequentialDesign, item_sequential_step
+    from .stats.sequential import SequentialDesign, fixed_design_calls, sequential_step
+    from .stats.simulate import GridCell
+
+    variance, items, shift, options = task
+    concentration = ITEM_BENCH_VARIANCES[variance]
+    greedy = concentration is None
+    seeds = 1 if greedy else options["seeds"]
+    cell = GridCell(options["accuracy"], items, GREEDY if greedy else seeds)
+    scenario = cell.scenario(
+        shift, tolerance=options["tolerance"], concentration=concentration or 3.0, greedy_seeds=1
+    )
+    key = (list(ITEM_BENCH_VARIANCES).index(variance), items, round(shift * 10))
+    rng = np.random.default_rng(np.random.SeedSequence(options["seed"], spawn_key=key))
+    alpha, tolerance, spending = options["alpha"], options["tolerance"], options["spending"]
+    seed_design = SequentialDesign(max_rounds=seeds, alpha=alpha, tolerance=tolerance, spending=spending)
+    block_size = math.ceil(items / options["blocks"])
+    a_all, b_all = scenario.draw_many(rng, options["sims"])
+    outcomes: dict[str, list[tuple[str, int]]] = {"fixed": [], "seeds-only": [], "items": []}
+    for i in range(options["sims"]):
+        a, b = a_all[i], b_all[i]
+        comparison = compare_paired(
+            a, b, tolerance=tolerance, alpha=alpha, n_resamples=100, n_permutations=1000, rng=rng
+        )
+        outcomes["fixed"].append((_bench_outcome(decide({"x": comparison}, alpha=alpha).verdict), fixed_design_calls(items, seeds)))
+        if not greedy:
+            step = sequential_step(seed_design, a, b)
+            outcomes["seeds-only"].append((_bench_outcome(step.verdict), step.calls_spent))
+        design = ItemSequentialDesign(
+            n_items=items, block_size=block_size, order_seed=i, seeds=seeds, alpha=alpha, tolerance=tolerance,
+            spending=spending, futility=options["futility"],
+        )
+        order = design.item_order()
+        decision = item_sequential_step(design, a[order], b[order])
+        outcomes["items"].append((_bench_outcome(decision.verdict), decision.calls_spent))
+    return {"variance": variance, "items": items, "shift": shift, "outcomes": outcomes}
+
+
+def _rate(rows: list[tuple[str, int]], outcome: str) -> float:
+    return sum(v == outcome for v, _ in rows) / len(rows) if rows else float("nan")
+
+
+def item_sequential_figures(results: list[dict]) -> dict:
+    """Per design, pooled over the mix: false `different` (shift <= 1 x tolerance), false pass (1.0 and 1.2),
+    power (pass at 0 and 0.5, different at 2) with their simulation counts, and mean calls saved against the
+    fixed design averaged over the scenarios."""
+    figures: dict = {}
+    for name in ("fixed", "seeds-only", "items"):
+        pooled = {"false different": [], "false pass at 1.0": [], "false pass at 1.2": [], "power": []}
+        savings = []
+        for result in results:
+            rows, shift = result["outcomes"][name], result["shift"]
+            if not rows:
+                continue
+            verdicts = [v for v, _ in rows]
+            if shift <= 1.0:
+                pooled["false different"] += [v == "different" for v in verdicts]
+            if shift in (1.0, 1.2):
+                pooled[f"false pass at {shift:.1f}"] += [v == "passing" for v in verdicts]
+            if shift < 1.0:
+                pooled["power"] += [v == "passing" for v in verdicts]
+            if shift > 1.2:
+                pooled["power"] += [v == "different" for v in verdicts]
+            fixed_calls = np.mean([c for _, c in result["outcomes"]["fixed"]])
+            savings.append(1 - np.mean([c for _, c in rows]) / fixed_calls)
+        for label, hits in pooled.items():
+            rate = float(np.mean(hits)) if hits else float("nan")
+            figures[f"{name}: {label}"] = rate
+            figures[f"{name}: {label} sims"] = len(hits)
+            figures[f"{name}: {label} mc error"] = mc_error(rate, len(hits))
+        figures[f"{name}: mean calls saved"] = float(np.mean(savings)) if savings else float("nan")
+        figures[f"{name}: scenarios"] = len(savings)
+    return figures
+
+
+def run_item_sequential_bench(
+    *,
+    sims: int,
+    items: tuple[int, ...] = ITEM_BENCH_ITEMS,
+    seeds: int = 3,
+    blocks: int = 10,
+    futility: float = 0.1,
+    accuracy: float = 0.6,
+    tolerance: float = 0.05,
+    alpha: float = 0.05,
+    spending: str = "obrien-fleming",
+    seed: int = 0,
+) -> dict:
+    """The scenario mix of item-sequential verdicts (variance kind x items x shift) against the fixed design on
+    the full item set and today's seeds-only design, on the same simulated data with known truth."""
+    from rich.progress import Progress
+
+    console = Console(width=max(130, Console().width))
+    options = dict(
+        sims=sims, seeds=seeds, blocks=blocks, futility=futility, accuracy=accuracy, tolerance=tolerance, alpha=alpha,
+        spending=spending, seed=seed,
+    )
+    tasks = [(v, n, s, options) for v in ITEM_BENCH_VARIANCES for n in items for s in ITEM_BENCH_SHIFTS]
+    results = []
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("simulating", total=len(tasks))
+        for task in tasks:
+            results.append(_item_bench_scenario(task))
+            progress.advance(bar)
+    table = Table(
+        title=f"item-sequential ({blocks} blocks, {spending}, futility {futility}) vs fixed full design vs seeds-only (<= {seeds} seeds): "
+        f"{sims} simulations per scenario, accuracy {accuracy}, relative tolerance {tolerance}, alpha {alpha}; "
+        "greedy engines run 1 seed"
+    )
+    for column in ("variance", "items", "shift", "fixed diff/pass", "seeds-only diff/pass", "seeds-only saved",
+                   "items diff/pass", "items saved"):
+        table.add_column(column, justify="left" if column == "variance" else "right")
+    for result in results:
+        out = result["outcomes"]
+        fixed_calls = np.mean([c for _, c in out["fixed"]])
+
+        def cell(name: str) -> tuple[str, str]:
+            rows = out[name]
+            if not rows:
+                return "n/a", "n/a"
+            saved = 1 - np.mean([c for _, c in rows]) / fixed_calls
+            return f"{_rate(rows, 'different'):.2f}/{_rate(rows, 'passing'):.2f}", f"{saved:.0%}"
+
+        table.add_row(
+            result["variance"], f"{result['items']:,}", f"{result['shift']:g}",
+            cell("fixed")[0], *cell("seeds-only"), *cell("items"),
+        )
+    console.print(table)
+    figures = item_sequential_figures(results)
+    summary = Table(title="pooled over the mix (error rates with 2 MC standard errors; savings vs the fixed design)")
+    for column in ("design", "false different", "false pass 1.0x", "false pass 1.2x", "power", "calls saved"):
+        summary.add_column(column, justify="left" if column == "design" else "right")
+    for name in ("fixed", "seeds-only", "items"):
+        def rate(label: str, name=name) -> str:
+            return f"{figures[f'{name}: {label}']:.3f} ± {figures[f'{name}: {label} mc error']:.3f} (n={figures[f'{name}: {label} sims']})"
+
+        summary.add_row(
+            name, rate("false different"), rate("false pass at 1.0"), rate("false pass at 1.2"),
+            f"{figures[f'{name}: power']:.3f}",
+            f"{figures[f'{name}: mean calls saved']:.1%} over {figures[f'{name}: scenarios']} scenarios",
+        )
+    console.print(summary)
+    console.print(
+        f"target: item-sequential saves >= 50% of the fixed design's calls averaged over the mix "
+        f"(measured {figures['items: mean calls saved']:.1%}), every error rate <= alpha {alpha} + MC error"
+    )
+    figures["scenarios"] = [
+        {
+            "variance": r["variance"], "items": r["items"], "shift": r["shift"],
+            **{f"{name} {outcome}": _rate(rows, outcome) for name, rows in r["outcomes"].items()
+               for outcome in ("different", "passing")},
+            **{f"{name} mean calls": float(np.mean([c for _, c in rows])) if rows else float("nan")
+               for name, rows in r["outcomes"].items()},
+        }
+        for r in results
+    ]
+    return figures

@@ -804,12 +804,17 @@ def doctor(
 @bench_app.command("sequential")
 @user_errors
 def bench_sequential(
-    sims: int = typer.Option(1000, help="Simulated comparisons per scenario."),
-    items: int = typer.Option(2000, help="Items per simulated benchmark."),
-    max_seeds: int = typer.Option(5, help="Seed budget per side (the fixed design runs all of them)."),
+    sims: Optional[int] = typer.Option(None, help="Simulated comparisons per scenario [default: 1000; --over items: 50]."),
+    items: int = typer.Option(2000, help="Items per simulated benchmark (--over seeds)."),
+    max_seeds: Optional[int] = typer.Option(None, help="Seed budget per side, all run by the fixed design [default: 5; --over items: 3 per item]."),
     tolerance: float = typer.Option(0.05, help="Relative tolerance."),
     alpha: float = typer.Option(0.05, help="Significance level."),
     spending: str = typer.Option("obrien-fleming", help="Alpha spending: obrien-fleming or pocock."),
+    over: str = typer.Option("seeds", help="seeds: today's seed rounds vs the fixed design; items: the item-sequential scenario mix (variance kind x item counts x shifts) vs the fixed and seeds-only designs."),
+    item_counts: str = typer.Option("200,1000,5000", help="With --over items: the benchmark sizes of the mix, comma-separated."),
+    blocks: int = typer.Option(10, help="With --over items: item blocks (looks) per benchmark."),
+    futility: float = typer.Option(0.1, help="With --over items: stop as inconclusive below this conditional power (0 = never)."),
+    seed: int = typer.Option(0, help="Random seed of the simulations."),
 ) -> None:
     """Simulate sequential verdicts vs the fixed design: error rates and model calls, side by side."""
     from .api import VerdictOptions
@@ -817,10 +822,35 @@ def bench_sequential(
     _options(VerdictOptions, tolerance=tolerance, alpha=alpha)
     if spending not in ("obrien-fleming", "pocock"):
         raise InputError(f"must be obrien-fleming or pocock, got {spending!r}", key="--spending")
-    if sims < 1 or items < 2 or max_seeds < 1:
-        raise InputError("--sims and --max-seeds must be at least 1 and --items at least 2")
+    if over not in ("seeds", "items"):
+        raise InputError(f"must be seeds or items, got {over!r}", key="--over")
+    sims = sims if sims is not None else (50 if over == "items" else 1000)
+    max_seeds = max_seeds if max_seeds is not None else (3 if over == "items" else 5)
+    if sims < 1 or items < 2 or max_seeds < 1 or blocks < 1:
+        raise InputError("--sims, --max-seeds and --blocks must be at least 1 and --items at least 2")
+    if over == "items":
+        try:
+            counts = tuple(int(part) for part in item_counts.split(","))
+        except ValueError:
+            raise InputError(f"must be comma-separated integers, got {item_counts!r}", key="--item-counts") from None
+        if any(count < 2 * blocks for count in counts):
+            raise InputError(f"every item count must be at least 2 x --blocks ({2 * blocks})", key="--item-counts")
+        from .bench import run_item_sequential_bench
+
+        run_item_sequential_bench(
+            sims=sims,
+            items=counts,
+            seeds=max_seeds,
+            blocks=blocks,
+            futility=futility,
+            tolerance=tolerance,
+            alpha=alpha,
+            spending=spending,
+            seed=seed,
+        )
+        return
     from .bench import run_sequential_bench
 
     run_sequential_bench(
-        sims=sims, items=items, max_seeds=max_seeds, tolerance=tolerance, alpha=alpha, spending=spending
+        sims=sims, items=items, max_seeds=max_seeds, tolerance=tolerance, alpha=alpha, spending=spending, seed=seed
     )

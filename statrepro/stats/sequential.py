@@ -44,11 +44,11 @@ _GRID_POINTS = 801
 _GRID_SDS = 10.0
 
 
-@dataclass(frozen=True)
-class SequentialDesign(ResultMixin):
-    """The pre-registered design: budget, error rate, margin and spending function."""
+@dataclass(frozen=True, kw_only=True)
+class SequentialRules(ResultMixin):
+    """What every sequential design pre-registers besides its budget: error rate, margin, spending function,
+    futility threshold and the rules' score range and missing share (read by ``look``)."""
 
-    max_rounds: int  # K: the most seeds per side that will be run (the budget)
     alpha: float = 0.05
     tolerance: float = 0.05
     mode: Mode = "equivalence"
@@ -59,12 +59,27 @@ class SequentialDesign(ResultMixin):
     max_missing_share: float = 0.05  # more items than this without a result on one side: inconclusive
 
     def __post_init__(self) -> None:
-        if self.max_rounds < 1:
-            raise ValueError(f"max_rounds must be at least 1, got {self.max_rounds}")
         if not 0 < self.alpha < 0.5:
             raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
         if self.spending not in ("obrien-fleming", "pocock"):
             raise ValueError(f"unknown spending function {self.spending!r}")
+
+
+@dataclass(frozen=True)
+class SequentialDesign(SequentialRules):
+    """The pre-registered design of seed rounds: budget, error rate, margin and spending function."""
+
+    max_rounds: int  # K: the most seeds per side that will be run (the budget)
+
+    def __post_init__(self) -> None:
+        if self.max_rounds < 1:
+            raise ValueError(f"max_rounds must be at least 1, got {self.max_rounds}")
+        super().__post_init__()
+
+    @property
+    def fractions(self) -> tuple[float, ...]:
+        """Information fraction of each round, for the boundaries: round / K."""
+        return tuple(k / self.max_rounds for k in range(1, self.max_rounds + 1))
 
     def alpha_spent(self, round_index: int, level: float | None = None) -> float:
         """Cumulative type I error a one-sided test at ``level`` (default alpha) may spend by this round."""
@@ -186,27 +201,37 @@ def spending_function(kind: Spending, level: float, fraction: float) -> float:
     return float(level * math.log1p((math.e - 1) * t))
 
 
-@lru_cache(maxsize=256)
 def nominal_levels(max_rounds: int, level: float, spending: Spending) -> tuple[float, ...]:
-    """One-sided nominal p-value thresholds per round for equally spaced information (round / K).
+    """One-sided nominal p-value thresholds per round for equally spaced information (round / K)."""
+    return boundary_levels(tuple(k / max_rounds for k in range(1, max_rounds + 1)), level, spending)
 
-    Round k's boundary c_k solves P(Z_1 < c_1, ..., Z_{k-1} < c_{k-1}, Z_k >= c_k) = spent(k) - spent(k-1)
-    for the canonical joint distribution (Z_k = S_k / sqrt(k), S a Gaussian random walk), integrated
-    numerically on a grid of the score S_k over the continuation region.
+
+@lru_cache(maxsize=256)
+def boundary_levels(fractions: tuple[float, ...], level: float, spending: Spending) -> tuple[float, ...]:
+    """One-sided nominal p-value thresholds per look at information ``fractions`` (increasing, the last 1).
+
+    Look k's boundary c_k solves P(Z_1 < c_1, ..., Z_{k-1} < c_{k-1}, Z_k >= c_k) = spent(t_k) - spent(t_{k-1})
+    for the canonical joint distribution (Z_k = S(t_k) / sqrt(t_k), S a Brownian motion), integrated
+    numerically on a grid of the score S(t_k) over the continuation region. Information is scaled to
+    K * t_k so that equally spaced looks integrate the unit-increment random walk.
     """
-    spent = [spending_function(spending, level, k / max_rounds) for k in range(max_rounds + 1)]
+    looks = len(fractions)
+    information = [looks * t for t in fractions]
+    spent = [0.0] + [spending_function(spending, level, t) for t in fractions]
     levels = [spent[1]]
     c_prev = float(special.ndtri(1 - spent[1]))
-    # Sub-density of S_1 on its continuation region (-L, c_1 * sqrt(1)).
-    grid = np.linspace(-_GRID_SDS, c_prev, _GRID_POINTS)
-    density = stats.norm.pdf(grid)
-    for k in range(2, max_rounds + 1):
+    root = math.sqrt(information[0])
+    # Sub-density of S_1 on its continuation region (-L, c_1 * sqrt(I_1)).
+    grid = np.linspace(-_GRID_SDS * root, c_prev * root, _GRID_POINTS)
+    density = stats.norm.pdf(grid / root) / root
+    for k in range(2, looks + 1):
         weights = _trapezoid_weights(grid) * density
         increment = spent[k] - spent[k - 1]
-        root_k = math.sqrt(k)
+        root_k = math.sqrt(information[k - 1])
+        step_sd = math.sqrt(information[k - 1] - information[k - 2])
 
-        def crossing(c: float, weights=weights, grid=grid, root_k=root_k) -> float:
-            return float(weights @ special.ndtr(grid - c * root_k))
+        def crossing(c: float, weights=weights, grid=grid, root_k=root_k, step_sd=step_sd) -> float:
+            return float(weights @ special.ndtr((grid - c * root_k) / step_sd))
 
         if increment <= 0:
             levels.append(0.0)
@@ -216,7 +241,7 @@ def nominal_levels(max_rounds: int, level: float, spending: Spending) -> tuple[f
             levels.append(float(special.ndtr(-c_k)))
         upper = c_k * root_k if math.isfinite(c_k) else _GRID_SDS * root_k
         new_grid = np.linspace(-_GRID_SDS * root_k, upper, _GRID_POINTS)
-        density = stats.norm.pdf(new_grid[:, None] - grid[None, :]) @ weights
+        density = (stats.norm.pdf((new_grid[:, None] - grid[None, :]) / step_sd) / step_sd) @ weights
         grid = new_grid
     return tuple(levels)
 
@@ -228,10 +253,10 @@ def _trapezoid_weights(grid: np.ndarray) -> np.ndarray:
     return weights
 
 
-def _increments(max_rounds: int, level: float, spending: Spending) -> tuple[float, ...]:
-    """Alpha spent in each round alone: a Bonferroni split over rounds, valid under any dependence."""
-    spent = [spending_function(spending, level, k / max_rounds) for k in range(max_rounds + 1)]
-    return tuple(spent[k] - spent[k - 1] for k in range(1, max_rounds + 1))
+def spending_increments(fractions: tuple[float, ...], level: float, spending: Spending) -> tuple[float, ...]:
+    """Alpha spent at each look alone: a Bonferroni split over looks, valid under any dependence."""
+    spent = [0.0] + [spending_function(spending, level, t) for t in fractions]
+    return tuple(spent[k] - spent[k - 1] for k in range(1, len(fractions) + 1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,15 +273,21 @@ def _paired_t_two_sided(differences: np.ndarray) -> float:
     return float(2 * stats.t.sf(abs(t_stat), n - 1))
 
 
-def _look(
-    design: SequentialDesign,
-    scores_a: np.ndarray,
-    scores_b: np.ndarray,
+def look(
+    design: SequentialRules,
+    a: np.ndarray,
+    b: np.ndarray,
     round_index: int,
+    fractions: tuple[float, ...],
     benchmarks: int,
+    *,
+    seed_rounds: bool,
 ) -> LookResult:
-    """Statistics of the first ``round_index`` seeds and the verdict the one rule set gives at this round."""
-    a, b = scores_a[:, :round_index], scores_b[:, :round_index]
+    """Statistics of the data seen by look ``round_index`` (of ``len(fractions)``, at those information
+    fractions) and the verdict the one rule set gives there. ``a``/``b`` hold exactly that look's data: the
+    first ``round_index`` seed columns of a seed-round design (``seed_rounds``, whose looks also check whether
+    seeds carry information), or the items run so far of an item-block design. ``design`` supplies alpha,
+    tolerance, mode, margin_kind, score_bounds, max_missing_share and spending."""
     mean_a_all, mean_b_all = item_means(a), item_means(b)
     present = np.isfinite(mean_a_all) & np.isfinite(mean_b_all)
     a, b, mean_a, mean_b = a[present], b[present], mean_a_all[present], mean_b_all[present]
@@ -283,7 +314,7 @@ def _look(
     changed = changed_items(mean_a, mean_b)
     seeds_informative = None
     seed_noise = None  # var(d_i) with one seed per side that more seeds average away
-    if round_index >= 2:
+    if seed_rounds and round_index >= 2:
         split = variance_split(a, b)
         seed_noise = (split.seed_var_a or 0.0) + (split.seed_var_b or 0.0)
         seeds_informative = seed_noise > 0
@@ -295,15 +326,15 @@ def _look(
         tost_level, different_level = design.alpha, 2 * different_level_one_sided
     else:
         tost_levels = (
-            _increments(design.max_rounds, design.alpha, design.spending)
+            spending_increments(fractions, design.alpha, design.spending)
             if equivalence.method == "exact-changed-share"
-            else nominal_levels(design.max_rounds, design.alpha, design.spending)
+            else boundary_levels(fractions, design.alpha, design.spending)
         )
         tost_level = tost_levels[k]
         different_levels = (
-            _increments(design.max_rounds, different_level_one_sided, design.spending)
+            spending_increments(fractions, different_level_one_sided, design.spending)
             if changed < MIN_CHANGED_ITEMS_FOR_T
-            else nominal_levels(design.max_rounds, different_level_one_sided, design.spending)
+            else boundary_levels(fractions, different_level_one_sided, design.spending)
         )
         different_level = 2 * different_levels[k]
     if changed >= MIN_CHANGED_ITEMS_FOR_T:
@@ -336,14 +367,22 @@ def _look(
         worst_case_tost_p=worst_case_tost_p,
     )
     verdict, reason = classify(evidence)
-    final = seeds_informative is False or round_index >= design.max_rounds
+    last = len(fractions)
+    final = seeds_informative is False or round_index >= last
     if verdict == "inconclusive" and not final:
         verdict = None  # another round may still decide it
     conditional_power = None
     # Futility extrapolates t statistics; exact-path rounds have none to extrapolate, so they never stop for it.
-    if verdict is None and not exact_path and round_index < design.max_rounds:
+    if verdict is None and not exact_path and round_index < last:
         conditional_power = _conditional_power(
-            design, equivalence, p_different, differences, round_index, seed_noise, different_level_one_sided
+            design,
+            equivalence,
+            p_different,
+            differences,
+            _information_ratio(differences, round_index, fractions, seed_noise),
+            boundary_levels(fractions, design.alpha, design.spending)[-1],
+            boundary_levels(fractions, different_level_one_sided, design.spending)[-1],
+            different_by_estimate=seed_rounds,
         )
     return LookResult(
         round=round_index,
@@ -367,30 +406,43 @@ def _look(
     )
 
 
+def _information_ratio(
+    differences: np.ndarray, round_index: int, fractions: tuple[float, ...], seed_noise: float | None
+) -> float:
+    """How much the information grows from this look to the last one.
+
+    Seed rounds: Var_k(d_i) / Var_K(d_i) with Var_j = item part + seed noise / j (K / k before the seed
+    noise can be estimated, the most optimistic case). Item blocks (``seed_noise`` None): the item count
+    grows by t_K / t_k.
+    """
+    k, last = round_index, len(fractions)
+    if seed_noise is None:
+        return fractions[-1] / fractions[k - 1]
+    total = float(differences.var(ddof=1))
+    item_part = max(0.0, total - seed_noise / k)
+    return (item_part + seed_noise / k) / (item_part + seed_noise / last) if total > 0 else 1.0
+
+
 def _conditional_power(
-    design: SequentialDesign,
+    design: SequentialRules,
     equivalence,
     p_different: float,
     differences: np.ndarray,
-    round_index: int,
-    seed_noise: float | None,
-    different_level_one_sided: float,
+    ratio: float,
+    tost_final: float,
+    different_final: float,
+    *,
+    different_by_estimate: bool,
 ) -> float:
-    """Chance, if the current estimates were the truth, that the last round reaches a verdict.
+    """Chance, if the current estimates were the truth, that the last look reaches a verdict.
 
-    Information grows from round k to K by r = Var_k(d_i) / Var_K(d_i) with Var_j = item part +
-    seed noise / j (r = K / k before the seed noise can be estimated, the most optimistic case). Each
-    one-sided test's z then ends near z_k * sqrt(r) with variance 1 - 1/r (the usual "current trend"
-    conditional power, checked against the last round's boundary only, which understates it).
+    Information grows by ``ratio`` (``_information_ratio``) from this look to the last. Each one-sided
+    test's z then ends near z_k * sqrt(r) with variance 1 - 1/r (the usual "current trend" conditional
+    power, checked against the last look's boundary only, which understates it). The chance of "different"
+    is that of the beyond-margin test, or (``different_by_estimate``, the seed-round design's measured
+    rule) the smaller of "significant" and "the final estimate lies beyond the margin", which stays near 0.5
+    at the margin and so keeps seed rounds going there.
     """
-    n = differences.size
-    total = float(differences.var(ddof=1))
-    k, last = round_index, design.max_rounds
-    if seed_noise is None:
-        ratio = last / k
-    else:
-        item_part = max(0.0, total - seed_noise / k)
-        ratio = (item_part + seed_noise / k) / (item_part + seed_noise / last) if total > 0 else 1.0
     if ratio <= 1.0:
         return 0.0
     spread = math.sqrt(1 - 1 / ratio)
@@ -401,17 +453,32 @@ def _conditional_power(
     def z_of(p: float) -> float:
         return float(special.ndtri(1 - min(max(p, 1e-300), 1 - 1e-16)))
 
-    tost_final = nominal_levels(last, design.alpha, design.spending)[-1]
     passing = reach(z_of(equivalence.p_lower), tost_final)
     if design.mode != "non-inferiority":
         passing = min(passing, reach(z_of(equivalence.p_upper), tost_final))
-    different_final = nominal_levels(last, different_level_one_sided, design.spending)[-1]
+    if not different_by_estimate:
+        # "different" needs only the beyond-margin test (one-sided in the estimate's direction: half its p).
+        return max(passing, reach(z_of(equivalence.p_beyond / 2), different_final))
     significant = reach(z_of(p_different / 2), different_final)
     diff = float(differences.mean())
-    se_final_shift = math.sqrt(total / n * (1 / ratio) * (1 - 1 / ratio)) if total > 0 else 0.0
+    total = float(differences.var(ddof=1))
+    se_final_shift = math.sqrt(total / differences.size * (1 / ratio) * (1 - 1 / ratio)) if total > 0 else 0.0
     distance = (-diff if design.mode == "non-inferiority" else abs(diff)) - equivalence.margin
     beyond = float(special.ndtr(distance / se_final_shift)) if se_final_shift > 0 else float(distance > 0)
     return max(passing, min(significant, beyond))
+
+
+def stop_reason_of(result: LookResult, futility: float, last: int) -> StopReason | None:
+    """Why the design stops after this look (None: it goes on)."""
+    if result.verdict in PASSING or result.verdict == "different":
+        return "conclusive"
+    if result.seeds_informative is False:
+        return "no-seed-information"
+    if result.conditional_power is not None and result.conditional_power < futility:
+        return "futility"
+    if result.round == last:
+        return "budget"
+    return None
 
 
 def _reason(look: LookResult, stop_reason: str | None) -> str:
@@ -462,16 +529,11 @@ def sequential_step(
     looks: list[LookResult] = []
     stop_reason = None
     for k in range(1, rounds + 1):
-        look = _look(design, scores_a, scores_b, k, benchmarks)
-        looks.append(look)
-        if look.verdict in PASSING or look.verdict == "different":
-            stop_reason = "conclusive"
-        elif look.seeds_informative is False:
-            stop_reason = "no-seed-information"
-        elif look.conditional_power is not None and look.conditional_power < design.futility:
-            stop_reason = "futility"
-        elif k == design.max_rounds:
-            stop_reason = "budget"
+        result = look(
+            design, scores_a[:, :k], scores_b[:, :k], k, design.fractions, benchmarks, seed_rounds=True
+        )
+        looks.append(result)
+        stop_reason = stop_reason_of(result, design.futility, design.max_rounds)
         if stop_reason is not None:
             break
     last = looks[-1]

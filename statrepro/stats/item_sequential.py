@@ -1,0 +1,167 @@
+"""Item-sequential verdicts: run the benchmark's items in a seeded random order, in blocks, and stop as soon
+as the verdict is known.
+
+A group-sequential design over items: ``K = ceil(max_items / block_size)`` looks, look ``k`` analysing the
+first ``n_k`` items of the pre-registered order (every item with all ``seeds`` seeds per side), with
+Lan-DeMets alpha spending at information fractions ``n_k / max_items`` on each one-sided test, exactly as the
+seed-round design of ``stats.sequential`` (which this module reuses: ``look``, the boundaries and the stop
+rules). Why the error rates hold: the order is a uniform random permutation drawn before any result is seen,
+so the first ``n_k`` items are a simple random sample of the benchmark, and the benchmark is (as in the fixed
+design) a sample of the item population. The looks are then paired t statistics of i.i.d. item differences
+with nested samples: the canonical joint distribution with information proportional to ``n_k``, the very
+case the boundaries are computed for (no Slepian bound needed, unlike seed rounds). See
+``docs/methodology.md``, "Item-sequential verdicts".
+
+Pure: arrays in, frozen result objects out, no I/O. Rows of the score matrices are the items run so far, in
+the design's order; the decision at look ``k`` is recomputed from the first ``n_k`` rows, so
+``item_sequential_step`` is stateless and replayable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .results import ResultMixin
+from .sequential import LookResult, SequentialRules, StopReason, fixed_design_calls, look, stop_reason_of
+from .verdict import PASSING
+
+
+@dataclass(frozen=True)
+class ItemSequentialDesign(SequentialRules):
+    """The pre-registered design: which items run in which order, in which blocks, up to which budget."""
+
+    n_items: int  # items in the benchmark
+    block_size: int  # items per block (the last block may be smaller)
+    order_seed: int  # seeds the random order of the items
+    max_items: int | None = None  # the budget: items run at most (None: all of them)
+    seeds: int = 1  # seeds per item and side, all run within the item's block
+
+    def __post_init__(self) -> None:
+        if self.n_items < 2:
+            raise ValueError(f"n_items must be at least 2, got {self.n_items}")
+        if not 2 <= self.budget_items <= self.n_items:
+            raise ValueError(f"max_items must be in 2..{self.n_items}, got {self.max_items}")
+        if not 1 <= self.block_size <= self.budget_items:
+            raise ValueError(f"block_size must be in 1..{self.budget_items}, got {self.block_size}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+        super().__post_init__()
+
+    @property
+    def budget_items(self) -> int:
+        return self.n_items if self.max_items is None else self.max_items
+
+    @property
+    def looks(self) -> int:
+        return math.ceil(self.budget_items / self.block_size)
+
+    @property
+    def look_items(self) -> tuple[int, ...]:
+        """Items analysed at each look: one more block each time, the last look at the budget."""
+        return tuple(min(k * self.block_size, self.budget_items) for k in range(1, self.looks + 1))
+
+    @property
+    def fractions(self) -> tuple[float, ...]:
+        return tuple(n / self.budget_items for n in self.look_items)
+
+    def item_order(self) -> np.ndarray:
+        """Row indices of the benchmark's items in run order (a uniform permutation fixed by ``order_seed``),
+        cut to the budget."""
+        return np.random.default_rng(self.order_seed).permutation(self.n_items)[: self.budget_items]
+
+    def block(self, look_index: int) -> np.ndarray:
+        """Row indices of the benchmark's items that look ``look_index`` adds."""
+        if not 1 <= look_index <= self.looks:
+            raise ValueError(f"look must be in 1..{self.looks}, got {look_index}")
+        start = self.look_items[look_index - 2] if look_index > 1 else 0
+        return self.item_order()[start : self.look_items[look_index - 1]]
+
+
+@dataclass(frozen=True)
+class ItemSequentialDecision(ResultMixin):
+    """Where one benchmark's item-sequential comparison stands after the blocks run so far."""
+
+    verdict: str | None  # None: run another block
+    look: int  # the look the verdict was reached at, else the latest look
+    looks: int  # planned
+    items_run: int  # items analysed at ``look``
+    stop_reason: StopReason | None
+    reason: str
+    alpha: float
+    calls_spent: int  # model calls for the items up to ``look``, both sides
+    fixed_design_calls: int  # the fixed design: every budgeted item, every seed, both sides
+    history: tuple[LookResult, ...]
+
+    @property
+    def finished(self) -> bool:
+        return self.verdict is not None
+
+    def summary(self) -> str:
+        saved = 1 - self.calls_spent / self.fixed_design_calls
+        return (
+            f"look {self.look}/{self.looks} ({self.items_run} items): {self.verdict or 'continue'} - {self.reason}; "
+            f"calls {self.calls_spent} vs {self.fixed_design_calls} fixed ({saved:.0%} saved)"
+        )
+
+
+def item_sequential_step(
+    design: ItemSequentialDesign,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    *,
+    benchmarks: int = 1,
+) -> ItemSequentialDecision:
+    """Decide on the items run so far: ``scores_*`` are (items_run, seeds) matrices whose rows follow
+    ``design.item_order()`` (NaN = failed run). Every completed look is re-evaluated from its first rows by
+    ``stats.sequential.look`` (the one rule set at that look's spending boundaries); the first look with a
+    verdict wins. ``benchmarks`` splits the "different" test's alpha over that many benchmarks (Bonferroni)."""
+    scores_a = np.atleast_2d(np.asarray(scores_a, float).T).T
+    scores_b = np.atleast_2d(np.asarray(scores_b, float).T).T
+    if scores_a.shape[0] != scores_b.shape[0]:
+        raise ValueError(f"item counts differ: {scores_a.shape[0]} vs {scores_b.shape[0]}")
+    completed = sum(1 for n in design.look_items if n <= scores_a.shape[0])
+    if completed < 1:
+        raise ValueError(f"the first block needs {design.look_items[0]} items, got {scores_a.shape[0]}")
+    history: list[LookResult] = []
+    stop_reason = None
+    for k in range(1, completed + 1):
+        rows = design.look_items[k - 1]
+        result = look(
+            design, scores_a[:rows], scores_b[:rows], k, design.fractions, benchmarks, seed_rounds=False
+        )
+        history.append(result)
+        stop_reason = stop_reason_of(result, design.futility, design.looks)
+        if stop_reason is not None:
+            break
+    last = history[-1]
+    items_run = design.look_items[last.round - 1]
+    return ItemSequentialDecision(
+        verdict=last.verdict if stop_reason == "conclusive" else ("inconclusive" if stop_reason else None),
+        look=last.round,
+        looks=design.looks,
+        items_run=items_run,
+        stop_reason=stop_reason,
+        reason=_reason(last, stop_reason, items_run),
+        alpha=design.alpha,
+        calls_spent=fixed_design_calls(items_run, design.seeds),
+        fixed_design_calls=fixed_design_calls(design.budget_items, design.seeds),
+        history=tuple(history),
+    )
+
+
+def _reason(result: LookResult, stop_reason: StopReason | None, items_run: int) -> str:
+    levels = (
+        f"(look {result.round}, {items_run} items: TOST level {result.tost_level:.3g}, "
+        f"difference level {result.different_level:.3g})"
+    )
+    if stop_reason == "budget" and result.verdict not in PASSING and result.verdict != "different":
+        return f"item budget spent without a conclusive verdict; {result.reason} {levels}"
+    if stop_reason == "futility":
+        return (
+            f"no verdict is likely within the item budget (conditional power {result.conditional_power:.2f}); "
+            f"{result.reason} {levels}"
+        )
+    return f"{result.reason} {levels}"
