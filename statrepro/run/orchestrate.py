@@ -141,6 +141,8 @@ def _identical_runs(store: ResultStore, pair: list[Job]) -> bool:
     runs = [store.load_records([job]).sort_values("item_key", kind="stable").reset_index(drop=True) for job in pair]
     if len(runs[0]) != len(runs[1]) or runs[0].empty:
         return False
+    if any(run["prediction"].isna().any() for run in runs):
+        return False  # equal scores without the answers behind them are no proof of a repeated output
     columns = ["item_key", "score", "prediction"]
     return runs[0][columns].astype(str).equals(runs[1][columns].astype(str))
 

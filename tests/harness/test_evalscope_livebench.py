@@ -151,6 +151,7 @@ def test_livebench_runs_through_evalscope_and_scores_like_the_lm_eval_hook(tmp_p
 
 @needs_data
 @pytest.mark.model  # lm-eval over an endpoint reads the embedded model's tokenizer
+@pytest.mark.slow  # both harnesses end to end: CI's end-to-end phase
 def test_lm_eval_and_evalscope_pair_on_livebench_against_one_endpoint(tmp_path, fake_openai):
     pytest.importorskip("evalscope")
     subsets, limit = ["spatial", "web_of_lies_v2"], 3

@@ -79,11 +79,12 @@ def test_store_done_failed_and_reload(tmp_path):
 
 def test_a_side_whose_first_two_seeds_are_bitwise_identical_needs_no_third(tmp_path):
     """Seeds 0 and 1 of side a score and answer every item alike (a deterministic engine): its seed 2 is not
-    needed. Side b's two runs differ in one answer with equal scores: its seed 2 still runs."""
+    needed. Side b's two runs differ in one answer with equal scores: its seed 2 still runs. Equal scores
+    without recorded answers prove nothing (side c)."""
     from statrepro.run.orchestrate import unneeded_seeds
 
-    a, b = (load_env(_env_file(tmp_path, name, seeds=3)) for name in ("a", "b"))
-    jobs = plan_jobs([a, b])
+    a, b, c = (load_env(_env_file(tmp_path, name, seeds=3)) for name in ("a", "b", "c"))
+    jobs = plan_jobs([a, b, c])
     store = ResultStore(tmp_path / "store")
 
     def records(seed: int, answers: list[str]):
@@ -95,7 +96,7 @@ def test_a_side_whose_first_two_seeds_are_bitwise_identical_needs_no_third(tmp_p
     for job in jobs:
         if job.seed < 2:
             answers = ["1", "2", "3"] if job.env is a or job.seed == 0 else ["1", "2", "4"]
-            store.write_done(job, records(job.seed, answers), {"items": 3})
+            store.write_done(job, records(job.seed, [None] * 3 if job.env is c else answers), {"items": 3})
     third = [job for job in jobs if job.seed == 2]
     unneeded = unneeded_seeds(jobs, third, store)
     assert list(unneeded) == [third[0].key] and third[0].env is a
@@ -158,6 +159,7 @@ def _compare(tmp_path: Path, a: Path, b: Path, *extra: str, data_dir: str | None
 
 
 @pytest.mark.model
+@pytest.mark.slow  # minutes of real-model runs: CI's end-to-end phase
 def test_aa_fp32_vs_fp32_passes_and_resumes(tmp_path):
     spec = {"mmlu_redux": {"subsets": ["anatomy", "astronomy", "marketing"], "limit": 12}}
     a = _env_file(tmp_path, "fp32-a", benchmarks=spec, seeds=1, batch_size=4)
@@ -190,6 +192,7 @@ def test_aa_fp32_vs_fp32_passes_and_resumes(tmp_path):
 
 
 @pytest.mark.model
+@pytest.mark.slow  # minutes of real-model runs: CI's end-to-end phase
 def test_broken_environment_is_different_on_gsm8k(tmp_path):
     data_dir = _write_easy_gsm8k(tmp_path / "data", 24)
     spec = {"gsm8k": {"num_fewshot": 3}}
@@ -236,6 +239,7 @@ def _raw_responses(store: Path, env_name: str, seed: int) -> list[str]:
 
 
 @pytest.mark.model
+@pytest.mark.slow  # minutes of real-model runs: CI's end-to-end phase
 def test_seeds_reach_a_real_engine_through_the_harness(tmp_path):
     """lm-eval's --seed does not reach API models; statrepro puts the seed into every request."""
     def env(name, temperature, seeds):
@@ -256,6 +260,7 @@ def test_seeds_reach_a_real_engine_through_the_harness(tmp_path):
 
 
 @pytest.mark.model
+@pytest.mark.slow  # minutes of real-model runs: CI's end-to-end phase
 def test_evalscope_through_a_managed_llama_cpp_server_aa(tmp_path):
     """evalscope cannot run in-process on transformers 5.x: statrepro serves the GGUF with llama.cpp on
     127.0.0.1, drives evalscope against it, and stops the server."""
