@@ -185,6 +185,8 @@ def print_decision(analysis) -> None:
         if c.flips.expected_rate is not None:
             console.print(f"    flips {c.flips.rate:.1%} ({c.flips.down} down, {c.flips.up} up); seed noise alone: ~{c.flips.expected_rate:.1%}")
         console.print(f"    {item.reason}")
+        if analysis.control is not None:
+            print_control(console, analysis.control[item.name])
         if item.verdict == "inconclusive" and (c.power.items_needed or c.power.seeds_needed):
             console.print(f"    to conclude, likely need {_needs(c.power)}")
     for difference in analysis.pairing.config_differences:
@@ -194,6 +196,24 @@ def print_decision(analysis) -> None:
     console.print(f"[bold]overall: [{colours[decision.verdict]}]{decision.verdict}[/][/]")
     if analysis.explain is not None:
         print_explanation(analysis.explain)
+
+
+def _rate(rate) -> str:
+    """'4.0% [2.1%, 7.5%]', or 'n/a' without items."""
+    return "n/a" if not rate.n_items else f"{rate.rate:.1%} [{rate.ci[0]:.1%}, {rate.ci[1]:.1%}]"
+
+
+def print_control(console, control) -> None:
+    """The A/A control's line of one benchmark: flips of A vs A' and A vs B, the excess and its test, any warning."""
+    excess = control.excess_flips
+    console.print(
+        f"    control: flips A/A' {_rate(control.control.flips)}, A/B {_rate(control.candidate.flips)}, excess "
+        f"{excess.excess:+.1%} [{excess.ci[0]:+.1%}, {excess.ci[1]:+.1%}], p={control.excess_test.p_value:.3g} "
+        f"(A/B flips more); harmful A/A' {_rate(control.control.harmful)} vs A/B {_rate(control.candidate.harmful)}",
+        markup=False, highlight=False,
+    )
+    if control.warning:
+        console.print(f"    [yellow]baseline {control.baseline}:[/] {control.warning}", highlight=False)
 
 
 def print_explanation(result) -> None:
@@ -234,6 +254,7 @@ def analyze(
     seed_level: bool = typer.Option(False, help="Two-level bootstrap: also resample seeds within items."),
     max_missing: float = MAX_MISSING,
     score_range: Optional[str] = SCORE_RANGE,
+    control: Optional[Path] = typer.Option(None, "--control", help="A third result set from A's environment (the A/A control A'), shown beside A vs B: flip rates, their excess and its exact test."),
 ) -> None:
     """Compare two existing result sets item by item and print a calibrated verdict.
 
@@ -246,7 +267,7 @@ def analyze(
         max_missing=max_missing, rng_seed=rng_seed, resamples=resamples, seed_level=seed_level, intersect=intersect,
         metric_overrides=_parse_metric_overrides(metric), score_range=_parse_score_range(score_range),
     )
-    analysis = analyze_results(a, b, options, json_path=json_path, report=report)
+    analysis = analyze_results(a, b, options, json_path=json_path, report=report, control=control)
     print_decision(analysis)
     raise typer.Exit(analysis.decision.exit_code)
 
@@ -447,6 +468,7 @@ def compare(
     max_seeds: int = typer.Option(5, help="With --sequential: the budget of seeds per side; reaching it without a verdict gives inconclusive."),
     explain: bool = typer.Option(False, "--explain", help="After the verdict, explain the moved items (as statrepro explain; adds an Explain section to the report)."),
     explain_limit: int = typer.Option(10, help="With --explain: items to explain."),
+    control: bool = typer.Option(False, "--control", help="Also run A a second time as the A/A control A' (stored as <A name>.control) and show A vs A' beside A vs B: flip rates, their excess and its exact test."),
 ) -> None:
     """Run whatever is missing for both environments, then decide whether B still scores like A.
 
@@ -459,6 +481,7 @@ def compare(
         max_missing=max_missing, rng_seed=rng_seed, benchmarks=_parse_benchmarks(benchmarks), seeds=_parse_seeds(seeds),
         limit=limit, store=store, data_dir=data_dir, executor=executor, ray_address=ray_address, wait=wait,
         sequential=sequential, max_seeds=max_seeds, explain=_options(ExplainOptions, limit=explain_limit) if explain else None,
+        control=control,
     )
     _stop_on_sigterm()
     analysis = compare_environments(env_a, env_b, options, json_path=json_path, report=report)
