@@ -80,6 +80,7 @@ class Analysis:
     inputs: dict[str, str]
     sequential: dict | None = None  # compare --sequential: rounds, calls spent, the fixed design's calls
     control: dict[str, Any] | None = None  # --control: per benchmark, the stats.control.ControlComparison
+    flips: dict[str, Any] = field(default_factory=dict)  # per benchmark, A vs B's stats.control.FlipDecomposition
     explain: Any = None  # compare --explain: the statrepro.diagnose.explain.ExplainResult of the moved items
 
     def to_json(self) -> VerdictJson:
@@ -296,12 +297,23 @@ def analyze(
 ) -> Analysis:
     """Pair, compare every benchmark, and decide; with ``records_control`` (a second run of A's environment, A')
     also set A vs A' beside A vs B (the A/A control), which never changes the A-vs-B verdicts."""
+    from .stats.control import flip_decomposition
+
     pairing = pair(records_a, records_b, unpaired=options.unpaired)
     decision = _decide_all({name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()}, pairing, options)
+    flips = {
+        name: flip_decomposition(
+            bench.scores_a,
+            bench.scores_b,
+            answer_changed(records_a[records_a["benchmark"] == name], records_b[records_b["benchmark"] == name], bench.item_keys),
+            confidence=1 - options.alpha,
+        )
+        for name, bench in pairing.benchmarks.items()
+    }
     controls = None
     if records_control is not None:
         controls = _control_comparisons(decision, pairing, {"a": records_a, "b": records_b, "control": records_control}, options)
-    return Analysis(decision, pairing, options, inputs or {}, control=controls)
+    return Analysis(decision, pairing, options, inputs or {}, control=controls, flips=flips)
 
 
 def _none_if_nan(value: float | None) -> float | None:
@@ -387,6 +399,7 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
             ),
             verdict=item.verdict,
             reason=item.reason,
+            flip_decomposition=analysis.flips[item.name].to_dict() if item.name in analysis.flips else None,
             control=control_json(analysis.control[item.name]) if analysis.control else None,
         )
     return VerdictJson(

@@ -15,7 +15,7 @@ from .stats.verdict import VERDICTS
 
 # 2: `different` became a controlled claim (the whole interval beyond the margin, p_beyond), missing items get a
 # tipping-point check, and the TOST's own interval, expected flip rate and ranges of needs were added.
-# 3: the A/A control (`compare --control`, `analyze --control DIR`): per benchmark an optional `control` object with
+# 3: per benchmark `flip_decomposition` (harmful / beneficial / churn rates with intervals), and the A/A control (`compare --control`, `analyze --control DIR`): per benchmark an optional `control` object with
 # A vs A' beside A vs B, harmful / beneficial / churn flip rates with intervals, the excess over the control and
 # the excess-flip test's p_value, and the baseline's stability.
 SCHEMA_VERSION = "3"
@@ -198,6 +198,9 @@ class BenchmarkJson(_Strict):
     """This benchmark's verdict."""
     reason: str
     """One line on why."""
+    flip_decomposition: Optional[FlipsJson] = None
+    """A vs B's flips split into harmful (right to wrong) and beneficial (wrong to right), and the answer churn,
+    each with its interval."""
     control: Optional[ControlJson] = None
     """With --control: A vs A' (a second run of A's environment) beside A vs B; null without a control."""
 

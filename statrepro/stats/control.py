@@ -158,6 +158,16 @@ def decompose_flips(
     return decomposition, indicators
 
 
+def flip_decomposition(
+    scores_a: np.ndarray, scores_other: np.ndarray, answer_changed: np.ndarray | None = None, *, confidence: float = 0.95
+) -> FlipDecomposition:
+    """``decompose_flips`` of two aligned (n_items, n_runs) matrices, over the items with results on both sides."""
+    mean_a, mean_other = (item_means(np.atleast_2d(np.asarray(m, float).T).T) for m in (scores_a, scores_other))
+    present = np.isfinite(mean_a) & np.isfinite(mean_other)
+    changed = None if answer_changed is None else np.asarray(answer_changed, float)[present]
+    return decompose_flips(mean_a[present], mean_other[present], changed, confidence)[0]
+
+
 def baseline_status(baseline: BenchmarkVerdict) -> tuple[str, str | None]:
     """Whether A' showed A's environment to be stable, and what it means for the A-vs-B verdict if not.
 
