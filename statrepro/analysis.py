@@ -259,6 +259,13 @@ def _control_comparisons(
 
     records_a, records_b, records_control = records["a"], records["b"], records["control"]
     check_single_model(records_control, "control")
+    models_a, models_control = ({m for m in records["model"].dropna().unique() if m} for records in (records_a, records_control))
+    if models_a and models_control and models_a != models_control:
+        raise InputError(
+            f"the control ran model {sorted(models_control)[0]!r} and A {sorted(models_a)[0]!r}; the control must be a "
+            "second run of A's environment",
+            path=_side_label(records_control, "control"),
+        )
     parts, matrices = {}, {}
     for name, bench in pairing.benchmarks.items():
         parts[name] = records_control[records_control["benchmark"] == name]

@@ -824,6 +824,24 @@ def doctor(
     raise typer.Exit(1 if result.factors else 0)
 
 
+@bench_app.command("control")
+@user_errors
+def bench_control(
+    sims: int = typer.Option(1000, help="Simulated A, A', B per cell (accuracy 0.3/0.6/0.9 x 200/1000 items x 1/3 seeds)."),
+    alpha: float = typer.Option(0.05, help="Significance level."),
+    excess: float = typer.Option(0.05, help="For the power column: the share of items B flips beyond the control."),
+) -> None:
+    """Calibration of the A/A control's excess-flip test: false alarm on A/A/A and power against extra flips."""
+    from .api import VerdictOptions
+
+    _options(VerdictOptions, alpha=alpha)
+    if sims < 1 or not 0 < excess < 1:
+        raise InputError("--sims must be at least 1 and --excess in (0, 1)")
+    from .bench import run_control_bench
+
+    run_control_bench(sims=sims, alpha=alpha, excess_flips=excess)
+
+
 @bench_app.command("sequential")
 @user_errors
 def bench_sequential(

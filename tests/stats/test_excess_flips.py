@@ -9,7 +9,7 @@ import pytest
 
 from statrepro.stats import compare_many, decide
 from statrepro.stats.control import compare_control, decompose_flips, excess_flip_test, excess_rate, rate_interval
-from statrepro.stats.simulate import Scenario, draw_control
+from statrepro.stats.simulate import Scenario, excess_flip_rejections
 
 
 def _flips(mean_a: np.ndarray, mean_other: np.ndarray) -> np.ndarray:
@@ -104,25 +104,16 @@ def test_compare_control_warns_when_the_baseline_is_unstable_without_touching_th
     assert result.candidate.flips.rate == 0 and result.excess_test.p_value == 1.0
 
 
-def _simulated_rejections(accuracy: float, items: int, seeds: int, sims: int, excess: float, seed: int) -> float:
-    scenario = Scenario.from_accuracy(items, accuracy, seeds=seeds)
-    rng = np.random.default_rng(seed)
-    rejections = 0
-    for _ in range(sims):
-        a, control, b = draw_control(scenario, rng, excess_flips=excess)
-        mean_a, mean_control, mean_b = a.mean(axis=1), control.mean(axis=1), b.mean(axis=1)
-        rejections += excess_flip_test(_flips(mean_a, mean_b), _flips(mean_a, mean_control)).p_value <= 0.05
-    return rejections / sims
-
-
 @pytest.mark.parametrize("accuracy", [0.3, 0.6, 0.9])
 @pytest.mark.parametrize("items", [200, 1000])
 @pytest.mark.parametrize("seeds", [1, 3])
 def test_excess_flip_test_false_alarm_is_at_most_alpha(accuracy: float, items: int, seeds: int) -> None:
     sims = 200
-    rate = _simulated_rejections(accuracy, items, seeds, sims, 0.0, seed=int(accuracy * 10) + items + seeds)
+    rng = np.random.default_rng(int(accuracy * 10) + items + seeds)
+    rate = excess_flip_rejections(Scenario.from_accuracy(items, accuracy, seeds=seeds), rng, sims=sims)
     assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / sims)  # alpha plus three Monte Carlo standard errors
 
 
 def test_excess_flip_test_detects_five_points_more_flips_at_1000_items() -> None:
-    assert _simulated_rejections(0.6, 1000, 3, 100, 0.05, seed=7) >= 0.8
+    scenario = Scenario.from_accuracy(1000, 0.6, seeds=3)
+    assert excess_flip_rejections(scenario, np.random.default_rng(7), sims=100, excess_flips=0.05) >= 0.8
