@@ -216,7 +216,8 @@ class ConfigDifferenceJson(_Strict):
 
 class VerdictJson(_Strict):
     schema_version: Literal["3"] = SCHEMA_VERSION
-    """Version of this schema."""
+    """Version of this schema. 3 added per benchmark `flip_decomposition` and, with --control, `control` (the A/A
+    control); 2 made `different` a controlled claim (p_beyond) and added the tipping-point check."""
     statrepro_version: str
     """Version of statrepro that wrote the file."""
     alpha: float

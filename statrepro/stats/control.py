@@ -131,6 +131,13 @@ def excess_flip_test(flip_candidate: np.ndarray, flip_control: np.ndarray, *, rn
     return ExcessFlipTest(int(differences.sum()), float(min(1.0, tails.greater)), tails.exact, tails.method)
 
 
+def flip_indicators(mean_a: np.ndarray, mean_other: np.ndarray) -> dict[str, np.ndarray]:
+    """Per item: harmful (right in A, wrong in the other), beneficial (the reverse) and flips (either)."""
+    harmful = (mean_a > 0.5) & (mean_other < 0.5)
+    beneficial = (mean_a < 0.5) & (mean_other > 0.5)
+    return {"flips": harmful | beneficial, "harmful": harmful, "beneficial": beneficial}
+
+
 def decompose_flips(
     mean_a: np.ndarray, mean_other: np.ndarray, answer_changed: np.ndarray | None, confidence: float
 ) -> tuple[FlipDecomposition, dict[str, np.ndarray]]:
@@ -139,11 +146,8 @@ def decompose_flips(
     ``answer_changed`` is per item 1.0 (the extracted answer changed), 0.0 (it did not) or NaN (unknown: a side
     logged no answer); churn counts the known items whose answer changed while their majority outcome did not.
     """
-    right_a, wrong_a = mean_a > 0.5, mean_a < 0.5
-    right_other, wrong_other = mean_other > 0.5, mean_other < 0.5
-    harmful, beneficial = right_a & wrong_other, wrong_a & right_other
-    flips = harmful | beneficial
-    indicators = {"flips": flips, "harmful": harmful, "beneficial": beneficial}
+    indicators = flip_indicators(mean_a, mean_other)
+    flips, harmful, beneficial = indicators["flips"], indicators["harmful"], indicators["beneficial"]
     churn = None
     if answer_changed is not None:
         answer_changed = np.asarray(answer_changed, float)

@@ -219,13 +219,12 @@ def excess_flip_rejections(
     scenario: Scenario, rng: np.random.Generator, *, sims: int, excess_flips: float = 0.0, alpha: float = 0.05
 ) -> float:
     """Share of ``sims`` simulated A, A', B (``draw_control``) in which the excess-flip test rejects at ``alpha``."""
-    from .control import decompose_flips, excess_flip_test
+    from .control import excess_flip_test, flip_indicators
 
     rejections = 0
     for _ in range(sims):
         a, control, b = draw_control(scenario, rng, excess_flips=excess_flips)
         mean_a = a.mean(axis=1)
-        _, candidate = decompose_flips(mean_a, b.mean(axis=1), None, 1 - alpha)
-        _, baseline = decompose_flips(mean_a, control.mean(axis=1), None, 1 - alpha)
+        candidate, baseline = flip_indicators(mean_a, b.mean(axis=1)), flip_indicators(mean_a, control.mean(axis=1))
         rejections += excess_flip_test(candidate["flips"], baseline["flips"]).p_value <= alpha
     return rejections / sims
