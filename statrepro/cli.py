@@ -209,11 +209,13 @@ def print_control(console, control) -> None:
     console.print(
         f"    control: flips A/A' {_rate(control.control.flips)}, A/B {_rate(control.candidate.flips)}, excess "
         f"{excess.excess:+.1%} [{excess.ci[0]:+.1%}, {excess.ci[1]:+.1%}], p={control.excess_test.p_value:.3g} "
-        f"(A/B flips more); harmful A/A' {_rate(control.control.harmful)} vs A/B {_rate(control.candidate.harmful)}",
+        f"(one-sided, that A/B flips more); harmful A/A' {_rate(control.control.harmful)} vs A/B {_rate(control.candidate.harmful)}",
         markup=False, highlight=False,
     )
     if control.warning:
-        console.print(f"    [yellow]baseline {control.baseline}:[/] {control.warning}", highlight=False)
+        from rich.markup import escape
+
+        console.print(f"    [yellow]baseline {control.baseline}:[/] {escape(control.warning)}", highlight=False)
 
 
 def print_explanation(result) -> None:
