@@ -12,7 +12,7 @@ import pandas as pd
 from . import __version__
 from .errors import InputError
 from .stats import Decision, compare_many, decide
-from .verdict_schema import BenchmarkJson, ConfigDifferenceJson, PowerJson, VarianceJson, VerdictJson
+from .verdict_schema import BenchmarkJson, ConfigDifferenceJson, ControlJson, PowerJson, VarianceJson, VerdictJson
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ class Analysis:
     options: AnalysisOptions
     inputs: dict[str, str]
     sequential: dict | None = None  # compare --sequential: rounds, calls spent, the fixed design's calls
+    control: dict[str, Any] | None = None  # --control: per benchmark, the stats.control.ControlComparison
+    flips: dict[str, Any] = field(default_factory=dict)  # per benchmark, A vs B's stats.control.FlipDecomposition
     explain: Any = None  # compare --explain: the statrepro.diagnose.explain.ExplainResult of the moved items
 
     def to_json(self) -> VerdictJson:
@@ -239,14 +241,31 @@ def _check_hashes(name: str, part_a: pd.DataFrame, part_b: pd.DataFrame, pairing
         )
 
 
-def analyze(
-    records_a: pd.DataFrame, records_b: pd.DataFrame, options: AnalysisOptions, inputs: dict[str, str] | None = None
-) -> Analysis:
-    """Pair, compare every benchmark, and decide."""
-    pairing = pair(records_a, records_b, unpaired=options.unpaired)
+def modal_answers(records: pd.DataFrame, item_keys: list[str]) -> pd.Series:
+    """Each item's most common extracted answer over its runs (the smallest on a tie; NaN where none is logged)."""
+    answers = records.dropna(subset=["prediction"])
+    answers = answers[answers["prediction"].astype(str) != ""]
+    modes = answers.groupby("item_key")["prediction"].agg(lambda values: sorted(values.astype(str).mode())[0])
+    return modes.reindex(item_keys)
+
+
+def answer_changed(records_a: pd.DataFrame, records_other: pd.DataFrame, item_keys: list[str]) -> np.ndarray | None:
+    """Per item 1.0 where the modal extracted answer differs between the sides, 0.0 where it agrees, NaN where a
+    side logged none; None when neither side logs answers."""
+    if "prediction" not in records_a or "prediction" not in records_other:
+        return None
+    answers_a, answers_other = modal_answers(records_a, item_keys), modal_answers(records_other, item_keys)
+    known = answers_a.notna() & answers_other.notna()
+    if not known.any():
+        return None
+    return np.where(known, (answers_a != answers_other).astype(float), np.nan)
+
+
+def _decide_all(score_pairs: dict, pairing: Pairing, options: AnalysisOptions) -> Decision:
+    """Compare every benchmark's (A, other) score matrices with the analysis options, and decide."""
     try:
         comparisons = compare_many(
-            {name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()},
+            score_pairs,
             rng_seed=options.rng_seed,
             score_bounds={
                 name: options.score_range or declared_score_range(bench.metric) for name, bench in pairing.benchmarks.items()
@@ -262,7 +281,7 @@ def analyze(
         )
     except ValueError as error:  # scores outside the metric's declared range
         raise InputError(str(error), key="score") from None
-    decision = decide(
+    return decide(
         comparisons,
         alpha=options.alpha,
         mode=options.mode,
@@ -270,11 +289,110 @@ def analyze(
         max_missing_share=options.max_missing_share,
         item_keys={name: bench.item_keys for name, bench in pairing.benchmarks.items()},
     )
-    return Analysis(decision, pairing, options, inputs or {})
+
+
+def _control_comparisons(
+    decision: Decision,
+    pairing: Pairing,
+    records: dict[str, pd.DataFrame],
+    options: AnalysisOptions,
+) -> dict[str, Any]:
+    """A vs A' decided under the one rule set (its verdicts never touch A vs B's), set beside A vs B per benchmark."""
+    from .stats.control import compare_control
+
+    records_a, records_b, records_control = records["a"], records["b"], records["control"]
+    check_single_model(records_control, "control")
+    models_a, models_control = ({m for m in records["model"].dropna().unique() if m} for records in (records_a, records_control))
+    if models_a and models_control and models_a != models_control:
+        raise InputError(
+            f"the control ran model {sorted(models_control)[0]!r} and A {sorted(models_a)[0]!r}; the control must be a "
+            "second run of A's environment",
+            path=_side_label(records_control, "control"),
+        )
+    parts, matrices = {}, {}
+    for name, bench in pairing.benchmarks.items():
+        parts[name] = records_control[records_control["benchmark"] == name]
+        if parts[name].empty:
+            raise InputError(f"the control has no results of benchmark {name!r}", path=_side_label(records_control, "control"))
+        matrices[name] = _matrix(parts[name], bench.item_keys)
+    baseline = _decide_all({name: (bench.scores_a, matrices[name]) for name, bench in pairing.benchmarks.items()}, pairing, options)
+    candidates = {item.name: item.comparison for item in decision.benchmarks}
+    streams = np.random.SeedSequence(options.rng_seed).spawn(len(baseline.benchmarks))
+    controls = {}
+    for stream, item in zip(streams, baseline.benchmarks):
+        bench = pairing.benchmarks[item.name]
+        part_a = records_a[records_a["benchmark"] == item.name]
+        part_b = records_b[records_b["benchmark"] == item.name]
+        controls[item.name] = compare_control(
+            bench.scores_a,
+            matrices[item.name],
+            bench.scores_b,
+            baseline=item,
+            candidate=candidates[item.name],
+            answer_changed_control=answer_changed(part_a, parts[item.name], bench.item_keys),
+            answer_changed_b=answer_changed(part_a, part_b, bench.item_keys),
+            confidence=1 - options.alpha,
+            rng=np.random.default_rng(stream),
+        )
+    return controls
+
+
+def analyze(
+    records_a: pd.DataFrame,
+    records_b: pd.DataFrame,
+    options: AnalysisOptions,
+    inputs: dict[str, str] | None = None,
+    *,
+    records_control: pd.DataFrame | None = None,
+) -> Analysis:
+    """Pair, compare every benchmark, and decide; with ``records_control`` (a second run of A's environment, A')
+    also set A vs A' beside A vs B (the A/A control), which never changes the A-vs-B verdicts."""
+    from .stats.control import flip_decomposition
+
+    pairing = pair(records_a, records_b, unpaired=options.unpaired)
+    decision = _decide_all({name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()}, pairing, options)
+    flips = {
+        name: flip_decomposition(
+            bench.scores_a,
+            bench.scores_b,
+            answer_changed(records_a[records_a["benchmark"] == name], records_b[records_b["benchmark"] == name], bench.item_keys),
+            confidence=1 - options.alpha,
+        )
+        for name, bench in pairing.benchmarks.items()
+    }
+    controls = None
+    if records_control is not None:
+        controls = _control_comparisons(decision, pairing, {"a": records_a, "b": records_b, "control": records_control}, options)
+    return Analysis(decision, pairing, options, inputs or {}, control=controls, flips=flips)
 
 
 def _none_if_nan(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
+
+
+def control_json(control) -> ControlJson:
+    """The JSON form of a stats.control.ControlComparison."""
+    plain = control.to_dict()
+    return ControlJson(
+        n_items=control.n_items,
+        n_runs_control=control.n_runs_control,
+        control_flips=plain["control"],
+        candidate_flips=plain["candidate"],
+        excess_flips=plain["excess_flips"],
+        excess_harmful=plain["excess_harmful"],
+        excess_beneficial=plain["excess_beneficial"],
+        excess_churn=plain["excess_churn"],
+        p_value=control.excess_test.p_value,
+        test_exact=control.excess_test.exact,
+        control_diff=control.control_diff,
+        control_diff_ci=plain["control_diff_ci"],
+        candidate_diff=control.candidate_diff,
+        candidate_diff_ci=plain["candidate_diff_ci"],
+        baseline_verdict=control.baseline_verdict,
+        baseline_reason=control.baseline_reason,
+        baseline=control.baseline,
+        warning=control.warning,
+    )
 
 
 def verdict_json(analysis: Analysis) -> VerdictJson:
@@ -331,6 +449,8 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
             ),
             verdict=item.verdict,
             reason=item.reason,
+            flip_decomposition=analysis.flips[item.name].to_dict() if item.name in analysis.flips else None,
+            control=control_json(analysis.control[item.name]) if analysis.control else None,
         )
     return VerdictJson(
         statrepro_version=__version__,

@@ -147,12 +147,23 @@ class CompareOptions(VerdictOptions, RunOptions):
     """Add one seed per side per round and stop at the first conclusive verdict (group-sequential)."""
     max_seeds: int = 5
     """With sequential: the budget of seeds per side."""
+    control: bool = False
+    """Run A's environment a second time as the A/A control A' (stored as ``<A name>.control``: same
+    configuration and seeds, its own run-to-run nondeterminism) and set A vs A' beside A vs B: flip rates, their
+    excess over the control and its exact test. It never changes the A-vs-B verdict."""
 
     @field_validator("max_seeds")
     @classmethod
     def _sequential_budget(cls, value: int, info: ValidationInfo) -> int:
         if info.data.get("sequential") and value < 2:
             raise ValueError(f"must be at least 2, got {value}")
+        return value
+
+    @field_validator("control")
+    @classmethod
+    def _fixed_design_control(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("sequential"):
+            raise ValueError("the A/A control runs with the fixed design only, not with sequential")
         return value
 
 
@@ -248,11 +259,13 @@ def analyze(
     json_path: str | Path | None = None,
     report: str | Path | None = None,
     argv: list[str] | None = None,
+    control: str | Path | None = None,
 ) -> Analysis:
     """Compare two existing result sets (lm-eval output dirs, evalscope work dirs, ...) item by item.
 
     ``json_path`` receives the versioned JSON verdict, ``report`` a directory with report.html, report.md
-    and verdict.json (``argv`` is the command line shown in its provenance).
+    and verdict.json (``argv`` is the command line shown in its provenance). ``control`` is a third result set
+    from A's environment (the A/A control A'), set beside A vs B without changing its verdict.
     """
     from .analysis import analyze as analyze_records
     from .harness import load_side
@@ -268,7 +281,12 @@ def analyze(
         n_permutations=options.resamples,
         seed_level_bootstrap=options.seed_level,
     )
-    analysis = analyze_records(records_a, records_b, analysis_options, inputs={"a": str(a), "b": str(b)})
+    inputs = {"a": str(a), "b": str(b)}
+    records_control = None
+    if control is not None:
+        records_control = load_side(Path(control), metric_overrides=options.metric_overrides)
+        inputs["control"] = str(control)
+    analysis = analyze_records(records_a, records_b, analysis_options, inputs=inputs, records_control=records_control)
     _write_outputs(analysis, json_path, report, argv=argv or sys.argv, records_a=records_a, records_b=records_b, doctor=_doctor(a, b))
     return analysis
 
@@ -318,6 +336,7 @@ def compare_environments(
 
     from .analysis import analyze as analyze_records
     from .run.orchestrate import check_comparable, env_manifest, get_executor, load_env_records, run_environments
+    from .run.plan import control_env
     from .run.store import ResultStore
 
     options = options or CompareOptions()
@@ -325,6 +344,9 @@ def compare_environments(
     env_a, env_b = Path(env_a), Path(env_b)
     config_a, config_b = _load_environments([env_a, env_b], options)
     check_comparable(config_a, config_b)
+    config_control = control_env(config_a) if options.control else None
+    if config_control is not None and config_control.name == config_b.name:
+        raise InputError(f"B is named {config_b.name!r}, the name of A's control; names key the store", key="name")
     store = ResultStore(options.store)
     executor = get_executor(options.executor, ray_address=options.ray_address)
     if any(spec.limit for spec in config_a.benchmarks.values()):
@@ -343,15 +365,20 @@ def compare_environments(
                 config_a, config_b, store, executor, design, data_dir=options.data_dir, console=console
             )
         else:
-            summary = run_environments([config_a, config_b], store, executor, data_dir=options.data_dir, console=console)
+            envs = [config_a, config_b] + ([config_control] if config_control is not None else [])
+            summary = run_environments(envs, store, executor, data_dir=options.data_dir, console=console)
             console.print(summary.summary())
             records_a = load_env_records(config_a, store)
             records_b = load_env_records(config_b, store)
+    records_control = load_env_records(config_control, store) if config_control is not None else None
+    if records_control is not None and records_control.empty:
+        raise InputError("no finished runs of the control A'; see the failures above", path=store.root)
     if records_a.empty or records_b.empty:
         raise InputError("no finished runs on one side; see the failures above", path=store.root)
     # Failed items are missing, not wrong: the verdict counts them.
+    inputs = {"a": str(env_a), "b": str(env_b)} | ({"control": config_control.name} if config_control is not None else {})
     analysis = analyze_records(
-        records_a, records_b, _analysis_options(options, unpaired="missing"), inputs={"a": str(env_a), "b": str(env_b)}
+        records_a, records_b, _analysis_options(options, unpaired="missing"), inputs=inputs, records_control=records_control
     )
     if sequential_result is not None:
         from .stats.sequential import sequential_decision

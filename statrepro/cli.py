@@ -185,6 +185,8 @@ def print_decision(analysis) -> None:
         if c.flips.expected_rate is not None:
             console.print(f"    flips {c.flips.rate:.1%} ({c.flips.down} down, {c.flips.up} up); seed noise alone: ~{c.flips.expected_rate:.1%}")
         console.print(f"    {item.reason}")
+        if analysis.control is not None:
+            print_control(console, analysis.control[item.name])
         if item.verdict == "inconclusive" and (c.power.items_needed or c.power.seeds_needed):
             console.print(f"    to conclude, likely need {_needs(c.power)}")
     for difference in analysis.pairing.config_differences:
@@ -194,6 +196,26 @@ def print_decision(analysis) -> None:
     console.print(f"[bold]overall: [{colours[decision.verdict]}]{decision.verdict}[/][/]")
     if analysis.explain is not None:
         print_explanation(analysis.explain)
+
+
+def _rate(rate) -> str:
+    """'4.0% [2.1%, 7.5%]', or 'n/a' without items."""
+    return "n/a" if not rate.n_items else f"{rate.rate:.1%} [{rate.ci[0]:.1%}, {rate.ci[1]:.1%}]"
+
+
+def print_control(console, control) -> None:
+    """The A/A control's line of one benchmark: flips of A vs A' and A vs B, the excess and its test, any warning."""
+    excess = control.excess_flips
+    console.print(
+        f"    control: flips A/A' {_rate(control.control.flips)}, A/B {_rate(control.candidate.flips)}, excess "
+        f"{excess.excess:+.1%} [{excess.ci[0]:+.1%}, {excess.ci[1]:+.1%}], p={control.excess_test.p_value:.3g} "
+        f"(one-sided, that A/B flips more); harmful A/A' {_rate(control.control.harmful)} vs A/B {_rate(control.candidate.harmful)}",
+        markup=False, highlight=False,
+    )
+    if control.warning:
+        from rich.markup import escape
+
+        console.print(f"    [yellow]baseline {control.baseline}:[/] {escape(control.warning)}", highlight=False)
 
 
 def print_explanation(result) -> None:
@@ -234,6 +256,7 @@ def analyze(
     seed_level: bool = typer.Option(False, help="Two-level bootstrap: also resample seeds within items."),
     max_missing: float = MAX_MISSING,
     score_range: Optional[str] = SCORE_RANGE,
+    control: Optional[Path] = typer.Option(None, "--control", help="A third result set from A's environment (the A/A control A'), shown beside A vs B: flip rates, their excess and its exact test."),
 ) -> None:
     """Compare two existing result sets item by item and print a calibrated verdict.
 
@@ -246,7 +269,7 @@ def analyze(
         max_missing=max_missing, rng_seed=rng_seed, resamples=resamples, seed_level=seed_level, intersect=intersect,
         metric_overrides=_parse_metric_overrides(metric), score_range=_parse_score_range(score_range),
     )
-    analysis = analyze_results(a, b, options, json_path=json_path, report=report)
+    analysis = analyze_results(a, b, options, json_path=json_path, report=report, control=control)
     print_decision(analysis)
     raise typer.Exit(analysis.decision.exit_code)
 
@@ -447,6 +470,7 @@ def compare(
     max_seeds: int = typer.Option(5, help="With --sequential: the budget of seeds per side; reaching it without a verdict gives inconclusive."),
     explain: bool = typer.Option(False, "--explain", help="After the verdict, explain the moved items (as statrepro explain; adds an Explain section to the report)."),
     explain_limit: int = typer.Option(10, help="With --explain: items to explain."),
+    control: bool = typer.Option(False, "--control", help="Also run A a second time as the A/A control A' (stored as <A name>.control) and show A vs A' beside A vs B: flip rates, their excess and its exact test."),
 ) -> None:
     """Run whatever is missing for both environments, then decide whether B still scores like A.
 
@@ -459,6 +483,7 @@ def compare(
         max_missing=max_missing, rng_seed=rng_seed, benchmarks=_parse_benchmarks(benchmarks), seeds=_parse_seeds(seeds),
         limit=limit, store=store, data_dir=data_dir, executor=executor, ray_address=ray_address, wait=wait,
         sequential=sequential, max_seeds=max_seeds, explain=_options(ExplainOptions, limit=explain_limit) if explain else None,
+        control=control,
     )
     _stop_on_sigterm()
     analysis = compare_environments(env_a, env_b, options, json_path=json_path, report=report)
@@ -799,6 +824,24 @@ def doctor(
     if json_path is not None:
         write_json(json_path, result.to_dict())
     raise typer.Exit(1 if result.factors else 0)
+
+
+@bench_app.command("control")
+@user_errors
+def bench_control(
+    sims: int = typer.Option(1000, help="Simulated A, A', B per cell (accuracy 0.3/0.6/0.9 x 200/1000 items x 1/3 seeds)."),
+    alpha: float = typer.Option(0.05, help="Significance level."),
+    excess: float = typer.Option(0.05, help="For the power column: the share of items B flips beyond the control."),
+) -> None:
+    """Calibration of the A/A control's excess-flip test: false alarm on A/A/A and power against extra flips."""
+    from .api import VerdictOptions
+
+    _options(VerdictOptions, alpha=alpha)
+    if sims < 1 or not 0 < excess < 1:
+        raise InputError("--sims must be at least 1 and --excess in (0, 1)")
+    from .bench import run_control_bench
+
+    run_control_bench(sims=sims, alpha=alpha, excess_flips=excess)
 
 
 @bench_app.command("sequential")

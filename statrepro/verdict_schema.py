@@ -15,7 +15,10 @@ from .stats.verdict import VERDICTS
 
 # 2: `different` became a controlled claim (the whole interval beyond the margin, p_beyond), missing items get a
 # tipping-point check, and the TOST's own interval, expected flip rate and ranges of needs were added.
-SCHEMA_VERSION = "2"
+# 3: per benchmark `flip_decomposition` (harmful / beneficial / churn rates with intervals), and the A/A control (`compare --control`, `analyze --control DIR`): per benchmark an optional `control` object with
+# A vs A' beside A vs B, harmful / beneficial / churn flip rates with intervals, the excess over the control and
+# the excess-flip test's p_value, and the baseline's stability.
+SCHEMA_VERSION = "3"
 
 VerdictLabel = Literal[VERDICTS]
 
@@ -50,6 +53,80 @@ class PowerJson(_Strict):
     """[fewest, most] items needed over the difference's plausible range (estimate +/- one SE); null inside = no finite number."""
     seeds_needed_range: Optional[list[Optional[int]]] = None
     """[fewest, most] seeds per side needed, likewise."""
+
+
+class RateJson(_Strict):
+    count: int
+    """Items with the event."""
+    n_items: int
+    """Items it is counted over."""
+    rate: Optional[float]
+    """count / n_items (null with no items)."""
+    ci: list[Optional[float]]
+    """Wilson score interval [lo, hi] of rate at 1 - alpha."""
+
+
+class FlipsJson(_Strict):
+    flips: RateJson
+    """Items whose majority outcome changed either way (mean > 0.5 right, < 0.5 wrong, a tie is neither)."""
+    harmful: RateJson
+    """Items right in A and wrong in the other run set."""
+    beneficial: RateJson
+    """Items wrong in A and right in the other run set."""
+    churn: Optional[RateJson] = None
+    """Items whose extracted answer (the records' prediction, most common over runs) changed while the majority
+    outcome did not, over the items where both answers are logged; null when they are not."""
+
+
+class ExcessJson(_Strict):
+    excess: Optional[float]
+    """Rate in A vs B minus the rate in A vs A' on the same items."""
+    ci: list[Optional[float]]
+    """Tango's paired score interval [lo, hi] of excess at 1 - alpha."""
+    more_in_candidate: int
+    """Items with the event in A vs B but not in A vs A'."""
+    more_in_control: int
+    """Items with the event in A vs A' but not in A vs B."""
+
+
+class ControlJson(_Strict):
+    n_items: int
+    """Items with results in A, A' and B."""
+    n_runs_control: int
+    """Runs (seeds) of the control A'."""
+    control_flips: FlipsJson
+    """A vs A': a second run of A's environment, its own run-to-run nondeterminism."""
+    candidate_flips: FlipsJson
+    """A vs B on the same items."""
+    excess_flips: ExcessJson
+    """Flip rate of A vs B minus that of A vs A'."""
+    excess_harmful: ExcessJson
+    """Harmful (right to wrong) flip rate of A vs B minus that of A vs A'."""
+    excess_beneficial: ExcessJson
+    """Beneficial (wrong to right) flip rate of A vs B minus that of A vs A'."""
+    excess_churn: Optional[ExcessJson] = None
+    """Answer churn of A vs B minus that of A vs A' (items with all answers logged); null without answers."""
+    p_value: float
+    """Exact one-sided p-value that A vs B flips more items than A vs A' (sign-flip test of the paired per-item
+    flip indicators; valid because A' and B are exchangeable under 'B is another run of A')."""
+    test_exact: bool
+    """Whether that null was enumerated exactly."""
+    control_diff: float
+    """score(A') - score(A)."""
+    control_diff_ci: list[Optional[float]]
+    """Interval [lo, hi] of control_diff at 1 - alpha."""
+    candidate_diff: float
+    """score(B) - score(A) (the benchmark's diff)."""
+    candidate_diff_ci: list[Optional[float]]
+    """Interval [lo, hi] of candidate_diff at 1 - alpha (the benchmark's diff_ci)."""
+    baseline_verdict: VerdictLabel
+    """A vs A' under the same verdict rules as A vs B; it never changes the A-vs-B verdict."""
+    baseline_reason: str
+    """Why, in one line."""
+    baseline: Literal["stable", "unstable", "unestablished"]
+    """stable: A' is equivalent to A; unstable: two runs of A detectably differ; unestablished: the control is inconclusive."""
+    warning: Optional[str] = None
+    """What an unstable or unestablished baseline means for the A-vs-B verdict; null when stable."""
 
 
 class BenchmarkJson(_Strict):
@@ -121,6 +198,11 @@ class BenchmarkJson(_Strict):
     """This benchmark's verdict."""
     reason: str
     """One line on why."""
+    flip_decomposition: Optional[FlipsJson] = None
+    """A vs B's flips split into harmful (right to wrong) and beneficial (wrong to right), and the answer churn,
+    each with its interval."""
+    control: Optional[ControlJson] = None
+    """With --control: A vs A' (a second run of A's environment) beside A vs B; null without a control."""
 
 
 class ConfigDifferenceJson(_Strict):
@@ -133,8 +215,9 @@ class ConfigDifferenceJson(_Strict):
 
 
 class VerdictJson(_Strict):
-    schema_version: Literal["2"] = SCHEMA_VERSION
-    """Version of this schema."""
+    schema_version: Literal["3"] = SCHEMA_VERSION
+    """Version of this schema. 3 added per benchmark `flip_decomposition` and, with --control, `control` (the A/A
+    control); 2 made `different` a controlled claim (p_beyond) and added the tipping-point check."""
     statrepro_version: str
     """Version of statrepro that wrote the file."""
     alpha: float

@@ -113,3 +113,50 @@ def flipped_items(
 def has_prompt_text(records_a: pd.DataFrame | None, records_b: pd.DataFrame | None) -> bool:
     """Whether the records carry prompt text (else the report shows prompt hashes)."""
     return any(r is not None and "prompt" in r.columns for r in (records_a, records_b))
+
+
+def _rate_text(rate) -> str:
+    """'4.0% [2.1%, 7.5%]' for a stats.control.RateInterval; 'n/a' for none or no items."""
+    if rate is None or not rate.n_items:
+        return "n/a"
+    return f"{rate.rate:.1%} [{rate.ci[0]:.1%}, {rate.ci[1]:.1%}]"
+
+
+def _excess_text(excess) -> str:
+    """'+3.0% [+0.9%, +5.2%]' for a stats.control.ExcessRate; 'n/a' for none."""
+    if excess is None or not np.isfinite(excess.excess):
+        return "n/a"
+    return f"{excess.excess:+.1%} [{excess.ci[0]:+.1%}, {excess.ci[1]:+.1%}]"
+
+
+FLIP_COLUMNS = ["flips", "right → wrong", "wrong → right", "answer churn"]
+
+
+def flip_decomposition_cells(decomposition) -> list[str]:
+    """A FlipDecomposition as text cells in FLIP_COLUMNS order, each rate with its interval."""
+    return [_rate_text(decomposition.flips), _rate_text(decomposition.harmful), _rate_text(decomposition.beneficial),
+            _rate_text(decomposition.churn)]
+
+
+CONTROL_COLUMNS = ["benchmark", "pair", *FLIP_COLUMNS, "score diff [CI]", "excess-flip p"]
+
+
+def control_rows(analysis) -> list[list[str]]:
+    """The A/A control as text rows (CONTROL_COLUMNS): per benchmark A vs A', A vs B and their excess."""
+    rows = []
+    for name, control in sorted((analysis.control or {}).items()):
+        low, high = control.control_diff_ci
+        rows.append([name, "A vs A′ (control)", *flip_decomposition_cells(control.control),
+                     f"{control.control_diff:+.4f} [{low:+.4f}, {high:+.4f}]", ""])
+        low, high = control.candidate_diff_ci
+        rows.append([name, "A vs B", *flip_decomposition_cells(control.candidate),
+                     f"{control.candidate_diff:+.4f} [{low:+.4f}, {high:+.4f}]", ""])
+        excess = [control.excess_flips, control.excess_harmful, control.excess_beneficial, control.excess_churn]
+        rows.append([name, "excess (A vs B − A vs A′)", *(_excess_text(e) for e in excess), "",
+                     f"{control.excess_test.p_value:.3g}"])
+    return rows
+
+
+def control_warnings(analysis) -> list[tuple[str, str, str]]:
+    """(benchmark, baseline status, warning) for each benchmark whose control did not show a stable baseline."""
+    return [(name, control.baseline, control.warning) for name, control in sorted((analysis.control or {}).items()) if control.warning]

@@ -18,7 +18,18 @@ from typing import Any
 from .. import __version__
 from ..redaction import REDACTED, redact_argv, redact_secret_keys
 from ..stats import VERDICTS
-from .content import FlippedItem, flatten, flipped_items, has_prompt_text, printable
+from .content import (
+    CONTROL_COLUMNS,
+    FLIP_COLUMNS,
+    FlippedItem,
+    control_rows,
+    control_warnings,
+    flatten,
+    flip_decomposition_cells,
+    flipped_items,
+    has_prompt_text,
+    printable,
+)
 from .markdown import CORRECTION_NAMES
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -227,7 +238,7 @@ top-2 gap below {explain["epsilon"]:g} nats).</p>{classes if explain["classes"] 
 
 
 def _flip_section(analysis, records_a, records_b, *, explained: bool = False) -> str:
-    summary_rows, details = [], []
+    summary_rows, decomposition_rows, details = [], [], []
     prompt_label = "prompt" if has_prompt_text(records_a, records_b) else "prompt hash"
     records_given = records_a is not None or records_b is not None
     for item in analysis.decision.benchmarks:
@@ -244,6 +255,8 @@ def _flip_section(analysis, records_a, records_b, *, explained: bool = False) ->
             _fmt(flips.expected_rate, ".1%") if flips.expected_rate is not None else '<span class="muted">n/a</span>',
             _fmt(c.mcnemar.p_value, ".3g") if c.mcnemar else '<span class="muted">n/a</span>',
         ])
+        if item.name in analysis.flips:
+            decomposition_rows.append([esc(item.name), *(esc(cell) for cell in flip_decomposition_cells(analysis.flips[item.name]))])
         total = flips.up + flips.down
         if total == 0:
             details.append(f'<p class="note"><strong>{esc(item.name)}</strong>: no item flipped.</p>')
@@ -259,6 +272,8 @@ def _flip_section(analysis, records_a, records_b, *, explained: bool = False) ->
         summary_rows,
         numeric={1, 2, 3, 4, 5, 6, 7},
     )
+    confidence = f"{1 - analysis.decision.alpha:.0%}"
+    decomposition = _table(["benchmark", *(f"{column} [{confidence} CI]" for column in FLIP_COLUMNS)], decomposition_rows, numeric={1, 2, 3, 4})
     return f"""
 <section id="flips"><h2>Flips</h2>
 <p class="note">An item flips when its majority outcome changes between right (item mean over seeds above 0.5) and
@@ -266,9 +281,31 @@ wrong (below 0.5); a tie at exactly 0.5 is neither. Equal accuracy can hide many
 how much the individual answers moved. Identical environments flip items too, from seed noise alone: the A/A
 expectation is that rate, computed from each item's pooled runs (0/1 scores, two or more runs per side). McNemar's
 test applies to one 0/1 run per side.</p>{summary}
+<p class="note">The same flips as shares of the items, with Wilson {confidence} intervals: right → wrong (harmful),
+wrong → right (beneficial), and the answer churn: items whose extracted answer (most common over runs) changed while
+their majority outcome did not, over the items where both sides logged an answer.</p>{decomposition}
+{_control_part(analysis)}
 <p class="note">Open a benchmark to see its flipped items, ranked by the size of their score change. Long texts are
 truncated; click one to see it in full.{' <a href="#explain">Why they moved: Explain.</a>' if explained else ""}</p>{"".join(details)}
 </section>"""
+
+
+def _control_part(analysis) -> str:
+    """The A/A control: A vs A' beside A vs B with intervals, the excess and its test, and any baseline warning."""
+    if not analysis.control:
+        return ""
+    rows = control_rows(analysis)
+    table = _table(CONTROL_COLUMNS, [[esc(cell) for cell in row] for row in rows], numeric={2, 3, 4, 5, 6, 7})
+    warnings = "".join(
+        f'<p class="note"><strong>{esc(name)}: baseline {esc(status)}.</strong> {esc(warning)}</p>'
+        for name, status, warning in control_warnings(analysis)
+    )
+    return f"""<h3>A/A control</h3>
+<p class="note">A′ is A's environment run again (same configuration and seeds, its own run-to-run nondeterminism).
+Its flips against A are what B's flips must exceed before they mean anything. The excess is the A-vs-B rate minus
+the A-vs-A′ rate on the same items, with Tango's paired interval; the excess-flip p is the exact one-sided test that
+A vs B flips more items than A vs A′ (sign-flip test of the paired per-item flip indicators). The control never
+changes the verdict.</p>{table}{warnings}"""
 
 
 def _noise_section(analysis) -> str:

@@ -41,6 +41,15 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
         )
     lines += ["", f"![Difference per benchmark with {1 - decision.alpha:.0%} CI and tolerance band]({forest_plot_name})", ""]
     lines += [f"- **{_cell(item.name)}**: {_cell(item.reason)}" for item in decision.benchmarks]
+    if analysis.control:
+        from .content import CONTROL_COLUMNS, control_rows, control_warnings
+
+        lines += ["", "### A/A control: A vs A′ beside A vs B", "",
+                  f"Rates with {1 - decision.alpha:.0%} intervals; excess-flip p: exact one-sided test that A vs B flips more "
+                  "items than A vs A′ (a second run of A). The control never changes the verdict.", "",
+                  "| " + " | ".join(CONTROL_COLUMNS) + " |", "|---|---|" + "---:|" * (len(CONTROL_COLUMNS) - 2)]
+        lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in control_rows(analysis)]
+        lines += [""] + [f"- **{_cell(name)}: baseline {status}.** {_cell(warning)}" for name, status, warning in control_warnings(analysis)]
     for difference in analysis.pairing.config_differences:
         lines.append(f"- config difference in {_cell(difference.benchmark)}: {_cell(difference.factor)}: {_cell(difference.detail)}")
     if explain is not None:

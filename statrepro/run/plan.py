@@ -64,6 +64,19 @@ def effective_env(
         raise validation_error(error, EnvConfig) from None
 
 
+CONTROL_SUFFIX = ".control"
+
+
+def control_env(env: EnvConfig) -> EnvConfig:
+    """The A/A control of ``env``: the same configuration under the name ``<name>.control``, so its jobs are
+    stored apart (a second, independent run with its own run-to-run nondeterminism) while its fingerprint and
+    seeds are A's."""
+    try:
+        return EnvConfig.model_validate({**env.model_dump(), "name": env.name + CONTROL_SUFFIX})
+    except ValidationError as error:
+        raise validation_error(error, EnvConfig) from None
+
+
 def plan_jobs(envs: list[EnvConfig]) -> list[Job]:
     """Every (env, benchmark, seed) job, seeds innermost so that each seed round completes across benchmarks."""
     jobs = []

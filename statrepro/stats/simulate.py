@@ -197,3 +197,34 @@ def calibration_grid(
 ) -> list[GridCell]:
     """The full grid of issue 11: accuracy 0.3 / 0.6 / 0.9 x 200 / 1,000 items x greedy and 1 / 3 / 5 seeds."""
     return [GridCell(acc, n, seeds) for acc in accuracies for n in items for seeds in engines]
+
+
+def draw_control(
+    scenario: Scenario, rng: np.random.Generator, *, excess_flips: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A, A' and B of an A/A/A population (``scenario`` with no shift), B then made to flip ``excess_flips`` of
+    the items more: that share of the items, drawn among those B did not flip and A did not tie, get every run of
+    B set to the opposite of A's majority. Returns 0/1 matrices (n_items, seeds) of A, A' and B."""
+    p = rng.beta(scenario.beta_a, scenario.beta_b, size=scenario.n_items)
+    a, control, b = ((rng.random((scenario.n_items, scenario.seeds_a)) < p[:, None]).astype(float) for _ in range(3))
+    if excess_flips > 0:
+        mean_a, mean_b = a.mean(axis=1), b.mean(axis=1)
+        unflipped = np.flatnonzero((mean_a != 0.5) & ((mean_a > 0.5) == (mean_b > 0.5)) & ((mean_a < 0.5) == (mean_b < 0.5)))
+        chosen = rng.choice(unflipped, size=min(unflipped.size, round(excess_flips * scenario.n_items)), replace=False)
+        b[chosen] = (mean_a[chosen] < 0.5).astype(float)[:, None]
+    return a, control, b
+
+
+def excess_flip_rejections(
+    scenario: Scenario, rng: np.random.Generator, *, sims: int, excess_flips: float = 0.0, alpha: float = 0.05
+) -> float:
+    """Share of ``sims`` simulated A, A', B (``draw_control``) in which the excess-flip test rejects at ``alpha``."""
+    from .control import excess_flip_test, flip_indicators
+
+    rejections = 0
+    for _ in range(sims):
+        a, control, b = draw_control(scenario, rng, excess_flips=excess_flips)
+        mean_a = a.mean(axis=1)
+        candidate, baseline = flip_indicators(mean_a, b.mean(axis=1)), flip_indicators(mean_a, control.mean(axis=1))
+        rejections += excess_flip_test(candidate["flips"], baseline["flips"]).p_value <= alpha
+    return rejections / sims
