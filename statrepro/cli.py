@@ -232,7 +232,7 @@ def print_explanation(result) -> None:
         for item in result.items:
             table.add_row(item.item_key, item.reason, f"{item.mean_a:.2f} -> {item.mean_b:.2f}", item.flip_class, item.detail)
         console.print(table, markup=False)
-    console.print(f"explain: {result.summary()}", markup=False, highlight=False)
+    console.print(f"explain: {result.summary()}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
