@@ -147,6 +147,13 @@ class CompareOptions(VerdictOptions, RunOptions):
     """Add one seed per side per round and stop at the first conclusive verdict (group-sequential)."""
     max_seeds: int = 5
     """With sequential: the budget of seeds per side."""
+    block_size: Optional[int] = None
+    """With sequential: run each benchmark's items in blocks of this many, in a pre-registered random order, each
+    with every seed of each side, and decide after each block (item-sequential); None adds seeds instead."""
+    max_items: Optional[int] = None
+    """With block_size: the item budget per benchmark (None: all of its items)."""
+    order_seed: int = 0
+    """With block_size: seeds the random order of the items."""
     control: bool = False
     """Run A's environment a second time as the A/A control A' (stored as ``<A name>.control``: same
     configuration and seeds, its own run-to-run nondeterminism) and set A vs A' beside A vs B: flip rates, their
@@ -157,6 +164,15 @@ class CompareOptions(VerdictOptions, RunOptions):
     def _sequential_budget(cls, value: int, info: ValidationInfo) -> int:
         if info.data.get("sequential") and value < 2:
             raise ValueError(f"must be at least 2, got {value}")
+        return value
+
+    @field_validator("block_size", "max_items")
+    @classmethod
+    def _item_design(cls, value: Optional[int], info: ValidationInfo) -> Optional[int]:
+        if value is not None and not info.data.get("sequential"):
+            raise ValueError("item blocks are a sequential design: add --sequential")
+        if value is not None and value < (2 if info.field_name == "max_items" else 1):
+            raise ValueError(f"must be at least {2 if info.field_name == 'max_items' else 1}, got {value}")
         return value
 
     @field_validator("control")
@@ -353,14 +369,20 @@ def compare_environments(
         console.print("[yellow]note:[/] limited item counts make a smoke test; sign-off needs the full sets")
     sequential_result = None
     with store.locked(wait=options.wait):
-        if options.sequential:
+        rules = dict(alpha=options.alpha, tolerance=options.tolerance, mode=options.mode, margin_kind=options.margin,
+                     max_missing_share=options.max_missing)
+        if options.sequential and options.block_size is not None:
+            from .run.orchestrate import run_item_sequential
+
+            sequential_result, records_a, records_b = run_item_sequential(
+                config_a, config_b, store, executor, rules, block_size=options.block_size, max_items=options.max_items,
+                order_seed=options.order_seed, data_dir=options.data_dir, console=console,
+            )
+        elif options.sequential:
             from .run.orchestrate import run_sequential
             from .stats.sequential import SequentialDesign
 
-            design = SequentialDesign(
-                max_rounds=options.max_seeds, alpha=options.alpha, tolerance=options.tolerance, mode=options.mode,
-                margin_kind=options.margin, max_missing_share=options.max_missing,
-            )
+            design = SequentialDesign(max_rounds=options.max_seeds, **rules)
             sequential_result, records_a, records_b = run_sequential(
                 config_a, config_b, store, executor, design, data_dir=options.data_dir, console=console
             )
@@ -390,7 +412,7 @@ def compare_environments(
             decision=sequential_decision(analysis.decision, sequential_result),
             sequential=sequential_result.to_json(),
         )
-        console.print(sequential_result.summary())
+        console.print(sequential_result.summary(), markup=False, highlight=False, soft_wrap=True)
     _check_prompt_tokens(analysis, config_a, config_b, records_a, records_b, console)
     explained = _explain(config_a, config_b, records_a, records_b, options.explain, console) if options.explain else None
     manifests = {side: env_manifest(config, store) for side, config in (("A", config_a), ("B", config_b))}

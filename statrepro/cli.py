@@ -468,6 +468,9 @@ def compare(
     wait: bool = WAIT,
     sequential: bool = typer.Option(False, help="Add one seed per side per round and stop at the first conclusive verdict (group-sequential, O'Brien-Fleming spending)."),
     max_seeds: int = typer.Option(5, help="With --sequential: the budget of seeds per side; reaching it without a verdict gives inconclusive."),
+    block_size: Optional[int] = typer.Option(None, help="With --sequential: run each benchmark's items in blocks of this many, in a pre-registered random order, each block with every seed, deciding after each block (item-sequential) instead of adding seeds."),
+    max_items: Optional[int] = typer.Option(None, help="With --block-size: the item budget per benchmark (default: all of its items)."),
+    order_seed: int = typer.Option(0, help="With --block-size: seeds the random order of the items (part of the pre-registered design)."),
     explain: bool = typer.Option(False, "--explain", help="After the verdict, explain the moved items (as statrepro explain; adds an Explain section to the report)."),
     explain_limit: int = typer.Option(10, help="With --explain: items to explain."),
     control: bool = typer.Option(False, "--control", help="Also run A a second time as the A/A control A' (stored as <A name>.control) and show A vs A' beside A vs B: flip rates, their excess and its exact test."),
@@ -482,7 +485,8 @@ def compare(
         CompareOptions, tolerance=tolerance, alpha=alpha, mode=mode.value, margin=margin.value, correction=correction.value,
         max_missing=max_missing, rng_seed=rng_seed, benchmarks=_parse_benchmarks(benchmarks), seeds=_parse_seeds(seeds),
         limit=limit, store=store, data_dir=data_dir, executor=executor, ray_address=ray_address, wait=wait,
-        sequential=sequential, max_seeds=max_seeds, explain=_options(ExplainOptions, limit=explain_limit) if explain else None,
+        sequential=sequential, max_seeds=max_seeds, block_size=block_size, max_items=max_items, order_seed=order_seed,
+        explain=_options(ExplainOptions, limit=explain_limit) if explain else None,
         control=control,
     )
     _stop_on_sigterm()

@@ -144,6 +144,9 @@ class BenchmarkSpec(_Section):
     """mmlu_redux only: drop items whose annotated error_type is not 'ok' (the dataset exists to flag them)."""
     mode: Optional[Literal["ppl", "clp", "gen"]] = None
     """Multiple choice only: ppl (the option text of lowest perplexity), clp (the option label of highest next-token probability, one pass) or gen (generate, then extract the letter); null picks clp where the engine kind returns prompt log-likelihoods, else gen. An endpoint is probed for usable prompt log-likelihoods at job start."""
+    item_rows: Optional[dict[str, list[int]]] = None
+    """Subset -> the row indices (after limit) to run; null runs every row. The item-sequential design
+    (`compare --sequential --block-size`) runs each block of items this way; subsets default to its keys."""
 
     @model_validator(mode="before")
     @classmethod
@@ -159,6 +162,22 @@ class BenchmarkSpec(_Section):
                     raise ValueError("`generative` (replaced by `mode`: ppl | clp | gen) must be true or false")
                 data["mode"] = "gen" if generative else "clp"
         return data
+
+    @model_validator(mode="after")
+    def _rows_name_the_subsets(self):
+        if self.item_rows is None:
+            return self
+        if not self.item_rows or any(not rows for rows in self.item_rows.values()):
+            raise ValueError("item_rows needs at least one row for each subset it names")
+        if any(row < 0 for rows in self.item_rows.values() for row in rows):
+            raise ValueError("item_rows are row indices, 0 or more")
+        if any(len(set(rows)) != len(rows) for rows in self.item_rows.values()):
+            raise ValueError("item_rows name a row twice")
+        if self.subsets is None:
+            object.__setattr__(self, "subsets", list(self.item_rows))  # frozen: set once, while validating
+        elif set(self.subsets) != set(self.item_rows):
+            raise ValueError(f"subsets {self.subsets} differ from the subsets of item_rows {list(self.item_rows)}")
+        return self
 
 
 class EnvConfig(_Section):

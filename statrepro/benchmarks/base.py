@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import yaml
@@ -162,13 +163,24 @@ def write_yaml(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def apply_limit(rows: list[dict], limit: int | None) -> list[dict]:
-    """The first ``limit`` rows (all when None); item order never changes, so doc_ids stay stable."""
-    if limit is None:
+ItemRows = Mapping[str, Sequence[int]]
+"""Benchmark subset -> the row indices (after the limit) to run; the item-sequential design runs blocks of items."""
+
+
+def apply_limit(rows: list[dict], limit: int | None, selected: Sequence[int] | None = None) -> list[dict]:
+    """The first ``limit`` rows (all when None), then only the ``selected`` row indices of those (all when None).
+    Item order never changes, so doc_ids stay stable; a selection's doc_ids are positions in ``selected``
+    (``statrepro.run.jobs`` maps them back to row indices)."""
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"limit must be at least 1, got {limit}", key="limit")
+        rows = rows[:limit]
+    if selected is None:
         return rows
-    if limit < 1:
-        raise InputError(f"limit must be at least 1, got {limit}", key="limit")
-    return rows[:limit]
+    outside = [row for row in selected if not 0 <= row < len(rows)]
+    if outside:
+        raise InputError(f"selected row {outside[0]} is outside the {len(rows)} rows", key="items")
+    return [rows[row] for row in sorted(selected)]
 
 
 def select_subsets(requested: list[str] | None, available: list[str], benchmark: str) -> list[str]:

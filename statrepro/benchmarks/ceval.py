@@ -80,20 +80,20 @@ class Ceval(Benchmark):
         chosen = select_subsets(subsets, self.subsets(data_dir), self.name)
         return {subject: self._read(data_dir, subject, "val") for subject in chosen}
 
-    def _prepare(self, target_dir: Path, data_dir, limit, num_fewshot, subsets):
+    def _prepare(self, target_dir: Path, data_dir, limit, num_fewshot, subsets, item_rows=None):
         shots = self._fewshot(num_fewshot, available=5)
         prepared = {}
         for subject, rows in self.load_items(data_dir, subsets).items():
-            test = apply_limit(rows, limit)
+            test = apply_limit(rows, limit, item_rows and item_rows[subject])
             test_path = write_jsonl(target_dir / f"{subject}_val.jsonl", test)
             dev_path = write_jsonl(target_dir / f"{subject}_dev.jsonl", self._read(data_dir, subject, "dev")[:shots]) if shots else None
             prepared[subject] = (test_path, dev_path, len(test))
         return prepared, shots
 
-    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="clp", options=None):
+    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="clp", options=None, item_rows=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / self.name
-        prepared, shots = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, subsets)
+        prepared, shots = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, subsets, item_rows)
         mapping = self._mapping(data_dir)
         names, counts = [], {}
         for subject, (test_path, dev_path, count) in prepared.items():
@@ -126,9 +126,9 @@ class Ceval(Benchmark):
             dataset_sha256=self.dataset_sha256(data_dir),
         )
 
-    def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None):
+    def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None, item_rows=None):
         target_dir = Path(out_dir) / "evalscope" / self.name
-        prepared, shots = self._prepare(target_dir, data_dir, limit, num_fewshot, subsets)
+        prepared, shots = self._prepare(target_dir, data_dir, limit, num_fewshot, subsets, item_rows)
         # evalscope's ceval adapter reads a local HF dataset: one config per subject with val/dev splits.
         card = ["---", "configs:"]
         for subject, (_, dev_path, _) in prepared.items():

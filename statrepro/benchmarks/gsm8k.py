@@ -63,9 +63,9 @@ class Gsm8k(Benchmark):
         select_subsets(subsets, [SUBSET], self.name)
         return {SUBSET: self._rows(self.folder(data_dir) / "test.jsonl")}
 
-    def _prepare(self, target_dir: Path, data_dir, limit, num_fewshot) -> tuple[Path, Path | None, int, int]:
+    def _prepare(self, target_dir: Path, data_dir, limit, num_fewshot, item_rows=None) -> tuple[Path, Path | None, int, int]:
         shots = self._fewshot(num_fewshot)
-        test = apply_limit(self.load_items(data_dir)[SUBSET], limit)
+        test = apply_limit(self.load_items(data_dir)[SUBSET], limit, item_rows and item_rows[SUBSET])
         test_path = write_jsonl(target_dir / "main_test.jsonl", test)
         train_path = None
         if shots:
@@ -73,11 +73,11 @@ class Gsm8k(Benchmark):
             train_path = write_jsonl(target_dir / "main_train.jsonl", train)
         return test_path, train_path, len(test), shots
 
-    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="gen", options=None):
+    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="gen", options=None, item_rows=None):
         options = coerce_options(options)
         select_subsets(subsets, [SUBSET], self.name)
         target_dir = Path(out_dir) / self.name
-        test_path, train_path, count, shots = self._prepare(target_dir / "data", data_dir, limit, num_fewshot)
+        test_path, train_path, count, shots = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, item_rows)
         data_files = {"test": str(test_path.resolve())}
         config = {
             "task": TASK_NAME,
@@ -127,10 +127,10 @@ class Gsm8k(Benchmark):
             dataset_sha256=self.dataset_sha256(data_dir),
         )
 
-    def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None):
+    def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None, item_rows=None):
         select_subsets(subsets, [SUBSET], self.name)
         target_dir = Path(out_dir) / "evalscope" / self.name
-        _, _, count, shots = self._prepare(target_dir, data_dir, limit, num_fewshot)
+        _, _, count, shots = self._prepare(target_dir, data_dir, limit, num_fewshot, item_rows)
         # evalscope's own gsm8k adapter (boxed-answer prompt, numeric accuracy) reads the folder as a local
         # HF dataset whose README declares the 'main' config and its split files.
         splits = ["test"] + (["train"] if shots else [])

@@ -635,24 +635,24 @@ class LiveBench(Benchmark):
             items[task] = rows
         return items
 
-    def _prepare(self, data_dir, limit, num_fewshot, subsets, options) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    def _prepare(self, data_dir, limit, num_fewshot, subsets, options, item_rows=None) -> tuple[dict[str, list[dict]], dict[str, str]]:
         """Task -> rows to score (limit applied), and skipped task -> reason."""
         if self._fewshot(num_fewshot):
             raise InputError("livebench is zero-shot; use num_fewshot 0", key="benchmarks.livebench.num_fewshot")
         _, skipped = self._split_supported(data_dir, subsets)
         prepared = {}
         for task, rows in self.load_items(data_dir, subsets, options).items():
-            test = apply_limit(rows, limit)
+            test = apply_limit(rows, limit, item_rows and item_rows[task])
             if test:
                 prepared[task] = test
             else:
                 skipped[task] = f"no questions in force at release {options.livebench_release}"
         return prepared, skipped
 
-    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="gen", options=None):
+    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="gen", options=None, item_rows=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / self.name
-        prepared, skipped = self._prepare(data_dir, limit, num_fewshot, subsets, options)
+        prepared, skipped = self._prepare(data_dir, limit, num_fewshot, subsets, options, item_rows)
         target_dir.mkdir(parents=True, exist_ok=True)
         (target_dir / "statrepro_livebench_utils.py").write_text(_UTILS_MODULE, encoding="utf-8")
         names, counts = [], {}
@@ -697,10 +697,10 @@ class LiveBench(Benchmark):
             dataset_sha256=self.dataset_sha256(data_dir),
         )
 
-    def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None):
+    def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None, item_rows=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / "evalscope" / self.name
-        prepared, skipped = self._prepare(data_dir, limit, num_fewshot, subsets, options)
+        prepared, skipped = self._prepare(data_dir, limit, num_fewshot, subsets, options, item_rows)
         # general_qa generates free-form answers from <subset>_test.jsonl (question/answer) but keeps only those two
         # fields, and its BLEU/Rouge are not LiveBench metrics. So the answer carries the scorer's row (the prompt
         # is the review's user message) and a review alone suffices to rescore it (score_evalscope_prediction).

@@ -78,19 +78,19 @@ class MmluRedux(Benchmark):
             )
         return items
 
-    def _prepare(self, target_dir: Path, data_dir, limit, num_fewshot, subsets, options):
+    def _prepare(self, target_dir: Path, data_dir, limit, num_fewshot, subsets, options, item_rows=None):
         if self._fewshot(num_fewshot):
             raise InputError("mmlu_redux has no few-shot split in the local data; use num_fewshot 0", key="benchmarks.mmlu_redux.num_fewshot")
         prepared = {}
         for subject, rows in self.load_items(data_dir, subsets, options).items():
-            test = apply_limit(rows, limit)
+            test = apply_limit(rows, limit, item_rows and item_rows[subject])
             prepared[subject] = (write_jsonl(target_dir / f"{subject}_test.jsonl", test), len(test))
         return prepared
 
-    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="clp", options=None):
+    def write_lm_eval_tasks(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, mode="clp", options=None, item_rows=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / self.name
-        prepared = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, subsets, options)
+        prepared = self._prepare(target_dir / "data", data_dir, limit, num_fewshot, subsets, options, item_rows)
         names, counts = [], {}
         for subject, (test_path, count) in prepared.items():
             name = task_name(subject, mode)
@@ -120,10 +120,10 @@ class MmluRedux(Benchmark):
             dataset_sha256=self.dataset_sha256(data_dir),
         )
 
-    def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None):
+    def evalscope_dataset_args(self, out_dir, *, data_dir, limit=None, num_fewshot=None, subsets=None, options=None, item_rows=None):
         options = coerce_options(options)
         target_dir = Path(out_dir) / "evalscope" / self.name
-        prepared = self._prepare(target_dir, data_dir, limit, num_fewshot, subsets, options)
+        prepared = self._prepare(target_dir, data_dir, limit, num_fewshot, subsets, options, item_rows)
         # evalscope's mmlu_redux adapter reads a local HF dataset with one config per subject and a test split.
         card = ["---", "configs:"]
         for subject in prepared:

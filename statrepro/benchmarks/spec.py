@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
 from ..errors import InputError
-from .base import BenchmarkOptions, EvalscopeDatasets, GeneratedTasks, ScoredPrediction, sha256_file
+from .base import BenchmarkOptions, ItemRows, EvalscopeDatasets, GeneratedTasks, ScoredPrediction, sha256_file
 
 DATA_DIR_ENV = "STATREPRO_DATA_DIR"
 
@@ -89,9 +89,11 @@ class Benchmark(ABC):
         subsets: list[str] | None = None,
         mode: str = "gen",
         options: BenchmarkOptions | dict | None = None,
+        item_rows: ItemRows | None = None,
     ) -> GeneratedTasks:
         """Write offline lm-eval task YAMLs (and prepared JSONL) under ``out_dir/<benchmark>``, scored in
-        ``mode`` (one of ``modes``)."""
+        ``mode`` (one of ``modes``). ``item_rows`` runs only those rows of each subset (every chosen subset
+        needs one)."""
 
     @abstractmethod
     def evalscope_dataset_args(
@@ -103,8 +105,33 @@ class Benchmark(ABC):
         num_fewshot: int | None = None,
         subsets: list[str] | None = None,
         options: BenchmarkOptions | dict | None = None,
+        item_rows: ItemRows | None = None,
     ) -> EvalscopeDatasets:
-        """Write local evalscope copies under ``out_dir/evalscope/<benchmark>`` and return TaskConfig args."""
+        """Write local evalscope copies under ``out_dir/evalscope/<benchmark>`` and return TaskConfig args;
+        ``item_rows`` as for ``write_lm_eval_tasks``."""
+
+    def prepared_row_ids(
+        self,
+        item_counts: Mapping[str, int],
+        item_rows: ItemRows,
+        *,
+        data_dir: str | Path | None,
+        subsets: list[str] | None,
+        options: BenchmarkOptions | dict | None = None,
+    ) -> dict[str, list[int]]:
+        """Harness task or subset name -> the row index of each of its prepared rows, for a run of ``item_rows``.
+
+        The harness names (``item_counts`` of the generated tasks, in the order written) hold the chosen
+        subsets in their canonical order; each must hold exactly its subset's selected rows, else the
+        correspondence is not the one assumed and the run is refused rather than mis-keyed."""
+        chosen = [subset for subset in self.load_items(data_dir, subsets, options) if item_rows.get(subset)]
+        counts = list(item_counts.values())
+        if len(chosen) != len(counts) or any(count != len(item_rows[subset]) for subset, count in zip(chosen, counts)):
+            raise InputError(
+                f"{self.name}: the prepared tasks {dict(item_counts)} do not hold the selected rows of {chosen}",
+                key=f"benchmarks.{self.name}.item_rows",
+            )
+        return {name: sorted(item_rows[subset]) for name, subset in zip(item_counts, chosen)}
 
     def score_evalscope_prediction(self, prediction: str, *, target: str, prompt: str) -> ScoredPrediction:
         """statrepro's score of one prediction from this benchmark's evalscope custom-dataset copies, ``target`` and

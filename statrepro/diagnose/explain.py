@@ -348,12 +348,16 @@ def sent_prompts_of(env, records: pd.DataFrame, item_keys: set[str]) -> dict[str
     from pathlib import Path
 
     from ..harness import get_harness
+    from ..harness.contract import row_ids_of, row_key
 
     adapter = get_harness(env.harness.name)
     rows = records[records["item_key"].isin(item_keys)].sort_values("run_id", kind="stable")
     prompts: dict[str, Any] = {}
     for source in dict.fromkeys(rows["source"].dropna()):
         found = adapter.sent_prompts(Path(source))
+        row_ids = row_ids_of(Path(source))
+        if row_ids:  # a block of selected rows: its output keys items by position in the block
+            found = {row_key(key, row_ids): prompt for key, prompt in found.items()}
         prompts.update({key: prompt for key, prompt in found.items() if key in item_keys and key not in prompts})
     return prompts
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..errors import InputError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -92,6 +94,35 @@ class Invocation:
     output_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)  # dataset hashes, task names, item counts
+    row_ids: dict[str, list[int]] = field(default_factory=dict)
+    """A run of selected rows (``benchmarks.<name>.item_rows``): harness task or subset name -> the row index of
+    each prepared row, so the output's ``<name>/<position>`` item keys become ``<name>/<row index>``."""
+
+
+ROW_IDS_FILE = "statrepro-row-ids.json"
+"""Written beside a run of selected rows' harness output: its ``Invocation.row_ids``."""
+
+
+def row_key(item_key: str, row_ids: dict[str, list[int]]) -> str:
+    """``<name>/<position>`` of a run of selected rows -> ``<name>/<row index>``: the key the item has in a full
+    run, so items of separate blocks pair and never collide."""
+    name, _, position = item_key.rpartition("/")
+    rows = row_ids.get(name)
+    if rows is None or not position.isdigit() or int(position) >= len(rows):
+        raise InputError(f"item {item_key!r} is not one of the selected rows of {sorted(row_ids)}")
+    return f"{name}/{rows[int(position)]}"
+
+
+def row_ids_of(output: Path) -> dict[str, list[int]]:
+    """The row ids of the run of selected rows whose harness output holds ``output`` ({} for a full run)."""
+    for folder in (output, *output.parents):
+        path = folder / ROW_IDS_FILE
+        if path.is_file():
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise InputError("unreadable row ids of a run of selected rows", path=path) from None
+    return {}
 
 
 def harness_environment(work_dir: Path) -> dict[str, str]:

@@ -304,14 +304,21 @@ def build_evalscope_invocation(context):
             f"evalscope scores multiple choice by generating the letter: set mode: gen, or harness lm-eval for mode {job.spec.mode}",
             key=f"benchmarks.{job.benchmark}.mode",
         )
+    options = BenchmarkOptions(drop_flagged=job.spec.drop_flagged)
     datasets = spec.evalscope_dataset_args(
         context.work_dir / "tasks",
         data_dir=context.data_dir,
         limit=job.spec.limit,
         num_fewshot=job.spec.num_fewshot,
         subsets=job.spec.subsets,
-        options=BenchmarkOptions(drop_flagged=job.spec.drop_flagged),
+        options=options,
+        item_rows=job.spec.item_rows,
     )
+    row_ids = {}
+    if job.spec.item_rows:
+        row_ids = spec.prepared_row_ids(
+            datasets.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets, options=options
+        )
     generation = env.generation
     config = {"temperature": generation.temperature, "max_tokens": generation.max_tokens, "seed": job.seed}
     if generation.temperature > 0:
@@ -340,7 +347,9 @@ def build_evalscope_invocation(context):
         *env.harness.extra_args,
     ]
     manifest = {"evalscope_datasets": datasets.to_dict(), "dataset_sha256": datasets.dataset_sha256}
-    return Invocation(argv=argv, output_dir=output_dir, env=harness_environment(context.work_dir), manifest=manifest)
+    return Invocation(
+        argv=argv, output_dir=output_dir, env=harness_environment(context.work_dir), manifest=manifest, row_ids=row_ids
+    )
 
 
 def work_dirs_of(path: Path) -> list[WorkDir]:

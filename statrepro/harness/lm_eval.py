@@ -508,7 +508,13 @@ def build_lm_eval_invocation(context):
         subsets=job.spec.subsets,
         mode=mode,
         options=options,
+        item_rows=job.spec.item_rows,
     )
+    row_ids = {}
+    if job.spec.item_rows:
+        row_ids = spec.prepared_row_ids(
+            tasks.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets, options=options
+        )
     model, model_args, extra_env = _model_arguments(context)
     output_dir = context.work_dir / "output"
     module = "statrepro.harness.lm_eval_int8" if model == "hf-dynamic-int8" else "lm_eval"
@@ -544,7 +550,8 @@ def build_lm_eval_invocation(context):
         manifest["logprob_probe"] = probe
     engine_env = engine_kind(env.engine.kind).job_environment(env)
     return Invocation(
-        argv=argv, output_dir=output_dir, env={**harness_environment(context.work_dir), **engine_env, **extra_env}, manifest=manifest
+        argv=argv, output_dir=output_dir, env={**harness_environment(context.work_dir), **engine_env, **extra_env},
+        manifest=manifest, row_ids=row_ids,
     )
 
 

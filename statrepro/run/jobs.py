@@ -6,6 +6,7 @@ harness crash or a kill cannot corrupt the store, and statrepro's overhead is on
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..engines.kinds import engine_kind
 from ..errors import InputError
-from ..harness.contract import JobContext
+from ..harness.contract import ROW_IDS_FILE, JobContext, row_key
 from ..redaction import redact_secrets, scrub_files
 from ..machine import detect_hardware, package_versions
 from .plan import Job
@@ -206,6 +207,13 @@ def execute_job(
             except InputError as parse_error:
                 error = f"harness output unreadable: {parse_error}"
                 break
+            if invocation.row_ids:
+                (work_dir / ROW_IDS_FILE).write_text(json.dumps(invocation.row_ids), encoding="utf-8")
+                try:
+                    records = records.assign(item_key=[row_key(key, invocation.row_ids) for key in records["item_key"]])
+                except InputError as key_error:
+                    error = f"harness output unreadable: {key_error}"
+                    break
             records = records.assign(seed=job.seed, run_id=f"seed-{job.seed}", harness=adapter.name)
             manifest = {
                 "job": job.key,
@@ -225,6 +233,7 @@ def execute_job(
                 "items": int(records["item_key"].nunique()),
                 "prompt_hashes": int(records["prompt_hash"].nunique()),
                 **invocation.manifest,
+                **({"row_ids": invocation.row_ids} if invocation.row_ids else {}),
             }
             store.write_done(job, records, manifest)
             return JobOutcome(job, "done", manifest["items"], manifest["seconds"], attempt)

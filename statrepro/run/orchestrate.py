@@ -283,7 +283,7 @@ def check_comparable(env_a: EnvConfig, env_b: EnvConfig) -> None:
         )
     for name in env_a.benchmarks:
         a, b = env_a.benchmarks[name], env_b.benchmarks[name]
-        if (a.limit, a.subsets, a.drop_flagged) != (b.limit, b.subsets, b.drop_flagged):
+        if (a.limit, a.subsets, a.drop_flagged, a.item_rows) != (b.limit, b.subsets, b.drop_flagged, b.item_rows):
             raise InputError(f"benchmark {name!r} selects different items on the two sides", key=f"benchmarks.{name}")
 
 
@@ -359,3 +359,131 @@ def _records_by_rounds(env: EnvConfig, seeds: list[int], rounds: dict[str, int],
         if count
     ]
     return pd.concat(frames, ignore_index=True)
+
+
+def item_positions(env: EnvConfig, benchmark: str, data_dir: Path) -> list[tuple[str, int]]:
+    """Every item ``env`` runs of ``benchmark`` as (subset, row index after the limit), in the benchmark's order."""
+    from ..benchmarks import BenchmarkOptions, get_benchmark
+    from ..benchmarks.base import apply_limit
+
+    spec = env.benchmarks[benchmark]
+    items = get_benchmark(benchmark).load_items(data_dir, spec.subsets, BenchmarkOptions(drop_flagged=spec.drop_flagged))
+    return [(subset, row) for subset, rows in items.items() for row in range(len(apply_limit(rows, spec.limit)))]
+
+
+def _block_rows(positions: list[tuple[str, int]], block) -> dict[str, list[int]]:
+    """subset -> sorted row indices of one block (``block``: indices into ``positions``)."""
+    rows: dict[str, list[int]] = {}
+    for index in sorted(block):
+        subset, row = positions[index]
+        rows.setdefault(subset, []).append(row)
+    return rows
+
+
+def run_item_sequential(
+    env_a: EnvConfig,
+    env_b: EnvConfig,
+    store: ResultStore,
+    executor: Executor,
+    rules: dict,
+    *,
+    block_size: int,
+    max_items: int | None,
+    order_seed: int,
+    data_dir: str | Path | None = None,
+    console: Console | None = None,
+):
+    """Blocks of items in a pre-registered random order, each block with every seed of each side (a
+    deterministic side's later seeds skipped, as in the fixed design), re-tested after each block with the
+    group-sequential design, until a verdict or the item budget. Each block is its own job per seed, so a
+    finished block is never run again (a resumed comparison picks up at the next block) and a stopped
+    benchmark runs no more blocks. ``rules`` are the ``SequentialRules`` fields. Returns the item-sequential
+    result and the records of both sides (every block run)."""
+    from ..analysis import pair
+    from ..stats.item_sequential import ItemSequentialDesign, item_sequential_step_many
+    from .plan import block_env
+
+    console = console or Console(stderr=True)
+    data_root = _resolve_data_dir(env_a, data_dir)
+    positions = {name: item_positions(env_a, name, data_root) for name in env_a.benchmarks}
+    seeds = max(len(env_a.seed_list), len(env_b.seed_list))
+    designs = {}
+    for name, items in positions.items():
+        budget = len(items) if max_items is None else min(max_items, len(items))
+        try:
+            designs[name] = ItemSequentialDesign(
+                n_items=len(items), block_size=min(block_size, budget), order_seed=order_seed,
+                max_items=budget, seeds=seeds, **rules,
+            )
+        except ValueError as error:
+            raise InputError(f"benchmark {name!r} ({len(items)} items): {error}", key="--max-items") from None
+    store.register_design(
+        f"{env_a.name}-{env_a.fingerprint()}--{env_b.name}-{env_b.fingerprint()}",
+        {"over": "items", "order_seed": order_seed, "block_size": block_size, "max_items": max_items,
+         "benchmarks": {name: design.to_dict() for name, design in designs.items()}},
+    )
+    blocks: dict[str, list[dict[str, list[int]]]] = {name: [] for name in designs}  # the rows of each block run
+    pending = list(designs)
+    result = None
+    while pending:
+        for name in pending:
+            blocks[name].append(_block_rows(positions[name], designs[name].block(len(blocks[name]) + 1)))
+        step = {name: blocks[name][-1] for name in pending}
+        run_environments([block_env(env_a, step), block_env(env_b, step)], store, executor, data_dir=data_dir, console=console)
+        records_a, keys_a = _load_blocks(env_a, blocks, store)
+        records_b, keys_b = _load_blocks(env_b, blocks, store)
+        if records_a.empty or records_b.empty:
+            raise InputError("no finished runs on one side; see the failures above", path=store.root)
+        pairing = pair(records_a, records_b, unpaired="missing")
+        missing = sorted(set(designs) - set(pairing.benchmarks))
+        if missing:
+            raise InputError(f"no results of benchmark {missing[0]!r} on one side; see the failures above", path=store.root)
+        score_pairs = {
+            name: _rows_in_order(pairing.benchmarks[name], _block_order(keys_a[name], keys_b[name], designs[name]))
+            for name in designs
+        }
+        result = item_sequential_step_many(designs, score_pairs)
+        for name in pending:
+            console.print(f"{name} block {len(blocks[name])}: {result.benchmarks[name].summary()}",
+                          markup=False, highlight=False, soft_wrap=True)
+        if result.verdict is not None:
+            break
+        pending = list(result.pending)
+    return result, records_a, records_b
+
+
+def _load_blocks(env: EnvConfig, blocks: dict[str, list[dict[str, list[int]]]], store: ResultStore):
+    """The finished records of every block run so far (all benchmarks), and each block's item keys."""
+    import pandas as pd
+
+    from .plan import block_env
+
+    frames, keys = [], {name: [] for name in blocks}
+    for name, runs in blocks.items():
+        for rows in runs:
+            frame = load_env_records(block_env(env, {name: rows}), store)
+            frames.append(frame)
+            keys[name].append(set(frame["item_key"]))
+    return pd.concat(frames, ignore_index=True), keys
+
+
+def _block_order(keys_a: list[set[str]], keys_b: list[set[str]], design) -> list[str]:
+    """Item keys of one benchmark's blocks in design order, one per planned item: an item with no result on
+    either side keeps its place as a missing item, so every look analyses exactly the items it planned."""
+    keys: list[str] = []
+    for number, (found_a, found_b) in enumerate(zip(keys_a, keys_b), start=1):
+        planned = len(design.block(number))
+        found = sorted(found_a | found_b)[:planned]
+        keys += found + [f"missing:{number}:{index}" for index in range(planned - len(found))]
+    return keys
+
+
+def _rows_in_order(paired, keys: list[str]):
+    """The paired score matrices' rows in the order of ``keys`` (a key with no row: a missing item, all NaN)."""
+    import numpy as np
+
+    index = {key: row for row, key in enumerate(paired.item_keys)}
+    return tuple(
+        np.array([matrix[index[key]] if key in index else np.full(matrix.shape[1], np.nan) for key in keys])
+        for matrix in (paired.scores_a, paired.scores_b)
+    )

@@ -24,7 +24,9 @@ class Job:
     @property
     def spec_fingerprint(self) -> str:
         """Hash of the benchmark options that change which items run or how (limit, shots, subsets...)."""
-        blob = json.dumps({"benchmark": self.benchmark, **self.spec.model_dump(mode="json")}, sort_keys=True)
+        # Options added later leave the fingerprint (and so the store keys) of specs that keep their default.
+        options = self.spec.model_dump(mode="json", exclude={"item_rows"} if self.spec.item_rows is None else set())
+        blob = json.dumps({"benchmark": self.benchmark, **options}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     @property
@@ -73,6 +75,19 @@ def control_env(env: EnvConfig) -> EnvConfig:
     seeds are A's."""
     try:
         return EnvConfig.model_validate({**env.model_dump(), "name": env.name + CONTROL_SUFFIX})
+    except ValidationError as error:
+        raise validation_error(error, EnvConfig) from None
+
+
+def block_env(env: EnvConfig, rows: dict[str, dict[str, list[int]]]) -> EnvConfig:
+    """``env`` running one block of items of each benchmark in ``rows`` (benchmark -> subset -> row indices
+    after its limit): same name and fingerprint, so the blocks' jobs sit beside the environment's other runs,
+    keyed apart by their benchmark options."""
+    benchmarks = {}
+    for benchmark, item_rows in rows.items():
+        benchmarks[benchmark] = {**env.benchmarks[benchmark].model_dump(), "item_rows": item_rows, "subsets": list(item_rows)}
+    try:
+        return EnvConfig.model_validate({**env.model_dump(), "benchmarks": benchmarks})
     except ValidationError as error:
         raise validation_error(error, EnvConfig) from None
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .results import ResultMixin
 from .sequential import LookResult, SequentialRules, StopReason, fixed_design_calls, look, stop_reason_of
-from .verdict import PASSING
+from .verdict import PASSING, combine
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,74 @@ def item_sequential_step(
         calls_spent=fixed_design_calls(items_run, design.seeds),
         fixed_design_calls=fixed_design_calls(design.budget_items, design.seeds),
         history=tuple(history),
+    )
+
+
+@dataclass(frozen=True)
+class ItemSequentialOverall(ResultMixin):
+    """Several benchmarks, each with its own item design: pass when all pass, different when any is different,
+    else keep going while any benchmark still runs blocks."""
+
+    verdict: str | None
+    designs: dict[str, ItemSequentialDesign]
+    benchmarks: dict[str, ItemSequentialDecision]
+    calls_spent: int
+    fixed_design_calls: int
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Benchmarks that still need another block (the others have stopped)."""
+        return tuple(name for name, decision in self.benchmarks.items() if not decision.finished)
+
+    def summary(self) -> str:
+        lines = [
+            f"item-sequential: {self.verdict or 'continue'}; calls {self.calls_spent} vs {self.fixed_design_calls} "
+            "for the fixed design"
+        ]
+        lines += [f"  {name}: {decision.summary()}" for name, decision in self.benchmarks.items()]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        """The ``sequential`` field of the verdict JSON for an item design (see docs/methodology.md)."""
+        return {
+            "over": "items",
+            "verdict": self.verdict,
+            "calls_spent": self.calls_spent,
+            "fixed_design_calls": self.fixed_design_calls,
+            "calls_saved_share": 1 - self.calls_spent / self.fixed_design_calls if self.fixed_design_calls else None,
+            "benchmarks": {
+                name: {
+                    "design": self.designs[name].to_dict(),
+                    "verdict": d.verdict,
+                    "stop_reason": d.stop_reason,
+                    "looks_run": d.look,
+                    "items_run": d.items_run,
+                    "calls_spent": d.calls_spent,
+                    "fixed_design_calls": d.fixed_design_calls,
+                    "looks": [look.to_dict() for look in d.history],
+                }
+                for name, d in self.benchmarks.items()
+            },
+        }
+
+
+def item_sequential_step_many(
+    designs: dict[str, ItemSequentialDesign], score_pairs: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> ItemSequentialOverall:
+    """``item_sequential_step`` for every benchmark (the "different" test's alpha split over them), combined
+    by ``stats.verdict.combine`` as the seed-round design combines its benchmarks."""
+    if not score_pairs or set(score_pairs) != set(designs):
+        raise ValueError(f"need one design per benchmark: designs {sorted(designs)}, scores {sorted(score_pairs)}")
+    decisions = {
+        name: item_sequential_step(designs[name], *score_pairs[name], benchmarks=len(score_pairs))
+        for name in sorted(score_pairs)
+    }
+    return ItemSequentialOverall(
+        verdict=combine([d.verdict for d in decisions.values()]),
+        designs={name: designs[name] for name in decisions},
+        benchmarks=decisions,
+        calls_spent=sum(d.calls_spent for d in decisions.values()),
+        fixed_design_calls=sum(d.fixed_design_calls for d in decisions.values()),
     )
 
 

@@ -150,6 +150,31 @@ def test_livebench_runs_through_evalscope_and_scores_like_the_lm_eval_hook(tmp_p
 
 
 @needs_data
+def test_a_block_of_selected_rows_runs_through_evalscope_under_the_rows_keys(tmp_path, fake_openai):
+    """What an item-sequential block does: only the selected rows reach evalscope (which numbers its samples
+    0, 1, ...), and the stored items carry their row index, the key a full run gives them."""
+    pytest.importorskip("evalscope")
+    subsets, rows = ["spatial", "web_of_lies_v2"], {"spatial": [4, 1], "web_of_lies_v2": [2]}
+    expected = {key: row for key, row in _lm_eval_items(subsets, 5, tmp_path).items()
+                if int(key.rsplit("/", 1)[1]) in rows[row["task"]]}
+    fake_openai.answers.update({row["prompt"]: _answer(row) for row in expected.values()})
+    env_file = _env_file(tmp_path, "es", "evalscope", fake_openai, subsets, 5)
+    env = yaml.safe_load(env_file.read_text())
+    env["benchmarks"]["livebench"] = {"limit": 5, "item_rows": rows}
+    env_file.write_text(yaml.safe_dump(env))
+
+    completed = _statrepro("run", env_file, "--store", tmp_path / "store")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    records = _stored_records(tmp_path / "store", "es")
+    assert sorted(records.index) == sorted(expected) == [
+        "statrepro_livebench_spatial/1", "statrepro_livebench_spatial/4", "statrepro_livebench_web_of_lies_v2/2"
+    ]
+    for key, row in expected.items():
+        assert records.loc[key, "score"] == lb.process_results(row, [_answer(row)])["score"], key
+    assert len(fake_openai.generation_requests()) == 3
+
+
+@needs_data
 @pytest.mark.model  # lm-eval over an endpoint reads the embedded model's tokenizer
 @pytest.mark.slow  # both harnesses end to end: CI's end-to-end phase
 def test_lm_eval_and_evalscope_pair_on_livebench_against_one_endpoint(tmp_path, fake_openai):

@@ -1,0 +1,236 @@
+"""`compare --sequential --block-size`: items run in pre-registered random blocks through a harness, each
+block once, and the comparison stops when the verdict is known.
+
+The harness here is a stand-in written against the adapter contract (it cannot fail to be fast): it prepares
+the job's items with the benchmark's own task generator, exactly as lm-eval and evalscope get them (so the
+block's rows, their positions and ``Invocation.row_ids`` are the real ones), and scores each prepared item from
+its own content, never from its position. An item stored under the wrong key would therefore carry another
+item's score, which the full-run comparison below catches. The real harnesses run blocks in the slow
+real-model test at the end."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from statrepro import harness
+from statrepro.api import CompareOptions, compare_environments
+from statrepro.benchmarks import get_benchmark
+from statrepro.config import load_env
+from statrepro.errors import InputError
+from statrepro.harness.contract import Invocation, harness_environment, row_key
+from statrepro.harness.records import make_records
+from statrepro.run.orchestrate import load_env_records
+from statrepro.run.plan import effective_env
+from statrepro.run.store import ResultStore
+
+ITEMS = 400
+OUTPUT = "scored.jsonl"
+
+# Scores every prepared item of the job from its answer: right unless the answer is a multiple of 3, and all
+# wrong for a "broken" side (max_tokens 1). Keys are <task>/<position in the prepared file>, as lm-eval's are.
+_SCRIPT = """
+import json, sys
+from pathlib import Path
+prepared, out, task, seed, broken = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
+out.mkdir(parents=True, exist_ok=True)
+with open(out / "scored.jsonl", "w") as handle:
+    for position, line in enumerate(prepared.read_text().splitlines()):
+        answer = int(json.loads(line)["answer"].split("#### ")[-1])
+        score = 0 if broken else int(answer % 3 != 0)
+        handle.write(json.dumps({"key": f"{task}/{position}", "seed": seed, "score": score, "answer": answer}) + "\\n")
+"""
+
+
+class ContentScoredHarness:
+    name = "content-scored"
+
+    def build_invocation(self, context):
+        job = context.job
+        spec = get_benchmark(job.benchmark)
+        tasks = spec.write_lm_eval_tasks(
+            context.work_dir / "tasks", data_dir=context.data_dir, limit=job.spec.limit, subsets=job.spec.subsets,
+            item_rows=job.spec.item_rows,
+        )
+        row_ids = {}
+        if job.spec.item_rows:
+            row_ids = spec.prepared_row_ids(tasks.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets)
+        prepared = context.work_dir / "tasks" / "gsm8k" / "data" / "main_test.jsonl"
+        broken = "1" if job.env.generation.max_tokens == 1 else "0"
+        output = context.work_dir / "output"
+        argv = [sys.executable, "-c", _SCRIPT, str(prepared), str(output), tasks.task_names[0], str(job.seed), broken]
+        return Invocation(argv=argv, output_dir=output, env=harness_environment(context.work_dir), row_ids=row_ids)
+
+    def detect(self, path: Path) -> bool:
+        return (Path(path) / OUTPUT).is_file()
+
+    def load(self, path: Path, *, metric_overrides: dict[str, str]):
+        lines = (Path(path) / OUTPUT).read_text().splitlines()
+        rows = [json.loads(line) for line in lines]
+        return make_records([
+            {"benchmark": "gsm8k", "subset": "main", "item_key": row["key"], "run_id": f"seed-{row['seed']}",
+             "seed": row["seed"], "metric": "exact_match", "score": float(row["score"]), "target": str(row["answer"]),
+             "source": str(Path(path) / OUTPUT)}
+            for row in rows
+        ])
+
+    def sent_prompts(self, path: Path) -> dict:
+        return {}
+
+    def doctor_factors(self, path: Path):
+        return None
+
+
+@pytest.fixture
+def content_scored(monkeypatch):
+    monkeypatch.setitem(harness._REGISTRY, ContentScoredHarness.name, ContentScoredHarness)
+
+
+def _data_dir(root: Path) -> Path:
+    """A gsm8k-format data dir of ITEMS items whose answers run through every residue mod 3."""
+    folder = root / "gsm8k"
+    folder.mkdir(parents=True)
+    rows = [{"question": f"What is {i} plus 7?", "answer": f"{i} plus 7 is {i + 7}.\n#### {i + 7}"} for i in range(ITEMS)]
+    (folder / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:3]))
+    return root
+
+
+def _env(root: Path, name: str, **fields) -> Path:
+    path = root / f"{name}.yaml"
+    body = {"name": name, "harness": {"name": "content-scored"}, "benchmarks": {"gsm8k": {"num_fewshot": 0}}, "seeds": 1, **fields}
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def _options(root: Path, **fields) -> CompareOptions:
+    return CompareOptions(
+        store=root / "store", data_dir=root / "data", margin="absolute", tolerance=0.1, sequential=True, block_size=50,
+        **fields,
+    )
+
+
+def test_an_aa_comparison_stops_after_a_few_blocks_with_every_item_under_its_full_run_key(tmp_path, content_scored):
+    _data_dir(tmp_path / "data")
+    a, b = _env(tmp_path, "a"), _env(tmp_path, "b")
+    analysis = compare_environments(a, b, _options(tmp_path))
+    sequential = analysis.sequential
+    design = sequential["benchmarks"]["gsm8k"]
+    assert analysis.decision.verdict == "equivalent" and sequential["over"] == "items"
+    assert design["items_run"] < ITEMS and design["items_run"] % 50 == 0
+    assert sequential["calls_spent"] == design["items_run"] * 2 and sequential["fixed_design_calls"] == ITEMS * 2
+    # Only the blocks run reached the store: one job per block and side, each with a block of 50 items.
+    store = ResultStore(tmp_path / "store")
+    manifests = [json.loads(path.read_text()) for path in (tmp_path / "store").rglob("manifest.json")]
+    assert len(manifests) == 2 * design["looks_run"] and {m["items"] for m in manifests} == {50}
+    # Every stored item has the key and the score the same item has in a full run of A.
+    blocks = load_env_records_of_store(store, "a")
+    full = _full_run(tmp_path, a)
+    merged = blocks.merge(full, on="item_key", suffixes=("_block", "_full"))
+    assert len(merged) == design["items_run"] == blocks["item_key"].nunique()
+    assert (merged["score_block"] == merged["score_full"]).all() and (merged["target_block"] == merged["target_full"]).all()
+    # The items are a random sample of the benchmark (not its first rows): the order is pre-registered and seeded.
+    rows = sorted(int(key.rsplit("/", 1)[1]) for key in blocks["item_key"])
+    assert rows != list(range(len(rows))) and max(rows) > design["items_run"]
+
+
+def test_a_finished_block_is_never_run_again_and_the_design_cannot_change(tmp_path, content_scored):
+    _data_dir(tmp_path / "data")
+    a, b = _env(tmp_path, "a"), _env(tmp_path, "b")
+    first = compare_environments(a, b, _options(tmp_path))
+    stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "store").rglob("manifest.json")}
+    again = compare_environments(a, b, _options(tmp_path))
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "store").rglob("manifest.json")} == stamps
+    assert again.sequential == first.sequential
+    with pytest.raises(InputError, match="pre-registered with") as refused:
+        compare_environments(a, b, _options(tmp_path, max_items=300))
+    assert "max_items" in str(refused.value)
+
+
+def test_a_broken_side_is_different_after_two_of_eight_blocks(tmp_path, content_scored):
+    _data_dir(tmp_path / "data")
+    a, b = _env(tmp_path, "a"), _env(tmp_path, "broken", generation={"max_tokens": 1})
+    analysis = compare_environments(a, b, _options(tmp_path))
+    design = analysis.sequential["benchmarks"]["gsm8k"]
+    # O'Brien-Fleming holds the first look to 4.6e-10: 50 items of a 60-point loss miss it, 100 do not.
+    assert analysis.decision.verdict == "different" and design["looks_run"] == 2 and design["items_run"] == 100
+    assert analysis.decision.benchmarks[0].reason.startswith("B is clearly below the lower margin")
+
+
+def test_item_blocks_need_the_sequential_design_and_a_budget_above_the_benchmark_means_all_items(tmp_path, content_scored):
+    _data_dir(tmp_path / "data")
+    a, b = _env(tmp_path, "a"), _env(tmp_path, "b")
+    with pytest.raises(ValueError, match="add --sequential"):
+        CompareOptions(block_size=50)
+    with pytest.raises(ValueError, match="must be at least 2"):
+        _options(tmp_path, max_items=1)
+    analysis = compare_environments(a, b, _options(tmp_path, max_items=ITEMS + 1))
+    assert analysis.sequential["benchmarks"]["gsm8k"]["design"]["max_items"] == ITEMS
+
+
+def test_a_block_key_is_its_row_and_a_key_outside_the_block_is_refused():
+    row_ids = {"statrepro_gsm8k": [4, 17, 230]}
+    assert row_key("statrepro_gsm8k/1", row_ids) == "statrepro_gsm8k/17"
+    for bad in ("statrepro_gsm8k/3", "other/0", "statrepro_gsm8k/x"):
+        with pytest.raises(InputError, match="not one of the selected rows"):
+            row_key(bad, row_ids)
+
+
+def load_env_records_of_store(store: ResultStore, name: str) -> pd.DataFrame:
+    frames = [pd.read_json(path, lines=True, dtype={"item_key": str, "target": str})
+              for path in sorted(store.root.glob(f"{name}-*/*/seed-*/records.jsonl"))]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _full_run(root: Path, env_file: Path) -> pd.DataFrame:
+    """A's records from a plain (fixed, every item) run in a store of its own."""
+    from statrepro.api import RunOptions, run_environment_files
+
+    options = RunOptions(store=root / "full-store", data_dir=root / "data")
+    run_environment_files([env_file], options)
+    env = effective_env(load_env(env_file))
+    records = load_env_records(env, ResultStore(root / "full-store"))
+    assert len(records) == ITEMS
+    return records.astype({"target": str})
+
+
+@pytest.mark.model
+@pytest.mark.slow  # minutes of real-model runs: CI's end-to-end phase
+def test_fp32_aa_through_lm_eval_stops_early_on_items_and_seeds_with_the_full_runs_verdict(tmp_path):
+    """The real harness on the real model: in-process fp32 log-likelihood scoring on both sides (bitwise
+    repeatable), 120 mmlu_redux items in blocks of 40 with a budget of 3 seeds per side."""
+    from typer.testing import CliRunner
+
+    from statrepro.cli import app
+
+    subjects = ["world_religions", "miscellaneous", "global_facts", "electrical_engineering", "conceptual_physics",
+                "high_school_mathematics", "human_aging", "college_chemistry", "computer_security", "high_school_geography",
+                "elementary_mathematics", "virology", "management", "human_sexuality", "high_school_psychology",
+                "public_relations", "college_mathematics", "medical_genetics", "abstract_algebra", "prehistory"]
+    body = {"model": {"path": "embedded", "dtype": "float32"}, "engine": {"kind": "hf"}, "batch_size": 4, "seeds": 3,
+            "harness": {"name": "lm-eval", "apply_chat_template": False},
+            "benchmarks": {"mmlu_redux": {"mode": "clp", "limit": 6, "subsets": subjects}}}
+    files = []
+    for name in ("fp32-a", "fp32-b"):
+        files.append(tmp_path / f"{name}.yaml")
+        files[-1].write_text(yaml.safe_dump({"name": name, **body}))
+    verdicts = {}
+    for design, extra in (("items", ["--sequential", "--block-size", "40"]), ("fixed", [])):
+        out = tmp_path / f"{design}.json"
+        result = CliRunner().invoke(app, ["compare", *map(str, files), "--store", str(tmp_path / f"store-{design}"),
+                                          "--margin", "absolute", "--tolerance", "0.1", "--json", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        verdicts[design] = json.loads(out.read_text())
+    sequential = verdicts["items"]["sequential"]["benchmarks"]["mmlu_redux"]
+    assert verdicts["items"]["verdict"] == verdicts["fixed"]["verdict"] == "equivalent"
+    assert verdicts["fixed"]["benchmarks"]["mmlu_redux"]["n_items"] == 120
+    assert sequential["items_run"] < 120  # stopped early on items
+    # ... and on seeds: every block ran two seeds per side, found them identical, and skipped the third.
+    manifests = [json.loads(path.read_text()) for path in (tmp_path / "store-items").rglob("manifest.json")]
+    assert len(manifests) == 2 * 2 * sequential["looks_run"]
+    assert {m["seed"] for m in manifests} == {0, 1}
