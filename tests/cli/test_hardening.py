@@ -536,6 +536,16 @@ def _truncated_opencompass_predictions(ws: Path) -> Path:
     return ws / "b"
 
 
+def _opencompass_config_syntax_error(ws: Path) -> list[str]:
+    """`doctor` on an OpenCompass work dir whose dumped config (configs/<timestamp>_<pid>.py) is cut off mid-call."""
+    run = ws / "b" / "20250102_030405"
+    (run / "predictions" / "m").mkdir(parents=True)
+    (run / "predictions" / "m" / "gsm8k.json").write_text(json.dumps({"0": {"origin_prompt": "q0", "prediction": "1", "gold": "1"}}))
+    (run / "configs").mkdir()
+    (run / "configs" / "20250102_030405_4242.py").write_text("models = [\n    dict(\n        abbr='m',\n        path='/models/m'\n]\n")
+    return ["doctor", str(lm_eval_side(ws / "a")), str(ws / "b")]
+
+
 def _unrelated_dir(ws: Path) -> Path:
     (ws / "b").mkdir()
     (ws / "b" / "notes.txt").write_text("hello")
@@ -631,6 +641,8 @@ BAD_INPUTS = [
      [r"details_gsm8k\|0_.*\.parquet: ", "not a readable lighteval details parquet"]),
     ("opencompass-predictions-truncated", _analyze_case(_truncated_opencompass_predictions),
      [r"predictions/m/gsm8k\.json:\d+", "invalid JSON"]),
+    ("opencompass-config-syntax", _opencompass_config_syntax_error,
+     [r"configs/20250102_030405_4242\.py:\d+: ", "not a readable OpenCompass config"]),
     ("empty-dir", _analyze_case(_empty_dir), [r"b: directory is empty"]),
     ("unrelated-dir", _analyze_case(_unrelated_dir), [r"b: no recognisable run"]),
 ]

@@ -1,16 +1,20 @@
-"""OpenCompass work dirs -> records. The outputs are synthetic, in the format of OpenCompass's own writers
-(opencompass/tasks/openicl_eval.py: predictions files, partition shards, dump_details results; see
-tests/support/harness_output.py): OpenCompass pulls torch-era pins (mmengine and more) this environment does
-not carry."""
+"""OpenCompass work dirs -> records and doctor factors. The outputs are synthetic, in the format of OpenCompass's
+own writers (opencompass/tasks/openicl_eval.py: predictions files, partition shards, dump_details results;
+opencompass/cli/main.py: the config dumped to configs/<timestamp>_<pid>.py by mmengine's Config.dump, keys
+sorted, classes as dotted path strings; see tests/support/harness_output.py): OpenCompass pulls torch-era pins
+(mmengine and more) this environment does not carry."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from adapter_contract import check_adapter
-from harness_output import opencompass_item, write_opencompass_run
+from harness_output import opencompass_item, write_opencompass_config, write_opencompass_run
+from typer.testing import CliRunner
 
+from statrepro.cli import app
 from statrepro.errors import InputError
 from statrepro.harness import get_harness, load_side
 
@@ -67,3 +71,82 @@ def test_evalscope_does_not_claim_an_opencompass_work_dir_and_opencompass_is_rea
     assert not get_harness("evalscope").detect(tmp_path)
     with pytest.raises(InputError, match="reading only"):
         get_harness("opencompass").build_invocation(None)
+
+
+def _configured_run(root, *, generation_kwargs="dict(do_sample=False)", fix_ids=5):
+    """A work dir with gsm8k (gen) and ceval-law (ppl), and the config OpenCompass dumped for it."""
+    datasets = {"gsm8k": _gen(3), "ceval-law": [opencompass_item(i, ppl=True) for i in range(2)]}
+    run = write_opencompass_run(root, "20260101_100000", datasets, correct=lambda d, i: True)
+    write_opencompass_config(run, generation_kwargs=generation_kwargs, fix_ids=fix_ids)
+    return root
+
+
+def test_the_dumped_config_gives_model_generation_few_shot_template_and_mode_factors(tmp_path):
+    factors = get_harness("opencompass").doctor_factors(_configured_run(tmp_path))
+    prompt = factors.pop("prompt")
+    assert re.fullmatch(r'ceval-law="[0-9a-f]{12}"; gsm8k="[0-9a-f]{12}"', prompt), prompt
+    assert factors == {
+        "harness": "opencompass",
+        "model": "/models/smollm2",
+        "mode": "gen,ppl",
+        "engine": "HuggingFacewithChatTemplate",
+        "chat_template": "model default",
+        "num_fewshot": "ceval-law=0; gsm8k=5",
+        "fewshot_order": 'ceval-law="ZeroRetriever"; gsm8k="FixKRetriever [0, 1, 2, 3, 4]"',
+        "max_tokens": 512,  # gsm8k's inferencer over the model's 1024; the ppl dataset generates nothing
+        "max_context": 4096,
+        "batch_size": 8,
+        "temperature": 0.0,  # do_sample=False
+        "stop": '["<|im_end|>"]',
+    }
+
+
+def test_doctor_names_exactly_the_temperature_and_few_shot_difference_of_two_work_dirs(tmp_path):
+    a = _configured_run(tmp_path / "a")
+    b = _configured_run(tmp_path / "b", generation_kwargs="dict(do_sample=True, temperature=0.7)", fix_ids=3)
+    out = tmp_path / "doctor.json"
+    result = CliRunner().invoke(app, ["doctor", str(a), str(b), "--json", str(out)])
+    assert result.exit_code == 1, result.output
+    factors = {f["name"]: (f["a"], f["b"]) for f in json.loads(out.read_text())["factors"]}
+    # The count and FixKRetriever's fix_id_list (the few-shot choice) change together.
+    assert factors == {
+        "num_fewshot": ("ceval-law=0; gsm8k=5", "ceval-law=0; gsm8k=3"),
+        "temperature": (0.0, 0.7),
+        "fewshot_order": ('ceval-law="ZeroRetriever"; gsm8k="FixKRetriever [0, 1, 2, 3, 4]"',
+                          'ceval-law="ZeroRetriever"; gsm8k="FixKRetriever [0, 1, 2]"'),
+    }
+    assert CliRunner().invoke(app, ["doctor", str(a), str(a)]).exit_code == 0
+
+
+def test_a_malformed_dumped_config_is_a_one_line_error_naming_the_file(tmp_path):
+    config = write_opencompass_config(write_opencompass_run(tmp_path, "20260101_100000", {"gsm8k": _gen(2)}, correct=lambda d, i: True))
+    config.write_text(config.read_text().replace("eval = dict(", "eval = dict((", 1))
+    result = CliRunner().invoke(app, ["doctor", str(tmp_path), str(tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = result.stderr.strip()
+    assert "\n" not in message and re.match(r"error: \S+/configs/20260101_100000_4242\.py:\d+: not a readable OpenCompass config", message), message
+
+
+def test_the_dumped_config_is_parsed_never_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = write_opencompass_run(tmp_path / "out", "20260101_100000", {"gsm8k": _gen(2)}, correct=lambda d, i: True)
+    (run / "configs").mkdir()
+    (run / "configs" / "20260101_100000.py").write_text(
+        "from opencompass.openicl.icl_inferencer import GenInferencer\n"
+        "__import__('os').system('touch PWNED')\n"
+        "models = [dict(abbr='m', path=__import__('os').system('touch PWNED'), type=HuggingFaceBaseModel)]\n"
+        "datasets = [dict(abbr='gsm8k', infer_cfg=dict(inferencer=dict(type=GenInferencer), retriever=dict(type=icl.ZeroRetriever)))]\n"
+    )
+    factors = get_harness("opencompass").doctor_factors(tmp_path / "out")
+    assert not (tmp_path / "PWNED").exists()
+    # Names and calls are kept as their source text: the class names still identify the inferencer and retriever.
+    assert (factors["model"], factors["engine"], factors["chat_template"], factors["num_fewshot"]) == (
+        "__import__('os').system('touch PWNED')", "HuggingFaceBaseModel", "none", 0)
+
+
+def test_a_config_whose_inferencer_contradicts_the_predictions_is_not_this_run(tmp_path):
+    run = _configured_run(tmp_path) / "20260101_100000"
+    config = next((run / "configs").glob("*.py"))
+    config.write_text(config.read_text().replace("icl_inferencer.PPLInferencer", "icl_inferencer.GenInferencer"))
+    with pytest.raises(InputError, match=r"4242\.py: dataset ceval-law runs GenInferencer here but its predictions are ppl items"):
+        get_harness("opencompass").doctor_factors(tmp_path)

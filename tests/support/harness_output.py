@@ -263,3 +263,109 @@ def write_opencompass_run(root: Path, stamp: str, datasets: dict[str, list[dict]
             (run / "results" / model / f"{dataset}.json").write_text(
                 json.dumps({"accuracy": accuracy, "details": details, "type": "GEN"}, indent=4), encoding="utf-8")
     return run
+
+
+# The config OpenCompass dumps beside its outputs, as opencompass/cli/main.py writes it (cfg.dump to
+# configs/<timestamp>_<pid>.py): mmengine's Config.pretty_text, formatted by yapf, keys sorted, the class of each
+# `type` as its dotted path string, `datasets` a list of the dataset lists the user config put together.
+# A HuggingFacewithChatTemplate model; gsm8k generated with FixKRetriever few-shot, ceval-law scored by PPL.
+_OPENCOMPASS_DUMP = """\
+datasets = [
+    [
+        dict(
+            abbr='gsm8k',
+            eval_cfg=dict(
+                evaluator=dict(type='opencompass.datasets.Gsm8kEvaluator'),
+                pred_postprocessor=dict(
+                    type='opencompass.datasets.gsm8k_postprocess')),
+            infer_cfg=dict(
+                ice_template=dict(
+                    template=dict(round=[
+                        dict(prompt='Question: {question}', role='HUMAN'),
+                        dict(prompt='Answer: {answer}', role='BOT'),
+                    ]),
+                    type=
+                    'opencompass.openicl.icl_prompt_template.PromptTemplate'),
+                inferencer=dict(
+                    max_out_len=512,
+                    type='opencompass.openicl.icl_inferencer.GenInferencer'),
+                prompt_template=dict(
+                    ice_token='</E>',
+                    template=dict(
+                        begin='</E>',
+                        round=[
+                            dict(prompt='Question: {question}', role='HUMAN'),
+                        ]),
+                    type=
+                    'opencompass.openicl.icl_prompt_template.PromptTemplate'),
+                retriever=dict(
+                    fix_id_list=[
+@FIX_IDS@
+                    ],
+                    type='opencompass.openicl.icl_retriever.FixKRetriever')),
+            path='opencompass/gsm8k',
+            reader_cfg=dict(
+                input_columns=[
+                    'question',
+                ], output_column='answer'),
+            type='opencompass.datasets.GSM8KDataset'),
+    ],
+    [
+        dict(
+            abbr='ceval-law',
+            eval_cfg=dict(
+                evaluator=dict(
+                    type='opencompass.openicl.icl_evaluator.AccEvaluator')),
+            infer_cfg=dict(
+                inferencer=dict(
+                    type='opencompass.openicl.icl_inferencer.PPLInferencer'),
+                prompt_template=dict(
+                    template=dict(
+                        A='{question}\\nA. {A}\\nB. {B}\\nAnswer: A',
+                        B='{question}\\nA. {A}\\nB. {B}\\nAnswer: B'),
+                    type=
+                    'opencompass.openicl.icl_prompt_template.PromptTemplate'),
+                retriever=dict(
+                    type='opencompass.openicl.icl_retriever.ZeroRetriever')),
+            name='law',
+            path='opencompass/ceval-exam',
+            reader_cfg=dict(
+                input_columns=[
+                    'question',
+                    'A',
+                    'B',
+                ],
+                output_column='answer',
+                test_split='val',
+                train_split='dev'),
+            type='opencompass.datasets.CEvalDataset'),
+    ],
+]
+eval = dict(runner=dict(task=dict(dump_details=True)))
+models = [
+    dict(
+        abbr='smol-api',
+        batch_size=8,
+        generation_kwargs=@GENERATION_KWARGS@,
+        max_out_len=1024,
+        max_seq_len=4096,
+        path='/models/smollm2',
+        run_cfg=dict(num_gpus=1),
+        stop_words=[
+            '<|im_end|>',
+        ],
+        type='opencompass.models.HuggingFacewithChatTemplate'),
+]
+work_dir = 'outputs/default/@STAMP@'
+"""
+
+
+def write_opencompass_config(run: Path, *, generation_kwargs: str = "dict(do_sample=False)", fix_ids: int = 5) -> Path:
+    """<run>/configs/<timestamp>_<pid>.py as OpenCompass dumps it (see _OPENCOMPASS_DUMP); ``generation_kwargs``
+    is the model's, as dumped source text."""
+    text = (_OPENCOMPASS_DUMP.replace("@FIX_IDS@", "\n".join(f"                        {i}," for i in range(fix_ids)))
+            .replace("@GENERATION_KWARGS@", generation_kwargs).replace("@STAMP@", run.name))
+    path = run / "configs" / f"{run.name}_4242.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
