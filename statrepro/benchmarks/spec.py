@@ -113,7 +113,7 @@ class Benchmark(ABC):
     def prepared_row_ids(
         self,
         item_counts: Mapping[str, int],
-        item_rows: ItemRows,
+        item_rows: ItemRows | None,
         *,
         data_dir: str | Path | None,
         subsets: list[str] | None,
@@ -123,7 +123,10 @@ class Benchmark(ABC):
 
         The harness names (``item_counts`` of the generated tasks, in the order written) hold the chosen
         subsets in their canonical order; each must hold exactly its subset's selected rows, else the
-        correspondence is not the one assumed and the run is refused rather than mis-keyed."""
+        correspondence is not the one assumed and the run is refused rather than mis-keyed. A full run
+        (``item_rows`` None) keeps its keys: {}."""
+        if not item_rows:
+            return {}
         chosen = [subset for subset in self.load_items(data_dir, subsets, options) if item_rows.get(subset)]
         counts = list(item_counts.values())
         if len(chosen) != len(counts) or any(count != len(item_rows[subset]) for subset, count in zip(chosen, counts)):

@@ -314,11 +314,9 @@ def build_evalscope_invocation(context):
         options=options,
         item_rows=job.spec.item_rows,
     )
-    row_ids = {}
-    if job.spec.item_rows:
-        row_ids = spec.prepared_row_ids(
-            datasets.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets, options=options
-        )
+    row_ids = spec.prepared_row_ids(
+        datasets.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets, options=options
+    )
     generation = env.generation
     config = {"temperature": generation.temperature, "max_tokens": generation.max_tokens, "seed": job.seed}
     if generation.temperature > 0:

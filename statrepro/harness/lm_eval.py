@@ -510,11 +510,9 @@ def build_lm_eval_invocation(context):
         options=options,
         item_rows=job.spec.item_rows,
     )
-    row_ids = {}
-    if job.spec.item_rows:
-        row_ids = spec.prepared_row_ids(
-            tasks.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets, options=options
-        )
+    row_ids = spec.prepared_row_ids(
+        tasks.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets, options=options
+    )
     model, model_args, extra_env = _model_arguments(context)
     output_dir = context.work_dir / "output"
     module = "statrepro.harness.lm_eval_int8" if model == "hf-dynamic-int8" else "lm_eval"

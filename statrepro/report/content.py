@@ -160,3 +160,24 @@ def control_rows(analysis) -> list[list[str]]:
 def control_warnings(analysis) -> list[tuple[str, str, str]]:
     """(benchmark, baseline status, warning) for each benchmark whose control did not show a stable baseline."""
     return [(name, control.baseline, control.warning) for name, control in sorted((analysis.control or {}).items()) if control.warning]
+
+
+def sequential_lines(analysis) -> list[str]:
+    """What a sequential design spent and where it stopped, one sentence per benchmark (none for a fixed design)."""
+    sequential = analysis.sequential
+    if not sequential:
+        return []
+    saved = sequential.get("calls_saved_share")
+    lines = [
+        f"Sequential design over {'items (blocks in a pre-registered random order)' if sequential.get('over') == 'items' else 'seeds (one more per side each round)'}: "
+        f"{sequential['calls_spent']} model calls against {sequential['fixed_design_calls']} for the fixed design"
+        + (f" ({saved:.0%} saved)." if saved is not None else ".")
+    ]
+    for name, bench in sorted(sequential["benchmarks"].items()):
+        if sequential.get("over") == "items":
+            design = bench["design"]
+            where = f"after look {bench['looks_run']} ({bench['items_run']} of {design['max_items'] or design['n_items']} items)"
+        else:
+            where = f"after round {bench['rounds']} of {sequential['design']['max_rounds']}"
+        lines.append(f"{name}: {bench['verdict'] or 'still running'} {where}; stop reason: {bench['stop_reason'] or 'none yet'}.")
+    return lines

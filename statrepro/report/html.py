@@ -24,6 +24,7 @@ from .content import (
     FlippedItem,
     control_rows,
     control_warnings,
+    sequential_lines,
     flatten,
     flip_decomposition_cells,
     flipped_items,
@@ -167,7 +168,7 @@ def _banner(analysis) -> str:
   {esc(CORRECTION_NAMES[decision.correction])} adjustment across
   {len(decision.benchmarks)} benchmark(s) · CI {esc(options.ci_method)}{' two-level' if options.seed_level_bootstrap else ''}</p>
 </header>
-<section id="benchmarks"><h2>Verdict per benchmark</h2>{table}<ul>{reasons}</ul>
+<section id="benchmarks"><h2>Verdict per benchmark</h2>{table}<ul>{reasons}</ul>{_sequential_part(analysis)}
 <p class="note">p: two-sided paired sign-flip permutation test (MC = Monte Carlo); p adj.: adjusted across benchmarks;
 TOST p: equivalence test against the margin, which passes when the 90% interval (its level, 1 − 2α) lies inside the
 margin; <em>different</em> needs the whole 95% interval beyond it. A pass needs every benchmark to pass.</p></section>"""
@@ -288,6 +289,14 @@ their majority outcome did not, over the items where both sides logged an answer
 <p class="note">Open a benchmark to see its flipped items, ranked by the size of their score change. Long texts are
 truncated; click one to see it in full.{' <a href="#explain">Why they moved: Explain.</a>' if explained else ""}</p>{"".join(details)}
 </section>"""
+
+
+def _sequential_part(analysis) -> str:
+    """Where a sequential design stopped and what it spent (nothing for the fixed design)."""
+    lines = sequential_lines(analysis)
+    if not lines:
+        return ""
+    return f'<p class="note" id="sequential">{esc(lines[0])}</p><ul>' + "".join(f"<li>{esc(line)}</li>" for line in lines[1:]) + "</ul>"
 
 
 def _control_part(analysis) -> str:

@@ -41,6 +41,10 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
         )
     lines += ["", f"![Difference per benchmark with {1 - decision.alpha:.0%} CI and tolerance band]({forest_plot_name})", ""]
     lines += [f"- **{_cell(item.name)}**: {_cell(item.reason)}" for item in decision.benchmarks]
+    if analysis.sequential:
+        from .content import sequential_lines
+
+        lines += ["", "### Sequential design", ""] + [f"- {_cell(line)}" for line in sequential_lines(analysis)]
     if analysis.control:
         from .content import CONTROL_COLUMNS, control_rows, control_warnings
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .results import ResultMixin
-from .sequential import LookResult, SequentialRules, StopReason, fixed_design_calls, look, stop_reason_of
+from .sequential import LookResult, OverallDecision, SequentialRules, StopReason, fixed_design_calls, look, stop_reason_of
 from .verdict import PASSING, combine
 
 
@@ -153,7 +153,7 @@ def item_sequential_step(
 
 
 @dataclass(frozen=True)
-class ItemSequentialOverall(ResultMixin):
+class ItemSequentialOverall(OverallDecision):
     """Several benchmarks, each with its own item design: pass when all pass, different when any is different,
     else keep going while any benchmark still runs blocks."""
 
@@ -163,18 +163,8 @@ class ItemSequentialOverall(ResultMixin):
     calls_spent: int
     fixed_design_calls: int
 
-    @property
-    def pending(self) -> tuple[str, ...]:
-        """Benchmarks that still need another block (the others have stopped)."""
-        return tuple(name for name, decision in self.benchmarks.items() if not decision.finished)
-
-    def summary(self) -> str:
-        lines = [
-            f"item-sequential: {self.verdict or 'continue'}; calls {self.calls_spent} vs {self.fixed_design_calls} "
-            "for the fixed design"
-        ]
-        lines += [f"  {name}: {decision.summary()}" for name, decision in self.benchmarks.items()]
-        return "\n".join(lines)
+    def headline(self) -> str:
+        return f"item-sequential: {self.verdict or 'continue'}; calls {self.calls_spent} vs {self.fixed_design_calls} for the fixed design"
 
     def to_json(self) -> dict:
         """The ``sequential`` field of the verdict JSON for an item design (see docs/methodology.md)."""

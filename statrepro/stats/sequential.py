@@ -138,8 +138,26 @@ class SequentialDecision(ResultMixin):
         )
 
 
+class OverallDecision(ResultMixin):
+    """What the sequential designs' combined results share: per-benchmark decisions, some still running."""
+
+    benchmarks: dict
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Benchmarks that still need another round or block (the others have stopped)."""
+        return tuple(name for name, decision in self.benchmarks.items() if not decision.finished)
+
+    def headline(self) -> str:
+        raise NotImplementedError
+
+    def summary(self) -> str:
+        lines = [self.headline()] + [f"  {name}: {decision.summary()}" for name, decision in self.benchmarks.items()]
+        return "\n".join(lines)
+
+
 @dataclass(frozen=True)
-class SequentialOverall(ResultMixin):
+class SequentialOverall(OverallDecision):
     """Several benchmarks: pass when all pass, different when any is different, else keep going."""
 
     verdict: str | None
@@ -150,18 +168,11 @@ class SequentialOverall(ResultMixin):
     calls_spent: int
     fixed_design_calls: int
 
-    @property
-    def pending(self) -> tuple[str, ...]:
-        """Benchmarks that still need another round (the others have stopped)."""
-        return tuple(name for name, decision in self.benchmarks.items() if not decision.finished)
-
-    def summary(self) -> str:
-        lines = [
+    def headline(self) -> str:
+        return (
             f"sequential: {self.verdict or 'continue'} after round {self.round}/{self.max_rounds}; "
             f"calls {self.calls_spent} vs {self.fixed_design_calls} for the fixed design"
-        ]
-        lines += [f"  {name}: {decision.summary()}" for name, decision in self.benchmarks.items()]
-        return "\n".join(lines)
+        )
 
     def to_json(self) -> dict:
         """The ``sequential`` field of the verdict JSON (see docs/methodology.md)."""

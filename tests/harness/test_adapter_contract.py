@@ -13,7 +13,8 @@ from statrepro import harness
 from statrepro.config import EnvConfig
 from statrepro.harness import get_harness
 from statrepro.engines.servers import ServerInfo
-from statrepro.harness.contract import JobContext
+from statrepro.errors import InputError
+from statrepro.harness.contract import ROW_IDS_FILE, JobContext, row_ids_of, row_key
 from statrepro.run.plan import plan_jobs
 
 
@@ -63,3 +64,22 @@ def test_a_protocol_only_adapter_passes_the_contract_and_runs_its_harness(tmp_pa
     env = EnvConfig(name="a", harness={"name": "toy"}, benchmarks={"gsm8k": {"limit": 4}}, seeds=[3])
     records = check_adapter(ToyHarness(), scratch=tmp_path / "scratch", context=_context(tmp_path, env), run=True)
     assert list(records["score"]) == [1.0, 0.0, 1.0, 0.0]  # (item + seed 3) % 2
+
+
+def test_a_block_key_is_its_row_and_a_key_outside_the_block_is_refused():
+    row_ids = {"statrepro_gsm8k": [4, 17, 230]}
+    assert row_key("statrepro_gsm8k/1", row_ids) == "statrepro_gsm8k/17"
+    for bad in ("statrepro_gsm8k/3", "other/0", "statrepro_gsm8k/x"):
+        with pytest.raises(InputError, match="not one of the selected rows"):
+            row_key(bad, row_ids)
+
+
+def test_row_ids_are_found_from_any_file_of_a_block_output_and_a_full_run_has_none(tmp_path):
+    nested = tmp_path / "harness" / "output" / "model" / "samples.jsonl"
+    nested.parent.mkdir(parents=True)
+    assert row_ids_of(nested) == {}
+    (tmp_path / "harness" / ROW_IDS_FILE).write_text('{"statrepro_gsm8k": [4, 17]}')
+    assert row_ids_of(nested) == {"statrepro_gsm8k": [4, 17]}
+    (tmp_path / "harness" / ROW_IDS_FILE).write_text('{"statrepro_gsm8k": [4,')
+    with pytest.raises(InputError, match="unreadable row ids"):
+        row_ids_of(nested)

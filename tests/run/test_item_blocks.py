@@ -23,7 +23,7 @@ from statrepro.api import CompareOptions, compare_environments
 from statrepro.benchmarks import get_benchmark
 from statrepro.config import load_env
 from statrepro.errors import InputError
-from statrepro.harness.contract import Invocation, harness_environment, row_key
+from statrepro.harness.contract import Invocation, harness_environment
 from statrepro.harness.records import make_records
 from statrepro.run.orchestrate import load_env_records
 from statrepro.run.plan import effective_env
@@ -57,9 +57,7 @@ class ContentScoredHarness:
             context.work_dir / "tasks", data_dir=context.data_dir, limit=job.spec.limit, subsets=job.spec.subsets,
             item_rows=job.spec.item_rows,
         )
-        row_ids = {}
-        if job.spec.item_rows:
-            row_ids = spec.prepared_row_ids(tasks.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets)
+        row_ids = spec.prepared_row_ids(tasks.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets)
         prepared = context.work_dir / "tasks" / "gsm8k" / "data" / "main_test.jsonl"
         broken = "1" if job.env.generation.max_tokens == 1 else "0"
         output = context.work_dir / "output"
@@ -118,9 +116,12 @@ def _options(root: Path, **fields) -> CompareOptions:
 def test_an_aa_comparison_stops_after_a_few_blocks_with_every_item_under_its_full_run_key(tmp_path, content_scored):
     _data_dir(tmp_path / "data")
     a, b = _env(tmp_path, "a"), _env(tmp_path, "b")
-    analysis = compare_environments(a, b, _options(tmp_path))
+    analysis = compare_environments(a, b, _options(tmp_path), report=tmp_path / "report")
     sequential = analysis.sequential
     design = sequential["benchmarks"]["gsm8k"]
+    stopped = f"gsm8k: equivalent after look {design['looks_run']} ({design['items_run']} of 400 items); stop reason: conclusive."
+    for report in ("report.md", "report.html"):
+        assert stopped in (tmp_path / "report" / report).read_text(), report
     assert analysis.decision.verdict == "equivalent" and sequential["over"] == "items"
     assert design["items_run"] < ITEMS and design["items_run"] % 50 == 0
     assert sequential["calls_spent"] == design["items_run"] * 2 and sequential["fixed_design_calls"] == ITEMS * 2
@@ -171,14 +172,6 @@ def test_item_blocks_need_the_sequential_design_and_a_budget_above_the_benchmark
         _options(tmp_path, max_items=1)
     analysis = compare_environments(a, b, _options(tmp_path, max_items=ITEMS + 1))
     assert analysis.sequential["benchmarks"]["gsm8k"]["design"]["max_items"] == ITEMS
-
-
-def test_a_block_key_is_its_row_and_a_key_outside_the_block_is_refused():
-    row_ids = {"statrepro_gsm8k": [4, 17, 230]}
-    assert row_key("statrepro_gsm8k/1", row_ids) == "statrepro_gsm8k/17"
-    for bad in ("statrepro_gsm8k/3", "other/0", "statrepro_gsm8k/x"):
-        with pytest.raises(InputError, match="not one of the selected rows"):
-            row_key(bad, row_ids)
 
 
 def load_env_records_of_store(store: ResultStore, name: str) -> pd.DataFrame:
