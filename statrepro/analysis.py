@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .benchmarks import BENCHMARKS, Benchmark
 from .errors import InputError
 from .stats import Decision, compare_many, decide
 from .verdict_schema import BenchmarkJson, ConfigDifferenceJson, ControlJson, PowerJson, VarianceJson, VerdictJson
@@ -165,16 +166,28 @@ def pair(
         part_a = part_a[part_a["item_key"].isin(keys)]
         part_b = part_b[part_b["item_key"].isin(keys)]
         _check_hashes(name, part_a, part_b, pairing)
-        metrics = sorted(set(part_a["metric"]) | set(part_b["metric"]))
-        if len(metrics) > 1:
-            raise InputError(
-                f"benchmark {name!r} is scored with different metrics {metrics}; choose one with --metric",
-                path=_side_label(part_a, "A"),
-            )
-        pairing.benchmarks[name] = PairedBenchmark(name, metrics[0], keys, _matrix(part_a, keys), _matrix(part_b, keys))
+        metric = _one_metric(name, part_a, part_b, cross_harness, pairing)
+        pairing.benchmarks[name] = PairedBenchmark(name, metric, keys, _matrix(part_a, keys), _matrix(part_b, keys))
     if not pairing.benchmarks:
         raise InputError("A and B have no benchmark in common")
     return pairing
+
+
+def _one_metric(name: str, part_a: pd.DataFrame, part_b: pd.DataFrame, cross_harness: bool, pairing: Pairing) -> str:
+    """The benchmark's one metric (A's). Harnesses name theirs their own way (lm-eval's acc,none, evalscope's acc),
+    so across harnesses one metric per side with the same declared range compares, reported as a difference."""
+    metrics_a, metrics_b = sorted(set(part_a["metric"])), sorted(set(part_b["metric"]))
+    metrics = sorted(set(metrics_a) | set(metrics_b))
+    if len(metrics) == 1:
+        return metrics[0]
+    score_range = declared_score_range(metrics_a[0])
+    if cross_harness and len(metrics_a) == len(metrics_b) == 1 and score_range and score_range == declared_score_range(metrics_b[0]):
+        detail = f"A is scored with {metrics_a[0]}, B with {metrics_b[0]}"
+        pairing.config_differences.append(ConfigDifferenceJson(benchmark=name, factor="metric", detail=detail))
+        return metrics_a[0]
+    raise InputError(
+        f"benchmark {name!r} is scored with different metrics {metrics}; choose one with --metric", path=_side_label(part_a, "A")
+    )
 
 
 def _harness_of(records: pd.DataFrame) -> str | None:
@@ -194,22 +207,71 @@ def _pair_across_harnesses(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Harnesses key items their own way: keep the item keys when they are the same items on both sides (the
     benchmarks' prepared tasks key e.g. LiveBench as `statrepro_livebench_<task>/<row>` on every harness), else
-    pair on the document hash when both sides record one per item; report the harness, the identity matched on,
-    how many matched and how many are left unmatched."""
+    pair on the document hash when both sides record one per item, else on the benchmark's key map when every
+    item of both sides comes from its prepared files (then the reference answers must agree); report the harness,
+    the identity matched on, how many matched and how many are left unmatched."""
     keys_a, keys_b = set(part_a["item_key"]), set(part_b["item_key"])
-    identity = "item key"
+    identity, target_check = "item key", ""
     if keys_a != keys_b and _has_unique_doc_hashes(part_a) and _has_unique_doc_hashes(part_b):
         identity = "document hash"
         key_of_document = part_a.drop_duplicates("item_key").set_index("doc_hash")["item_key"]
         # B's items take A's key for the same document, so the verdict names items as A does.
         part_b = part_b.assign(item_key=part_b["doc_hash"].map(key_of_document).fillna("doc_hash:" + part_b["doc_hash"]))
         keys_b = set(part_b["item_key"])
+    elif keys_a != keys_b and (mapped := _keys_by_benchmark_map(name, part_a, part_b)) is not None:
+        identity = "benchmark key map"
+        part_b = part_b.assign(item_key=mapped)
+        keys_b = set(part_b["item_key"])
+        target_check = _check_targets(name, part_a, part_b)
     detail = (
         f"A is {harnesses[0]} output, B is {harnesses[1]} output; {len(keys_a & keys_b)} items matched on the {identity}, "
-        f"{len(keys_a - keys_b)} of A and {len(keys_b - keys_a)} of B unmatched"
+        f"{len(keys_a - keys_b)} of A and {len(keys_b - keys_a)} of B unmatched{target_check}"
     )
     pairing.config_differences.append(ConfigDifferenceJson(benchmark=name, factor="harness", detail=detail))
     return part_a, part_b
+
+
+def _item_identities(spec: Benchmark, part: pd.DataFrame) -> pd.Series | None:
+    """Item key -> the item's identity under the benchmark's key map; None unless every item maps, one key to one item."""
+    items = part.drop_duplicates("item_key")
+    identities = pd.Series(
+        [spec.item_identity(h, s, k) for h, s, k in zip(items["harness"], items["subset"], items["item_key"])],
+        index=items["item_key"].to_numpy(),
+        dtype=object,
+    )
+    return None if identities.isna().any() or not identities.is_unique else identities
+
+
+def _keys_by_benchmark_map(name: str, part_a: pd.DataFrame, part_b: pd.DataFrame) -> pd.Series | None:
+    """B's item keys renamed to A's key of the same item under the benchmark's key map (B's own key where A lacks
+    the item); None when the benchmark has no map or some item of either side does not map."""
+    spec = BENCHMARKS.get(name)
+    if spec is None:
+        return None
+    identities_a, identities_b = _item_identities(spec, part_a), _item_identities(spec, part_b)
+    if identities_a is None or identities_b is None:
+        return None
+    key_of_identity = pd.Series(identities_a.index, index=identities_a.to_numpy())
+    return part_b["item_key"].map(identities_b).map(key_of_identity).fillna(part_b["item_key"])
+
+
+def _check_targets(name: str, part_a: pd.DataFrame, part_b: pd.DataFrame) -> str:
+    """A key map pairs wrong items when one side was not run on statrepro's prepared files (e.g. a native evalscope
+    run that keeps the items statrepro drops): refuse when paired items' reference answers differ. Returns how
+    many could be checked, for the harness detail."""
+    comparable = BENCHMARKS[name].comparable_target
+    targets = pd.concat([_first_per_item(part_a, "target"), _first_per_item(part_b, "target")], axis=1, join="inner")
+    targets = targets.map(lambda target: comparable(str(target))).dropna()
+    differing = targets[targets.iloc[:, 0] != targets.iloc[:, 1]]
+    if len(differing):
+        raise InputError(
+            f"benchmark {name!r}: {len(differing)} items paired by the benchmark key map have different reference answers "
+            f"on A and B (e.g. {differing.index[0]!r}), so the two sides do not hold the same items (or grade them against different answers)",
+            path=part_b.loc[part_b["item_key"] == differing.index[0], "source"].iloc[0],
+        )
+    if targets.empty:
+        return "; reference answers could not be checked"
+    return f"; reference answers agree on {len(targets)} of the matched items"
 
 
 def _first_per_item(records: pd.DataFrame, column: str) -> pd.Series:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .base import EvalscopeDatasets, apply_limit, coerce_options, select_subsets, write_jsonl, write_yaml
-from .choice import CHOICE_METRICS, LETTERS, MODE_SUFFIX, MODES, choice_task_config, grouped_tasks
+from .choice import CHOICE_METRICS, LETTERS, MODE_SUFFIX, MODES, choice_letter, choice_prepared_subsets, choice_task_config, grouped_tasks
 from .spec import Benchmark
 
 GROUP = "statrepro_ceval"
@@ -26,6 +26,8 @@ class Ceval(Benchmark):
     task_pattern = r"ceval"
     lm_eval_metrics = CHOICE_METRICS
     modes = MODES
+    prepared_subsets = choice_prepared_subsets(GROUP)
+    comparable_target = staticmethod(choice_letter)
     default_num_fewshot = 5
     fewshot_source = "dev/<subject>_dev.csv (5 rows per subject)"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,22 @@ MODE_SUFFIX = {"ppl": "_ppl", "clp": "", "gen": "_gen"}
 LETTERS = ["A", "B", "C", "D"]
 GENERATIVE_STOPS = ["\n\n", "</s>", "<|im_end|>"]
 GENERATIVE_MAX_GEN_TOKS = 32
+
+
+def choice_prepared_subsets(group: str) -> dict[str, tuple[str, str]]:
+    """``Benchmark.prepared_subsets`` of a choice benchmark: lm-eval runs ``<group>_<subject>`` plus the mode's
+    suffix, evalscope names the subject itself."""
+    suffixes = "|".join(re.escape(suffix) for suffix in MODE_SUFFIX.values() if suffix)
+    return {"lm-eval": (rf"{re.escape(group)}_(.+?)(?:{suffixes})?", r"\1"), "evalscope": ("(.+)", r"\1")}
+
+
+def choice_letter(target: str) -> str | None:
+    """A reference answer as its option letter: lm-eval logs the option index (ppl, clp) or the letter (gen),
+    evalscope the letter; None for anything else (evalscope's list of several accepted letters)."""
+    text = target.strip()
+    if text.isdigit() and int(text) < len(LETTERS):
+        return LETTERS[int(text)]
+    return text if text in LETTERS else None
 
 
 def choice_task_config(

@@ -37,8 +37,13 @@ class Gsm8k(Benchmark):
     # flexible-extract takes the last number of the answer, so it measures the answer rather than compliance
     # with the "#### N" format; strict-match sits near 0 for small and chat models and then has no power.
     lm_eval_metrics = ("exact_match,flexible-extract", "exact_match,strict-match")
+    prepared_subsets = {"lm-eval": (TASK_NAME, SUBSET), "evalscope": (SUBSET, SUBSET)}
     default_num_fewshot = 5
     fewshot_source = "first rows of train.jsonl"
+
+    def comparable_target(self, target):
+        # lm-eval logs the whole solution (doc_to_target), evalscope only the number after its '####' marker.
+        return final_answer(target if "####" in target else f"#### {target}") or None
 
     def source_files(self, data_dir):
         folder = self.folder(data_dir)

@@ -14,7 +14,7 @@ from .base import (
     write_jsonl,
     write_yaml,
 )
-from .choice import CHOICE_METRICS, LETTERS, MODE_SUFFIX, MODES, choice_task_config, grouped_tasks
+from .choice import CHOICE_METRICS, LETTERS, MODE_SUFFIX, MODES, choice_letter, choice_prepared_subsets, choice_task_config, grouped_tasks
 from .spec import Benchmark
 
 GROUP = "statrepro_mmlu_redux"
@@ -35,6 +35,8 @@ class MmluRedux(Benchmark):
     task_pattern = r"mmlu[-_]redux"
     lm_eval_metrics = CHOICE_METRICS
     modes = MODES
+    prepared_subsets = choice_prepared_subsets(GROUP)
+    comparable_target = staticmethod(choice_letter)
     default_num_fewshot = 0
     fewshot_source = "none (MMLU-Redux ships only test items; zero-shot)"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -52,6 +53,9 @@ class Benchmark(ABC):
     """True when evalscope only generates (a custom dataset) and ``score_evalscope_prediction`` scores on read."""
     modes: ClassVar[tuple[str, ...]] = ("gen",)
     """Evaluation modes (``benchmarks.<name>.mode``): multiple choice has ppl, clp and gen (benchmarks/choice.py)."""
+    prepared_subsets: ClassVar[dict[str, tuple[str, str]]] = {}
+    """How each harness names the subsets of this benchmark's prepared tasks: harness -> (regex the records'
+    ``subset`` fully matches, template giving the benchmark subset, as ``re.Match.expand`` takes it)."""
     default_num_fewshot: int
     fewshot_source: str
     """Human-readable origin of few-shot exemplars (shown in docs and manifests)."""
@@ -140,6 +144,22 @@ class Benchmark(ABC):
         """statrepro's score of one prediction from this benchmark's evalscope custom-dataset copies, ``target`` and
         ``prompt`` as the review holds them (only where ``evalscope_rescored``)."""
         raise NotImplementedError(f"{self.name}: evalscope scores its predictions itself")
+
+    def item_identity(self, harness: str, subset: str, item_key: str) -> str | None:
+        """The item's identity ``<benchmark subset>/<row>`` when ``harness`` scored it from this benchmark's prepared
+        files (the row index is the doc_id on every harness, see base.py); None for anything else, e.g. a harness's
+        own task of the same benchmark, whose rows need not be statrepro's."""
+        pattern, template = self.prepared_subsets.get(harness, ("", ""))
+        match = re.fullmatch(pattern, subset) if pattern else None
+        row = item_key.removeprefix(subset + "/")
+        if match is None or row == item_key or not row.isdigit():
+            return None
+        return f"{match.expand(template)}/{row}"
+
+    def comparable_target(self, target: str) -> str | None:
+        """The reference answer in one form across harnesses, to check that paired items are the same items;
+        None when it cannot be compared."""
+        return None
 
     def _fewshot(self, num_fewshot: int | None, available: int | None = None) -> int:
         count = self.default_num_fewshot if num_fewshot is None else num_fewshot

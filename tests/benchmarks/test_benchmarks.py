@@ -229,6 +229,42 @@ def test_evalscope_local_dataset_loads_with_hf_datasets(tmp_path):
     assert len(val) == 2 and len(dev) == 5 and val[0]["answer"] in "ABCD"
 
 
+# ---------------------------------------------------------------- the key map across harnesses
+
+
+@needs_data
+@pytest.mark.parametrize("name,subsets", [("gsm8k", None), ("ceval", ["law"]), ("mmlu_redux", ["anatomy"])])
+def test_generated_task_names_of_both_harnesses_map_to_one_item_identity(tmp_path, name, subsets):
+    """What the generators name a subset on each harness maps back to `<subset>/<row>`, in every mode."""
+    spec = get_benchmark(name)
+    (subset,) = subsets or spec.subsets(DATA_DIR)
+    evalscope = spec.evalscope_dataset_args(tmp_path, data_dir=DATA_DIR, limit=1, subsets=subsets)
+    (evalscope_subset,) = evalscope.dataset_args[evalscope.datasets[0]]["subset_list"]
+    assert spec.item_identity("evalscope", evalscope_subset, f"{evalscope_subset}/7") == f"{subset}/7"
+    for mode in spec.modes:
+        (task,) = spec.write_lm_eval_tasks(tmp_path, data_dir=DATA_DIR, limit=1, subsets=subsets, mode=mode).task_names
+        assert spec.item_identity("lm-eval", task, f"{task}/7") == f"{subset}/7"
+
+
+@pytest.mark.parametrize("name,harness,subset,item_key", [
+    ("mmlu_redux", "lm-eval", "mmlu_redux_anatomy", "mmlu_redux_anatomy/0"),  # a user's own task: its rows need not be ours
+    ("ceval", "lm-eval", "ceval-valid_law", "ceval-valid_law/0"),
+    ("gsm8k", "lm-eval", "gsm8k", "gsm8k/0"),
+    ("gsm8k", "evalscope", "socratic", "socratic/0"),
+    ("gsm8k", "inspect_ai", "statrepro_gsm8k", "statrepro_gsm8k/0"),  # a harness the benchmark does not map
+    ("gsm8k", "lm-eval", "statrepro_gsm8k", "statrepro_gsm8k/q0"),  # not a row index
+])
+def test_items_not_from_the_prepared_tasks_have_no_identity(name, harness, subset, item_key):
+    assert get_benchmark(name).item_identity(harness, subset, item_key) is None
+
+
+def test_reference_answers_compare_in_one_form_across_harnesses():
+    mmlu_redux, gsm8k = get_benchmark("mmlu_redux"), get_benchmark("gsm8k")
+    assert [mmlu_redux.comparable_target(t) for t in ("2", "C", '["A", "C"]', "7")] == ["C", "C", None, None]
+    assert gsm8k.comparable_target("so 70,000 meters\n#### 70,000") == gsm8k.comparable_target("70,000") == "70000"
+    assert gsm8k.comparable_target("") is None
+
+
 # ---------------------------------------------------------------- LiveBench scorers
 
 

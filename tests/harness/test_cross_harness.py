@@ -1,10 +1,16 @@
 """A and B read from different harnesses: items pair on a stable identity (the shared item key of statrepro's
-prepared tasks, else the document hash), and the harness difference is reported with what was matched.
+prepared tasks, else the document hash, else the benchmark's key map checked by the reference answers), and the
+harness difference is reported with what was matched.
 
 The LiveBench A/A uses format-exact synthetic outputs of both harnesses (lm-eval samples from
 tests/support/harness_output.py, evalscope general_qa reviews dumped by evalscope's own classes) over the same
 prepared items, answered alike. Both harnesses run for real by statrepro's runner against the fake endpoint in
-test_evalscope_livebench.py's `model`-marked test (about 2 minutes), which checks the same harness note."""
+test_evalscope_livebench.py's `model`-marked test (about 2 minutes), which checks the same harness note.
+
+The key-map tests (mmlu_redux, gsm8k) use format-exact synthetic outputs too: lm-eval samples lines as lm-eval
+logs them (a clp task's target is the option index, a generate_until task's the rendered doc_to_target, here
+gsm8k's whole solution), and evalscope reviews dumped by evalscope's ReviewResult with the target its own
+adapters set (mmlu_redux: the answer's letter; gsm8k: the text after '####'), over statrepro's prepared items."""
 
 from __future__ import annotations
 
@@ -16,10 +22,19 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harness_output import general_qa_review, generation_samples, write_evalscope_run, write_lm_eval_run
+from harness_output import (
+    choice_samples,
+    evalscope_review,
+    general_qa_review,
+    generation_samples,
+    write_evalscope_run,
+    write_lm_eval_run,
+)
 from statrepro.analysis import pair
 from statrepro.benchmarks import get_benchmark
 from statrepro.benchmarks import livebench as lb
+from statrepro.benchmarks import mmlu_redux
+from statrepro.benchmarks.choice import LETTERS
 from statrepro.cli import app
 from statrepro.errors import InputError
 from statrepro.harness.records import make_records
@@ -101,3 +116,178 @@ def test_items_with_no_shared_identity_are_an_error_that_names_both_harnesses():
     with pytest.raises(InputError, match=r"item sets differ in benchmark 'qa' \(lm-eval output against inspect_ai output\): "
                                          r"2 items only in A, 2 only in B"):
         pair(side_a, side_b)
+
+
+MMLU_SUBJECTS, MMLU_LIMIT = ["anatomy", "astronomy"], 5
+
+
+def _right(row: int) -> bool:
+    """Right on even rows, wrong on odd ones: both scores occur, and items paired off by one would disagree."""
+    return row % 2 == 0
+
+
+def _log_likelihoods(row: int, gold: int) -> list[float]:
+    """Option log-likelihoods whose argmax is the gold option on right rows and the next option on wrong ones."""
+    best = gold if _right(row) else (gold + 1) % 4
+    return [-1.0 if option == best else -5.0 for option in range(4)]
+
+
+def _mmlu_redux_lm_eval_clp(out: Path, task_of_subject=lambda subject: mmlu_redux.task_name(subject, "clp")) -> None:
+    """lm-eval clp samples of the prepared items (the row index is the doc_id), answered as ``_right`` says."""
+    tasks = {}
+    for subject, rows in get_benchmark("mmlu_redux").load_items(DATA_DIR, MMLU_SUBJECTS).items():
+        golds = [row["target_index"] for row in rows[:MMLU_LIMIT]]
+        task = task_of_subject(subject)
+        tasks[task] = choice_samples(task, [_log_likelihoods(row, gold) for row, gold in enumerate(golds)], golds)
+    write_lm_eval_run(out, "2026-01-01T10-00-00.000001", 0, tasks)
+
+
+def _mmlu_redux_evalscope(out: Path, rows_of_subject: dict[str, list[dict]]) -> None:
+    """evalscope mmlu_redux reviews (target: the letter of `answer`, as its adapter sets for unflagged items)."""
+    reviews = {
+        f"mmlu_redux_{subject}": [
+            evalscope_review(index, index, 0, {"acc": float(_right(index))}, target=LETTERS[row["answer"]])
+            for index, row in enumerate(rows[:MMLU_LIMIT])
+        ]
+        for subject, rows in rows_of_subject.items()
+    }
+    write_evalscope_run(out, "20260101_100000", reviews)
+
+
+def _prepared_rows(tmp_path: Path) -> dict[str, list[dict]]:
+    """The rows of statrepro's prepared evalscope copies of the subjects, as evalscope reads them."""
+    prepared = get_benchmark("mmlu_redux").evalscope_dataset_args(
+        tmp_path / "tasks", data_dir=DATA_DIR, limit=MMLU_LIMIT, subsets=MMLU_SUBJECTS
+    )
+    root = Path(prepared.dataset_args["mmlu_redux"]["dataset_id"])
+    return {
+        subject: [json.loads(line) for line in (root / f"{subject}_test.jsonl").read_text(encoding="utf-8").splitlines()]
+        for subject in MMLU_SUBJECTS
+    }
+
+
+def _analyze(tmp_path: Path):
+    verdict = tmp_path / "verdict.json"
+    result = CliRunner().invoke(app, ["analyze", str(tmp_path / "lm-eval"), str(tmp_path / "evalscope"),
+                                      "--resamples", "200", "--json", str(verdict)])
+    return result, verdict
+
+
+@needs_data
+def test_mmlu_redux_lm_eval_clp_against_evalscope_pairs_every_item_on_the_benchmark_key_map(tmp_path):
+    pytest.importorskip("evalscope")
+    _mmlu_redux_lm_eval_clp(tmp_path / "lm-eval")
+    _mmlu_redux_evalscope(tmp_path / "evalscope", _prepared_rows(tmp_path))
+
+    result, verdict = _analyze(tmp_path)
+    assert result.exit_code in (0, 3, 4), result.output
+    payload = json.loads(verdict.read_text())
+    items = len(MMLU_SUBJECTS) * MMLU_LIMIT
+    assert payload["benchmarks"]["mmlu_redux"]["n_items"] == items
+    assert payload["benchmarks"]["mmlu_redux"]["diff"] == 0.0  # the same items answered alike; a shifted pairing differs
+    differences = {d["factor"]: d["detail"] for d in payload["config_differences"]}
+    assert differences["harness"] == (
+        f"A is lm-eval output, B is evalscope output; {items} items matched on the benchmark key map, 0 of A and 0 of B "
+        f"unmatched; reference answers agree on {items} of the matched items"
+    )
+    assert differences["metric"] == "A is scored with acc,none, B with acc"
+
+
+@needs_data
+def test_gsm8k_lm_eval_against_evalscope_pairs_every_item_on_the_benchmark_key_map(tmp_path):
+    pytest.importorskip("evalscope")
+    limit = 6
+    rows = get_benchmark("gsm8k").load_items(DATA_DIR)["main"][:limit]
+    scores = [float(_right(row)) for row in range(limit)]
+    samples = generation_samples("statrepro_gsm8k", {"strict-match": [0.0] * limit, "flexible-extract": scores},
+                                 targets=[row["answer"] for row in rows])
+    write_lm_eval_run(tmp_path / "lm-eval", "2026-01-01T10-00-00.000001", 0, {"statrepro_gsm8k": samples})
+    # evalscope's gsm8k adapter: target = the answer's text after the last '####', stripped.
+    reviews = [evalscope_review(index, index, 0, {"acc": scores[index]}, target=row["answer"].split("####")[-1].strip())
+               for index, row in enumerate(rows)]
+    write_evalscope_run(tmp_path / "evalscope", "20260101_100000", {"gsm8k_main": reviews})
+
+    result, verdict = _analyze(tmp_path)
+    assert result.exit_code in (0, 3, 4), result.output
+    payload = json.loads(verdict.read_text())
+    assert payload["benchmarks"]["gsm8k"]["n_items"] == limit
+    assert payload["benchmarks"]["gsm8k"]["diff"] == 0.0
+    [harness] = [d["detail"] for d in payload["config_differences"] if d["factor"] == "harness"]
+    assert harness == (f"A is lm-eval output, B is evalscope output; {limit} items matched on the benchmark key map, "
+                       f"0 of A and 0 of B unmatched; reference answers agree on {limit} of the matched items")
+
+
+@needs_data
+def test_a_side_not_run_on_the_prepared_items_is_refused_by_its_reference_answers(tmp_path):
+    """A native evalscope run keeps the items statrepro drops as flagged, so its indices name other items."""
+    pytest.importorskip("evalscope")
+    _mmlu_redux_lm_eval_clp(tmp_path / "lm-eval")
+    native = get_benchmark("mmlu_redux").load_items(DATA_DIR, MMLU_SUBJECTS, {"drop_flagged": False})
+    _mmlu_redux_evalscope(tmp_path / "evalscope", native)
+
+    result, _ = _analyze(tmp_path)
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in result.output
+    # astronomy's first row is flagged: its rows 0, 1 and 3 then hold other answers; anatomy's first rows are all kept.
+    assert "benchmark 'mmlu_redux': 3 items paired by the benchmark key map have different reference answers on A and B " \
+           "(e.g. 'statrepro_mmlu_redux_astronomy/0'), so the two sides do not hold the same items" in message
+
+
+@needs_data
+def test_an_lm_eval_task_that_is_not_statrepros_is_not_key_mapped(tmp_path):
+    pytest.importorskip("evalscope")
+    _mmlu_redux_lm_eval_clp(tmp_path / "lm-eval", task_of_subject=lambda subject: f"mmlu_redux_{subject}")
+    _mmlu_redux_evalscope(tmp_path / "evalscope", _prepared_rows(tmp_path))
+
+    result, _ = _analyze(tmp_path)
+    assert result.exit_code == 2, result.output
+    items = len(MMLU_SUBJECTS) * MMLU_LIMIT
+    assert (f"item sets differ in benchmark 'mmlu_redux' (lm-eval output against evalscope output): {items} items only "
+            f"in A, {items} only in B") in result.stderr
+
+
+def _gsm8k_records(harness: str, subset: str, rows: list[int], targets: list[str | None]):
+    return make_records([
+        {"benchmark": "gsm8k", "subset": subset, "item_key": f"{subset}/{row}", "run_id": "r1", "metric": "acc",
+         "score": float(_right(row)), "target": target, "harness": harness, "source": f"{harness}-output"}
+        for row, target in zip(rows, targets)
+    ])
+
+
+def test_key_mapped_items_without_comparable_answers_pair_and_say_so():
+    side_a = _gsm8k_records("lm-eval", "statrepro_gsm8k", [0, 1, 2], [None, None, None])
+    side_b = _gsm8k_records("evalscope", "main", [2, 0, 1], [None, None, None])
+    pairing = pair(side_a, side_b)
+    assert pairing.benchmarks["gsm8k"].item_keys == ["statrepro_gsm8k/0", "statrepro_gsm8k/1", "statrepro_gsm8k/2"]
+    np.testing.assert_array_equal(pairing.benchmarks["gsm8k"].scores_b[:, 0], [1.0, 0.0, 1.0])
+    [difference] = [d for d in pairing.config_differences if d.factor == "harness"]
+    assert difference.detail == ("A is lm-eval output, B is evalscope output; 3 items matched on the benchmark key map, "
+                                 "0 of A and 0 of B unmatched; reference answers could not be checked")
+
+
+def test_a_side_with_two_keys_for_one_item_is_not_key_mapped():
+    """Two modes of one subject on a side would fold two items into one identity: no key map then."""
+    clp, gen = mmlu_redux.task_name("anatomy", "clp"), mmlu_redux.task_name("anatomy", "gen")
+    side_a = make_records([
+        {"benchmark": "mmlu_redux", "subset": task, "item_key": f"{task}/0", "run_id": "r1", "metric": "acc", "score": 1.0,
+         "harness": "lm-eval", "source": "lm-eval-output"}
+        for task in (clp, gen)
+    ])
+    side_b = make_records([
+        {"benchmark": "mmlu_redux", "subset": "anatomy", "item_key": f"anatomy/{row}", "run_id": "r1", "metric": "acc",
+         "score": 1.0, "harness": "evalscope", "source": "evalscope-output"}
+        for row in (0, 1)
+    ])
+    with pytest.raises(InputError, match=r"item sets differ in benchmark 'mmlu_redux' \(lm-eval output against evalscope output\)"):
+        pair(side_a, side_b)
+
+
+def test_metrics_named_apart_compare_only_across_harnesses_and_within_one_declared_range():
+    side_a = _records("lm-eval", ["qa/0", "qa/1"], ["d0", "d1"], [1, 0])
+    [difference] = [d for d in pair(side_a, side_a.assign(metric="acc,none", harness="evalscope")).config_differences
+                    if d.factor == "metric"]
+    assert difference.detail == "A is scored with acc, B with acc,none"
+    for side_b in (side_a.assign(metric="acc,none"), side_a.assign(metric="bleu", harness="evalscope")):
+        with pytest.raises(InputError, match=r"benchmark 'qa' is scored with different metrics"):
+            pair(side_a, side_b)

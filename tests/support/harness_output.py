@@ -13,8 +13,11 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def generation_samples(task: str, scores: dict[str, list[float]], metric: str = "exact_match") -> list[dict]:
-    """lm-eval samples lines of a generate_until task: one line per (document, filter)."""
+def generation_samples(
+    task: str, scores: dict[str, list[float]], metric: str = "exact_match", targets: list[str] | None = None
+) -> list[dict]:
+    """lm-eval samples lines of a generate_until task: one line per (document, filter); ``targets`` are the
+    documents' doc_to_target (else the doc_id)."""
     lines = []
     for filter_name, values in scores.items():
         for doc_id, value in enumerate(values):
@@ -23,7 +26,7 @@ def generation_samples(task: str, scores: dict[str, list[float]], metric: str = 
                 {
                     "doc_id": doc_id,
                     "doc": {"question": f"{task} q{doc_id}"},
-                    "target": str(doc_id),
+                    "target": targets[doc_id] if targets else str(doc_id),
                     "arguments": {"gen_args_0": {"arg_0": f"{task} q{doc_id}", "arg_1": {"until": ["\n\n"]}}},
                     "resps": [[answer]],
                     "filtered_resps": [f"{filter_name}:{doc_id}"],
@@ -117,14 +120,17 @@ def standard_tasks(flip: int = -1) -> dict[str, list[dict]]:
 # --------------------------------------------------------------------------- evalscope work dirs
 
 
-def evalscope_review(index: int, group: int, generation: int, value: dict, main: str | None = "acc", status: str = "success") -> dict:
+def evalscope_review(
+    index: int, group: int, generation: int, value: dict, main: str | None = "acc", status: str = "success", target: str | None = None
+) -> dict:
+    """A review line of one of evalscope's own benchmarks; ``target`` is the accepted answer (else the group)."""
     from evalscope.api.evaluator.cache import ReviewResult
     from evalscope.api.messages import ChatMessageAssistant, ChatMessageUser
     from evalscope.api.metric.scorer import SampleScore, Score
 
     review = ReviewResult(
         index=index,
-        target=[str(group)],
+        target=[str(group) if target is None else target],
         messages=[ChatMessageUser(content=f"question {group}"), ChatMessageAssistant(content=f"so {group}")],
         sample_score=SampleScore(
             score=Score(value=value, main_score_name=main, status=status, prediction=f"so {group}", extracted_prediction=str(group)),
