@@ -439,7 +439,10 @@ def run_item_sequential(
         if missing:
             raise InputError(f"no results of benchmark {missing[0]!r} on one side; see the failures above", path=store.root)
         score_pairs = {
-            name: _rows_in_order(pairing.benchmarks[name], _block_order(keys_a[name], keys_b[name], designs[name]))
+            name: _rows_in_order(
+                pairing.benchmarks[name],
+                _block_order(keys_a[name], keys_b[name], pairing.benchmarks[name].item_keys, designs[name]),
+            )
             for name in designs
         }
         result = item_sequential_step_many(designs, score_pairs)
@@ -467,13 +470,18 @@ def _load_blocks(env: EnvConfig, blocks: dict[str, list[dict[str, list[int]]]], 
     return pd.concat(frames, ignore_index=True), keys
 
 
-def _block_order(keys_a: list[set[str]], keys_b: list[set[str]], design) -> list[str]:
+def _block_order(keys_a: list[set[str]], keys_b: list[set[str]], paired_keys: list[str], design) -> list[str]:
     """Item keys of one benchmark's blocks in design order, one per planned item: an item with no result on
-    either side keeps its place as a missing item, so every look analyses exactly the items it planned."""
+    either side keeps its place as a missing item, so every look analyses exactly the items it planned. Paired
+    items carry A's key (across harnesses, B's items are renamed to A's keys), so B adds only its unpaired keys."""
     keys: list[str] = []
+    paired = set(paired_keys)
     for number, (found_a, found_b) in enumerate(zip(keys_a, keys_b), start=1):
         planned = len(design.block(number))
-        found = sorted(found_a | found_b)[:planned]
+        found = sorted(found_a | (found_b & paired))
+        if len(found) > planned:
+            raise InputError(f"block {number} holds {len(found)} items on the two sides, {planned} planned: "
+                             "the sides key the same items differently (their harnesses' keys do not pair)")
         keys += found + [f"missing:{number}:{index}" for index in range(planned - len(found))]
     return keys
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fakes import FakeOpenAI
+from processes import gone
 from typer.testing import CliRunner
 
 from statrepro.cli import app
@@ -379,7 +380,7 @@ def test_doctor_starts_managed_vllm_and_sglang_asks_them_and_stops_them(tmp_path
     assert result.sides[0].live["model"] == model["path"] and result.sides[1].live["model"] == model["path"]
     started = [json.loads(line) for line in record.read_text().splitlines()]
     assert [entry["flavour"] for entry in started] == ["vllm", "sglang"]
-    assert all(_gone(entry["pid"]) for entry in started)  # asked, then stopped
+    assert all(gone(entry["pid"]) for entry in started)  # asked, then stopped
 
     no_sglang = compare_sources(sglang, sglang, probe_endpoints=False)
     assert no_sglang.sides[0].unseen == ("engine_version", "max_context", "repeat_penalty")
@@ -484,14 +485,3 @@ def test_doctor_on_real_transformers_serve_and_llama_cpp_evalscope_outputs(tmp_p
     side_ts, side_llama = result.sides
     assert side_ts.live["max_context"] == 8192 and side_ts.live["model"] == ts.served_model
     assert side_llama.live["engine_version"].startswith("llama-cpp-python ") and side_llama.live["top_p"] == 0.95
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except OSError:
-        return True

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import gone
 
 from statrepro.engines import (
     Completion,
@@ -133,18 +134,6 @@ def test_api_key_never_appears_in_failures_logs_or_repr(fake_openai, caplog):
 # --- process lifecycle (cheap stand-in servers) ------------------------------------------------
 
 HTTP_SERVER = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1"]
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie that nobody reaped still answers kill(0); treat it as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except OSError:
-        return True
 
 
 def group_gone(pgid: int) -> bool:

@@ -18,22 +18,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from processes import gone
 
 SUPPORT_DIR = Path(__file__).resolve().parents[1] / "support"
 FAKE_BIN = SUPPORT_DIR / "bin"
 STATREPRO = [sys.executable, "-c", "from statrepro.cli import app; app()"]
 CLI_TIMEOUT = 120
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except OSError:
-        return True
 
 
 def cli_environment(record: Path, *, path: str | None = None, **extra: str) -> dict[str, str]:
