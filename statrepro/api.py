@@ -154,6 +154,9 @@ class CompareOptions(VerdictOptions, RunOptions):
     """With block_size: the item budget per benchmark (None: all of its items)."""
     order_seed: int = 0
     """With block_size: seeds the random order of the items."""
+    first_seeds: Optional[int] = None
+    """With block_size: seeds per item while the blocks run; once every block has run, the environment's other
+    seeds follow in rounds over the budgeted items (None: every seed within each block)."""
     control: bool = False
     """Run A's environment a second time as the A/A control A' (stored as ``<A name>.control``: same
     configuration and seeds, its own run-to-run nondeterminism) and set A vs A' beside A vs B: flip rates, their
@@ -166,11 +169,13 @@ class CompareOptions(VerdictOptions, RunOptions):
             raise ValueError(f"must be at least 2, got {value}")
         return value
 
-    @field_validator("block_size", "max_items")
+    @field_validator("block_size", "max_items", "first_seeds")
     @classmethod
     def _item_design(cls, value: Optional[int], info: ValidationInfo) -> Optional[int]:
         if value is not None and not info.data.get("sequential"):
             raise ValueError("item blocks are a sequential design: add --sequential")
+        if value is not None and info.field_name != "block_size" and info.data.get("block_size") is None:
+            raise ValueError("needs item blocks: add --block-size")
         if value is not None and value < (2 if info.field_name == "max_items" else 1):
             raise ValueError(f"must be at least {2 if info.field_name == 'max_items' else 1}, got {value}")
         return value
@@ -376,7 +381,7 @@ def compare_environments(
 
             sequential_result, records_a, records_b = run_item_sequential(
                 config_a, config_b, store, executor, rules, block_size=options.block_size, max_items=options.max_items,
-                order_seed=options.order_seed, data_dir=options.data_dir, console=console,
+                order_seed=options.order_seed, first_seeds=options.first_seeds, data_dir=options.data_dir, console=console,
             )
         elif options.sequential:
             from .run.orchestrate import run_sequential

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 from rich.console import Console
@@ -497,6 +498,9 @@ ITEM_BENCH_VARIANCES: dict[str, float | None] = {
 }
 ITEM_BENCH_SHIFTS = (0.0, 0.5, 1.0, 1.2, 2.0)  # multiples of the margin, always a loss for B
 ITEM_BENCH_ITEMS = (200, 1000, 5000)
+# Side by side on the same data: the fixed design on the full item set, today's seed rounds, item blocks with every
+# seed, and item blocks at one seed followed by seed rounds (stochastic engines only).
+ITEM_BENCH_DESIGNS = ("fixed", "seeds-only", "items", "items+seeds")
 
 
 def _bench_outcome(verdict: str | None) -> str:
@@ -523,7 +527,7 @@ def _item_bench_scenario(task: tuple) -> dict:
     seed_design = SequentialDesign(max_rounds=seeds, alpha=alpha, tolerance=tolerance, spending=spending)
     block_size = math.ceil(items / options["blocks"])
     a_all, b_all = scenario.draw_many(rng, options["sims"])
-    outcomes: dict[str, list[tuple[str, int]]] = {"fixed": [], "seeds-only": [], "items": []}
+    outcomes: dict[str, list[tuple[str, int]]] = {"fixed": [], "seeds-only": [], "items": [], "items+seeds": []}
     for i in range(options["sims"]):
         a, b = a_all[i], b_all[i]
         comparison = compare_paired(
@@ -540,6 +544,9 @@ def _item_bench_scenario(task: tuple) -> dict:
         order = design.item_order()
         decision = item_sequential_step(design, a[order], b[order])
         outcomes["items"].append((_bench_outcome(decision.verdict), decision.calls_spent))
+        if not greedy:  # blocks at one seed per item, then the other seeds in rounds over the budgeted items
+            decision = item_sequential_step(replace(design, first_seeds=1), a[order], b[order])
+            outcomes["items+seeds"].append((_bench_outcome(decision.verdict), decision.calls_spent))
     return {"variance": variance, "items": items, "shift": shift, "outcomes": outcomes}
 
 
@@ -552,7 +559,7 @@ def item_sequential_figures(results: list[dict]) -> dict:
     power (pass at 0 and 0.5, different at 2) with their simulation counts, and mean calls saved against the
     fixed design averaged over the scenarios."""
     figures: dict = {}
-    for name in ("fixed", "seeds-only", "items"):
+    for name in ITEM_BENCH_DESIGNS:
         pooled = {"false different": [], "false pass at 1.0": [], "false pass at 1.2": [], "power": []}
         savings = []
         for result in results:
@@ -597,7 +604,7 @@ def run_item_sequential_bench(
     the full item set and today's seeds-only design, on the same simulated data with known truth."""
     from rich.progress import Progress
 
-    console = Console(width=max(130, Console().width))
+    console = Console(width=max(170, Console().width))
     options = dict(
         sims=sims, seeds=seeds, blocks=blocks, futility=futility, accuracy=accuracy, tolerance=tolerance, alpha=alpha,
         spending=spending, seed=seed,
@@ -615,7 +622,7 @@ def run_item_sequential_bench(
         "greedy engines run 1 seed"
     )
     for column in ("variance", "items", "shift", "fixed diff/pass", "seeds-only diff/pass", "seeds-only saved",
-                   "items diff/pass", "items saved"):
+                   "items diff/pass", "items saved", "items+seeds diff/pass", "items+seeds saved"):
         table.add_column(column, justify="left" if column == "variance" else "right")
     for result in results:
         out = result["outcomes"]
@@ -630,14 +637,14 @@ def run_item_sequential_bench(
 
         table.add_row(
             result["variance"], f"{result['items']:,}", f"{result['shift']:g}",
-            cell("fixed")[0], *cell("seeds-only"), *cell("items"),
+            cell("fixed")[0], *cell("seeds-only"), *cell("items"), *cell("items+seeds"),
         )
     console.print(table)
     figures = item_sequential_figures(results)
     summary = Table(title="pooled over the mix (error rates with 2 MC standard errors; savings vs the fixed design)")
     for column in ("design", "false different", "false pass 1.0x", "false pass 1.2x", "power", "calls saved"):
         summary.add_column(column, justify="left" if column == "design" else "right")
-    for name in ("fixed", "seeds-only", "items"):
+    for name in ITEM_BENCH_DESIGNS:
         def rate(label: str, name=name) -> str:
             return f"{figures[f'{name}: {label}']:.3f} ± {figures[f'{name}: {label} mc error']:.3f} (n={figures[f'{name}: {label} sims']})"
 

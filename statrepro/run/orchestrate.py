@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -76,7 +77,7 @@ def run_environments(
     pending = [job for job in jobs if not store.is_done(job)]
     skipped = [JobOutcome(job, "skipped") for job in jobs if job not in pending]
     if skipped:
-        console.print(f"{len(skipped)} of {len(jobs)} runs already in {store.root}; not redone")
+        console.print(f"{len(skipped)} of {len(jobs)} runs already in {store.root}; not redone", soft_wrap=True)
     outcomes: list[JobOutcome] = list(skipped)
     if not pending:
         return RunSummary(tuple(outcomes))
@@ -198,7 +199,11 @@ def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, c
             finally:
                 describe(env, None)
 
-        blocks = [(env, env_jobs) for env in envs if (env_jobs := [job for job in pending if job.env is env])]
+        # One server per environment: the item-sequential design's block environments share their environment's.
+        groups: dict[tuple[str, str], list[Job]] = {}
+        for job in pending:
+            groups.setdefault((job.env.name, job.env.fingerprint()), []).append(job)
+        blocks = [(env_jobs[0].env, env_jobs) for env_jobs in groups.values()]
         if executor.runs_side_by_side([env for env, _ in blocks]):
             outcomes.extend(_run_side_by_side(run_env, blocks))
         else:
@@ -390,15 +395,17 @@ def run_item_sequential(
     block_size: int,
     max_items: int | None,
     order_seed: int,
+    first_seeds: int | None = None,
     data_dir: str | Path | None = None,
     console: Console | None = None,
 ):
-    """Blocks of items in a pre-registered random order, each block with every seed of each side (a
-    deterministic side's later seeds skipped, as in the fixed design), re-tested after each block with the
-    group-sequential design, until a verdict or the item budget. Each block is its own job per seed, so a
-    finished block is never run again (a resumed comparison picks up at the next block) and a stopped
-    benchmark runs no more blocks. ``rules`` are the ``SequentialRules`` fields. Returns the item-sequential
-    result and the records of both sides (every block run)."""
+    """Blocks of items in a pre-registered random order, each block with every seed of each side (or with its
+    ``first_seeds``, the others added in rounds over every block once all blocks have run), re-tested after
+    each block or seed round with the group-sequential design, until a verdict or the budget. A deterministic
+    side's repeated seeds are skipped as in the fixed design. Each block is its own job per seed, so a finished
+    block is never run again (a resumed comparison picks up where it stopped) and a stopped benchmark runs
+    nothing more. ``rules`` are the ``SequentialRules`` fields. Returns the item-sequential result and the
+    records of both sides (everything run)."""
     from ..analysis import pair
     from ..stats.item_sequential import ItemSequentialDesign, item_sequential_step_many
     from .plan import block_env
@@ -406,30 +413,44 @@ def run_item_sequential(
     console = console or Console(stderr=True)
     data_root = _resolve_data_dir(env_a, data_dir)
     positions = {name: item_positions(env_a, name, data_root) for name in env_a.benchmarks}
-    seeds = max(len(env_a.seed_list), len(env_b.seed_list))
+    # Seeds run in ascending order, the order the score matrices' columns take, so a replayed look sees its seeds.
+    seed_orders = [sorted(env_a.seed_list), sorted(env_b.seed_list)]
+    seeds = max(map(len, seed_orders))
     designs = {}
     for name, items in positions.items():
         budget = len(items) if max_items is None else min(max_items, len(items))
         try:
             designs[name] = ItemSequentialDesign(
                 n_items=len(items), block_size=min(block_size, budget), order_seed=order_seed,
-                max_items=budget, seeds=seeds, **rules,
+                max_items=budget, seeds=seeds, first_seeds=first_seeds, **rules,
             )
         except ValueError as error:
-            raise InputError(f"benchmark {name!r} ({len(items)} items): {error}", key="--max-items") from None
+            key = "--first-seeds" if "first_seeds" in str(error) else "--max-items"
+            raise InputError(f"benchmark {name!r} ({len(items)} items, {seeds} seeds): {error}", key=key) from None
     store.register_design(
         f"{env_a.name}-{env_a.fingerprint()}--{env_b.name}-{env_b.fingerprint()}",
         {"over": "items", "order_seed": order_seed, "block_size": block_size, "max_items": max_items,
-         "benchmarks": {name: design.to_dict() for name, design in designs.items()}},
+         "first_seeds": first_seeds, "benchmarks": {name: design.to_dict() for name, design in designs.items()}},
     )
     blocks: dict[str, list[dict[str, list[int]]]] = {name: [] for name in designs}  # the rows of each block run
+    looks_run = {name: 0 for name in designs}
+    seeds_run = {name: 0 for name in designs}
     pending = list(designs)
     result = None
     while pending:
+        step = []
         for name in pending:
-            blocks[name].append(_block_rows(positions[name], designs[name].block(len(blocks[name]) + 1)))
-        step = {name: blocks[name][-1] for name in pending}
-        run_environments([block_env(env_a, step), block_env(env_b, step)], store, executor, data_dir=data_dir, console=console)
+            design = designs[name]
+            items, seeds_run[name] = design.schedule[looks_run[name]]
+            looks_run[name] += 1
+            if math.ceil(items / design.block_size) > len(blocks[name]):
+                blocks[name].append(_block_rows(positions[name], design.block(len(blocks[name]) + 1)))
+                new = blocks[name][-1:]
+            else:
+                new = blocks[name]  # a seed round over every block
+            step += [block_env(env, {name: rows}, seeds=order[: seeds_run[name]])
+                     for rows in new for env, order in zip((env_a, env_b), seed_orders)]
+        run_environments(step, store, executor, data_dir=data_dir, console=console)
         records_a, keys_a = _load_blocks(env_a, blocks, store)
         records_b, keys_b = _load_blocks(env_b, blocks, store)
         if records_a.empty or records_b.empty:
@@ -445,10 +466,9 @@ def run_item_sequential(
             )
             for name in designs
         }
-        result = item_sequential_step_many(designs, score_pairs)
+        result = item_sequential_step_many(designs, score_pairs, seeds_run=seeds_run)
         for name in pending:
-            console.print(f"{name} block {len(blocks[name])}: {result.benchmarks[name].summary()}",
-                          markup=False, highlight=False, soft_wrap=True)
+            console.print(f"{name}: {result.benchmarks[name].summary()}", markup=False, highlight=False, soft_wrap=True)
         if result.verdict is not None:
             break
         pending = list(result.pending)

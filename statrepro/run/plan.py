@@ -79,15 +79,16 @@ def control_env(env: EnvConfig) -> EnvConfig:
         raise validation_error(error, EnvConfig) from None
 
 
-def block_env(env: EnvConfig, rows: dict[str, dict[str, list[int]]]) -> EnvConfig:
+def block_env(env: EnvConfig, rows: dict[str, dict[str, list[int]]], *, seeds: list[int] | None = None) -> EnvConfig:
     """``env`` running one block of items of each benchmark in ``rows`` (benchmark -> subset -> row indices
-    after its limit): same name and fingerprint, so the blocks' jobs sit beside the environment's other runs,
-    keyed apart by their benchmark options."""
+    after its limit), with ``seeds`` (default: its own): same name and fingerprint, so the blocks' jobs sit
+    beside the environment's other runs, keyed apart by their benchmark options."""
     benchmarks = {}
     for benchmark, item_rows in rows.items():
         benchmarks[benchmark] = {**env.benchmarks[benchmark].model_dump(), "item_rows": item_rows, "subsets": list(item_rows)}
+    update = {"benchmarks": benchmarks} | ({"seeds": seeds} if seeds is not None else {})
     try:
-        return EnvConfig.model_validate({**env.model_dump(), "benchmarks": benchmarks})
+        return EnvConfig.model_validate({**env.model_dump(), **update})
     except ValidationError as error:
         raise validation_error(error, EnvConfig) from None
 

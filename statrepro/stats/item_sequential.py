@@ -37,7 +37,10 @@ class ItemSequentialDesign(SequentialRules):
     block_size: int  # items per block (the last block may be smaller)
     order_seed: int  # seeds the random order of the items
     max_items: int | None = None  # the budget: items run at most (None: all of them)
-    seeds: int = 1  # seeds per item and side, all run within the item's block
+    seeds: int = 1  # the seed budget per item and side
+    # Seeds per item while the blocks run; once every block has run, one more seed per round over the budgeted
+    # items up to ``seeds`` (None: every seed within the item's block, no seed rounds).
+    first_seeds: int | None = None
 
     def __post_init__(self) -> None:
         if self.n_items < 2:
@@ -48,6 +51,8 @@ class ItemSequentialDesign(SequentialRules):
             raise ValueError(f"block_size must be in 1..{self.budget_items}, got {self.block_size}")
         if self.seeds < 1:
             raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+        if self.first_seeds is not None and not 1 <= self.first_seeds <= self.seeds:
+            raise ValueError(f"first_seeds must be in 1..{self.seeds}, got {self.first_seeds}")
         super().__post_init__()
 
     @property
@@ -55,17 +60,38 @@ class ItemSequentialDesign(SequentialRules):
         return self.n_items if self.max_items is None else self.max_items
 
     @property
-    def looks(self) -> int:
+    def block_seeds(self) -> int:
+        """Seeds per item and side while the blocks run."""
+        return self.seeds if self.first_seeds is None else self.first_seeds
+
+    @property
+    def blocks(self) -> int:
         return math.ceil(self.budget_items / self.block_size)
 
     @property
+    def schedule(self) -> tuple[tuple[int, int], ...]:
+        """(items, seeds) analysed at each look: one more block each time at ``block_seeds`` seeds, then one
+        more seed per round over the budgeted items."""
+        blocks = [(min(k * self.block_size, self.budget_items), self.block_seeds) for k in range(1, self.blocks + 1)]
+        rounds = [(self.budget_items, seeds) for seeds in range(self.block_seeds + 1, self.seeds + 1)]
+        return tuple(blocks + rounds)
+
+    @property
+    def looks(self) -> int:
+        return len(self.schedule)
+
+    @property
     def look_items(self) -> tuple[int, ...]:
-        """Items analysed at each look: one more block each time, the last look at the budget."""
-        return tuple(min(k * self.block_size, self.budget_items) for k in range(1, self.looks + 1))
+        """Items analysed at each look."""
+        return tuple(items for items, _ in self.schedule)
 
     @property
     def fractions(self) -> tuple[float, ...]:
-        return tuple(n / self.budget_items for n in self.look_items)
+        """Each look's share of the budget's model calls: its information fraction for the boundaries. Items
+        and seeds are nested (a later look averages over a superset of each item's runs), so the looks have
+        the canonical covariance at their true information; the calls share is never above it (an added seed
+        adds at most its share of the information), so the boundaries are conservative (docs/methodology.md §13)."""
+        return tuple(items * seeds / (self.budget_items * self.seeds) for items, seeds in self.schedule)
 
     def item_order(self) -> np.ndarray:
         """Row indices of the benchmark's items in run order (a uniform permutation fixed by ``order_seed``),
@@ -73,9 +99,9 @@ class ItemSequentialDesign(SequentialRules):
         return np.random.default_rng(self.order_seed).permutation(self.n_items)[: self.budget_items]
 
     def block(self, look_index: int) -> np.ndarray:
-        """Row indices of the benchmark's items that look ``look_index`` adds."""
-        if not 1 <= look_index <= self.looks:
-            raise ValueError(f"look must be in 1..{self.looks}, got {look_index}")
+        """Row indices of the benchmark's items that look ``look_index`` (one of the blocks) adds."""
+        if not 1 <= look_index <= self.blocks:
+            raise ValueError(f"look must be in 1..{self.blocks}, got {look_index}")
         start = self.look_items[look_index - 2] if look_index > 1 else 0
         return self.item_order()[start : self.look_items[look_index - 1]]
 
@@ -88,10 +114,11 @@ class ItemSequentialDecision(ResultMixin):
     look: int  # the look the verdict was reached at, else the latest look
     looks: int  # planned
     items_run: int  # items analysed at ``look``
+    seeds_run: int  # seeds per item and side analysed at ``look``
     stop_reason: StopReason | None
     reason: str
     alpha: float
-    calls_spent: int  # model calls for the items up to ``look``, both sides
+    calls_spent: int  # model calls for the items and seeds up to ``look``, both sides
     fixed_design_calls: int  # the fixed design: every budgeted item, every seed, both sides
     history: tuple[LookResult, ...]
 
@@ -102,7 +129,7 @@ class ItemSequentialDecision(ResultMixin):
     def summary(self) -> str:
         saved = 1 - self.calls_spent / self.fixed_design_calls
         return (
-            f"look {self.look}/{self.looks} ({self.items_run} items): {self.verdict or 'continue'} - {self.reason}; "
+            f"look {self.look}/{self.looks} ({self.items_run} items x {self.seeds_run} seeds): {self.verdict or 'continue'} - {self.reason}; "
             f"calls {self.calls_spent} vs {self.fixed_design_calls} fixed ({saved:.0%} saved)"
         )
 
@@ -113,40 +140,46 @@ def item_sequential_step(
     scores_b: np.ndarray,
     *,
     benchmarks: int = 1,
+    seeds_run: int | None = None,
 ) -> ItemSequentialDecision:
-    """Decide on the items run so far: ``scores_*`` are (items_run, seeds) matrices whose rows follow
-    ``design.item_order()`` (NaN = failed run). Every completed look is re-evaluated from its first rows by
-    ``stats.sequential.look`` (the one rule set at that look's spending boundaries); the first look with a
-    verdict wins. ``benchmarks`` splits the "different" test's alpha over that many benchmarks (Bonferroni)."""
+    """Decide on the items and seeds run so far: ``scores_*`` are (items_run, seeds) matrices whose rows follow
+    ``design.item_order()`` (NaN = failed run). Every completed look is re-evaluated from its first rows and
+    seed columns by ``stats.sequential.look`` (the one rule set at that look's spending boundaries); the first
+    look with a verdict wins. ``benchmarks`` splits the "different" test's alpha over that many benchmarks
+    (Bonferroni). ``seeds_run`` is the seed round reached (default: the columns both sides hold; a deterministic
+    side that skipped its repeated seeds holds fewer)."""
     scores_a = np.atleast_2d(np.asarray(scores_a, float).T).T
     scores_b = np.atleast_2d(np.asarray(scores_b, float).T).T
     if scores_a.shape[0] != scores_b.shape[0]:
         raise ValueError(f"item counts differ: {scores_a.shape[0]} vs {scores_b.shape[0]}")
-    completed = sum(1 for n in design.look_items if n <= scores_a.shape[0])
+    if seeds_run is None:
+        seeds_run = min(scores_a.shape[1], scores_b.shape[1])
+    completed = sum(1 for items, seeds in design.schedule if items <= scores_a.shape[0] and seeds <= seeds_run)
     if completed < 1:
         raise ValueError(f"the first block needs {design.look_items[0]} items, got {scores_a.shape[0]}")
     history: list[LookResult] = []
     stop_reason = None
     for k in range(1, completed + 1):
-        rows = design.look_items[k - 1]
+        rows, seeds = design.schedule[k - 1]
         result = look(
-            design, scores_a[:rows], scores_b[:rows], k, design.fractions, benchmarks, seed_rounds=False
+            design, scores_a[:rows, :seeds], scores_b[:rows, :seeds], k, design.fractions, benchmarks, seed_rounds=False
         )
         history.append(result)
         stop_reason = stop_reason_of(result, design.futility, design.looks)
         if stop_reason is not None:
             break
     last = history[-1]
-    items_run = design.look_items[last.round - 1]
+    items_run, seeds = design.schedule[last.round - 1]
     return ItemSequentialDecision(
         verdict=last.verdict if stop_reason == "conclusive" else ("inconclusive" if stop_reason else None),
         look=last.round,
         looks=design.looks,
         items_run=items_run,
+        seeds_run=seeds,
         stop_reason=stop_reason,
-        reason=_reason(last, stop_reason, items_run),
+        reason=_reason(last, stop_reason, items_run, seeds),
         alpha=design.alpha,
-        calls_spent=fixed_design_calls(items_run, design.seeds),
+        calls_spent=fixed_design_calls(items_run, seeds),
         fixed_design_calls=fixed_design_calls(design.budget_items, design.seeds),
         history=tuple(history),
     )
@@ -181,6 +214,7 @@ class ItemSequentialOverall(OverallDecision):
                     "stop_reason": d.stop_reason,
                     "looks_run": d.look,
                     "items_run": d.items_run,
+                    "seeds_run": d.seeds_run,
                     "calls_spent": d.calls_spent,
                     "fixed_design_calls": d.fixed_design_calls,
                     "looks": [look.to_dict() for look in d.history],
@@ -191,14 +225,19 @@ class ItemSequentialOverall(OverallDecision):
 
 
 def item_sequential_step_many(
-    designs: dict[str, ItemSequentialDesign], score_pairs: dict[str, tuple[np.ndarray, np.ndarray]]
+    designs: dict[str, ItemSequentialDesign],
+    score_pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    seeds_run: dict[str, int] | None = None,
 ) -> ItemSequentialOverall:
-    """``item_sequential_step`` for every benchmark (the "different" test's alpha split over them), combined
-    by ``stats.verdict.combine`` as the seed-round design combines its benchmarks."""
+    """``item_sequential_step`` for every benchmark (the "different" test's alpha split over them; ``seeds_run``
+    per benchmark), combined by ``stats.verdict.combine`` as the seed-round design combines its benchmarks."""
     if not score_pairs or set(score_pairs) != set(designs):
         raise ValueError(f"need one design per benchmark: designs {sorted(designs)}, scores {sorted(score_pairs)}")
     decisions = {
-        name: item_sequential_step(designs[name], *score_pairs[name], benchmarks=len(score_pairs))
+        name: item_sequential_step(
+            designs[name], *score_pairs[name], benchmarks=len(score_pairs), seeds_run=(seeds_run or {}).get(name)
+        )
         for name in sorted(score_pairs)
     }
     return ItemSequentialOverall(
@@ -210,16 +249,16 @@ def item_sequential_step_many(
     )
 
 
-def _reason(result: LookResult, stop_reason: StopReason | None, items_run: int) -> str:
+def _reason(result: LookResult, stop_reason: StopReason | None, items_run: int, seeds: int) -> str:
     levels = (
-        f"(look {result.round}, {items_run} items: TOST level {result.tost_level:.3g}, "
+        f"(look {result.round}, {items_run} items x {seeds} seeds: TOST level {result.tost_level:.3g}, "
         f"difference level {result.different_level:.3g})"
     )
     if stop_reason == "budget" and result.verdict not in PASSING and result.verdict != "different":
-        return f"item budget spent without a conclusive verdict; {result.reason} {levels}"
+        return f"item and seed budget spent without a conclusive verdict; {result.reason} {levels}"
     if stop_reason == "futility":
         return (
-            f"no verdict is likely within the item budget (conditional power {result.conditional_power:.2f}); "
+            f"no verdict is likely within the item and seed budget (conditional power {result.conditional_power:.2f}); "
             f"{result.reason} {levels}"
         )
     return f"{result.reason} {levels}"

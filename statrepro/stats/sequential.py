@@ -230,10 +230,11 @@ def boundary_levels(fractions: tuple[float, ...], level: float, spending: Spendi
     information = [looks * t for t in fractions]
     spent = [0.0] + [spending_function(spending, level, t) for t in fractions]
     levels = [spent[1]]
-    c_prev = float(special.ndtri(1 - spent[1]))
+    # -ndtri(p), not ndtri(1 - p): an early look at a small fraction spends ~1e-20, which 1 - p rounds away.
+    c_first = float(-special.ndtri(spent[1])) if spent[1] > 0 else math.inf
     root = math.sqrt(information[0])
     # Sub-density of S_1 on its continuation region (-L, c_1 * sqrt(I_1)).
-    grid = np.linspace(-_GRID_SDS * root, c_prev * root, _GRID_POINTS)
+    grid = np.linspace(-_GRID_SDS * root, min(c_first, _GRID_SDS) * root, _GRID_POINTS)
     density = stats.norm.pdf(grid / root) / root
     for k in range(2, looks + 1):
         weights = _trapezoid_weights(grid) * density

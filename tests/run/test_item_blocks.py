@@ -32,17 +32,20 @@ from statrepro.run.store import ResultStore
 ITEMS = 400
 OUTPUT = "scored.jsonl"
 
-# Scores every prepared item of the job from its answer: right unless the answer is a multiple of 3, and all
-# wrong for a "broken" side (max_tokens 1). Keys are <task>/<position in the prepared file>, as lm-eval's are.
+# Scores every prepared item of the job from its answer: right unless the answer is a multiple of 3; all wrong for
+# a "broken" side (max_tokens 1); for a sampling side (temperature > 0), right unless answer + seed + offset is
+# (offset 1 with max_tokens 2), so every item scores 2/3 over seeds 0-2 on either sampling side but one seed is
+# noise. Keys are <task>/<position in the prepared file>, as lm-eval's are.
 _SCRIPT = """
 import json, sys
 from pathlib import Path
-prepared, out, task, seed, broken = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
+prepared, out, task, seed, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 out.mkdir(parents=True, exist_ok=True)
 with open(out / "scored.jsonl", "w") as handle:
     for position, line in enumerate(prepared.read_text().splitlines()):
         answer = int(json.loads(line)["answer"].split("#### ")[-1])
-        score = 0 if broken else int(answer % 3 != 0)
+        shifted = answer + seed + (mode == "sampling-offset") if mode.startswith("sampling") else answer
+        score = 0 if mode == "broken" else int(shifted % 3 != 0)
         handle.write(json.dumps({"key": f"{task}/{position}", "seed": seed, "score": score, "answer": answer}) + "\\n")
 """
 
@@ -59,9 +62,12 @@ class ContentScoredHarness:
         )
         row_ids = spec.prepared_row_ids(tasks.item_counts, job.spec.item_rows, data_dir=context.data_dir, subsets=job.spec.subsets)
         prepared = context.work_dir / "tasks" / "gsm8k" / "data" / "main_test.jsonl"
-        broken = "1" if job.env.generation.max_tokens == 1 else "0"
+        generation = job.env.generation
+        mode = "broken" if generation.max_tokens == 1 else "greedy"
+        if generation.temperature > 0:
+            mode = "sampling-offset" if generation.max_tokens == 2 else "sampling"
         output = context.work_dir / "output"
-        argv = [sys.executable, "-c", _SCRIPT, str(prepared), str(output), tasks.task_names[0], str(job.seed), broken]
+        argv = [sys.executable, "-c", _SCRIPT, str(prepared), str(output), tasks.task_names[0], str(job.seed), mode]
         return Invocation(argv=argv, output_dir=output, env=harness_environment(context.work_dir), row_ids=row_ids)
 
     def detect(self, path: Path) -> bool:
@@ -108,8 +114,8 @@ def _env(root: Path, name: str, **fields) -> Path:
 
 def _options(root: Path, **fields) -> CompareOptions:
     return CompareOptions(
-        store=root / "store", data_dir=root / "data", margin="absolute", tolerance=0.1, sequential=True, block_size=50,
-        **fields,
+        store=root / "store", data_dir=root / "data", margin="absolute", tolerance=0.1, sequential=True,
+        **{"block_size": 50, **fields},
     )
 
 
@@ -163,6 +169,26 @@ def test_a_broken_side_is_different_after_two_of_eight_blocks(tmp_path, content_
     assert analysis.decision.benchmarks[0].reason.startswith("B is clearly below the lower margin")
 
 
+def test_blocks_at_one_seed_then_seed_rounds_over_every_block_until_the_seed_noise_averages_out(tmp_path, content_scored):
+    _data_dir(tmp_path / "data")
+    sampling = {"temperature": 0.7}
+    a = _env(tmp_path, "a", generation=sampling, seeds=3)
+    b = _env(tmp_path, "b", generation={**sampling, "max_tokens": 2}, seeds=3)
+    options = _options(tmp_path, block_size=40, max_items=120, first_seeds=1)
+    analysis = compare_environments(a, b, options)
+    design = analysis.sequential["benchmarks"]["gsm8k"]
+    # One seed per item leaves the seed noise in every item: all three blocks run without a verdict. Over three
+    # seeds each item scores 2/3 on both sides, so the seed rounds end it.
+    assert [look["verdict"] for look in design["looks"][:3]] == [None, None, None]
+    assert analysis.decision.verdict == "equivalent" and design["items_run"] == 120 and design["seeds_run"] > 1
+    assert analysis.sequential["calls_spent"] == 2 * 120 * design["seeds_run"]
+    # Every block ran every seed up to the round reached, and nothing else.
+    manifests = [json.loads(path.read_text()) for path in (tmp_path / "store").rglob("manifest.json")]
+    assert sorted((m["env"]["name"], m["seed"]) for m in manifests) == sorted(
+        (name, seed) for name in ("a", "b") for seed in range(design["seeds_run"]) for _ in range(3)
+    )
+
+
 def test_item_blocks_need_the_sequential_design_and_a_budget_above_the_benchmark_means_all_items(tmp_path, content_scored):
     _data_dir(tmp_path / "data")
     a, b = _env(tmp_path, "a"), _env(tmp_path, "b")
@@ -170,6 +196,10 @@ def test_item_blocks_need_the_sequential_design_and_a_budget_above_the_benchmark
         CompareOptions(block_size=50)
     with pytest.raises(ValueError, match="must be at least 2"):
         _options(tmp_path, max_items=1)
+    with pytest.raises(ValueError, match="add --block-size"):
+        CompareOptions(sequential=True, first_seeds=1)
+    with pytest.raises(InputError, match="first_seeds must be in 1..1"):
+        compare_environments(a, b, _options(tmp_path, first_seeds=2))
     analysis = compare_environments(a, b, _options(tmp_path, max_items=ITEMS + 1))
     assert analysis.sequential["benchmarks"]["gsm8k"]["design"]["max_items"] == ITEMS
 
@@ -222,7 +252,8 @@ def test_fp32_aa_through_lm_eval_stops_early_on_items_and_seeds_with_the_full_ru
     sequential = verdicts["items"]["sequential"]["benchmarks"]["mmlu_redux"]
     assert verdicts["items"]["verdict"] == verdicts["fixed"]["verdict"] == "equivalent"
     assert verdicts["fixed"]["benchmarks"]["mmlu_redux"]["n_items"] == 120
-    assert sequential["items_run"] < 120  # stopped early on items
+    # Stopped early on items: no item changed, and 80 unchanged items pass the second look's spent level.
+    assert sequential["items_run"] == 80 and sequential["looks_run"] == 2
     # ... and on seeds: every block ran two seeds per side, found them identical, and skipped the third.
     manifests = [json.loads(path.read_text()) for path in (tmp_path / "store-items").rglob("manifest.json")]
     assert len(manifests) == 2 * 2 * sequential["looks_run"]

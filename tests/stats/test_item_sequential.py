@@ -69,10 +69,10 @@ def test_step_is_stateless_and_stops_at_the_first_verdict():
     assert "saved" in full.summary()
 
 
-def _simulate(cell: GridCell, shift: float, sims: int, rng: np.random.Generator) -> list[str]:
+def _simulate(cell: GridCell, shift: float, sims: int, rng: np.random.Generator, first_seeds: int | None = None) -> list[str]:
     scenario = cell.scenario(shift, tolerance=0.05, greedy_seeds=1)
     design = ItemSequentialDesign(
-        n_items=cell.n_items, block_size=cell.n_items // 5, order_seed=0, seeds=max(cell.seeds, 1)
+        n_items=cell.n_items, block_size=cell.n_items // 5, order_seed=0, seeds=max(cell.seeds, 1), first_seeds=first_seeds
     )
     a, b = scenario.draw_many(rng, sims)
     return [item_sequential_step(design, a[i], b[i]).verdict for i in range(sims)]
@@ -93,6 +93,61 @@ def test_false_pass_at_and_beyond_the_margin_is_held(shift):
 def test_false_different_inside_the_margin_is_held():
     rng = np.random.default_rng(12)
     verdicts = [v for cell in GRID for shift in (0.0, 1.0) for v in _simulate(cell, shift, 25, rng)]
+    different = np.mean([v == "different" for v in verdicts])
+    assert different <= ALPHA + _mc_error(ALPHA, len(verdicts))
+
+
+# Items then seeds: blocks at one seed per item, then seed rounds up to 3 or 5 over the budgeted items.
+COMBINED_GRID = calibration_grid(accuracies=(0.3, 0.6, 0.9), items=(200, 1000), engines=(3, 5))
+
+
+def test_blocks_at_one_seed_then_seed_rounds_look_at_their_share_of_the_calls():
+    design = ItemSequentialDesign(n_items=1000, block_size=250, order_seed=0, max_items=500, seeds=3, first_seeds=1)
+    assert design.schedule == ((250, 1), (500, 1), (500, 2), (500, 3))
+    assert design.fractions == pytest.approx((1 / 6, 1 / 3, 2 / 3, 1.0)) and design.blocks == 2
+    with pytest.raises(ValueError, match="look must be in 1..2"):
+        design.block(3)
+    with pytest.raises(ValueError, match="first_seeds must be in 1..3"):
+        ItemSequentialDesign(n_items=1000, block_size=250, order_seed=0, seeds=3, first_seeds=4)
+    # A look is complete when its items and its seeds have run: three blocks' worth of rows at one seed is look 2.
+    scenario = GridCell(0.6, 1000, 3).scenario(2.0, tolerance=0.05)
+    a, b = scenario.draw(np.random.default_rng(0))
+    order = design.item_order()
+    early = item_sequential_step(design, a[order][:, :1], b[order][:, :1])
+    assert early.look <= 2 and early.seeds_run == 1 and early.calls_spent == 2 * early.items_run
+
+
+def test_calls_fractions_are_conservative_when_seeds_add_less_information_than_calls():
+    """The boundaries spend at the calls share; the true information of a seed round is larger (item variance
+    does not shrink with seeds), so the looks correlate more than planned and cross less often (Slepian)."""
+    from scipy import stats
+
+    design = ItemSequentialDesign(n_items=1000, block_size=250, order_seed=0, seeds=3, first_seeds=1, alpha=0.025)
+    levels = boundary_levels(design.fractions, 0.025, "obrien-fleming")
+    crossed = {}
+    for seed_share in (0.0, 0.5, 1.0):  # share of one seed's variance that is seed noise
+        # Information of (n items, s seeds) is n / (item + seed / s) with item + seed = 1.
+        information = np.array([n / ((1 - seed_share) + seed_share / s) for n, s in design.schedule])
+        rng = np.random.default_rng(4)
+        steps = rng.standard_normal((200_000, information.size)) * np.sqrt(np.diff(np.concatenate([[0.0], information])))
+        z = np.cumsum(steps, axis=1) / np.sqrt(information)
+        crossed[seed_share] = (z >= stats.norm.isf(levels)).any(axis=1).mean()
+    mc = _mc_error(0.025, 200_000)
+    assert crossed[1.0] == pytest.approx(0.025, abs=mc + 5e-4)  # pure seed noise: the calls share is the information
+    assert crossed[0.0] < crossed[0.5] < 0.025 - mc  # item variance: seed rounds add less, the boundary holds more
+
+
+@pytest.mark.parametrize("shift", [1.0, 1.2])
+def test_items_then_seeds_false_pass_at_and_beyond_the_margin_is_held(shift):
+    rng = np.random.default_rng(21)
+    verdicts = [v for cell in COMBINED_GRID for v in _simulate(cell, shift, 40, rng, first_seeds=1)]
+    passing = np.mean([v in ("equivalent", "within_tolerance") for v in verdicts])
+    assert passing <= ALPHA + _mc_error(ALPHA, len(verdicts))
+
+
+def test_items_then_seeds_false_different_inside_the_margin_is_held():
+    rng = np.random.default_rng(22)
+    verdicts = [v for cell in COMBINED_GRID for shift in (0.0, 1.0) for v in _simulate(cell, shift, 25, rng, first_seeds=1)]
     different = np.mean([v == "different" for v in verdicts])
     assert different <= ALPHA + _mc_error(ALPHA, len(verdicts))
 
