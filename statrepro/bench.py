@@ -501,6 +501,7 @@ ITEM_BENCH_ITEMS = (200, 1000, 5000)
 # Side by side on the same data: the fixed design on the full item set, today's seed rounds, item blocks with every
 # seed, and item blocks at one seed followed by seed rounds (stochastic engines only).
 ITEM_BENCH_DESIGNS = ("fixed", "seeds-only", "items", "items+seeds")
+SAMPLING_ITEMS = "items, sampling engines only"
 
 
 def _bench_outcome(verdict: str | None) -> str:
@@ -559,12 +560,14 @@ def item_sequential_figures(results: list[dict]) -> dict:
     power (pass at 0 and 0.5, different at 2) with their simulation counts, and mean calls saved against the
     fixed design averaged over the scenarios."""
     figures: dict = {}
-    for name in ITEM_BENCH_DESIGNS:
+    # "items+seeds" runs on sampling engines only: the item design over the same scenarios sits beside it.
+    for label in (*ITEM_BENCH_DESIGNS, SAMPLING_ITEMS):
+        name = "items" if label == SAMPLING_ITEMS else label
         pooled = {"false different": [], "false pass at 1.0": [], "false pass at 1.2": [], "power": []}
         savings = []
         for result in results:
             rows, shift = result["outcomes"][name], result["shift"]
-            if not rows:
+            if not rows or (label == SAMPLING_ITEMS and not result["outcomes"]["items+seeds"]):
                 continue
             verdicts = [v for v, _ in rows]
             if shift <= 1.0:
@@ -577,13 +580,13 @@ def item_sequential_figures(results: list[dict]) -> dict:
                 pooled["power"] += [v == "different" for v in verdicts]
             fixed_calls = np.mean([c for _, c in result["outcomes"]["fixed"]])
             savings.append(1 - np.mean([c for _, c in rows]) / fixed_calls)
-        for label, hits in pooled.items():
+        for outcome, hits in pooled.items():
             rate = float(np.mean(hits)) if hits else float("nan")
-            figures[f"{name}: {label}"] = rate
-            figures[f"{name}: {label} sims"] = len(hits)
-            figures[f"{name}: {label} mc error"] = mc_error(rate, len(hits))
-        figures[f"{name}: mean calls saved"] = float(np.mean(savings)) if savings else float("nan")
-        figures[f"{name}: scenarios"] = len(savings)
+            figures[f"{label}: {outcome}"] = rate
+            figures[f"{label}: {outcome} sims"] = len(hits)
+            figures[f"{label}: {outcome} mc error"] = mc_error(rate, len(hits))
+        figures[f"{label}: mean calls saved"] = float(np.mean(savings)) if savings else float("nan")
+        figures[f"{label}: scenarios"] = len(savings)
     return figures
 
 
@@ -644,7 +647,7 @@ def run_item_sequential_bench(
     summary = Table(title="pooled over the mix (error rates with 2 MC standard errors; savings vs the fixed design)")
     for column in ("design", "false different", "false pass 1.0x", "false pass 1.2x", "power", "calls saved"):
         summary.add_column(column, justify="left" if column == "design" else "right")
-    for name in ITEM_BENCH_DESIGNS:
+    for name in (*ITEM_BENCH_DESIGNS, SAMPLING_ITEMS):
         def rate(label: str, name=name) -> str:
             return f"{figures[f'{name}: {label}']:.3f} ± {figures[f'{name}: {label} mc error']:.3f} (n={figures[f'{name}: {label} sims']})"
 

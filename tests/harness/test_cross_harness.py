@@ -291,3 +291,41 @@ def test_metrics_named_apart_compare_only_across_harnesses_and_within_one_declar
     for side_b in (side_a.assign(metric="acc,none"), side_a.assign(metric="bleu", harness="evalscope")):
         with pytest.raises(InputError, match=r"benchmark 'qa' is scored with different metrics"):
             pair(side_a, side_b)
+
+
+@pytest.mark.model  # lm-eval over an endpoint reads the embedded model's tokenizer
+@pytest.mark.slow  # both real harnesses end to end: CI's end-to-end phase
+def test_real_lm_eval_and_evalscope_runs_of_gsm8k_pair_on_the_key_map(tmp_path, fake_openai):
+    """Both harnesses run for real (statrepro's runner) against one fake endpoint that answers "42" to every
+    prompt: items whose answer is 42 are right on both harnesses, the others wrong, so the A/A has both scores
+    and a verdict only if every item pairs with its own twin."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    pytest.importorskip("evalscope")
+    folder = tmp_path / "data" / "gsm8k"
+    folder.mkdir(parents=True)
+    answers = [42 if index % 3 == 0 else 50 + index for index in range(9)]
+    rows = [{"question": f"Question number {index}?", "answer": f"It is {answer}.\n#### {answer}"} for index, answer in enumerate(answers)]
+    (folder / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:1]))
+    files = []
+    for name, harness in (("lm", "lm-eval"), ("es", "evalscope")):
+        env = {"name": name, "engine": {"kind": "openai", "base_url": fake_openai.base_url, "served_model": fake_openai.model},
+               "harness": {"name": harness}, "benchmarks": {"gsm8k": {"num_fewshot": 0}}, "seeds": 1}
+        files.append(tmp_path / f"{name}.yaml")
+        files[-1].write_text(yaml.safe_dump(env))
+    command = [sys.executable, "-c", "from statrepro.cli import app; app()", "compare", *map(str, files),
+               "--store", str(tmp_path / "store"), "--data-dir", str(tmp_path / "data"), "--json", str(tmp_path / "verdict.json"),
+               "--margin", "absolute", "--tolerance", "0.5"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    output = completed.stdout + completed.stderr
+    assert (tmp_path / "verdict.json").is_file(), output
+    payload = json.loads((tmp_path / "verdict.json").read_text())
+    bench = payload["benchmarks"]["gsm8k"]
+    assert bench["n_items"] == 9 and bench["score_a"] == bench["score_b"] == pytest.approx(3 / 9) and bench["diff"] == 0.0, output
+    [harness] = [d for d in payload["config_differences"] if d["factor"] == "harness"]
+    assert harness["detail"] == ("A is lm-eval output, B is evalscope output; 9 items matched on the benchmark key map, "
+                                 "0 of A and 0 of B unmatched; reference answers agree on 9 of the matched items")
