@@ -209,7 +209,7 @@ def explain_environments(
     from rich.console import Console
 
     from .atomic import atomic_write_text
-    from .run.orchestrate import check_comparable, load_env_records
+    from .run.orchestrate import check_comparable, item_block_records, load_env_records
     from .run.store import ResultStore
 
     run, options = run or RunOptions(), options or ExplainOptions()
@@ -219,9 +219,11 @@ def explain_environments(
     store = ResultStore(run.store)
     if not store.root.is_dir():
         raise InputError("no such store directory", path=store.root)
+    # A comparison run in item blocks (compare --sequential --block-size) stored its blocks, not full runs.
+    blocks = item_block_records(config_a, config_b, store, run.data_dir)
     records = []
-    for config, path in ((config_a, env_a), (config_b, env_b)):
-        found = load_env_records(config, store)
+    for index, config in enumerate((config_a, config_b)):
+        found = load_env_records(config, store) if blocks is None else blocks[index]
         if found.empty:
             raise InputError(
                 f"the store holds no finished run of {config.name!r}; run compare first (with the same --limit, --seeds and --benchmarks)",

@@ -164,9 +164,12 @@ class ChosenItem:
 
 
 def _first_value(records: pd.DataFrame, column: str) -> dict[str, Any]:
-    """item_key -> the column's value in the item's first run."""
+    """item_key -> the column's value in the item's first run, where it has one (an unlogged answer is no
+    answer: NaN never equals NaN, so it would count every item as changed)."""
+    import pandas as pd
+
     ordered = records.sort_values("run_id", kind="stable").drop_duplicates("item_key")
-    return dict(zip(ordered["item_key"], ordered[column]))
+    return {key: value for key, value in zip(ordered["item_key"], ordered[column]) if not pd.isna(value)}
 
 
 def choose_items(pairing, records_a: pd.DataFrame, records_b: pd.DataFrame, limit: int) -> tuple[list[ChosenItem], int]:
@@ -189,7 +192,7 @@ def choose_items(pairing, records_a: pd.DataFrame, records_b: pd.DataFrame, limi
                 flipped_total += 1
             elif a != b:
                 reason = "score changed"
-            elif answers_a.get(key) != answers_b.get(key):
+            elif key in answers_a and key in answers_b and answers_a[key] != answers_b[key]:
                 reason = "answer changed"
             else:
                 continue

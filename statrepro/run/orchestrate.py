@@ -294,6 +294,29 @@ def check_comparable(env_a: EnvConfig, env_b: EnvConfig) -> None:
 
 
 
+def comparison_key(env_a: EnvConfig, env_b: EnvConfig) -> str:
+    """The store's name of the comparison of A with B (its pre-registered sequential design's file)."""
+    return f"{env_a.name}-{env_a.fingerprint()}--{env_b.name}-{env_b.fingerprint()}"
+
+
+def item_block_records(env_a: EnvConfig, env_b: EnvConfig, store: ResultStore, data_dir: str | Path | None = None):
+    """Both sides' records of every block an item-sequential comparison of A with B ran, rebuilt from its
+    pre-registered design; None when the comparison never ran in item blocks."""
+    from ..stats.item_sequential import ItemSequentialDesign
+
+    registered = store.registered_design(comparison_key(env_a, env_b))
+    if registered is None or registered.get("over") != "items":
+        return None
+    data_root = _resolve_data_dir(env_a, data_dir)
+    blocks = {}
+    for name, fields in registered["benchmarks"].items():
+        bounds = fields.get("score_bounds")
+        design = ItemSequentialDesign(**{**fields, "score_bounds": tuple(bounds) if bounds else None})
+        positions = item_positions(env_a, name, data_root)
+        blocks[name] = [_block_rows(positions, design.block(number)) for number in range(1, design.blocks + 1)]
+    return _load_blocks(env_a, blocks, store)[0], _load_blocks(env_b, blocks, store)[0]
+
+
 def sequential_seeds(env: EnvConfig, max_rounds: int) -> list[int]:
     """The env's seeds, extended with unused ones up to ``max_rounds``; round r runs the first r."""
     seeds = list(env.seed_list)
@@ -323,10 +346,7 @@ def run_sequential(
     from .plan import effective_env
 
     console = console or Console(stderr=True)
-    store.register_design(
-        f"{env_a.name}-{env_a.fingerprint()}--{env_b.name}-{env_b.fingerprint()}",
-        {**design.to_dict(), "benchmarks": sorted(env_a.benchmarks)},
-    )
+    store.register_design(comparison_key(env_a, env_b), {**design.to_dict(), "benchmarks": sorted(env_a.benchmarks)})
     seeds_a, seeds_b = sequential_seeds(env_a, design.max_rounds), sequential_seeds(env_b, design.max_rounds)
     seeds_by_benchmark = {name: 0 for name in env_a.benchmarks}
     pending = list(env_a.benchmarks)
@@ -428,7 +448,7 @@ def run_item_sequential(
             key = "--first-seeds" if "first_seeds" in str(error) else "--max-items"
             raise InputError(f"benchmark {name!r} ({len(items)} items, {seeds} seeds): {error}", key=key) from None
     store.register_design(
-        f"{env_a.name}-{env_a.fingerprint()}--{env_b.name}-{env_b.fingerprint()}",
+        comparison_key(env_a, env_b),
         {"over": "items", "order_seed": order_seed, "block_size": block_size, "max_items": max_items,
          "first_seeds": first_seeds, "benchmarks": {name: design.to_dict() for name, design in designs.items()}},
     )

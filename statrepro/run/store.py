@@ -94,9 +94,8 @@ class ResultStore:
     def register_design(self, comparison: str, design: dict) -> None:
         """Pre-register a sequential comparison's design (its budget above all) the first time it runs, and
         refuse a different one later: raising the budget after an inconclusive result inflates false passes."""
-        path = self.root / "designs" / f"{comparison}.json"
-        if path.is_file():
-            registered = json.loads(path.read_text())
+        registered = self.registered_design(comparison)
+        if registered is not None:
             changed = sorted(key for key in set(registered) | set(design) if registered.get(key) != design.get(key))
             if changed:
                 key = changed[0]
@@ -104,11 +103,21 @@ class ResultStore:
                     f"this comparison was pre-registered with {key}={registered.get(key)!r}, not {design.get(key)!r}: "
                     "changing a sequential design after seeing results voids its error rates; "
                     "use a new --store to start a new comparison",
-                    path=path,
+                    path=self.root / "designs" / f"{comparison}.json",
                     key=key,
                 )
             return
-        self._write(path, json.dumps(design, indent=2, sort_keys=True))
+        self._write(self.root / "designs" / f"{comparison}.json", json.dumps(design, indent=2, sort_keys=True))
+
+    def registered_design(self, comparison: str) -> dict | None:
+        """The design ``register_design`` recorded for ``comparison``, None when it never ran sequentially."""
+        path = self.root / "designs" / f"{comparison}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InputError("unreadable pre-registered design", path=path) from None
 
     def load_records(self, jobs: list[Job]) -> pd.DataFrame:
         """The records of the finished jobs among ``jobs``."""

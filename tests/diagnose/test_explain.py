@@ -52,6 +52,17 @@ def test_items_are_chosen_flipped_first_then_by_score_change_then_by_changed_ans
     assert [c.item_key for c in choose_items(pair(a, b), a, b, limit=1)[0]] == ["g/4"]
 
 
+def test_unlogged_answers_are_no_changed_answers():
+    """A harness without answers (NaN predictions) on one side or both: equal scores are nothing to explain."""
+    from statrepro.analysis import pair
+
+    nan = float("nan")
+    a = _records({"g/0": [1.0], "g/1": [0.0], "g/2": [1.0]}, {"g/0": nan, "g/1": nan, "g/2": "7"})
+    b = _records({"g/0": [1.0], "g/1": [0.0], "g/2": [1.0]}, {"g/0": nan, "g/1": "3", "g/2": "8"})
+    chosen, flipped = choose_items(pair(a, b), a, b, limit=10)
+    assert flipped == 0 and [(c.item_key, c.reason) for c in chosen] == [("g/2", "answer changed")]
+
+
 @pytest.fixture(scope="module")
 def tokenizer():
     from statrepro.models import load_tokenizer, resolve_model_path

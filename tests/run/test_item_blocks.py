@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from statrepro import harness
-from statrepro.api import CompareOptions, compare_environments
+from statrepro.api import CompareOptions, RunOptions, compare_environments, explain_environments
 from statrepro.benchmarks import get_benchmark
 from statrepro.config import load_env
 from statrepro.errors import InputError
@@ -141,6 +141,10 @@ def test_an_aa_comparison_stops_after_a_few_blocks_with_every_item_under_its_ful
     merged = blocks.merge(full, on="item_key", suffixes=("_block", "_full"))
     assert len(merged) == design["items_run"] == blocks["item_key"].nunique()
     assert (merged["score_block"] == merged["score_full"]).all() and (merged["target_block"] == merged["target_full"]).all()
+    # `statrepro explain` finds the blocks through the pre-registered design: there are no full runs to load
+    # (they would be an error: "the store holds no finished run").
+    explained = explain_environments(a, b, RunOptions(store=tmp_path / "store", data_dir=tmp_path / "data"))
+    assert explained.summary() == "no item flipped and no item changed its score or answer: nothing to explain"
     # The items are a random sample of the benchmark (not its first rows): the order is pre-registered and seeded.
     rows = sorted(int(key.rsplit("/", 1)[1]) for key in blocks["item_key"])
     assert rows != list(range(len(rows))) and max(rows) > design["items_run"]
