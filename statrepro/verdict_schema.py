@@ -246,4 +246,5 @@ class VerdictJson(_Strict):
     inputs: dict[str, str] = Field(default_factory=dict)
     """The A and B inputs (paths or environment names)."""
     sequential: Optional[dict] = None
-    """For --sequential runs: rounds, calls spent and the fixed-design cost."""
+    """For --sequential runs: the design, where each benchmark stopped (seed rounds, or with `over: items` the
+    looks, items and seeds run), calls spent and the fixed-design cost (docs/methodology.md §12 and §13)."""

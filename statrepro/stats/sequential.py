@@ -177,6 +177,7 @@ class SequentialOverall(OverallDecision):
     def to_json(self) -> dict:
         """The ``sequential`` field of the verdict JSON (see docs/methodology.md)."""
         return {
+            "over": "seeds",
             "design": self.design.to_dict(),
             "verdict": self.verdict,
             "rounds": self.round,
