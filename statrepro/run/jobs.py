@@ -233,7 +233,6 @@ def execute_job(
                 "items": int(records["item_key"].nunique()),
                 "prompt_hashes": int(records["prompt_hash"].nunique()),
                 **invocation.manifest,
-                **({"row_ids": invocation.row_ids} if invocation.row_ids else {}),
             }
             store.write_done(job, records, manifest)
             return JobOutcome(job, "done", manifest["items"], manifest["seconds"], attempt)

@@ -103,15 +103,18 @@ class ResultStore:
                     f"this comparison was pre-registered with {key}={registered.get(key)!r}, not {design.get(key)!r}: "
                     "changing a sequential design after seeing results voids its error rates; "
                     "use a new --store to start a new comparison",
-                    path=self.root / "designs" / f"{comparison}.json",
+                    path=self._design_path(comparison),
                     key=key,
                 )
             return
-        self._write(self.root / "designs" / f"{comparison}.json", json.dumps(design, indent=2, sort_keys=True))
+        self._write(self._design_path(comparison), json.dumps(design, indent=2, sort_keys=True))
+
+    def _design_path(self, comparison: str) -> Path:
+        return self.root / "designs" / f"{comparison}.json"
 
     def registered_design(self, comparison: str) -> dict | None:
         """The design ``register_design`` recorded for ``comparison``, None when it never ran sequentially."""
-        path = self.root / "designs" / f"{comparison}.json"
+        path = self._design_path(comparison)
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
