@@ -167,19 +167,21 @@ ItemRows = Mapping[str, Sequence[int]]
 """Benchmark subset -> the row indices (after the limit) to run; the item-sequential design runs blocks of items."""
 
 
-def apply_limit(rows: list[dict], limit: int | None, selected: Sequence[int] | None = None) -> list[dict]:
-    """The first ``limit`` rows (all when None), then only the ``selected`` row indices of those (all when None).
-    Item order never changes, so doc_ids stay stable; a selection's doc_ids are positions in ``selected``
+def apply_limit(rows: list[dict], limit: int | None, item_rows: ItemRows | None = None, subset: str = "") -> list[dict]:
+    """The first ``limit`` rows (all when None), then, for a run of selected rows, only ``item_rows[subset]`` of
+    those. Item order never changes, so doc_ids stay stable; a selection's doc_ids are positions in it
     (``statrepro.run.jobs`` maps them back to row indices)."""
     if limit is not None:
         if limit < 1:
             raise InputError(f"limit must be at least 1, got {limit}", key="limit")
         rows = rows[:limit]
-    if selected is None:
+    if not item_rows:
         return rows
+    selected = item_rows[subset]
     outside = [row for row in selected if not 0 <= row < len(rows)]
     if outside:
-        raise InputError(f"selected row {outside[0]} is outside the {len(rows)} rows", key="items")
+        raise InputError(f"row {outside[0]} is outside the {len(rows)} rows of subset {subset!r} (after the limit)",
+                         key=f"item_rows.{subset}")
     return [rows[row] for row in sorted(selected)]
 
 

@@ -86,7 +86,7 @@ class Ceval(Benchmark):
         shots = self._fewshot(num_fewshot, available=5)
         prepared = {}
         for subject, rows in self.load_items(data_dir, subsets).items():
-            test = apply_limit(rows, limit, item_rows and item_rows[subject])
+            test = apply_limit(rows, limit, item_rows, subject)
             test_path = write_jsonl(target_dir / f"{subject}_val.jsonl", test)
             dev_path = write_jsonl(target_dir / f"{subject}_dev.jsonl", self._read(data_dir, subject, "dev")[:shots]) if shots else None
             prepared[subject] = (test_path, dev_path, len(test))

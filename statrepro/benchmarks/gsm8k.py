@@ -70,7 +70,7 @@ class Gsm8k(Benchmark):
 
     def _prepare(self, target_dir: Path, data_dir, limit, num_fewshot, item_rows=None) -> tuple[Path, Path | None, int, int]:
         shots = self._fewshot(num_fewshot)
-        test = apply_limit(self.load_items(data_dir)[SUBSET], limit, item_rows and item_rows[SUBSET])
+        test = apply_limit(self.load_items(data_dir)[SUBSET], limit, item_rows, SUBSET)
         test_path = write_jsonl(target_dir / "main_test.jsonl", test)
         train_path = None
         if shots:

@@ -642,7 +642,7 @@ class LiveBench(Benchmark):
         _, skipped = self._split_supported(data_dir, subsets)
         prepared = {}
         for task, rows in self.load_items(data_dir, subsets, options).items():
-            test = apply_limit(rows, limit, item_rows and item_rows[task])
+            test = apply_limit(rows, limit, item_rows, task)
             if test:
                 prepared[task] = test
             else:

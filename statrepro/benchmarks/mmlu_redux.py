@@ -85,7 +85,7 @@ class MmluRedux(Benchmark):
             raise InputError("mmlu_redux has no few-shot split in the local data; use num_fewshot 0", key="benchmarks.mmlu_redux.num_fewshot")
         prepared = {}
         for subject, rows in self.load_items(data_dir, subsets, options).items():
-            test = apply_limit(rows, limit, item_rows and item_rows[subject])
+            test = apply_limit(rows, limit, item_rows, subject)
             prepared[subject] = (write_jsonl(target_dir / f"{subject}_test.jsonl", test), len(test))
         return prepared
 

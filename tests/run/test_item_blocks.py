@@ -262,3 +262,16 @@ def test_fp32_aa_through_lm_eval_stops_early_on_items_and_seeds_with_the_full_ru
     manifests = [json.loads(path.read_text()) for path in (tmp_path / "store-items").rglob("manifest.json")]
     assert len(manifests) == 2 * 2 * sequential["looks_run"]
     assert {m["seed"] for m in manifests} == {0, 1}
+
+
+def test_hand_picked_rows_outside_the_benchmark_are_a_one_line_error(tmp_path, content_scored):
+    from typer.testing import CliRunner
+
+    from statrepro.cli import app
+
+    _data_dir(tmp_path / "data")
+    env = _env(tmp_path, "a", benchmarks={"gsm8k": {"num_fewshot": 0, "limit": 100, "item_rows": {"main": [3, 100]}}})
+    result = CliRunner().invoke(app, ["run", str(env), "--store", str(tmp_path / "store"), "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip() == "error: item_rows.main: row 100 is outside the 100 rows of subset 'main' (after the limit)"
+    assert not list((tmp_path / "store").rglob("records.jsonl"))
