@@ -13,30 +13,32 @@ from . import __version__
 from .benchmarks import BENCHMARKS, Benchmark
 from .errors import InputError
 from .stats import Decision, compare_many, decide
-from .verdict_schema import BenchmarkJson, ConfigDifferenceJson, ControlJson, PowerJson, VarianceJson, VerdictJson
+from .stats.rules import DEFAULT_RULES, VerdictRules
+from .verdict_schema import (
+    BenchmarkJson,
+    ConfigDifferenceJson,
+    ControlJson,
+    MissingRunsJson,
+    MissingSideJson,
+    PowerJson,
+    VarianceJson,
+    VerdictJson,
+)
 
 
 @dataclass(frozen=True)
 class AnalysisOptions:
-    """Knobs of one analysis; the CLI fills them from flags."""
+    """Knobs of one analysis: the verdict rules, and how the data are paired and resampled."""
 
-    tolerance: float = 0.05
-    alpha: float = 0.05
-    mode: Literal["equivalence", "non-inferiority"] = "equivalence"
-    margin_kind: Literal["relative", "absolute"] = "relative"
-    correction: Literal["holm", "bh"] = "holm"
+    rules: VerdictRules = DEFAULT_RULES
     unpaired: Literal["error", "intersect", "missing"] = "error"
-    """Items on one side only: an error (analyze's default), or counted as missing (--intersect, and compare:
-    a failed run of the candidate must not vanish from the verdict, so the tipping-point check scores them
-    worst case for B). With --intersect, benchmarks on one side only are dropped."""
-    n_resamples: int = 10_000
-    n_permutations: int = 10_000
+    """Items on one side only, and runs that lack items their side's other runs have: an error (analyze's default),
+    or counted as missing runs (--intersect, and compare: a failed run of the candidate must not vanish from the
+    verdict, so the tipping-point check scores them worst case for B). With --intersect, benchmarks on one side
+    only are dropped."""
     ci_method: Literal["BCa", "percentile"] = "BCa"
     seed_level_bootstrap: bool = False
-    max_missing_share: float = 0.05
     rng_seed: int | None = 0
-    score_range: tuple[float, float] | None = None
-    """The metric's range [low, high], overriding the declared one (needed for metrics statrepro does not know)."""
 
 
 # Per-item scores of these metrics are declared to lie in [0, 1]; the exact tests and the tipping-point check
@@ -62,6 +64,8 @@ class PairedBenchmark:
     item_keys: list[str]
     scores_a: np.ndarray
     scores_b: np.ndarray
+    runs_a: tuple[str, ...] = ()  # the run id of each column
+    runs_b: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,10 +115,31 @@ def _run_order(run_id: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(run_id)))
 
 
-def _matrix(records: pd.DataFrame, item_keys: list[str]) -> np.ndarray:
+def _run_table(records: pd.DataFrame, item_keys: list[str]) -> pd.DataFrame:
+    """Items x runs (in seed order) of scores, NaN where a run has no result for an item."""
     table = records.pivot_table(index="item_key", columns="run_id", values="score", aggfunc="first", dropna=False)
-    table = table[sorted(table.columns, key=_run_order)]
-    return table.reindex(item_keys).to_numpy(dtype=float)
+    return table[sorted(table.columns, key=_run_order)].reindex(item_keys)
+
+
+def _matrix(records: pd.DataFrame, item_keys: list[str]) -> np.ndarray:
+    return _run_table(records, item_keys).to_numpy(dtype=float)
+
+
+def _check_complete_runs(name: str, side: str, records: pd.DataFrame, table: pd.DataFrame) -> None:
+    """Without --intersect every run of a side must hold every item its other runs hold: a run that lost items
+    would otherwise have them averaged away (the missing runs of a hard item bias its mean upward)."""
+    present = table.notna()
+    known = present.any(axis=1)
+    for run_id in table.columns:
+        lost = known & ~present[run_id]
+        if lost.any():
+            example = lost[lost].index[0]
+            source = records.loc[records["run_id"] == run_id, "source"].dropna()
+            raise InputError(
+                f"benchmark {name!r}: run {run_id!r} of side {side} lacks {int(lost.sum())} items that its other runs "
+                f"have (e.g. {example!r}); pass --intersect to count them as missing runs",
+                path=str(source.iloc[0]) if len(source) else side,
+            )
 
 
 def pair(
@@ -167,7 +192,14 @@ def pair(
         part_b = part_b[part_b["item_key"].isin(keys)]
         _check_hashes(name, part_a, part_b, pairing)
         metric = _one_metric(name, part_a, part_b, cross_harness, pairing)
-        pairing.benchmarks[name] = PairedBenchmark(name, metric, keys, _matrix(part_a, keys), _matrix(part_b, keys))
+        table_a, table_b = _run_table(part_a, keys), _run_table(part_b, keys)
+        if not intersect:
+            _check_complete_runs(name, "A", part_a, table_a)
+            _check_complete_runs(name, "B", part_b, table_b)
+        pairing.benchmarks[name] = PairedBenchmark(
+            name, metric, keys, table_a.to_numpy(dtype=float), table_b.to_numpy(dtype=float),
+            tuple(map(str, table_a.columns)), tuple(map(str, table_b.columns)),
+        )
     if not pairing.benchmarks:
         raise InputError("A and B have no benchmark in common")
     return pairing
@@ -328,29 +360,15 @@ def _decide_all(score_pairs: dict, pairing: Pairing, options: AnalysisOptions) -
     try:
         comparisons = compare_many(
             score_pairs,
+            options.rules,
             rng_seed=options.rng_seed,
-            score_bounds={
-                name: options.score_range or declared_score_range(bench.metric) for name, bench in pairing.benchmarks.items()
-            },
-            tolerance=options.tolerance,
-            alpha=options.alpha,
-            mode=options.mode,
-            margin_kind=options.margin_kind,
-            n_resamples=options.n_resamples,
-            n_permutations=options.n_permutations,
+            score_bounds={name: declared_score_range(bench.metric) for name, bench in pairing.benchmarks.items()},
             ci_method=options.ci_method,
             seed_level_bootstrap=options.seed_level_bootstrap,
         )
     except ValueError as error:  # scores outside the metric's declared range
         raise InputError(str(error), key="score") from None
-    return decide(
-        comparisons,
-        alpha=options.alpha,
-        mode=options.mode,
-        correction=options.correction,
-        max_missing_share=options.max_missing_share,
-        item_keys={name: bench.item_keys for name, bench in pairing.benchmarks.items()},
-    )
+    return decide(comparisons, options.rules, item_keys={name: bench.item_keys for name, bench in pairing.benchmarks.items()})
 
 
 def _control_comparisons(
@@ -393,7 +411,7 @@ def _control_comparisons(
             candidate=candidates[item.name],
             answer_changed_control=answer_changed(part_a, parts[item.name], bench.item_keys),
             answer_changed_b=answer_changed(part_a, part_b, bench.item_keys),
-            confidence=1 - options.alpha,
+            confidence=1 - options.rules.alpha,
             rng=np.random.default_rng(stream),
         )
     return controls
@@ -418,7 +436,7 @@ def analyze(
             bench.scores_a,
             bench.scores_b,
             answer_changed(records_a[records_a["benchmark"] == name], records_b[records_b["benchmark"] == name], bench.item_keys),
-            confidence=1 - options.alpha,
+            confidence=1 - options.rules.alpha,
         )
         for name, bench in pairing.benchmarks.items()
     }
@@ -457,9 +475,27 @@ def control_json(control) -> ControlJson:
     )
 
 
+def missing_runs_json(bench: PairedBenchmark, missing) -> MissingRunsJson | None:
+    """The JSON form of a benchmark's stats.missing.MissingRuns, with run ids and item keys; None when complete."""
+    if not missing.any:
+        return None
+
+    def side(lost: int, expected: int, per_run: tuple[int, ...], run_ids: tuple[str, ...]) -> MissingSideJson:
+        names = run_ids if len(run_ids) == len(per_run) else tuple(f"run-{index}" for index in range(len(per_run)))
+        return MissingSideJson(missing=lost, expected=expected, by_run={n: c for n, c in zip(names, per_run) if c})
+
+    return MissingRunsJson(
+        a=side(missing.runs_a, missing.expected_a, missing.per_run_a, bench.runs_a),
+        b=side(missing.runs_b, missing.expected_b, missing.per_run_b, bench.runs_b),
+        share=missing.share,
+        partial_items=[bench.item_keys[i] for i in missing.partial_items],
+    )
+
+
 def verdict_json(analysis: Analysis) -> VerdictJson:
     """The versioned JSON verdict (see statrepro.verdict_schema)."""
     decision, options = analysis.decision, analysis.options
+    rules = decision.rules
     benchmarks = {}
     for item in decision.benchmarks:
         c = item.comparison
@@ -468,7 +504,9 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
             n_items=c.n_items,
             n_missing=c.n_missing,
             missing_items=[analysis.pairing.benchmarks[item.name].item_keys[i] for i in c.missing_items],
+            missing_runs=missing_runs_json(analysis.pairing.benchmarks[item.name], c.missing),
             worst_case_tost_p_value=_none_if_nan(c.worst_case_tost_p),
+            worst_case_p_beyond=_none_if_nan(c.tipping_beyond_p),
             score_range=list(c.score_bounds) if c.score_bounds else None,
             n_runs_a=c.n_runs_a,
             n_runs_b=c.n_runs_b,
@@ -516,11 +554,11 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
         )
     return VerdictJson(
         statrepro_version=__version__,
-        alpha=options.alpha,
-        tolerance=options.tolerance,
-        margin_kind=options.margin_kind,
-        mode=options.mode,
-        correction=options.correction,
+        alpha=rules.alpha,
+        tolerance=rules.tolerance,
+        margin_kind=rules.margin_kind,
+        mode=rules.mode,
+        correction=rules.correction,
         verdict=decision.verdict,
         exit_code=decision.exit_code,
         benchmarks=benchmarks,

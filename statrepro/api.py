@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from .errors import InputError
+from .stats.rules import DEFAULT_RULES, VerdictRules
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -43,27 +44,31 @@ def _at_least(low: int):
 
 
 class VerdictOptions(BaseModel):
-    """How a verdict is reached: the margin, the error rate and how missing data counts."""
+    """How a verdict is reached, as the user states it (the CLI's flag names); ``rules()`` is the
+    ``stats.rules.VerdictRules`` object every design and the decision then carry. Defaults come from there."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tolerance: float = 0.05
+    tolerance: float = DEFAULT_RULES.tolerance
     """Relative tolerance (margin = tolerance x score_A); absolute, in score points, with margin 'absolute'."""
-    alpha: float = 0.05
+    alpha: float = DEFAULT_RULES.alpha
     """Significance level, in (0, 0.5)."""
-    mode: Literal["equivalence", "non-inferiority"] = "equivalence"
+    mode: Literal["equivalence", "non-inferiority"] = DEFAULT_RULES.mode
     """Two-sided equivalence, or one-sided non-inferiority of B (B may be better)."""
-    margin: Literal["relative", "absolute"] = "relative"
+    margin: Literal["relative", "absolute"] = DEFAULT_RULES.margin_kind
     """How the tolerance becomes a margin: relative to A's score, or absolute score points."""
-    correction: Literal["holm", "bh"] = "holm"
+    correction: Literal["holm", "bh"] = DEFAULT_RULES.correction
     """Multiple-benchmark adjustment for 'any benchmark differs'."""
-    max_missing: float = 0.05
-    """Largest share of items without results before the verdict is inconclusive, in [0, 1)."""
+    max_missing: float = DEFAULT_RULES.max_missing_share
+    """Largest share of paired information that missing runs may take (per item the larger side's share of lost
+    runs, averaged over items) before the verdict is inconclusive, in [0, 1)."""
     rng_seed: int = 0
     """Seed of the resampling RNG (bootstrap and permutations)."""
-    score_range: Optional[tuple[float, float]] = None
+    score_range: Optional[tuple[float, float]] = DEFAULT_RULES.score_range
     """The metric's range [low, high] when statrepro does not know it (accuracy-like metrics are [0, 1]); the
-    exact tests and the missing-item check bound their worst cases by it, never by the observed scores."""
+    exact tests and the missing-run check bound their worst cases by it, never by the observed scores."""
+    resamples: int = DEFAULT_RULES.n_resamples
+    """Bootstrap resamples and Monte Carlo permutations (at least 100)."""
 
     @field_validator("score_range")
     @classmethod
@@ -75,13 +80,20 @@ class VerdictOptions(BaseModel):
     _tolerance = field_validator("tolerance")(_open_interval(0.0, 1.0))
     _alpha = field_validator("alpha")(_open_interval(0.0, 0.5))
     _max_missing = field_validator("max_missing")(_open_interval(-1e-12, 1.0))
+    _resamples = field_validator("resamples")(_at_least(100))
+
+    def rules(self) -> VerdictRules:
+        """The verdict rules these options state."""
+        return VerdictRules(
+            tolerance=self.tolerance, margin_kind=self.margin, alpha=self.alpha, mode=self.mode,
+            correction=self.correction, max_missing_share=self.max_missing, score_range=self.score_range,
+            n_resamples=self.resamples,
+        )
 
 
 class AnalyzeOptions(VerdictOptions):
-    """Options of ``analyze``: the verdict's, plus resampling and how unpaired items are treated."""
+    """Options of ``analyze``: the verdict's, plus the bootstrap's level and how unpaired items are treated."""
 
-    resamples: int = 10_000
-    """Bootstrap resamples and Monte Carlo permutations (at least 100)."""
     seed_level: bool = False
     """Two-level bootstrap: also resample seeds within items."""
     intersect: bool = False
@@ -89,8 +101,6 @@ class AnalyzeOptions(VerdictOptions):
     worst-case check apply), benchmarks on one side only are dropped (else unpaired items are an error)."""
     metric_overrides: dict[str, str] = Field(default_factory=dict)
     """Primary metric per benchmark or task, e.g. {"gsm8k": "exact_match,strict-match"}."""
-
-    _resamples = field_validator("resamples")(_at_least(100))
 
 
 class RunOptions(BaseModel):
@@ -239,17 +249,7 @@ def explain_environments(
 def _analysis_options(options: VerdictOptions, **extra):
     from .analysis import AnalysisOptions
 
-    return AnalysisOptions(
-        tolerance=options.tolerance,
-        alpha=options.alpha,
-        mode=options.mode,
-        margin_kind=options.margin,
-        correction=options.correction,
-        max_missing_share=options.max_missing,
-        rng_seed=options.rng_seed,
-        score_range=options.score_range,
-        **extra,
-    )
+    return AnalysisOptions(rules=options.rules(), rng_seed=options.rng_seed, **extra)
 
 
 def _doctor(a: Path, b: Path) -> dict | None:
@@ -300,8 +300,6 @@ def analyze(
     analysis_options = _analysis_options(
         options,
         unpaired="intersect" if options.intersect else "error",
-        n_resamples=options.resamples,
-        n_permutations=options.resamples,
         seed_level_bootstrap=options.seed_level,
     )
     inputs = {"a": str(a), "b": str(b)}

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .stats import compare_many, compare_paired, decide
+from .stats.rules import VerdictRules
 from .stats.simulate import GREEDY, SHIFTS, Scenario, calibration_grid, excess_flip_rejections
 
 
@@ -66,10 +67,9 @@ def run_stats_bench(*, items: int, seeds: int, benchmarks: int, resamples: int, 
         f"{resamples} bootstrap resamples and {resamples} permutations"
     )
     start = time.perf_counter()
-    comparisons = compare_many(
-        {f"bench{i}": pair for i, pair in enumerate(data)}, rng_seed=1, n_resamples=resamples, n_permutations=resamples
-    )
-    decide(comparisons)
+    rules = VerdictRules(n_resamples=resamples)
+    comparisons = compare_many({f"bench{i}": pair for i, pair in enumerate(data)}, rules, rng_seed=1)
+    decide(comparisons, rules)
     ours = time.perf_counter() - start
     figures = {"statrepro_seconds": ours}
     table = Table(title="statistics core vs scipy.stats")
@@ -115,21 +115,15 @@ def _calibration_task(task: tuple) -> tuple[tuple, np.ndarray]:
         flip_rate=options["flip_rate"],
     )
     truth = scenario.true_diff
-    alpha = options["alpha"]
+    rules = VerdictRules(
+        tolerance=options["tolerance"], alpha=options["alpha"], margin_kind=options["margin_kind"],
+        n_resamples=options["n_resamples"],
+    )
     a, b = scenario.draw_many(rng, n_sims)
     counts = np.zeros(4, dtype=np.int64)  # different, passing, inconclusive, covered
     for i in range(n_sims):
-        comparison = compare_paired(
-            a[i],
-            b[i],
-            tolerance=options["tolerance"],
-            alpha=alpha,
-            margin_kind=options["margin_kind"],
-            n_resamples=options["n_resamples"],
-            n_permutations=options["n_resamples"],
-            rng=rng,
-        )
-        verdict = decide({"x": comparison}, alpha=alpha).benchmarks[0].verdict
+        comparison = compare_paired(a[i], b[i], rules, rng=rng)
+        verdict = decide({"x": comparison}, rules).benchmarks[0].verdict
         counts[0 if verdict == "different" else 1 if verdict in ("equivalent", "within_tolerance") else 2] += 1
         low, high = comparison.bootstrap.diff_ci
         counts[3] += bool(low <= truth <= high)
@@ -409,6 +403,7 @@ def run_sequential_bench(
 
     console = Console(width=max(110, Console().width))
     design = SequentialDesign(max_rounds=max_seeds, alpha=alpha, tolerance=tolerance, spending=spending)
+    fixed_rules = VerdictRules(tolerance=tolerance, alpha=alpha, n_resamples=1000)
     scenarios = {
         "A/A": (Scenario(n_items=items, seeds_a=max_seeds, seeds_b=max_seeds), False),
         "edge: shift = tol": (
@@ -446,10 +441,8 @@ def run_sequential_bench(
                     a, b = np.repeat(a, max_seeds, axis=1), np.repeat(b, max_seeds, axis=1)
                 step = sequential_step(design, a, b)
                 outcomes["sequential"].append((step.verdict, step.round, step.calls_spent))
-                comparison = compare_paired(
-                    a, b, tolerance=tolerance, alpha=alpha, n_resamples=200, n_permutations=2000, rng=rng
-                )
-                verdict = decide({"x": comparison}, alpha=alpha).verdict
+                comparison = compare_paired(a, b, fixed_rules, rng=rng)
+                verdict = decide({"x": comparison}, fixed_rules).verdict
                 outcomes["fixed"].append((verdict, max_seeds, fixed_calls))
                 progress.advance(task)
             mean_calls = {}
@@ -526,15 +519,14 @@ def _item_bench_scenario(task: tuple) -> dict:
     rng = np.random.default_rng(np.random.SeedSequence(options["seed"], spawn_key=key))
     alpha, tolerance, spending = options["alpha"], options["tolerance"], options["spending"]
     seed_design = SequentialDesign(max_rounds=seeds, alpha=alpha, tolerance=tolerance, spending=spending)
+    fixed_rules = VerdictRules(tolerance=tolerance, alpha=alpha, n_resamples=1000)
     block_size = math.ceil(items / options["blocks"])
     a_all, b_all = scenario.draw_many(rng, options["sims"])
     outcomes: dict[str, list[tuple[str, int]]] = {"fixed": [], "seeds-only": [], "items": [], "items+seeds": []}
     for i in range(options["sims"]):
         a, b = a_all[i], b_all[i]
-        comparison = compare_paired(
-            a, b, tolerance=tolerance, alpha=alpha, n_resamples=100, n_permutations=1000, rng=rng
-        )
-        outcomes["fixed"].append((_bench_outcome(decide({"x": comparison}, alpha=alpha).verdict), fixed_design_calls(items, seeds)))
+        comparison = compare_paired(a, b, fixed_rules, rng=rng)
+        outcomes["fixed"].append((_bench_outcome(decide({"x": comparison}, fixed_rules).verdict), fixed_design_calls(items, seeds)))
         if not greedy:
             step = sequential_step(seed_design, a, b)
             outcomes["seeds-only"].append((_bench_outcome(step.verdict), step.calls_spent))

@@ -151,7 +151,7 @@ def print_decision(analysis) -> None:
     colours = {"equivalent": "green", "within_tolerance": "green", "different": "red", "inconclusive": "yellow"}
     assert colours.keys() == set(VERDICTS), "every verdict label needs a colour"
     table = Table(
-        title=f"statrepro verdict (alpha={decision.alpha}, tolerance={decision.tolerance}, {decision.mode})",
+        title=f"statrepro verdict (alpha={decision.rules.alpha}, tolerance={decision.rules.tolerance}, {decision.rules.mode})",
         box=None,
         padding=(0, 0, 0, 2),  # no borders, two spaces between columns: the table fits 80 columns
         pad_edge=False,
@@ -163,7 +163,8 @@ def print_decision(analysis) -> None:
         c = item.comparison
         table.add_row(
             item.name,
-            f"{c.n_items}x{c.n_runs_a}/{c.n_runs_b}" + (f" (-{c.n_missing})" if c.n_missing else ""),
+            f"{c.n_items}x{c.n_runs_a}/{c.n_runs_b}" + (f" (-{c.n_missing})" if c.n_missing else "")
+            + (f"\n{c.missing.describe()}" if c.missing.any else ""),
             f"{c.score_a:.3f}",
             f"{c.score_b:.3f}",
             f"{c.rel_diff:+.1%}",

@@ -18,7 +18,10 @@ from .stats.verdict import VERDICTS
 # 3: per benchmark `flip_decomposition` (harmful / beneficial / churn rates with intervals), and the A/A control (`compare --control`, `analyze --control DIR`): per benchmark an optional `control` object with
 # A vs A' beside A vs B, harmful / beneficial / churn flip rates with intervals, the excess over the control and
 # the excess-flip test's p_value, and the baseline's stability.
-SCHEMA_VERSION = "3"
+# 4: runs are the unit of missingness: per benchmark `missing_runs` (each side's missing runs, per run, the items
+# that lost some or all runs, the share of paired information lost that the missing-share rule reads) and
+# `worst_case_p_beyond` (the reverse test with every missing run scored against `different`).
+SCHEMA_VERSION = "4"
 
 VerdictLabel = Literal[VERDICTS]
 
@@ -129,6 +132,27 @@ class ControlJson(_Strict):
     """What an unstable or unestablished baseline means for the A-vs-B verdict; null when stable."""
 
 
+class MissingSideJson(_Strict):
+    missing: int
+    """Runs of this side without a result (an item in a seed that failed; never scored as wrong)."""
+    expected: int
+    """Runs this side should have: items x its runs per item."""
+    by_run: dict[str, int]
+    """Missing runs per run id (seed) of this side, only the runs that lack any."""
+
+
+class MissingRunsJson(_Strict):
+    a: MissingSideJson
+    """Environment A's missing runs."""
+    b: MissingSideJson
+    """Environment B's missing runs."""
+    share: float
+    """Paired information lost, in items: per item the larger of the sides' missing fractions of its runs, averaged
+    over items. The missing-share rule (`--max-missing`) compares this share."""
+    partial_items: list[str] = Field(default_factory=list)
+    """Keys of the items that lost some, not all, of their runs on a side (estimated from the runs they have)."""
+
+
 class BenchmarkJson(_Strict):
     metric: str
     """Primary metric the per-item scores come from."""
@@ -138,8 +162,13 @@ class BenchmarkJson(_Strict):
     """Items without any successful result on one side (failed, never counted as wrong)."""
     missing_items: list[str] = Field(default_factory=list)
     """Keys of the missing items."""
+    missing_runs: Optional[MissingRunsJson] = None
+    """Runs without a result on each side; null when none is missing."""
     worst_case_tost_p_value: Optional[float] = None
-    """TOST p-value with every missing item scored worst case for B (the tipping-point check); null if none is missing."""
+    """TOST p-value with every missing run scored worst case for B (the tipping-point check); null if none is missing."""
+    worst_case_p_beyond: Optional[float] = None
+    """p_beyond with every missing run scored against `different` (B's at the end nearer A); `different` needs this
+    too below alpha. Null if no run is missing."""
     score_range: Optional[list[float]] = None
     """The metric's declared range [low, high] the exact tests use; null when unknown."""
     n_runs_a: int
@@ -215,7 +244,7 @@ class ConfigDifferenceJson(_Strict):
 
 
 class VerdictJson(_Strict):
-    schema_version: Literal["3"] = SCHEMA_VERSION
+    schema_version: Literal["4"] = SCHEMA_VERSION
     """Version of this schema. 3 added per benchmark `flip_decomposition` and, with --control, `control` (the A/A
     control); 2 made `different` a controlled claim (p_beyond) and added the tipping-point check."""
     statrepro_version: str

@@ -32,7 +32,7 @@ def write_report(
     from .plots import forest_plot, seed_plot
 
     report_dir = Path(report_dir)
-    forest_png = forest_plot(analysis.decision, analysis.options.margin_kind)
+    forest_png = forest_plot(analysis.decision)
     seed_png = seed_plot(analysis.decision, analysis.pairing)
     paths = {
         "html": report_dir / "report.html",

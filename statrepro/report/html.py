@@ -132,7 +132,7 @@ def _image(png: bytes, alt: str) -> str:
 def _banner(analysis) -> str:
     decision, options = analysis.decision, analysis.options
     symbol, meaning = VERDICT_TEXT[decision.verdict]
-    margin = f"{decision.tolerance:.2%} relative" if options.margin_kind == "relative" else f"{decision.tolerance:g} absolute"
+    margin = f"{decision.rules.tolerance:.2%} relative" if decision.rules.margin_kind == "relative" else f"{decision.rules.tolerance:g} absolute"
     rows = []
     for item in decision.benchmarks:
         c = item.comparison
@@ -140,7 +140,7 @@ def _banner(analysis) -> str:
         rows.append([
             f'{esc(item.name)}<br><span class="muted">{esc(analysis.pairing.benchmarks[item.name].metric)}</span>',
             f"{c.n_items}" + (f" (−{c.n_missing} missing)" if c.n_missing else ""),
-            f"{c.n_runs_a}/{c.n_runs_b}",
+            f"{c.n_runs_a}/{c.n_runs_b}" + (f'<br><span class="muted">{esc(c.missing.describe())}</span>' if c.missing.any else ""),
             _fmt(c.score_a),
             _fmt(c.score_b),
             f"{_fmt(c.rel_diff, rel_spec)}<br><span class=muted>{_ci(c.bootstrap.rel_diff_ci, rel_spec)}</span>",
@@ -164,8 +164,8 @@ def _banner(analysis) -> str:
   <p class="kicker">Overall verdict</p>
   <h1 data-verdict="{esc(decision.verdict)}">{symbol} {esc(decision.verdict.replace("_", " "))}</h1>
   <p>{esc(meaning)}</p>
-  <p class="lead">tolerance {esc(margin)} · alpha {decision.alpha:g} · mode {esc(decision.mode)} ·
-  {esc(CORRECTION_NAMES[decision.correction])} adjustment across
+  <p class="lead">tolerance {esc(margin)} · alpha {decision.rules.alpha:g} · mode {esc(decision.rules.mode)} ·
+  {esc(CORRECTION_NAMES[decision.rules.correction])} adjustment across
   {len(decision.benchmarks)} benchmark(s) · CI {esc(options.ci_method)}{' two-level' if options.seed_level_bootstrap else ''}</p>
 </header>
 <section id="benchmarks"><h2>Verdict per benchmark</h2>{table}<ul>{reasons}</ul>{_sequential_part(analysis)}
@@ -175,12 +175,12 @@ margin; <em>different</em> needs the whole 95% interval beyond it. A pass needs 
 
 
 def _forest_section(forest_png: bytes, analysis) -> str:
-    relative = analysis.options.margin_kind == "relative"
+    relative = analysis.decision.rules.margin_kind == "relative"
     return f"""
 <section id="forest"><h2>Difference and confidence interval</h2>
 <figure>{_image(forest_png, "Forest plot of the difference per benchmark with confidence intervals and the tolerance band")}
 <figcaption>{'Relative' if relative else 'Absolute'} difference of B against A per benchmark with its
-{1 - analysis.decision.alpha:.0%} bootstrap CI. The hatched band is the tolerance; a benchmark is equivalent when its
+{1 - analysis.decision.rules.alpha:.0%} bootstrap CI. The hatched band is the tolerance; a benchmark is equivalent when its
 equivalence test passes, which roughly means the CI lies inside the band.</figcaption></figure></section>"""
 
 
@@ -273,7 +273,7 @@ def _flip_section(analysis, records_a, records_b, *, explained: bool = False) ->
         summary_rows,
         numeric={1, 2, 3, 4, 5, 6, 7},
     )
-    confidence = f"{1 - analysis.decision.alpha:.0%}"
+    confidence = f"{1 - analysis.decision.rules.alpha:.0%}"
     decomposition = _table(["benchmark", *(f"{column} [{confidence} CI]" for column in FLIP_COLUMNS)], decomposition_rows, numeric={1, 2, 3, 4})
     return f"""
 <section id="flips"><h2>Flips</h2>
@@ -423,8 +423,8 @@ def _provenance_section(analysis, argv, manifests, generated_at: datetime) -> st
         ("command line", command),
         ("input A", analysis.inputs.get("a")),
         ("input B", analysis.inputs.get("b")),
-        ("resampling", f"{options.n_resamples} bootstrap resamples, {options.n_permutations} permutations, RNG seed {options.rng_seed}"),
-        ("missing items allowed", f"{options.max_missing_share:.0%}"),
+        ("resampling", f"{analysis.decision.rules.n_resamples} bootstrap resamples and permutations, RNG seed {options.rng_seed}"),
+        ("missing runs allowed (share of paired information)", f"{analysis.decision.rules.max_missing_share:.0%}"),
         ("report machine", f"{platform.platform()}, Python {platform.python_version()}"),
     ]
     rows = [[esc(name), _text_cell(value)] for name, value in facts]

@@ -8,6 +8,11 @@ import math
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
 
 
+def _missing_note(comparison) -> str:
+    """' (B lacks 3 of 60 runs)' after the runs when any is missing: a failed run is shown, never averaged away."""
+    return f" ({_cell(comparison.missing.describe())})" if comparison.missing.any else ""
+
+
 def _cell(value: object) -> str:
     """Table-safe text: pipes escaped, newlines flattened, HTML-significant characters neutralised."""
     text = str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
@@ -20,11 +25,11 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None) -> str:
     decision, options = analysis.decision, analysis.options
-    margin = f"{decision.tolerance:.2%} relative" if options.margin_kind == "relative" else f"{decision.tolerance:g} absolute"
+    margin = f"{decision.rules.tolerance:.2%} relative" if decision.rules.margin_kind == "relative" else f"{decision.rules.tolerance:g} absolute"
     lines = [
         f"## statrepro verdict: **{decision.verdict.replace('_', ' ')}**",
         "",
-        f"Tolerance {margin}, alpha {decision.alpha:g}, {decision.mode}, {CORRECTION_NAMES[decision.correction]} adjustment across "
+        f"Tolerance {margin}, alpha {decision.rules.alpha:g}, {decision.rules.mode}, {CORRECTION_NAMES[decision.rules.correction]} adjustment across "
         f"{len(decision.benchmarks)} benchmark(s).",
         "",
         "| benchmark | items | runs A/B | score A | score B | rel. diff | 95% CI | diff | 90% CI (TOST) | margin | p adj. | TOST p | flips | verdict |",
@@ -34,12 +39,12 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
         c = item.comparison
         lo, hi = c.bootstrap.rel_diff_ci
         lines.append(
-            f"| {_cell(item.name)} | {c.n_items} | {c.n_runs_a}/{c.n_runs_b} | {c.score_a:.4f} | {c.score_b:.4f} "
+            f"| {_cell(item.name)} | {c.n_items} | {c.n_runs_a}/{c.n_runs_b}{_missing_note(c)} | {c.score_a:.4f} | {c.score_b:.4f} "
             f"| {_fmt(c.rel_diff, '+.2%')} | [{_fmt(lo, '+.2%')}, {_fmt(hi, '+.2%')}] | {c.diff:+.4f} "
             f"| [{_fmt(c.tost.ci[0], '+.4f')}, {_fmt(c.tost.ci[1], '+.4f')}] | ±{c.tost.margin:.4f} | {item.p_adjusted:.3g} "
             f"| {c.tost.p_value:.3g} | {_fmt(c.flips.rate, '.1%')} | **{item.verdict.replace('_', ' ')}** |"
         )
-    lines += ["", f"![Difference per benchmark with {1 - decision.alpha:.0%} CI and tolerance band]({forest_plot_name})", ""]
+    lines += ["", f"![Difference per benchmark with {1 - decision.rules.alpha:.0%} CI and tolerance band]({forest_plot_name})", ""]
     lines += [f"- **{_cell(item.name)}**: {_cell(item.reason)}" for item in decision.benchmarks]
     if analysis.sequential:
         from .content import sequential_lines
@@ -49,7 +54,7 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
         from .content import CONTROL_COLUMNS, control_rows, control_warnings
 
         lines += ["", "### A/A control: A vs A′ beside A vs B", "",
-                  f"Rates with {1 - decision.alpha:.0%} intervals; excess-flip p: exact one-sided test that A vs B flips more "
+                  f"Rates with {1 - decision.rules.alpha:.0%} intervals; excess-flip p: exact one-sided test that A vs B flips more "
                   "items than A vs A′ (a second run of A). The control never changes the verdict.", "",
                   "| " + " | ".join(CONTROL_COLUMNS) + " |", "|---|---|" + "---:|" * (len(CONTROL_COLUMNS) - 2)]
         lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in control_rows(analysis)]

@@ -43,15 +43,15 @@ def _style(axes) -> None:
     axes.tick_params(colors=INK, labelsize=9)
 
 
-def forest_plot(decision, margin_kind: str) -> bytes:
+def forest_plot(decision) -> bytes:
     """Difference of B vs A per benchmark with its CI, the tolerance band and the zero line."""
-    relative = margin_kind == "relative"
+    relative = decision.rules.margin_kind == "relative"
     scale = 100.0 if relative else 1.0
     items = list(decision.benchmarks)
     figure = _figure(7.5, 1.4 + 0.55 * len(items))
     axes = figure.add_subplot()
-    tolerance = decision.tolerance * scale
-    non_inferiority = decision.mode == "non-inferiority"
+    tolerance = decision.rules.tolerance * scale
+    non_inferiority = decision.rules.mode == "non-inferiority"
     extent = [tolerance * 1.5]
     for row, item in enumerate(items):
         c = item.comparison
@@ -85,7 +85,7 @@ def forest_plot(decision, margin_kind: str) -> bytes:
     axes.set_yticks(range(len(items)))
     axes.set_yticklabels([f"{item.name}\n{item.verdict.replace('_', ' ')}" for item in reversed(items)])
     unit = "%" if relative else "score points"
-    axes.set_xlabel(f"{'Relative' if relative else 'Absolute'} difference B − A ({unit}), {1 - decision.alpha:.0%} CI")
+    axes.set_xlabel(f"{'Relative' if relative else 'Absolute'} difference B − A ({unit}), {1 - decision.rules.alpha:.0%} CI")
     band_label = f"tolerance {'≥ −' if non_inferiority else '±'}{tolerance:g}{'%' if relative else ''}"
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch

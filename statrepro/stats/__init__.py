@@ -1,37 +1,41 @@
-"""The pure statistics core: arrays in, frozen result objects out, no I/O."""
+"""The pure statistics core: arrays in, frozen result objects out, no I/O.
 
-from .paired import (
-    BenchmarkComparison,
-    bootstrap_ci,
-    compare_many,
-    compare_paired,
-    flip_counts,
-    item_means,
-    mcnemar_exact,
-    permutation_test,
-    tost,
-    variance_split,
-)
-from .verdict import EXIT_CODES, PASSING, VERDICTS, BenchmarkVerdict, Decision, Evidence, classify, combine, decide
+The names below load on first use, so that importing a light module of the core (``stats.rules``, whose
+defaults the CLI shows in ``--help``) does not load numpy and scipy.
+"""
 
-__all__ = [
-    "BenchmarkComparison",
-    "BenchmarkVerdict",
-    "Decision",
-    "Evidence",
-    "EXIT_CODES",
-    "PASSING",
-    "VERDICTS",
-    "bootstrap_ci",
-    "classify",
-    "combine",
-    "compare_many",
-    "compare_paired",
-    "decide",
-    "flip_counts",
-    "item_means",
-    "mcnemar_exact",
-    "permutation_test",
-    "tost",
-    "variance_split",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "BenchmarkComparison": "paired",
+    "bootstrap_ci": "paired",
+    "compare_many": "paired",
+    "compare_paired": "paired",
+    "flip_counts": "paired",
+    "item_means": "paired",
+    "mcnemar_exact": "paired",
+    "permutation_test": "paired",
+    "tost": "paired",
+    "variance_split": "paired",
+    "BenchmarkVerdict": "verdict",
+    "Decision": "verdict",
+    "Evidence": "verdict",
+    "EXIT_CODES": "verdict",
+    "PASSING": "verdict",
+    "VERDICTS": "verdict",
+    "classify": "verdict",
+    "combine": "verdict",
+    "decide": "verdict",
+    "DEFAULT_RULES": "rules",
+    "VerdictRules": "rules",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'statrepro.stats' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

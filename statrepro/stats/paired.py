@@ -13,11 +13,11 @@ from typing import Literal
 import numpy as np
 from scipy import optimize, special, stats
 
+from .missing import MissingRuns, count_missing_runs, filled_item_means
 from .resampling import bootstrap_item_sums, jackknife_item_sums, sign_flip_tails
 from .results import ResultMixin
+from .rules import DEFAULT_RULES, MarginKind, Mode, VerdictRules
 
-Mode = Literal["equivalence", "non-inferiority"]
-MarginKind = Literal["relative", "absolute"]
 
 # Below this many items whose score changed, the t-based TOST is not trusted (its standard error is
 # estimated from a handful of non-zero differences) and the exact changed-share bound is used instead.
@@ -132,7 +132,6 @@ class BenchmarkComparison(ResultMixin):
     """Everything measured for one benchmark, before the multiple-benchmark adjustment."""
 
     n_items: int
-    n_missing: int
     n_runs_a: int
     n_runs_b: int
     score_a: float
@@ -147,12 +146,28 @@ class BenchmarkComparison(ResultMixin):
     variance: VarianceSplit
     power: PowerResult
     n_changed: int  # items whose mean score differs at all
-    tolerance: float
-    alpha: float
+    missing: MissingRuns
     note: str | None = None  # why a verdict cannot be reached, when that is known up front
-    missing_items: tuple[int, ...] = ()  # row indices of the items with no result on one side
-    worst_case_tost_p: float | None = None  # the TOST with every missing item scored worst case for B
+    worst_case_tost_p: float | None = None  # the TOST with every missing run scored worst case for B
+    # The reverse test with every missing run scored against "different" (None: no missing runs): missing runs
+    # may not make a difference any more than hide one.
+    tipping_beyond_p: float | None = None
     score_bounds: tuple[float, float] | None = (0.0, 1.0)  # the metric's declared range; None = unknown
+
+    @property
+    def n_missing(self) -> int:
+        """Items without any run on at least one side (left out of the estimates)."""
+        return len(self.missing.items)
+
+    @property
+    def missing_items(self) -> tuple[int, ...]:
+        return self.missing.items
+
+    @property
+    def p_beyond(self) -> float:
+        """The reverse test's p-value that ``different`` reads: with missing runs, the larger of the observed one
+        and its tipping-point version (unbounded missing runs, an unknown range, never make a difference)."""
+        return beyond_with_missing(self.tost.p_beyond, self.tipping_beyond_p)
 
     def summary(self) -> str:
         lo, hi = self.bootstrap.rel_diff_ci
@@ -721,30 +736,10 @@ def expected_flip_rate(scores_a: np.ndarray, scores_b: np.ndarray) -> float | No
 # One benchmark
 
 
-def compare_paired(
-    scores_a: np.ndarray,
-    scores_b: np.ndarray,
-    *,
-    tolerance: float = 0.05,
-    alpha: float = 0.05,
-    mode: Mode = "equivalence",
-    margin_kind: MarginKind = "relative",
-    n_resamples: int = 10_000,
-    n_permutations: int = 10_000,
-    ci_method: Literal["BCa", "percentile"] = "BCa",
-    seed_level_bootstrap: bool = False,
-    score_bounds: tuple[float, float] | None = (0.0, 1.0),
-    rng: np.random.Generator | int | None = None,
-) -> BenchmarkComparison:
-    """Compare two environments on one benchmark from aligned (n_items, n_seeds) score matrices.
-
-    Items with no successful run on either side are left out of the statistics, counted in ``n_missing``
-    and listed in ``missing_items``; the TOST is then repeated with each of them scored worst case for B
-    (A at the top of ``score_bounds``, or its own score where it has one, B at the bottom), so that missing
-    items cannot hide a loss. ``score_bounds`` is the metric's declared range (None: unknown); scores outside
-    it are an error.
-    """
-    rng = np.random.default_rng(rng)
+def _compare_paired_iv(
+    scores_a: np.ndarray, scores_b: np.ndarray, score_bounds: tuple[float, float] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input validation of ``compare_paired``: 2-D float matrices with as many rows, inside the declared range."""
     scores_a = np.atleast_2d(np.asarray(scores_a, float).T).T
     scores_b = np.atleast_2d(np.asarray(scores_b, float).T).T
     if scores_a.shape[0] != scores_b.shape[0]:
@@ -757,11 +752,38 @@ def compare_paired(
                 f"scores range over [{observed.min():g}, {observed.max():g}], outside the metric's declared range "
                 f"[{low:g}, {high:g}]"
             )
-    mean_a_all, mean_b_all = item_means(scores_a), item_means(scores_b)
-    present = np.isfinite(mean_a_all) & np.isfinite(mean_b_all)
-    missing_items = tuple(int(i) for i in np.flatnonzero(~present))
+    return scores_a, scores_b
+
+
+def compare_paired(
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    rules: VerdictRules = DEFAULT_RULES,
+    *,
+    score_bounds: tuple[float, float] | None = (0.0, 1.0),
+    ci_method: Literal["BCa", "percentile"] = "BCa",
+    seed_level_bootstrap: bool = False,
+    rng: np.random.Generator | int | None = None,
+) -> BenchmarkComparison:
+    """Compare two environments on one benchmark from aligned (n_items, n_seeds) score matrices, under ``rules``
+    (margin, alpha, mode, resamples).
+
+    A missing run (NaN) is counted, never averaged away: ``missing`` counts each side's missing runs. Items
+    with no run on a side are left out of the estimates, the others are estimated from the runs they have; then
+    the TOST is repeated with every missing run scored worst case for B (A's at the top of ``score_bounds``,
+    B's at the bottom: ``worst_case_tost_p``), and the reverse test with every missing run scored against the
+    difference it found (``tipping_beyond_p``), so that missing runs can neither hide a loss nor make one.
+    ``score_bounds`` is the metric's declared range (None: unknown); scores outside it are an error.
+    """
+    rng = np.random.default_rng(rng)
+    scores_a, scores_b = _compare_paired_iv(scores_a, scores_b, score_bounds)
+    tolerance, alpha, mode, margin_kind = rules.tolerance, rules.alpha, rules.mode, rules.margin_kind
+    missing = count_missing_runs(scores_a, scores_b)
+    all_a, all_b = scores_a, scores_b
+    present = np.ones(scores_a.shape[0], bool)
+    present[list(missing.items)] = False
     scores_a, scores_b = scores_a[present], scores_b[present]
-    mean_a, mean_b = mean_a_all[present], mean_b_all[present]
+    mean_a, mean_b = item_means(scores_a), item_means(scores_b)
     n = int(mean_a.size)
     if n < 2:
         raise ValueError(f"need at least 2 paired items with results on both sides, got {n}")
@@ -770,13 +792,13 @@ def compare_paired(
     boot = bootstrap_ci(
         mean_a,
         mean_b,
-        n_resamples=n_resamples,
+        n_resamples=rules.n_resamples,
         confidence=1 - alpha,
         method=ci_method,
         rng=rng,
         seed_level=(scores_a, scores_b) if seed_level_bootstrap else None,
     )
-    perm = permutation_test(mean_a, mean_b, n_resamples=n_permutations, rng=rng)
+    perm = permutation_test(mean_a, mean_b, n_resamples=rules.n_resamples, rng=rng)
     binary = np.isin(scores_a, (0.0, 1.0)).all() and np.isin(scores_b, (0.0, 1.0)).all()
     mcnemar = (
         mcnemar_exact(scores_a[:, 0], scores_b[:, 0])
@@ -785,13 +807,7 @@ def compare_paired(
     )
     margin_options = dict(tolerance=tolerance, margin_kind=margin_kind, mode=mode, alpha=alpha, score_bounds=score_bounds)
     equivalence = tost(mean_a, mean_b, **margin_options)
-    worst_case_tost_p = None
-    if missing_items:
-        worst_case_tost_p = (
-            tost(*worst_case_for_b(mean_a_all, mean_b_all, score_bounds), **margin_options).p_value
-            if score_bounds is not None
-            else float("nan")
-        )
+    worst_case_tost_p, tipping_beyond_p = tipping_point(all_a, all_b, missing, diff, margin_options)
     variance = variance_split(scores_a, scores_b)
     note = None
     if margin_kind == "relative" and score_a <= 0:
@@ -812,7 +828,6 @@ def compare_paired(
     )
     return BenchmarkComparison(
         n_items=n,
-        n_missing=len(missing_items),
         n_runs_a=int(scores_a.shape[1]),
         n_runs_b=int(scores_b.shape[1]),
         score_a=score_a,
@@ -827,34 +842,50 @@ def compare_paired(
         variance=variance,
         power=power,
         n_changed=changed_items(mean_a, mean_b),
-        tolerance=tolerance,
-        alpha=alpha,
+        missing=missing,
         note=note,
-        missing_items=missing_items,
         worst_case_tost_p=worst_case_tost_p,
+        tipping_beyond_p=tipping_beyond_p,
         score_bounds=score_bounds,
     )
 
 
-def worst_case_for_b(
-    mean_a: np.ndarray, mean_b: np.ndarray, score_bounds: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Item means with every missing result scored worst case for B: A's at the top, B's at the bottom."""
-    low, high = score_bounds
-    return np.where(np.isfinite(mean_a), mean_a, high), np.where(np.isfinite(mean_b), mean_b, low)
+def beyond_with_missing(p_beyond: float, tipping_beyond_p: float | None) -> float:
+    """The reverse test's p-value with missing runs: the larger of the observed one and its tipping-point version
+    (missing runs that cannot be bounded, under an unknown range, never make a difference)."""
+    if tipping_beyond_p is None:
+        return p_beyond
+    return 1.0 if math.isnan(tipping_beyond_p) else max(p_beyond, tipping_beyond_p)
+
+
+def tipping_point(
+    scores_a: np.ndarray, scores_b: np.ndarray, missing: MissingRuns, diff: float, margin_options: dict
+) -> tuple[float | None, float | None]:
+    """(worst_case_tost_p, tipping_beyond_p) of ``compare_paired`` for the full score matrices: (None, None)
+    without missing runs, NaN where the metric's range is unknown (so no missing run can be bounded)."""
+    if not missing.any:
+        return None, None
+    bounds = margin_options["score_bounds"]
+    if bounds is None:
+        return float("nan"), float("nan")
+    worst = tost(*filled_item_means(scores_a, scores_b, bounds, b_missing_at="low"), **margin_options)
+    # A difference below the margin must survive B's missing runs scored at the top; one above it, at the bottom.
+    against = worst if diff >= 0 else tost(*filled_item_means(scores_a, scores_b, bounds, b_missing_at="high"), **margin_options)
+    return worst.p_value, against.p_beyond
 
 
 def compare_many(
     score_pairs: dict[str, tuple[np.ndarray, np.ndarray]],
+    rules: VerdictRules = DEFAULT_RULES,
     *,
     rng_seed: int | None = 0,
     score_bounds: dict[str, tuple[float, float] | None] | None = None,
     **options,
 ) -> dict[str, BenchmarkComparison]:
-    """``compare_paired`` for several benchmarks, in parallel threads (numpy releases the GIL in the
-    resampling), each with its own RNG stream spawned from ``rng_seed`` so results do not depend on
-    scheduling. ``score_bounds`` gives each benchmark's declared metric range (default [0, 1]); a
-    ValueError names the benchmark it came from."""
+    """``compare_paired`` under one set of ``rules`` for several benchmarks, in parallel threads (numpy releases
+    the GIL in the resampling), each with its own RNG stream spawned from ``rng_seed`` so results do not depend
+    on scheduling. ``score_bounds`` gives each benchmark's declared metric range (default [0, 1]), which
+    ``rules.score_range`` overrides; a ValueError names the benchmark it came from."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
@@ -864,9 +895,9 @@ def compare_many(
     def one(index: int) -> BenchmarkComparison:
         name = names[index]
         a, b = score_pairs[name]
-        bounds = (score_bounds or {}).get(name, (0.0, 1.0))
+        bounds = rules.score_bounds((score_bounds or {}).get(name, (0.0, 1.0)))
         try:
-            return compare_paired(a, b, rng=np.random.default_rng(streams[index]), score_bounds=bounds, **options)
+            return compare_paired(a, b, rules, rng=np.random.default_rng(streams[index]), score_bounds=bounds, **options)
         except ValueError as error:
             raise ValueError(f"benchmark {name!r}: {error}") from None
 

@@ -26,13 +26,15 @@ from .paired import (
     MIN_CHANGED_ITEMS_FOR_T,
     MarginKind,
     Mode,
+    beyond_with_missing,
     changed_items,
     item_means,
     permutation_test,
+    tipping_point,
     tost,
     variance_split,
-    worst_case_for_b,
 )
+from .missing import count_missing_runs
 from .results import ResultMixin
 from .verdict import PASSING, BenchmarkVerdict, Decision, Evidence, classify, combine
 
@@ -301,11 +303,13 @@ def look(
     first ``round_index`` seed columns of a seed-round design (``seed_rounds``, whose looks also check whether
     seeds carry information), or the items run so far of an item-block design. ``design`` supplies alpha,
     tolerance, mode, margin_kind, score_bounds, max_missing_share and spending."""
-    mean_a_all, mean_b_all = item_means(a), item_means(b)
-    present = np.isfinite(mean_a_all) & np.isfinite(mean_b_all)
-    a, b, mean_a, mean_b = a[present], b[present], mean_a_all[present], mean_b_all[present]
+    missing = count_missing_runs(a, b)
+    all_a, all_b = a, b
+    present = np.ones(a.shape[0], bool)
+    present[list(missing.items)] = False
+    a, b = a[present], b[present]
+    mean_a, mean_b = item_means(a), item_means(b)
     n = int(mean_a.size)
-    n_missing = int((~present).sum())
     if n < 2:
         raise ValueError(f"need at least 2 paired items with results on both sides, got {n}")
     margin_options = dict(
@@ -316,13 +320,9 @@ def look(
         score_bounds=design.score_bounds,
     )
     equivalence = tost(mean_a, mean_b, **margin_options)
-    worst_case_tost_p = None
-    if n_missing:
-        worst_case_tost_p = (
-            tost(*worst_case_for_b(mean_a_all, mean_b_all, design.score_bounds), **margin_options).p_value
-            if design.score_bounds is not None
-            else float("nan")
-        )
+    worst_case_tost_p, tipping_beyond_p = tipping_point(
+        all_a, all_b, missing, float(mean_b.mean() - mean_a.mean()), margin_options
+    )
     differences = mean_b - mean_a
     changed = changed_items(mean_a, mean_b)
     seeds_informative = None
@@ -365,7 +365,7 @@ def look(
     )
     evidence = Evidence(
         n_items=n,
-        n_missing=n_missing,
+        missing=missing,
         max_missing_share=design.max_missing_share,
         diff=diff,
         margin=equivalence.margin,
@@ -375,7 +375,7 @@ def look(
         tost_level=tost_level,
         difference_p=p_different,
         difference_level=different_level,
-        beyond_p=equivalence.p_beyond,
+        beyond_p=beyond_with_missing(equivalence.p_beyond, tipping_beyond_p),
         beyond_level=different_level,
         worst_case_tost_p=worst_case_tost_p,
     )

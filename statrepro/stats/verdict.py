@@ -5,7 +5,8 @@ benchmarks (``combine``) live here and nowhere else; see docs/methodology.md, "V
 
 Per benchmark, in order:
 
-1. ``inconclusive`` when more items lack a result on one side than allowed.
+1. ``inconclusive`` when more runs lack a result than allowed: the share of paired information lost (per item
+   the larger of the sides' missing fractions of its runs, averaged over items; see ``stats.missing``).
 2. ``different`` when B lies clearly beyond the margin: the test that B is within the margin is rejected
    (adjusted across benchmarks), i.e. the whole confidence interval of the difference lies beyond the margin
    in the tested direction. This comes before the undefined-margin rule, so A = 0 vs B = 0.47 is
@@ -13,8 +14,9 @@ Per benchmark, in order:
 3. ``inconclusive`` when the margin is undefined (a relative margin at score_a = 0) or the metric's range
    is unknown where the exact test needs it.
 4. Passing when the TOST passes: ``equivalent`` if no difference from zero is detectable, else
-   ``within_tolerance``; but ``inconclusive`` if it would not pass with the missing items scored worst case
-   for B (the tipping-point check: missing items must not hide a loss).
+   ``within_tolerance``; but ``inconclusive`` if it would not pass with every missing run scored worst case
+   for B (the tipping-point check: missing runs must not hide a loss). Likewise step 2 holds only if B is still
+   beyond the margin with every missing run scored against that claim.
 5. ``inconclusive`` otherwise, saying whether a difference is detectable but not clearly beyond the margin.
 
 Overall: passing only if every benchmark passes (intersection-union, so no correction is needed);
@@ -29,14 +31,15 @@ from typing import Literal
 
 import numpy as np
 
+from .missing import MissingRuns
 from .paired import BenchmarkComparison
 from .results import ResultMixin
+from .rules import DEFAULT_RULES, Correction, VerdictRules
 
 Verdict = Literal["equivalent", "within_tolerance", "different", "inconclusive"]
 VERDICTS: tuple[str, ...] = ("equivalent", "within_tolerance", "different", "inconclusive")
 PASSING: frozenset[str] = frozenset({"equivalent", "within_tolerance"})
 EXIT_CODES: dict[str, int] = {"equivalent": 0, "within_tolerance": 0, "different": 3, "inconclusive": 4}
-Correction = Literal["holm", "bh"]
 _STATSMODELS_METHOD = {"holm": "holm", "bh": "fdr_bh"}
 _MISSING_EXAMPLES = 3  # missing items named in a reason
 
@@ -49,8 +52,8 @@ class Evidence(ResultMixin):
     holds them to its spending boundaries. Everything else is the same.
     """
 
-    n_items: int
-    n_missing: int
+    n_items: int  # items with a run on both sides
+    missing: MissingRuns
     max_missing_share: float
     diff: float
     margin: float
@@ -62,19 +65,17 @@ class Evidence(ResultMixin):
     difference_level: float
     beyond_p: float  # against "B lies within the margin"
     beyond_level: float
-    worst_case_tost_p: float | None = None  # None: no missing items
-    missing_examples: tuple[str, ...] = ()
+    worst_case_tost_p: float | None = None  # None: no missing runs
+    missing_examples: tuple[str, ...] = ()  # keys of items that lost runs, for the reasons
 
 
 def classify(evidence: Evidence) -> tuple[str, str]:
     """Verdict and a one-line reason for one benchmark (the rules in this module's docstring)."""
     e = evidence
-    total = e.n_items + e.n_missing
-    missing_share = e.n_missing / total if total else 1.0
-    if missing_share > e.max_missing_share:
+    if e.missing.share > e.max_missing_share:
         return "inconclusive", (
-            f"{e.n_missing} of {total} items have no result on one side "
-            f"({missing_share:.1%} > {e.max_missing_share:.0%} allowed)"
+            f"{e.missing.describe()}: {e.missing.share:.1%} of the paired information is missing "
+            f"(> {e.max_missing_share:.0%} allowed)"
         )
     direction = "below the lower margin" if e.diff < 0 else "above the upper margin"
     if e.beyond_p < e.beyond_level:
@@ -93,9 +94,11 @@ def classify(evidence: Evidence) -> tuple[str, str]:
     if e.tost_p < e.tost_level:
         if e.worst_case_tost_p is not None and not e.worst_case_tost_p < e.tost_level:
             named = ", ".join(e.missing_examples)
+            lost_items = len(e.missing.items) + len(e.missing.partial_items)
+            more = ", ..." if lost_items > len(e.missing_examples) else ""
             return "inconclusive", (
-                f"passes on the {e.n_items} items with results (TOST p={e.tost_p:.3g}), but not if the "
-                f"{e.n_missing} missing items" + (f" ({named}{', ...' if e.n_missing > len(e.missing_examples) else ''})" if named else "")
+                f"passes on the runs with results (TOST p={e.tost_p:.3g}), but not if the missing runs "
+                f"({e.missing.describe()}" + (f"; {named}{more}" if named else "") + ")"
                 + f" went wrong for B (worst-case TOST p={e.worst_case_tost_p:.3g})"
             )
         if significant:
@@ -151,11 +154,7 @@ class Decision(ResultMixin):
 
     verdict: str
     benchmarks: tuple[BenchmarkVerdict, ...]
-    alpha: float
-    tolerance: float
-    mode: str
-    correction: str
-    max_missing_share: float
+    rules: VerdictRules  # the settings every benchmark was decided under
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -163,7 +162,7 @@ class Decision(ResultMixin):
         return EXIT_CODES[self.verdict]
 
     def summary(self) -> str:
-        lines = [f"overall: {self.verdict} (alpha={self.alpha}, tolerance={self.tolerance}, mode={self.mode})"]
+        lines = [f"overall: {self.verdict} ({self.rules.summary()})"]
         lines += [f"  {b.name}: {b.verdict} - {b.reason}" for b in self.benchmarks]
         return "\n".join(lines)
 
@@ -178,10 +177,10 @@ def fixed_evidence(
     item_keys: list[str] | None = None,
 ) -> Evidence:
     """The evidence of a fixed-design comparison: every test held to alpha."""
-    missing = comparison.missing_items[:_MISSING_EXAMPLES]
+    missing = (comparison.missing.items + comparison.missing.partial_items)[:_MISSING_EXAMPLES]
     return Evidence(
         n_items=comparison.n_items,
-        n_missing=comparison.n_missing,
+        missing=comparison.missing,
         max_missing_share=max_missing_share,
         diff=comparison.diff,
         margin=comparison.tost.margin,
@@ -200,22 +199,21 @@ def fixed_evidence(
 
 def decide(
     comparisons: dict[str, BenchmarkComparison],
+    rules: VerdictRules = DEFAULT_RULES,
     *,
-    alpha: float = 0.05,
-    mode: str = "equivalence",
-    correction: Correction = "holm",
-    max_missing_share: float = 0.05,
     item_keys: dict[str, list[str]] | None = None,
 ) -> Decision:
-    """Adjust the per-benchmark p-values and combine the per-benchmark verdicts into one.
+    """Adjust the per-benchmark p-values and combine the per-benchmark verdicts into one, under ``rules`` (alpha,
+    correction, missing share; the comparisons were made under the same rules).
 
     ``item_keys`` (optional) names each benchmark's rows, so that reasons can name missing items.
     """
     if not comparisons:
         raise ValueError("no benchmarks to decide on")
+    alpha, correction = rules.alpha, rules.correction
     names = sorted(comparisons)
     adjusted = adjust([comparisons[name].permutation.p_value for name in names], correction, alpha)
-    beyond = adjust([comparisons[name].tost.p_beyond for name in names], correction, alpha)
+    beyond = adjust([comparisons[name].p_beyond for name in names], correction, alpha)
     verdicts = []
     for name, p_adj, p_beyond in zip(names, adjusted, beyond):
         evidence = fixed_evidence(
@@ -223,11 +221,9 @@ def decide(
             p_adjusted=float(p_adj),
             p_beyond_adjusted=float(p_beyond),
             alpha=alpha,
-            max_missing_share=max_missing_share,
+            max_missing_share=rules.max_missing_share,
             item_keys=(item_keys or {}).get(name),
         )
         verdict, reason = classify(evidence)
         verdicts.append(BenchmarkVerdict(name, comparisons[name], float(p_adj), verdict, reason, float(p_beyond)))
-    overall = combine([v.verdict for v in verdicts])
-    tolerance = comparisons[names[0]].tolerance
-    return Decision(overall, tuple(verdicts), alpha, tolerance, mode, correction, max_missing_share)
+    return Decision(combine([v.verdict for v in verdicts]), tuple(verdicts), rules)

@@ -175,7 +175,7 @@ def test_transient_faults_are_retried_and_permanent_ones_are_missing_items_with_
     assert gsm8k["n_missing"] == 2 and gsm8k["n_items"] == ITEMS - 2
     assert gsm8k["score_a"] == gsm8k["score_b"] == pytest.approx((ITEMS - 2 - len(WRONG)) / (ITEMS - 2))
     assert gsm8k["flip_rate"] == 0.0 and gsm8k["flips_down"] == 0
-    assert "no result" not in gsm8k["reason"]  # 10% missing is within --max-missing 0.2
+    assert "of the paired information is missing" not in gsm8k["reason"]  # 10% missing is within --max-missing 0.2
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def test_many_missing_items_make_the_verdict_inconclusive(rejected_run):
     gsm8k = verdict["benchmarks"]["gsm8k"]
     assert gsm8k["n_missing"] == 8 and gsm8k["n_items"] == ITEMS - 8
     assert gsm8k["verdict"] == verdict["verdict"] == "inconclusive"
-    assert "8 of 20 items have no result" in gsm8k["reason"]
+    assert "B lacks 8 of 20 runs (8 items entirely)" in gsm8k["reason"]
     assert len(failures_of(workspace / "store", "side-b")) == 8
 
 

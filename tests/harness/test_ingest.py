@@ -28,12 +28,13 @@ from harness_output import (
     write_lm_eval_run,
 )
 from statrepro.analysis import AnalysisOptions, analyze
+from statrepro.stats.rules import VerdictRules
 from statrepro.cli import app
 from statrepro.errors import InputError
 from statrepro.harness import load_side
 from statrepro.harness.files import benchmark_for_task, iter_jsonl
 
-FAST = AnalysisOptions(n_resamples=200, n_permutations=200)
+FAST = AnalysisOptions(rules=VerdictRules(n_resamples=200))
 
 
 # --------------------------------------------------------------------------- hand-made lm-eval trees (tests/support)

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from statrepro.analysis import AnalysisOptions, analyze
+from statrepro.stats.rules import VerdictRules
 from statrepro.harness.records import make_records
 from statrepro.report import write_report
 
-FAST = AnalysisOptions(n_resamples=200, n_permutations=200)
+FAST = AnalysisOptions(rules=VerdictRules(n_resamples=200))
 
 
 def _records(side: str, scores: np.ndarray, answers: list[str]):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from statrepro.analysis import AnalysisOptions, analyze
+from statrepro.stats.rules import VerdictRules
 from statrepro.harness.records import make_records
 from statrepro.report import FOREST_PLOT_NAME, write_report
 from statrepro.redaction import redact_argv, redact_secret_keys
@@ -113,7 +114,7 @@ def explanation() -> dict:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     records_a, records_b = generated_records()
-    analysis = analyze(records_a, records_b, AnalysisOptions(n_resamples=2000, n_permutations=2000), inputs={"a": "runs/A", "b": "runs/B"})
+    analysis = analyze(records_a, records_b, AnalysisOptions(rules=VerdictRules(n_resamples=2000)), inputs={"a": "runs/A", "b": "runs/B"})
     directory = tmp_path_factory.mktemp("report")
     argv = ["statrepro", "analyze", "runs/A", "runs/B", "--api-key", SECRET, f"--token={SECRET}"]
     paths = write_report(directory, analysis, records_a=records_a, records_b=records_b, argv=argv, manifests=MANIFESTS,
@@ -188,7 +189,7 @@ def test_html_sections_present(report):
 
 def test_report_without_records_or_manifests(tmp_path):
     records_a, records_b = generated_records()
-    analysis = analyze(records_a, records_b, AnalysisOptions(n_resamples=500, n_permutations=500))
+    analysis = analyze(records_a, records_b, AnalysisOptions(rules=VerdictRules(n_resamples=500)))
     paths = write_report(tmp_path / "bare", analysis)
     page = paths["html"].read_text()
     assert "Predictions are not shown" in page
@@ -198,7 +199,7 @@ def test_report_without_records_or_manifests(tmp_path):
 
 def test_doctor_factors_replace_the_manifest_diff(tmp_path):
     records_a, records_b = generated_records()
-    analysis = analyze(records_a, records_b, AnalysisOptions(n_resamples=500, n_permutations=500))
+    analysis = analyze(records_a, records_b, AnalysisOptions(rules=VerdictRules(n_resamples=500)))
     doctor = {"factors": [{"factor": "batch_size", "a": 1, "b": 8, "note": "<b>kernels differ</b>", "token": SECRET}]}
     page = write_report(tmp_path, analysis, manifests=MANIFESTS, doctor=doctor)["html"].read_text()
     assert "Factors found by doctor" in page and "batch_size" in page
@@ -296,7 +297,7 @@ def test_report_handles_absolute_non_inferiority_and_zero_scores(tmp_path):
     records_a = make_records(_rows("livebench", zeros, "A", {}) + _rows("ceval", a, "A", {}))
     records_b = make_records(_rows("livebench", _flip(zeros, np.arange(3)), "B", {}) + _rows("ceval", _flip(a, np.arange(5)), "B", {}))
     for margin_kind in ("absolute", "relative"):
-        options = AnalysisOptions(mode="non-inferiority", margin_kind=margin_kind, tolerance=0.05, n_resamples=500, n_permutations=500)
+        options = AnalysisOptions(rules=VerdictRules(mode="non-inferiority", margin_kind=margin_kind, tolerance=0.05, n_resamples=500))
         analysis = analyze(records_a, records_b, options)
         paths = write_report(tmp_path / margin_kind, analysis, records_a=records_a, records_b=records_b)
         VerdictJson.model_validate_json(paths["verdict"].read_text())

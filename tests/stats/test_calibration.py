@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from statrepro.stats import bootstrap_ci, compare_paired, decide
+from statrepro.stats.rules import VerdictRules
 from statrepro.stats.simulate import Scenario
 
 
@@ -19,8 +20,9 @@ def _verdicts(scenario, n_sims, seed, **options):
     out = []
     for _ in range(n_sims):
         a, b = scenario.draw(rng)
-        comparison = compare_paired(a, b, n_resamples=400, n_permutations=400, rng=rng, **options)
-        out.append((comparison, decide({"x": comparison}, alpha=options.get("alpha", 0.05)).benchmarks[0]))
+        rules = VerdictRules(n_resamples=400, **options)
+        comparison = compare_paired(a, b, rules, rng=rng)
+        out.append((comparison, decide({"x": comparison}, rules).benchmarks[0]))
     return out
 
 
@@ -82,7 +84,7 @@ def test_false_equivalent_rate_with_rare_flips():
     for _ in range(n_sims):
         a = (rng.random(n) < 0.3).astype(float)
         b = np.where((a == 1) & (rng.random(n) < 0.06), 0.0, a)  # true rel shift -6%, beyond 5%
-        c = compare_paired(a, b, tolerance=0.05, n_resamples=200, rng=rng)
+        c = compare_paired(a, b, VerdictRules(tolerance=0.05, n_resamples=200), rng=rng)
         passing += decide({"x": c}).verdict in ("equivalent", "within_tolerance")
     assert passing / n_sims <= alpha + _mc_error(alpha, n_sims)
 
@@ -97,5 +99,5 @@ def test_too_little_data_is_never_equivalent():
 def test_identical_results_on_enough_items_are_equivalent():
     rng = np.random.default_rng(7)
     a = (rng.random((300, 2)) < 0.5).astype(float)
-    c = compare_paired(a, a.copy(), tolerance=0.05, margin_kind="absolute", rng=0)
+    c = compare_paired(a, a.copy(), VerdictRules(tolerance=0.05, margin_kind="absolute"), rng=0)
     assert decide({"x": c}).verdict == "equivalent"

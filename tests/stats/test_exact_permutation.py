@@ -15,6 +15,7 @@ from scipy import stats
 
 from statrepro.stats import compare_paired, item_means, permutation_test
 from statrepro.stats import resampling
+from statrepro.stats.rules import VerdictRules
 from statrepro.stats.resampling import infer_lattice_scale, sign_flip_null, sign_flip_tails, subset_sum_pmf
 
 
@@ -105,7 +106,7 @@ def test_one_right_repeat_out_of_60_items_x_3_seeds_is_p_1():
     b = a.copy()
     b[0, 0] = 1.0
     assert permutation_test(a.mean(axis=1), b.mean(axis=1), rng=np.random.default_rng(0)).p_value == 1.0
-    comparison = compare_paired(a, b, margin_kind="absolute", tolerance=0.001, rng=0)
+    comparison = compare_paired(a, b, VerdictRules(margin_kind="absolute", tolerance=0.001), rng=0)
     assert comparison.permutation.p_value == 1.0
     assert comparison.permutation.lattice_scale == 3
 

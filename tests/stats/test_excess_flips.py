@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from statrepro.stats import compare_many, decide
+from statrepro.stats.rules import VerdictRules
 from statrepro.stats.control import (
     compare_control,
     decompose_flips,
@@ -81,8 +82,9 @@ def test_decomposition_splits_flips_by_direction_and_counts_churn() -> None:
 
 
 def _baseline_and_candidate(a: np.ndarray, control: np.ndarray, b: np.ndarray):
-    baseline = decide(compare_many({"x": (a, control)}, n_resamples=500, n_permutations=500)).benchmarks[0]
-    candidate = compare_many({"x": (a, b)}, n_resamples=500, n_permutations=500)["x"]
+    rules = VerdictRules(n_resamples=500)
+    baseline = decide(compare_many({"x": (a, control)}, rules), rules).benchmarks[0]
+    candidate = compare_many({"x": (a, b)}, rules)["x"]
     return baseline, candidate
 
 

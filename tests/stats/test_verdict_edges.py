@@ -11,6 +11,7 @@ import pytest
 
 from statrepro.analysis import AnalysisOptions, analyze
 from statrepro.stats import bootstrap_ci, compare_paired, decide
+from statrepro.stats.rules import VerdictRules
 from statrepro.stats.paired import paired_score_interval, tost
 from statrepro.stats.sequential import SequentialDesign, sequential_step
 
@@ -23,8 +24,8 @@ def _mc_error(rate: float, n: int) -> float:
 
 
 def _verdict(a, b, **options):
-    comparison = compare_paired(a, b, n_resamples=400, n_permutations=400, rng=0, **options)
-    return decide({"x": comparison}, alpha=options.get("alpha", ALPHA)).benchmarks[0]
+    rules = VerdictRules(n_resamples=400, **options)
+    return decide({"x": compare_paired(a, b, rules, rng=0)}, rules).benchmarks[0]
 
 
 def _greedy(rng, accuracy, n_items, down=0.0, up=0.0):
@@ -54,8 +55,8 @@ def test_sequential_applies_the_missing_share_rule_like_the_fixed_design():
     b[:120] = np.nan  # 30% of B's items missing
     fixed = _verdict(a, b)
     sequential = sequential_step(SequentialDesign(max_rounds=3), a, b)
-    assert fixed.verdict == "inconclusive" and "no result on one side" in fixed.reason
-    assert sequential.verdict == "inconclusive" and "no result on one side" in sequential.reason
+    assert fixed.verdict == "inconclusive" and "of the paired information is missing" in fixed.reason
+    assert sequential.verdict == "inconclusive" and "of the paired information is missing" in sequential.reason
 
 
 # Defect 3: `different` must be a controlled claim ----------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_missing_items_that_a_got_right_cannot_hide_a_loss():
     b[-40:] = np.nan  # 4% missing (allowed), every one of them right in A
     verdict = _verdict(a, b)
     assert verdict.verdict == "inconclusive"
-    assert "40 missing items" in verdict.reason and "worst-case" in verdict.reason
+    assert "B lacks 40 of 1000 runs (40 items entirely)" in verdict.reason and "worst-case" in verdict.reason
     assert verdict.comparison.tost.p_value < ALPHA  # it would have passed on the items with results
 
 
@@ -180,7 +181,7 @@ def test_intersect_counts_dropped_items_as_missing():
 
     a = records(1000, lambda i: float(i >= 100))
     b = records(960, lambda i: float(i >= 100))  # the 40 items A got right and B lacks
-    result = analyze(a, b, AnalysisOptions(unpaired="intersect", n_resamples=400, n_permutations=400))
+    result = analyze(a, b, AnalysisOptions(unpaired="intersect", rules=VerdictRules(n_resamples=400)))
     item = result.decision.benchmarks[0]
     assert item.verdict == "inconclusive" and "gsm8k/960" in item.reason
     assert result.to_json().benchmarks["gsm8k"].missing_items[:1] == ["gsm8k/960"]
@@ -266,7 +267,7 @@ def test_a_majority_tie_is_not_wrong_and_flips_have_an_aa_expectation():
         p = rng.beta(2, 2, 400)
         a = (rng.random((400, 3)) < p[:, None]).astype(float)
         b = (rng.random((400, 3)) < p[:, None]).astype(float)
-        c = compare_paired(a, b, n_resamples=100, n_permutations=100, rng=0)
+        c = compare_paired(a, b, VerdictRules(n_resamples=100), rng=0)
         observed.append(c.flips.rate)
         expected.append(c.flips.expected_rate)
     assert np.mean(expected) == pytest.approx(np.mean(observed), rel=0.1)
@@ -284,7 +285,7 @@ def test_unknown_range_says_so_instead_of_guessing():
     a = np.full(300, 40.0)
     b = a.copy()
     b[:2] = 39.0  # two changed items: the exact test would need the metric's range
-    comparison = compare_paired(a, b, score_bounds=None, rng=0, n_resamples=200, n_permutations=200)
+    comparison = compare_paired(a, b, VerdictRules(n_resamples=200), score_bounds=None, rng=0)
     verdict = decide({"x": comparison}).benchmarks[0]
     assert comparison.tost.method == "no-score-range"
     assert verdict.verdict == "inconclusive" and "range is unknown" in verdict.reason
