@@ -8,5 +8,5 @@
 - ``doctor``: the configuration factors that differ between two runs, ranked by how much they move scores.
 
 Each module exposes pure functions returning frozen result objects with ``.summary()`` and ``.to_dict()``;
-the CLI commands in statrepro/cli.py only parse arguments and print.
+the CLI commands in statrepro/cli/ only parse arguments and print.
 """

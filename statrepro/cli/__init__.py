@@ -1,0 +1,36 @@
+"""The statrepro command line. It only parses and prints; heavy imports happen inside commands.
+
+One module per command family (evaluate, diagnose, bench, schema), the shared options and the bad-input
+contract in common.py, the rich output in render.py. This module assembles the app.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import diagnose, evaluate, schema
+from .bench import bench_app
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Paired, calibrated sign-off that a model still scores the same after a hardware, engine or precision change.",
+    pretty_exceptions_enable=False,
+)
+
+# Registered here, in the order `statrepro --help` lists them; the groups (bench, layers) follow the commands.
+for command in (
+    evaluate.analyze,
+    schema.schema,
+    evaluate.run,
+    evaluate.compare,
+    diagnose.explain,
+    diagnose.probe,
+    diagnose.logprobs,
+    diagnose.template,
+    diagnose.doctor,
+):
+    app.command()(command)
+app.add_typer(bench_app, name="bench")
+# `layers` compares two settings in one process; `layers dump` / `layers diff` do it across machines.
+app.add_typer(diagnose.layers_app, name="layers")

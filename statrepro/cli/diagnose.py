@@ -1,0 +1,265 @@
+"""The diagnostics (statrepro/diagnose): why two environments differ."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import InputError
+from .common import (
+    BENCHMARKS, COSINE_THRESHOLD, DATA_DIR, DEVICE, LAYERS_PLOT, MODEL, PROMPT_BENCHMARK, PROMPT_LIMIT, SEEDS, STORE,
+    SUBMODULES, api_options, parse_benchmarks, parse_seeds, stop_on_sigterm, user_errors,
+)
+from .render import print_doctor, print_explanation, print_layers, print_logprobs, print_probe, print_template
+
+
+@user_errors
+def explain(
+    env_a: Path = typer.Argument(..., help="Environment A of the finished comparison."),
+    env_b: Path = typer.Argument(..., help="Environment B of the finished comparison."),
+    store: Path = STORE,
+    benchmarks: Optional[str] = BENCHMARKS,
+    seeds: Optional[str] = SEEDS,
+    run_limit: Optional[int] = typer.Option(None, help="The --limit the comparison ran with (it selects the same runs in the store)."),
+    limit: int = typer.Option(10, help="Items to explain: flipped first, then the largest score changes, then changed answers."),
+    epsilon: float = typer.Option(0.1, help="A divergence is a near tie when either side's top-2 logprob gap is below this (nats)."),
+    shift_threshold: float = typer.Option(1.0, help="Identical tokens whose logprobs moved more than this (nats) are a distribution shift."),
+    top_k: int = typer.Option(5, help="Top logprobs per replayed step (>= 2)."),
+    max_tokens: int = typer.Option(128, help="New tokens per greedy replay (capped by each environment's max_tokens)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the explanation as JSON here."),
+) -> None:
+    """Why items moved between A and B: exact prompts, a token check, greedy replays with logprobs, flip classes.
+
+    Starts each side's engine (managed servers are stopped again). Exit code 0 (also when nothing moved), 2 on bad input.
+    """
+    from ..api import ExplainOptions, RunOptions, explain_environments
+
+    run_options = api_options(RunOptions, store=store, benchmarks=parse_benchmarks(benchmarks), seeds=parse_seeds(seeds), limit=run_limit)
+    options = api_options(ExplainOptions, limit=limit, epsilon=epsilon, shift_threshold=shift_threshold, top_k=top_k, max_tokens=max_tokens)
+    stop_on_sigterm()
+    print_explanation(explain_environments(env_a, env_b, run_options, options, json_path=json_path))
+
+
+layers_app = typer.Typer()
+
+
+@layers_app.callback(invoke_without_command=True)
+@user_errors
+def layers(
+    context: typer.Context,
+    a: str = typer.Option("dtype=float32", "--a", help="Setting A: comma-separated dtype=float32|bfloat16|float16, attn=eager|sdpa, batch=alone|padded, quant=none|dynamic-int8."),
+    b: str = typer.Option("dtype=bfloat16", "--b", help="Setting B, same syntax."),
+    model: Optional[str] = MODEL,
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one prompt per line (default: built-in short prompts)."),
+    submodules: bool = SUBMODULES,
+    device: str = DEVICE,
+    cosine_threshold: float = COSINE_THRESHOLD,
+    plot: Optional[Path] = LAYERS_PLOT,
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the per-layer numbers as JSON here."),
+) -> None:
+    """Hidden-state divergence layer by layer between two numeric settings of one model; names the jump layer.
+
+    Without a command both settings run here, on one device; across machines, run `layers dump` on each, then `layers diff`.
+    """
+    if context.invoked_subcommand is not None:
+        return
+    from ..diagnose.common import progress_bar, read_prompts, resolve_model, write_json
+    from ..diagnose.layers import Setting, compare_layers, plot_layers
+
+    setting_a, setting_b = Setting.parse(a, option="--a"), Setting.parse(b, option="--b")
+    prompt_list = read_prompts(prompts)
+    with progress_bar() as progress:
+        result = compare_layers(resolve_model(model), setting_a, setting_b, prompt_list, submodules=submodules,
+                                cosine_threshold=cosine_threshold, device=device, progress=progress)
+    print_layers(result)
+    if plot is not None:
+        plot_layers(result, plot)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+
+
+@layers_app.command("dump")
+@user_errors
+def layers_dump(
+    env: Optional[Path] = typer.Argument(None, help="Environment YAML (engine kind hf): its model.path, model.dtype, model.quantization and engine.device, unless an option says otherwise."),
+    out: Path = typer.Option(..., "--out", help="The dump file to write (.safetensors)."),
+    model: Optional[str] = MODEL,
+    dtype: Optional[str] = typer.Option(None, help="float32 (default), bfloat16 or float16."),
+    attn: Optional[str] = typer.Option(None, help="Attention implementation: eager (default) or sdpa."),
+    quant: Optional[str] = typer.Option(None, help="none (default) or dynamic-int8 (CPU only)."),
+    batch: Optional[str] = typer.Option(None, help="alone (default: one prompt per forward pass) or padded (all prompts in one left-padded batch)."),
+    device: Optional[str] = typer.Option(None, help="auto (cuda when present, else cpu), cpu, cuda, cuda:N, npu or mps (default: the env's engine.device, else auto)."),
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one prompt per line (default: built-in short prompts)."),
+    benchmark: Optional[str] = PROMPT_BENCHMARK,
+    limit: int = PROMPT_LIMIT,
+    data_dir: Optional[Path] = DATA_DIR,
+    explain: Optional[Path] = typer.Option(None, "--explain", help="Prompts of the top --limit items of an `explain --json` file, as side A's engine ran them."),
+    submodules: bool = SUBMODULES,
+) -> None:
+    """Write this machine's hidden states (every hooked point, every prompt) and their provenance to a file for `layers diff`."""
+    from ..diagnose.common import choose_prompts, progress_bar
+    from ..diagnose.dumps import write_dump
+    from ..diagnose.layers import dump_model, dump_settings
+
+    model_path, setting, resolved = dump_settings(env, model=model, dtype=dtype, attention=attn, quantization=quant, batch=batch, device=device)
+    prompt_list = choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit, explain=explain)
+    with progress_bar() as progress:
+        dump = dump_model(model_path, setting, prompt_list, device=resolved, submodules=submodules, progress=progress)
+    write_dump(dump, out)
+    typer.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {dump.info.summary()}")
+
+
+@layers_app.command("diff")
+@user_errors
+def layers_diff(
+    dump_a: Path = typer.Argument(..., help="Dump of side A (the reference), from `layers dump`."),
+    dump_b: Path = typer.Argument(..., help="Dump of side B, on the same prompts and weights."),
+    allow_different_weights: bool = typer.Option(False, "--allow-different-weights", help="Compare dumps whose weight files differ (a quantized or converted copy)."),
+    cosine_threshold: float = COSINE_THRESHOLD,
+    plot: Optional[Path] = LAYERS_PLOT,
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the per-layer numbers as JSON here (the shape of `layers --json`)."),
+) -> None:
+    """Per-point divergence between two dumps, made on one machine or two; names the jump layer."""
+    from ..diagnose.common import write_json
+    from ..diagnose.dumps import read_dump
+    from ..diagnose.layers import diff_dumps, plot_layers
+
+    side_a, side_b = read_dump(dump_a), read_dump(dump_b)
+    result = diff_dumps(side_a, side_b, cosine_threshold=cosine_threshold, allow_different_weights=allow_different_weights)
+    for side, dump in (("A", side_a), ("B", side_b)):
+        typer.echo(f"{side}: {dump.summary()}")
+    print_layers(result)
+    if plot is not None:
+        plot_layers(result, plot)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+
+
+@user_errors
+def probe(
+    model: Optional[str] = MODEL,
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one sequence per line (default: built-in short prompts)."),
+    dtype: list[str] = typer.Option(["float32", "bfloat16"], help="dtypes to probe (repeatable)."),
+    attn: str = typer.Option("eager", help="Attention implementation: eager or sdpa."),
+    device: str = DEVICE,
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON here."),
+) -> None:
+    """Batch-size, padding-side and packing invariance: max |logit diff| and argmax flips vs running each sequence alone."""
+    from ..diagnose.common import progress_bar, read_prompts, resolve_model, write_json
+    from ..diagnose.probe import probe as run_probe
+
+    prompt_list = read_prompts(prompts)
+    with progress_bar() as progress:
+        result = run_probe(resolve_model(model), prompt_list, dtypes=tuple(dtype), attention=attn, device=device, progress=progress)
+    print_probe(result)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+
+
+@user_errors
+def logprobs(
+    a: str = typer.Argument(..., help="Side A: an OpenAI-compatible base URL (http://127.0.0.1:PORT/v1) or an env YAML (engine kind openai or hf)."),
+    b: str = typer.Argument(..., help="Side B, likewise."),
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one prompt per line (default: built-in short prompts)."),
+    benchmark: Optional[str] = PROMPT_BENCHMARK,
+    limit: int = PROMPT_LIMIT,
+    data_dir: Optional[Path] = DATA_DIR,
+    chat: bool = typer.Option(False, help="Use /chat/completions (and the chat template in-process) instead of raw /completions."),
+    max_tokens: int = typer.Option(32, help="New tokens per prompt."),
+    top_k: int = typer.Option(5, help="Top logprobs requested per step (>= 2)."),
+    epsilon: float = typer.Option(0.1, help="A divergence is a near tie when a side's top-2 logprob gap is below this."),
+    timeout: float = typer.Option(60.0, help="Seconds to wait for each server answer."),
+    model: Optional[str] = typer.Option(None, help="Model name to request from URL sides (default: the server's first model)."),
+    param_a: list[str] = typer.Option([], help="Extra request field for side A, KEY=JSON_VALUE (e.g. repeat_penalty=1.0)."),
+    param_b: list[str] = typer.Option([], help="Extra request field for side B, KEY=JSON_VALUE."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+) -> None:
+    """Token-level comparison of two engines at temperature 0: exact match, first divergence, logprob deltas, near ties.
+
+    Exit code 0 when both sides decode identically, 1 when their behaviour differs, 2 on bad input.
+    """
+    from ..diagnose.common import choose_prompts, progress_bar, write_json
+    from ..diagnose.logprobs import compare_sides, side_from_spec
+
+    def parse_params(values: list[str], option: str) -> dict:
+        params = {}
+        for value in values:
+            key, sep, raw = value.partition("=")
+            if not sep or not key:
+                raise InputError(f"expected KEY=VALUE, got {value!r}", key=option)
+            try:
+                params[key] = json.loads(raw)
+            except ValueError:
+                params[key] = raw
+        return params
+
+    prompt_list = choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit)
+    from contextlib import ExitStack
+
+    with ExitStack() as servers:
+        side_a = side_from_spec(a, chat=chat, timeout=timeout, params=parse_params(param_a, "--param-a"), model=model, servers=servers)
+        side_b = side_from_spec(b, chat=chat, timeout=timeout, params=parse_params(param_b, "--param-b"), model=model, servers=servers)
+        with progress_bar() as progress:
+            result = compare_sides(side_a, side_b, prompt_list, max_tokens=max_tokens, top_k=top_k, epsilon=epsilon, progress=progress)
+    print_logprobs(result)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+    raise typer.Exit(1 if result.behaviour_differs else 0)
+
+
+@user_errors
+def template(
+    a: str = typer.Argument(..., help="Side A tokenizer: a model/tokenizer directory, a .gguf file, an env YAML, or 'embedded'."),
+    b: str = typer.Argument(..., help="Side B tokenizer, likewise."),
+    prompts: Optional[Path] = typer.Option(None, help="Text file, one user prompt per line (default: built-in benchmark-like prompts)."),
+    benchmark: Optional[str] = PROMPT_BENCHMARK,
+    limit: int = PROMPT_LIMIT,
+    data_dir: Optional[Path] = DATA_DIR,
+    system: Optional[str] = typer.Option(None, help="Also render this system instruction."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+) -> None:
+    """Render both chat templates (add_generation_prompt=True) and compare token ids.
+
+    Exit code 0 when every prompt renders to identical ids, 1 when some differ, 2 on bad input.
+    """
+    from ..diagnose.common import choose_prompts, write_json
+    from ..diagnose.template import compare_templates
+
+    result = compare_templates(a, b, choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit), system=system)
+    print_template(result)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+    raise typer.Exit(0 if result.all_match else 1)
+
+
+@user_errors
+def doctor(
+    a: Path = typer.Argument(..., help="Side A: env YAML, lm-eval results JSON or output dir, evalscope task_config YAML, or statrepro manifest JSON."),
+    b: Path = typer.Argument(..., help="Side B, likewise."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write {factors, checklist, not_comparable, sides} as JSON here."),
+    probe_endpoints: Optional[bool] = typer.Option(
+        None, "--probe-endpoints/--no-probe-endpoints",
+        help="Ask the running servers what files do not record: which engine answers, its version, its served context and "
+        "the sampling defaults (repeat_penalty, temperature, top_p) a request that omits them gets. Default: on for env "
+        "files, off for outputs and manifests. An env's external endpoint is asked over HTTP; a managed engine "
+        "(llama-cpp, transformers-serve, vllm, sglang) is STARTED for the question and stopped, which costs its start-up: "
+        "seconds for llama-cpp, ~20 s for transformers-serve on CPU, minutes for vllm/sglang. --probe-endpoints also asks "
+        "the server URL an lm-eval (base_url) or evalscope (api_url) output records, when it is running.",
+    ),
+    probe_timeout: float = typer.Option(10.0, min=0.1, help="Seconds to wait for each answer of a server being asked."),
+) -> None:
+    """Name the score-moving factors that differ between two runs, with severity and a fix, plus a determinism checklist.
+
+    Exit code 0 when no known factor differs, 1 when some do, 2 on bad input.
+    """
+    from ..diagnose.common import write_json
+    from ..diagnose.doctor import compare_sources
+
+    result = compare_sources(a, b, probe_endpoints=probe_endpoints, probe_timeout=probe_timeout)
+    print_doctor(result)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+    raise typer.Exit(1 if result.factors else 0)

@@ -1,0 +1,134 @@
+"""The evaluation commands: run environments, compare two of them end to end, analyze existing results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .common import (
+    ALPHA, BENCHMARKS, CORRECTION, DATA_DIR, EXECUTOR, JSON_PATH, LIMIT, MARGIN, MAX_MISSING, MODE, RAY_ADDRESS, REPORT,
+    RESAMPLES, RNG_SEED, SCORE_RANGE, SEEDS, STORE, TOLERANCE, WAIT, Correction, MarginKind, Mode, api_options, parse_benchmarks,
+    parse_metric_overrides, parse_score_range, parse_seeds, stop_on_sigterm, user_errors,
+)
+from .render import print_decision
+
+
+@user_errors
+def analyze(
+    a: Path = typer.Argument(..., help="Results of environment A: lm-eval output dir(s) or an evalscope work dir."),
+    b: Path = typer.Argument(..., help="Results of environment B, likewise."),
+    tolerance: float = TOLERANCE,
+    alpha: float = ALPHA,
+    mode: Mode = MODE,
+    margin: MarginKind = MARGIN,
+    correction: Correction = CORRECTION,
+    intersect: bool = typer.Option(
+        False, help="Analyse what both sides have: items one side lacks count as missing; one-sided benchmarks are dropped."
+    ),
+    metric: list[str] = typer.Option([], help="Primary metric override, BENCHMARK=METRIC (e.g. gsm8k=exact_match,strict-match)."),
+    json_path: Optional[Path] = JSON_PATH,
+    report: Optional[Path] = REPORT,
+    rng_seed: int = RNG_SEED,
+    resamples: int = RESAMPLES,
+    seed_level: bool = typer.Option(False, help="Two-level bootstrap: also resample seeds within items."),
+    max_missing: float = MAX_MISSING,
+    score_range: Optional[str] = SCORE_RANGE,
+    control: Optional[Path] = typer.Option(None, "--control", help="A third result set from A's environment (the A/A control A'), shown beside A vs B: flip rates, their excess and its exact test."),
+) -> None:
+    """Compare two existing result sets item by item and print a calibrated verdict.
+
+    Exit codes: 0 equivalent or within tolerance, 3 different, 4 inconclusive, 2 bad input.
+    """
+    from ..api import AnalyzeOptions, analyze as analyze_results
+
+    options = api_options(
+        AnalyzeOptions, tolerance=tolerance, alpha=alpha, mode=mode.value, margin=margin.value, correction=correction.value,
+        max_missing=max_missing, rng_seed=rng_seed, resamples=resamples, seed_level=seed_level, intersect=intersect,
+        metric_overrides=parse_metric_overrides(metric), score_range=parse_score_range(score_range),
+    )
+    analysis = analyze_results(a, b, options, json_path=json_path, report=report, control=control)
+    print_decision(analysis)
+    raise typer.Exit(analysis.decision.exit_code)
+
+
+
+@user_errors
+def run(
+    envs: list[Path] = typer.Argument(..., help="Environment YAML file(s)."),
+    benchmarks: Optional[str] = BENCHMARKS,
+    seeds: Optional[str] = SEEDS,
+    limit: Optional[int] = LIMIT,
+    store: Path = STORE,
+    data_dir: Optional[Path] = DATA_DIR,
+    executor: str = EXECUTOR,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    wait: bool = WAIT,
+) -> None:
+    """Run the benchmarks over seeds for each environment; resumable, never redoes finished runs."""
+    from rich.console import Console
+
+    from ..api import RunOptions, run_environment_files
+
+    options = api_options(
+        RunOptions, benchmarks=parse_benchmarks(benchmarks), seeds=parse_seeds(seeds), limit=limit, store=store,
+        data_dir=data_dir, executor=executor, ray_address=ray_address, wait=wait,
+    )
+    stop_on_sigterm()
+    summary = run_environment_files(envs, options)
+    Console(stderr=True).print(summary.summary())
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+@user_errors
+def compare(
+    env_a: Path = typer.Argument(..., help="Environment A (the reference)."),
+    env_b: Path = typer.Argument(..., help="Environment B (the candidate)."),
+    benchmarks: Optional[str] = BENCHMARKS,
+    seeds: Optional[str] = SEEDS,
+    limit: Optional[int] = LIMIT,
+    tolerance: float = TOLERANCE,
+    alpha: float = ALPHA,
+    mode: Mode = MODE,
+    margin: MarginKind = MARGIN,
+    correction: Correction = CORRECTION,
+    json_path: Optional[Path] = JSON_PATH,
+    report: Optional[Path] = REPORT,
+    store: Path = STORE,
+    data_dir: Optional[Path] = DATA_DIR,
+    executor: str = EXECUTOR,
+    ray_address: Optional[str] = RAY_ADDRESS,
+    rng_seed: int = RNG_SEED,
+    max_missing: float = MAX_MISSING,
+    wait: bool = WAIT,
+    sequential: bool = typer.Option(False, help="Add one seed per side per round and stop at the first conclusive verdict (group-sequential, O'Brien-Fleming spending)."),
+    max_seeds: int = typer.Option(5, help="With --sequential: the budget of seeds per side; reaching it without a verdict gives inconclusive."),
+    block_size: Optional[int] = typer.Option(None, help="With --sequential: run each benchmark's items in blocks of this many, in a pre-registered random order, each block with every seed, deciding after each block (item-sequential) instead of adding seeds."),
+    max_items: Optional[int] = typer.Option(None, help="With --block-size: the item budget per benchmark (default: all of its items)."),
+    order_seed: int = typer.Option(0, help="With --block-size: seeds the random order of the items (part of the pre-registered design)."),
+    first_seeds: Optional[int] = typer.Option(None, help="With --block-size: seeds per item while the blocks run; the environment's other seeds follow in rounds over the budgeted items once every block has run (default: every seed in each block)."),
+    explain: bool = typer.Option(False, "--explain", help="After the verdict, explain the moved items (as statrepro explain; adds an Explain section to the report)."),
+    explain_limit: int = typer.Option(10, help="With --explain: items to explain."),
+    control: bool = typer.Option(False, "--control", help="Also run A a second time as the A/A control A' (stored as <A name>.control) and show A vs A' beside A vs B: flip rates, their excess and its exact test."),
+) -> None:
+    """Run whatever is missing for both environments, then decide whether B still scores like A.
+
+    Exit codes: 0 equivalent or within tolerance, 3 different, 4 inconclusive, 2 bad input.
+    """
+    from ..api import CompareOptions, ExplainOptions, compare_environments
+
+    options = api_options(
+        CompareOptions, tolerance=tolerance, alpha=alpha, mode=mode.value, margin=margin.value, correction=correction.value,
+        max_missing=max_missing, rng_seed=rng_seed, benchmarks=parse_benchmarks(benchmarks), seeds=parse_seeds(seeds),
+        limit=limit, store=store, data_dir=data_dir, executor=executor, ray_address=ray_address, wait=wait,
+        sequential=sequential, max_seeds=max_seeds, block_size=block_size, max_items=max_items, order_seed=order_seed,
+        first_seeds=first_seeds,
+        explain=api_options(ExplainOptions, limit=explain_limit) if explain else None,
+        control=control,
+    )
+    stop_on_sigterm()
+    analysis = compare_environments(env_a, env_b, options, json_path=json_path, report=report)
+    print_decision(analysis)
+    raise typer.Exit(analysis.decision.exit_code)
+

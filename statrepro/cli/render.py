@@ -1,0 +1,208 @@
+"""How the commands print their results: rich tables and summary lines (the API computes, this only shows)."""
+
+from __future__ import annotations
+
+def _needs(power) -> str:
+    """'~N items (range A-B) or ~K seeds per side (range ...)', open-ended where no finite amount suffices."""
+
+    def one(central, spread, unit):
+        if not central:
+            return None
+        low, high = spread or (central, central)
+        span = f"{low or '?'}-{high}" if high else f"{low or central} or more"
+        return f"~{central} {unit} (plausible range {span})"
+
+    needs = [one(power.items_needed, power.items_needed_range, "items"), one(power.seeds_needed, power.seeds_needed_range, "seeds per side")]
+    return " or ".join(need for need in needs if need)
+
+
+def print_decision(analysis) -> None:
+    """A rich table of the per-benchmark verdicts and the overall line."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..stats import VERDICTS
+
+    decision = analysis.decision
+    colours = {"equivalent": "green", "within_tolerance": "green", "different": "red", "inconclusive": "yellow"}
+    assert colours.keys() == set(VERDICTS), "every verdict label needs a colour"
+    table = Table(
+        title=f"statrepro verdict (alpha={decision.rules.alpha}, tolerance={decision.rules.tolerance}, {decision.rules.mode})",
+        box=None,
+        padding=(0, 0, 0, 2),  # no borders, two spaces between columns: the table fits 80 columns
+        pad_edge=False,
+        header_style="bold underline",
+    )
+    for column in ("benchmark", "n x runs", "A", "B", "rel diff", "p adj", "TOST p", "flips", "verdict"):
+        table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right", no_wrap=True)
+    for item in decision.benchmarks:
+        c = item.comparison
+        table.add_row(
+            item.name,
+            f"{c.n_items}x{c.n_runs_a}/{c.n_runs_b}" + (f" (-{c.n_missing})" if c.n_missing else "")
+            + (f"\n{c.missing.describe()}" if c.missing.any else ""),
+            f"{c.score_a:.3f}",
+            f"{c.score_b:.3f}",
+            f"{c.rel_diff:+.1%}",
+            f"{item.p_adjusted:.2g}",
+            f"{c.tost.p_value:.2g}",
+            f"{c.flips.rate:.0%}",
+            f"[{colours[item.verdict]}]{item.verdict}[/]",
+        )
+    console = Console()
+    console.print(table)
+    for item in decision.benchmarks:
+        c = item.comparison
+        lo, hi = c.bootstrap.diff_ci
+        tost_lo, tost_hi = c.tost.ci
+        console.print(
+            f"  [bold]{item.name}[/]: diff {c.diff:+.4f}, {c.bootstrap.confidence:.0%} CI [{lo:+.4f}, {hi:+.4f}], "
+            f"{c.tost.ci_level:.0%} CI (the TOST's) [{tost_lo:+.4f}, {tost_hi:+.4f}], margin ±{c.tost.margin:.4f}"
+        )
+        if c.flips.expected_rate is not None:
+            console.print(f"    flips {c.flips.rate:.1%} ({c.flips.down} down, {c.flips.up} up); seed noise alone: ~{c.flips.expected_rate:.1%}")
+        console.print(f"    {item.reason}")
+        if analysis.control is not None:
+            print_control(console, analysis.control[item.name])
+        if item.verdict == "inconclusive" and (c.power.items_needed or c.power.seeds_needed):
+            console.print(f"    to conclude, likely need {_needs(c.power)}")
+    for difference in analysis.pairing.config_differences:
+        console.print(f"  [yellow]config difference[/] {difference.benchmark}: {difference.factor}: {difference.detail}")
+    for name, count in analysis.pairing.dropped.items():
+        console.print(f"  [yellow]dropped[/] {count} unpaired items of {name}")
+    console.print(f"[bold]overall: [{colours[decision.verdict]}]{decision.verdict}[/][/]")
+    if analysis.explain is not None:
+        print_explanation(analysis.explain)
+
+
+def _rate(rate) -> str:
+    """'4.0% [2.1%, 7.5%]', or 'n/a' without items."""
+    return "n/a" if not rate.n_items else f"{rate.rate:.1%} [{rate.ci[0]:.1%}, {rate.ci[1]:.1%}]"
+
+
+def print_control(console, control) -> None:
+    """The A/A control's line of one benchmark: flips of A vs A' and A vs B, the excess and its test, any warning."""
+    excess = control.excess_flips
+    console.print(
+        f"    control: flips A/A' {_rate(control.control.flips)}, A/B {_rate(control.candidate.flips)}, excess "
+        f"{excess.excess:+.1%} [{excess.ci[0]:+.1%}, {excess.ci[1]:+.1%}], p={control.excess_test.p_value:.3g} "
+        f"(one-sided, that A/B flips more); harmful A/A' {_rate(control.control.harmful)} vs A/B {_rate(control.candidate.harmful)}",
+        markup=False, highlight=False,
+    )
+    if control.warning:
+        from rich.markup import escape
+
+        console.print(f"    [yellow]baseline {control.baseline}:[/] {escape(control.warning)}", highlight=False)
+
+
+def print_explanation(result) -> None:
+    """The explain table: one row per moved item with its flip class and the numbers behind it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if result.items:
+        table = Table(title=f"explain: A {result.env_a}  B {result.env_b}", box=None, padding=(0, 0, 0, 2), pad_edge=False,
+                      header_style="bold underline")
+        for column in ("item", "moved", "A -> B", "class", "detail"):
+            table.add_column(column, overflow="fold", no_wrap=column != "detail")
+        for item in result.items:
+            table.add_row(item.item_key, item.reason, f"{item.mean_a:.2f} -> {item.mean_b:.2f}", item.flip_class, item.detail)
+        console.print(table, markup=False)
+    console.print(f"explain: {result.summary()}", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_layers(result) -> None:
+    """The per-point table of a layers comparison and its summary line."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"A: {result.setting_a}   B: {result.setting_b}   ({result.n_prompts} prompts, {result.n_tokens} tokens)")
+    for column in ("point", "rel L2", "cos mean", "cos min", "max |diff|"):
+        table.add_column(column, justify="left" if column == "point" else "right")
+    for point in result.points:
+        mark = " [red]<- jump[/]" if point.layer == result.jump_layer and point.name == f"layer.{point.layer}" else ""
+        table.add_row(point.name + mark, f"{point.rel_l2:.3g}", f"{point.cosine_mean:.8f}", f"{point.cosine_min:.8f}", f"{point.max_abs:.3g}")
+    console = Console()
+    console.print(table)
+    console.print(result.summary())
+
+
+
+def print_probe(result) -> None:
+    """The probe table: max |logit diff| and argmax flips per dtype and batching configuration."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"probe: {result.n_sequences} sequences, attention {result.attention}, device {result.device}, reference = each sequence alone")
+    for column in ("dtype", "configuration", "max |logit diff|", "argmax flips", "positions"):
+        table.add_column(column, justify="left" if column in ("dtype", "configuration") else "right")
+    for row in result.rows:
+        table.add_row(row.dtype, row.configuration, f"{row.max_abs_logit_diff:.3g}", str(row.argmax_flips), str(row.positions))
+    console = Console()
+    console.print(table)
+    console.print(result.summary())
+
+
+def print_logprobs(result) -> None:
+    """The logprobs table: per prompt, exact match, the first divergence and the logprob deltas."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"A: {result.side_a}   B: {result.side_b}")
+    for column in ("prompt", "match", "diverge at", "A token", "B token", "near tie", "top-k ok", "max |dlogprob|"):
+        table.add_column(column)
+    for item in result.prompts:
+        table.add_row(
+            item.prompt[:30].replace("\n", " "), "yes" if item.exact_match else "no",
+            "-" if item.divergence is None else str(item.divergence), repr(item.token_a or ""), repr(item.token_b or ""),
+            "-" if item.near_tie is None else str(item.near_tie), "-" if item.topk_accepted is None else str(item.topk_accepted),
+            f"{max(item.abs_delta_logprobs, default=0.0):.3g}",
+        )
+    console = Console()
+    console.print(table)
+    console.print(result.summary())
+
+
+def print_template(result) -> None:
+    """Each chat-template mismatch with the tokens around it, and the summary line."""
+    from rich.console import Console
+
+    console = Console()
+    for mismatch in result.mismatches:
+        console.print(f"[red]mismatch[/] at token {mismatch.index} (lengths {mismatch.length_a}/{mismatch.length_b}) for {mismatch.prompt[:40]!r}")
+        console.print(f"  A: {mismatch.context_a!r}", markup=False)
+        console.print(f"  B: {mismatch.context_b!r}", markup=False)
+    console.print(result.summary(), markup=False)
+
+
+def print_doctor(result) -> None:
+    """The doctor's warnings (stderr), the sides' endpoint lines, the differing factors and the determinism checklist."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console, warnings = Console(), Console(stderr=True)
+    for side in result.sides:
+        for note in side.notes:
+            warnings.print(f"[yellow]warning[/] {side.side}: {escape(note)}")
+        if side.endpoint is not None or side.unseen:
+            console.print(escape(side.summary()))
+    colours = {"high": "red", "medium": "yellow", "low": "green"}
+    table = Table(title="differing factors")
+    for column in ("factor", "A", "B", "severity", "why", "fix"):
+        table.add_column(column, overflow="fold")
+    for factor in result.factors:
+        table.add_row(factor.name, str(factor.a), str(factor.b), f"[{colours[factor.severity]}]{factor.severity}[/]", factor.why, factor.fix)
+    if result.factors:
+        console.print(table)
+    checks = Table(title="determinism checklist")
+    for column in ("requirement", "A", "B"):
+        checks.add_column(column)
+    marks = {"met": "[green]met[/]", "not met": "[red]not met[/]", "unknown": "[dim]unknown[/]"}
+    for item in result.checklist:
+        checks.add_row(item.item, marks[item.a], marks[item.b])
+    console.print(checks)
+    if result.not_comparable:
+        console.print(f"unknown on one side: {', '.join(result.not_comparable)}")
+    console.print(result.summary())
