@@ -120,6 +120,27 @@ def test_stats_is_pure_computation():
     assert not violations, violations
 
 
+def test_verdict_labels_are_spelled_only_in_stats():
+    """Outside stats/, code keys on the label constants of stats/verdict.py: no string that is a label, and the
+    one label that cannot be an English word (within_tolerance) nowhere in the source, not even inside a string."""
+    from statrepro.stats.verdict import VERDICTS, WITHIN_TOLERANCE
+
+    violations = []
+    for module, path in SOURCES.items():
+        if _within(module, "statrepro.stats"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Constant) and node.value in VERDICTS:
+                violations.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.value!r}")
+        violations += [
+            f"{path.relative_to(PACKAGE.parent)}:{number}: {WITHIN_TOLERANCE}"
+            for number, line in enumerate(text.splitlines(), 1)
+            if WITHIN_TOLERANCE in line
+        ]
+    assert not violations, violations
+
+
 def test_foundation_builds_on_nothing_but_errors():
     violations = [
         f"{module} imports {name}"

@@ -12,16 +12,34 @@ from .paired import (
     tost,
     variance_split,
 )
-from .verdict import EXIT_CODES, PASSING, VERDICTS, BenchmarkVerdict, Decision, Evidence, classify, combine, decide
+from .verdict import (
+    DIFFERENT,
+    EQUIVALENT,
+    EXIT_CODES,
+    INCONCLUSIVE,
+    PASSING,
+    VERDICTS,
+    WITHIN_TOLERANCE,
+    BenchmarkVerdict,
+    Decision,
+    Evidence,
+    classify,
+    combine,
+    decide,
+)
 
 __all__ = [
     "BenchmarkComparison",
     "BenchmarkVerdict",
+    "DIFFERENT",
     "Decision",
+    "EQUIVALENT",
     "Evidence",
     "EXIT_CODES",
+    "INCONCLUSIVE",
     "PASSING",
     "VERDICTS",
+    "WITHIN_TOLERANCE",
     "bootstrap_ci",
     "classify",
     "combine",
