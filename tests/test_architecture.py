@@ -29,7 +29,7 @@ FORBIDDEN = {
 # Documented exceptions: the config reference lists the registered engine kinds (metadata only).
 ALLOWED = {"statrepro.report.config_reference": ("statrepro.engines.kinds",)}
 # The foundation everyone may use; it builds on nothing of statrepro's but errors.
-FOUNDATION = ("statrepro.errors", "statrepro.atomic", "statrepro.redaction", "statrepro.machine")
+FOUNDATION = ("statrepro.errors", "statrepro.atomic", "statrepro.redaction", "statrepro.machine", "statrepro.registry")
 # File and network I/O: the statistics core takes arrays and returns results.
 IO_MODULES = ("pathlib", "json", "yaml", "pandas", "io", "shutil", "subprocess", "tempfile", "pickle", "csv", "glob",
               "socket", "httpx", "sqlite3")
