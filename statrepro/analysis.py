@@ -41,18 +41,13 @@ class AnalysisOptions:
     rng_seed: int | None = 0
 
 
-# Per-item scores of these metrics are declared to lie in [0, 1]; the exact tests and the tipping-point check
-# take their bound from here, never from the observed scores.
-UNIT_RANGE_METRICS = frozenset(
-    {"acc", "acc_norm", "exact_match", "score", "accuracy", "AverageAccuracy", "mean_acc", "em", "pass@1", "mc1", "mc2"}
-    # inspect_ai's built-in scorers grade C/I (or F1), read as 1/0.
-    | {"match", "includes", "choice", "exact", "f1", "pattern", "answer", "model_graded_qa", "model_graded_fact"}
-)
-
-
 def declared_score_range(metric: str) -> tuple[float, float] | None:
-    """The declared range of a metric ("name" or "name,filter"), or None when statrepro does not know it."""
-    return (0.0, 1.0) if metric.split(",", 1)[0] in UNIT_RANGE_METRICS else None
+    """The declared range of a metric ("name" or "name,filter"), or None when statrepro does not know it. The
+    exact tests and the tipping-point check take their bound from here, never from the observed scores; the
+    harness adapters declare their [0, 1] metrics (HarnessAdapter.unit_range_metrics)."""
+    from .harness import unit_range_metrics
+
+    return (0.0, 1.0) if metric.split(",", 1)[0] in unit_range_metrics() else None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""The Python API: ``analyze`` two existing result sets, or ``compare_environments`` end to end.
+"""The Python API: ``analyze`` two existing result sets, ``compare_environments`` end to end,
+``run_environment_files`` (runs only) and ``explain_environments`` (why items moved).
 
-Both validate their options here (``AnalyzeOptions``, ``CompareOptions``: a bad value is a pydantic
-ValidationError naming the field), write the JSON verdict and the report when asked, and return the
-``Analysis``. The CLI only parses arguments into these calls and prints what they return.
+Each validates its options here (``AnalyzeOptions``, ``CompareOptions``, ``RunOptions``, ``ExplainOptions``: a
+bad value is a pydantic ValidationError naming the field); ``analyze`` and ``compare_environments`` write the
+JSON verdict and the report when asked and return the ``Analysis``. The CLI only parses arguments into these
+calls and prints what they return.
 """
 
 from __future__ import annotations

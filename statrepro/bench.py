@@ -1,4 +1,6 @@
-"""Benchmarks that print figures (never asserted in tests): speed of the statistics core and calibration."""
+"""`statrepro bench`: the speed of the statistics core, the calibration of the verdicts, the sequential designs
+(over seeds and over items) and the control's excess-flip test, as printed figures. Only the calibration figures
+are asserted in tests, on a reduced grid (tests/stats/test_calibration_grid.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .stats import compare_many, compare_paired, decide
+from .stats import DIFFERENT, INCONCLUSIVE, PASSING, compare_many, compare_paired, decide
 from .stats.rules import VerdictRules
 from .stats.simulate import GREEDY, SHIFTS, Scenario, calibration_grid, excess_flip_rejections
 
@@ -124,7 +126,7 @@ def _calibration_task(task: tuple) -> tuple[tuple, np.ndarray]:
     for i in range(n_sims):
         comparison = compare_paired(a[i], b[i], rules, rng=rng)
         verdict = decide({"x": comparison}, rules).benchmarks[0].verdict
-        counts[0 if verdict == "different" else 1 if verdict in ("equivalent", "within_tolerance") else 2] += 1
+        counts[0 if verdict == DIFFERENT else 1 if verdict in PASSING else 2] += 1
         low, high = comparison.bootstrap.diff_ci
         counts[3] += bool(low <= truth <= high)
     return (cell, shift_name), counts
@@ -169,9 +171,9 @@ def _cell_figures(cell, counts: dict[str, np.ndarray], sims: int, bounds: dict[s
         "by_shift": {
             name: {
                 "shift_in_margins": SHIFTS[name],
-                "different": float(s[0]),
+                DIFFERENT: float(s[0]),
                 "passing": float(s[1]),
-                "inconclusive": float(s[2]),
+                INCONCLUSIVE: float(s[2]),
                 "coverage": float(s[3]),
             }
             for name, s in share.items()
@@ -426,7 +428,7 @@ def run_sequential_bench(
         title=f"sequential ({spending}, <= {max_seeds} seeds) vs fixed {max_seeds} seeds: {sims} simulations "
         f"per scenario, {items} items, tol {tolerance}, alpha {alpha}; mean rounds and calls"
     )
-    for column in ("scenario", "design", "different", "passing", "inconcl.", "rounds", "calls", "calls/concl."):
+    for column in ("scenario", "design", DIFFERENT, "passing", "inconcl.", "rounds", "calls", "calls/concl."):
         table.add_column(column, justify="left" if column in ("scenario", "design") else "right")
     figures: dict[str, float] = {}
     rng = np.random.default_rng(seed)
@@ -447,18 +449,18 @@ def run_sequential_bench(
                 progress.advance(task)
             mean_calls = {}
             for name, rows in outcomes.items():
-                verdicts = [v if v not in ("equivalent", "within_tolerance") else "passing" for v, _, _ in rows]
+                verdicts = [_bench_outcome(v) for v, _, _ in rows]
                 calls = np.array([c for _, _, c in rows], float)
-                conclusive = np.array([v != "inconclusive" for v in verdicts])
-                rates = {key: verdicts.count(key) / sims for key in ("different", "passing", "inconclusive")}
+                conclusive = np.array([v != INCONCLUSIVE for v in verdicts])
+                rates = {key: verdicts.count(key) / sims for key in (DIFFERENT, "passing", INCONCLUSIVE)}
                 mean_calls[name] = float(calls.mean())
                 per_conclusive = float(calls.sum() / conclusive.sum()) if conclusive.any() else float("nan")
                 table.add_row(
                     label if name == "sequential" else "",
                     "seq." if name == "sequential" else name,
-                    f"{rates['different']:.3f}",
+                    f"{rates[DIFFERENT]:.3f}",
                     f"{rates['passing']:.3f}",
-                    f"{rates['inconclusive']:.3f}",
+                    f"{rates[INCONCLUSIVE]:.3f}",
                     f"{np.mean([r for _, r, _ in rows]):.2f}",
                     f"{mean_calls[name]:,.0f}",
                     f"{per_conclusive:,.0f}",
@@ -498,7 +500,7 @@ SAMPLING_ITEMS = "items, sampling engines only"
 
 
 def _bench_outcome(verdict: str | None) -> str:
-    return "passing" if verdict in ("equivalent", "within_tolerance") else verdict or "inconclusive"
+    return "passing" if verdict in PASSING else verdict or INCONCLUSIVE
 
 
 def _item_bench_scenario(task: tuple) -> dict:
@@ -563,13 +565,13 @@ def item_sequential_figures(results: list[dict]) -> dict:
                 continue
             verdicts = [v for v, _ in rows]
             if shift <= 1.0:
-                pooled["false different"] += [v == "different" for v in verdicts]
+                pooled["false different"] += [v == DIFFERENT for v in verdicts]
             if shift in (1.0, 1.2):
                 pooled[f"false pass at {shift:.1f}"] += [v == "passing" for v in verdicts]
             if shift < 1.0:
                 pooled["power"] += [v == "passing" for v in verdicts]
             if shift > 1.2:
-                pooled["power"] += [v == "different" for v in verdicts]
+                pooled["power"] += [v == DIFFERENT for v in verdicts]
             fixed_calls = np.mean([c for _, c in result["outcomes"]["fixed"]])
             savings.append(1 - np.mean([c for _, c in rows]) / fixed_calls)
         for outcome, hits in pooled.items():
@@ -628,7 +630,7 @@ def run_item_sequential_bench(
             if not rows:
                 return "n/a", "n/a"
             saved = 1 - np.mean([c for _, c in rows]) / fixed_calls
-            return f"{_rate(rows, 'different'):.2f}/{_rate(rows, 'passing'):.2f}", f"{saved:.0%}"
+            return f"{_rate(rows, DIFFERENT):.2f}/{_rate(rows, 'passing'):.2f}", f"{saved:.0%}"
 
         table.add_row(
             result["variance"], f"{result['items']:,}", f"{result['shift']:g}",
@@ -657,7 +659,7 @@ def run_item_sequential_bench(
         {
             "variance": r["variance"], "items": r["items"], "shift": r["shift"],
             **{f"{name} {outcome}": _rate(rows, outcome) for name, rows in r["outcomes"].items()
-               for outcome in ("different", "passing")},
+               for outcome in (DIFFERENT, "passing")},
             **{f"{name} mean calls": float(np.mean([c for _, c in rows])) if rows else float("nan")
                for name, rows in r["outcomes"].items()},
         }

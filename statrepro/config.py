@@ -96,7 +96,7 @@ class HarnessSpec(_Section):
     """The evaluation harness that builds prompts and scores answers."""
 
     name: str = "lm-eval"
-    """lm-eval (EleutherAI lm-evaluation-harness), evalscope (ModelScope), or an adapter registered by a plugin ($STATREPRO_PLUGINS)."""
+    """lm-eval (EleutherAI lm-evaluation-harness), evalscope (ModelScope), or a plugin's adapter (entry-point group statrepro.harnesses)."""
     extra_args: list[str] = Field(default_factory=list)
     """Extra command-line arguments passed to the harness."""
     apply_chat_template: bool = True

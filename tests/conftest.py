@@ -1,5 +1,6 @@
 """Test environment: the shared benchmark data beside the repo, no Hugging Face Hub access, and the shared
-test doubles of tests/support/ importable as top-level modules (``fakes``, ``stub_harness``, ...)."""
+test doubles of tests/support/ importable as top-level modules (``fakes``, ``stub_harness``, ...), which also
+makes the stub harness the plugin harness ``stub`` (its entry point: tests/support/statrepro_test_doubles-0.dist-info)."""
 
 import os
 import sys

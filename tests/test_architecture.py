@@ -29,7 +29,7 @@ FORBIDDEN = {
 # Documented exceptions: the config reference lists the registered engine kinds (metadata only).
 ALLOWED = {"statrepro.report.config_reference": ("statrepro.engines.kinds",)}
 # The foundation everyone may use; it builds on nothing of statrepro's but errors.
-FOUNDATION = ("statrepro.errors", "statrepro.atomic", "statrepro.redaction", "statrepro.machine")
+FOUNDATION = ("statrepro.errors", "statrepro.atomic", "statrepro.redaction", "statrepro.machine", "statrepro.registry")
 # File and network I/O: the statistics core takes arrays and returns results.
 IO_MODULES = ("pathlib", "json", "yaml", "pandas", "io", "shutil", "subprocess", "tempfile", "pickle", "csv", "glob",
               "socket", "httpx", "sqlite3")
@@ -117,6 +117,27 @@ def test_stats_is_pure_computation():
                 violations.append(f"{module} calls open()")
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" and node.attr != "cpu_count":
                 violations.append(f"{module} uses os.{node.attr}")
+    assert not violations, violations
+
+
+def test_verdict_labels_are_spelled_only_in_stats():
+    """Outside stats/, code keys on the label constants of stats/verdict.py: no string that is a label, and the
+    one label that cannot be an English word (within_tolerance) nowhere in the source, not even inside a string."""
+    from statrepro.stats.verdict import VERDICTS, WITHIN_TOLERANCE
+
+    violations = []
+    for module, path in SOURCES.items():
+        if _within(module, "statrepro.stats"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Constant) and node.value in VERDICTS:
+                violations.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.value!r}")
+        violations += [
+            f"{path.relative_to(PACKAGE.parent)}:{number}: {WITHIN_TOLERANCE}"
+            for number, line in enumerate(text.splitlines(), 1)
+            if WITHIN_TOLERANCE in line
+        ]
     assert not violations, violations
 
 

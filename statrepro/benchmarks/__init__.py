@@ -13,32 +13,28 @@ Entry points for the run path::
 
 from __future__ import annotations
 
-from ..errors import InputError, did_you_mean
+from ..registry import Registry
 from .base import BenchmarkOptions, EvalscopeDatasets, GeneratedTasks
-from .ceval import Ceval
-from .gsm8k import Gsm8k
-from .livebench import LiveBench
-from .mmlu_redux import MmluRedux
 from .spec import DATA_DIR_ENV, Benchmark, resolve_data_dir
 
-# The one list of benchmarks: configs, harness adapters, docs and the CLI take the names from here.
-BENCHMARKS: dict[str, Benchmark] = {
-    benchmark.name: benchmark
-    for benchmark in (
-        Gsm8k(),
-        Ceval(),
-        MmluRedux(),
-        LiveBench(),
-    )
-}
+# The one list of benchmarks (plugins: entry-point group statrepro.benchmarks): configs, harness adapters, docs
+# and the CLI take the names from here.
+BENCHMARKS: Registry[Benchmark] = Registry(
+    "benchmark",
+    group="statrepro.benchmarks",
+    key="benchmarks",
+    builtins=(
+        "statrepro.benchmarks.gsm8k:Gsm8k",
+        "statrepro.benchmarks.ceval:Ceval",
+        "statrepro.benchmarks.mmlu_redux:MmluRedux",
+        "statrepro.benchmarks.livebench:LiveBench",
+    ),
+)
 
 
 def get_benchmark(name: str) -> Benchmark:
     """The spec of a benchmark by name; unknown names raise InputError with the nearest known name."""
-    try:
-        return BENCHMARKS[name]
-    except KeyError:
-        raise InputError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}", key="benchmarks") from None
+    return BENCHMARKS.get_or_fail(name)
 
 
 __all__ = [

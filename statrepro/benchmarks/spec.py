@@ -38,7 +38,8 @@ def resolve_data_dir(explicit: str | Path | None, benchmarks: Iterable[str] | st
 class Benchmark(ABC):
     """One benchmark: its names, where its files are, which subsets it has, and how to turn it into harness tasks.
 
-    A new benchmark is a subclass in its own module, listed in ``statrepro.benchmarks.BENCHMARKS``.
+    A new benchmark is a subclass in its own module, listed in ``statrepro.benchmarks.BENCHMARKS`` (or, in a
+    plugin, registered under the entry-point group ``statrepro.benchmarks``).
     """
 
     name: ClassVar[str]

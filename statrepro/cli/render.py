@@ -21,10 +21,10 @@ def print_decision(analysis) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..stats import VERDICTS
+    from ..stats import DIFFERENT, EQUIVALENT, INCONCLUSIVE, VERDICTS, WITHIN_TOLERANCE
 
     decision = analysis.decision
-    colours = {"equivalent": "green", "within_tolerance": "green", "different": "red", "inconclusive": "yellow"}
+    colours = {EQUIVALENT: "green", WITHIN_TOLERANCE: "green", DIFFERENT: "red", INCONCLUSIVE: "yellow"}
     assert colours.keys() == set(VERDICTS), "every verdict label needs a colour"
     table = Table(
         title=f"statrepro verdict (alpha={decision.rules.alpha}, tolerance={decision.rules.tolerance}, {decision.rules.mode})",
@@ -64,7 +64,7 @@ def print_decision(analysis) -> None:
         console.print(f"    {item.reason}")
         if analysis.control is not None:
             print_control(console, analysis.control[item.name])
-        if item.verdict == "inconclusive" and (c.power.items_needed or c.power.seeds_needed):
+        if item.verdict == INCONCLUSIVE and (c.power.items_needed or c.power.seeds_needed):
             console.print(f"    to conclude, likely need {_needs(c.power)}")
     for difference in analysis.pairing.config_differences:
         console.print(f"  [yellow]config difference[/] {difference.benchmark}: {difference.factor}: {difference.detail}")

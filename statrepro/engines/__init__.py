@@ -1,4 +1,4 @@
-"""Inference engines the run path drives: engine kinds (each one class, registered in kinds.py), the managed
+"""Inference engines the run path drives: engine kinds (each one class, listed in kinds.py's registry), the managed
 local OpenAI-compatible servers they start, and the one retrying client.
 
 Entry points:
@@ -11,8 +11,8 @@ Entry points:
 
 import importlib
 
-# name -> defining module, imported on first use: config imports the kind registry, which must not pull in
-# httpx (a run extra) or the servers.
+# name -> defining module, imported on first use: config reads the kind registry (which imports every kind and
+# the server plumbing), and that must not pull in httpx, a run extra the client needs.
 _EXPORTS = {
     "Completion": "client", "OpenAIClient": "client", "Outcome": "client", "RequestFailure": "client", "RetryPolicy": "client",
     "Capabilities": "contract", "EngineKind": "contract", "EngineError": "errors", "ENGINE_KINDS": "kinds",

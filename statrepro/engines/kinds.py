@@ -1,4 +1,5 @@
-"""The registry of engine kinds: one line per kind. ``engine.kind`` in an environment file takes these names."""
+"""The registry of engine kinds: one line per built-in kind, plugins through the entry-point group
+``statrepro.engines``. ``engine.kind`` in an environment file takes these names."""
 
 from __future__ import annotations
 
@@ -6,30 +7,26 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, did_you_mean
+from ..registry import Registry
 from .contract import EngineKind
-from .hf_in_process import HFInProcess
-from .llama_cpp import LlamaCpp
-from .openai_endpoint import ExternalEndpoint
-from .sglang import Sglang
-from .transformers_serve import TransformersServe
-from .vllm import Vllm
 
 if TYPE_CHECKING:
     from ..config import EnvConfig
     from .servers import ServerInfo
 
-ENGINE_KINDS: dict[str, EngineKind] = {
-    kind.name: kind
-    for kind in (
-        HFInProcess(),
-        ExternalEndpoint(),
-        LlamaCpp(),
-        TransformersServe(),
-        Vllm(),
-        Sglang(),
-    )
-}
+ENGINE_KINDS: Registry[EngineKind] = Registry(
+    "engine kind",
+    group="statrepro.engines",
+    key="engine.kind",
+    builtins=(
+        "statrepro.engines.hf_in_process:HFInProcess",
+        "statrepro.engines.openai_endpoint:ExternalEndpoint",
+        "statrepro.engines.llama_cpp:LlamaCpp",
+        "statrepro.engines.transformers_serve:TransformersServe",
+        "statrepro.engines.vllm:Vllm",
+        "statrepro.engines.sglang:Sglang",
+    ),
+)
 
 
 def engine_endpoint(env: EnvConfig, work_dir: str | Path | None) -> AbstractContextManager[ServerInfo | None]:
@@ -40,10 +37,7 @@ def engine_endpoint(env: EnvConfig, work_dir: str | Path | None) -> AbstractCont
 
 def engine_kind(name: str) -> EngineKind:
     """The kind registered as ``name``; an InputError naming the nearest one otherwise."""
-    try:
-        return ENGINE_KINDS[name]
-    except KeyError:
-        raise InputError(f"unknown engine kind {name!r}{did_you_mean(name, ENGINE_KINDS)}", key="engine.kind") from None
+    return ENGINE_KINDS.get_or_fail(name)
 
 
 def ask_endpoint(url: str, *, timeout: float, expected: str | None = None, api_key: str | None = None) -> dict[str, Any]:

@@ -1,6 +1,11 @@
 """The contract between statrepro and a harness adapter: what an adapter is given, what it must return.
 
-An adapter (lm-eval, evalscope, or a plugin named in $STATREPRO_PLUGINS) implements ``HarnessAdapter``:
+An adapter (lm-eval, evalscope, ..., or a plugin's, registered under the entry-point group
+``statrepro.harnesses``) implements ``HarnessAdapter``:
+
+- ``name``, ``output_description``, ``unit_range_metrics``: the name environment files use, what its output
+  looks like (for the error when no harness recognises a path), and the metrics whose per-item scores it
+  declares to lie in [0, 1] (the exact tests and the tipping-point check take the bounds from there).
 
 - ``build_invocation(context)``: the harness command line of one job (``JobContext`` in, ``Invocation`` out);
   statrepro runs it as a subprocess in ``context.work_dir`` and never through a shell.
@@ -163,9 +168,12 @@ class SentPrompt:
 
 @runtime_checkable
 class HarnessAdapter(Protocol):
-    """One evaluation harness, seen from statrepro. Register an implementation with ``@register_harness``."""
+    """One evaluation harness, seen from statrepro. Register an implementation in ``statrepro.harness.HARNESSES``
+    (built-ins) or under the entry-point group ``statrepro.harnesses`` (plugins)."""
 
     name: str
+    output_description: str
+    unit_range_metrics: frozenset[str]
 
     def build_invocation(self, context: JobContext) -> Invocation:
         """The command line that runs ``context.job`` and writes its per-item output under ``output_dir``."""

@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..engines.kinds import engine_kind
+from ..engines.kinds import ENGINE_KINDS, engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
-from . import register_harness
 from .contract import Invocation, SentPrompt, mode_factor, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl
 
@@ -293,9 +292,10 @@ def build_evalscope_invocation(context):
 
     job, env, endpoint = context.job, context.job.env, context.endpoint
     if endpoint is None:
+        served = [name for name, kind in ENGINE_KINDS.items() if not kind.capabilities.in_process]
         raise InputError(
             "evalscope runs against an OpenAI-compatible server here (its in-process backend fails on "
-            "transformers 5.x): use engine kind transformers-serve, llama-cpp or openai",
+            f"transformers 5.x): use an engine kind that serves one ({', '.join(served)})",
             key="engine.kind",
         )
     spec = get_benchmark(job.benchmark)
@@ -379,9 +379,12 @@ def read_sent_prompts(path: Path) -> dict[str, SentPrompt]:
     return prompts
 
 
-@register_harness("evalscope")
 class EvalscopeHarness:
     """Reads one evalscope work dir, or a directory of timestamped work dirs (each one more run)."""
+
+    name = "evalscope"
+    output_description = "a work dir with reviews/"
+    unit_range_metrics = frozenset({"acc", "AverageAccuracy", "mean_acc", "pass@1"})
 
     def build_invocation(self, context):
         """The `evalscope eval` command line of one statrepro job (see statrepro.run.jobs)."""

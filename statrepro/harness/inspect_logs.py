@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import InputError
-from . import register_harness
 from .contract import SentPrompt, short_hash
 from .evalscope import prompt_hash, target_text
 from .files import all_files, benchmark_for_task, error_reason
@@ -173,9 +172,15 @@ def doctor_factors_of_log(log: EvalLog) -> dict[str, Any]:
     }
 
 
-@register_harness("inspect_ai")
 class InspectHarness:
     """Reads inspect_ai logs: one ``.eval`` or ``.json`` log, or a directory of them (each task one log)."""
+
+    name = "inspect_ai"
+    output_description = "logs: *.eval, *.json"
+    # inspect_ai's built-in scorers grade C/I (or F1), read as 1/0.
+    unit_range_metrics = frozenset(
+        {"match", "includes", "choice", "exact", "f1", "pattern", "answer", "model_graded_qa", "model_graded_fact"}
+    )
 
     def build_invocation(self, context):
         raise InputError("harness inspect_ai is reading only: run inspect yourself and analyze its logs", key="harness.name")

@@ -22,7 +22,6 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from . import register_harness
 from .contract import SentPrompt, per_task, short_hash
 from .evalscope import target_text
 from .files import all_files, benchmark_for_task, error_reason, read_json
@@ -157,9 +156,12 @@ def doctor_factors_of_results(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@register_harness("lighteval")
 class LightevalHarness:
     """Reads a lighteval output dir (``details/`` parquet files, ``results/`` JSON beside them), or one details file."""
+
+    name = "lighteval"
+    output_description = "details/*.parquet"
+    unit_range_metrics = frozenset({"em"})
 
     def build_invocation(self, context):
         raise InputError("harness lighteval is reading only: run lighteval with --save-details and analyze its output dir",

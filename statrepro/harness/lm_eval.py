@@ -21,7 +21,6 @@ import pandas as pd
 from ..engines.kinds import engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records
-from . import register_harness
 from .contract import mode_factor, Invocation, SentPrompt, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl, read_json
 
@@ -553,9 +552,12 @@ def build_lm_eval_invocation(context):
     )
 
 
-@register_harness("lm-eval")
 class LmEvalHarness:
     """Reads lm-eval ``--output_path`` trees (with ``--log_samples``) or a single results JSON."""
+
+    name = "lm-eval"
+    output_description = "results_*.json with samples_*.jsonl"
+    unit_range_metrics = frozenset({"acc", "acc_norm", "exact_match", "mc1", "mc2", "score"})
 
     def build_invocation(self, context):
         """The `lm_eval run` command line of one statrepro job (see statrepro.run.jobs)."""

@@ -35,7 +35,6 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from . import register_harness
 from .contract import SentPrompt, mode_factor, per_task, short_hash
 from .files import all_files, benchmark_for_task, read_json
 from .records import check_unique, make_records
@@ -315,9 +314,12 @@ def config_factors(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@register_harness("opencompass")
 class OpencompassHarness:
     """Reads OpenCompass work dirs: one <timestamp> dir, or a dir of them (each one more run)."""
+
+    name = "opencompass"
+    output_description = "a work dir with predictions/"
+    unit_range_metrics = frozenset({"accuracy"})
 
     def build_invocation(self, context):
         raise InputError("harness opencompass is reading only: run OpenCompass with dump_details and analyze its work dir",

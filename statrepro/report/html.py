@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..redaction import REDACTED, redact_argv, redact_secret_keys
-from ..stats import VERDICTS
+from ..stats import DIFFERENT, EQUIVALENT, INCONCLUSIVE, VERDICTS, WITHIN_TOLERANCE
 from .content import (
     CONTROL_COLUMNS,
     FLIP_COLUMNS,
@@ -39,12 +39,14 @@ PREVIEW_CHARS = 100
 _TIMESTAMP_KEY = re.compile(r"time|date|started|finished|created|duration|elapsed", re.IGNORECASE)
 
 VERDICT_TEXT = {
-    "equivalent": ("✓", "B scores the same as A within the tolerance, and no difference is detectable."),
-    "within_tolerance": ("✓", "B is within the tolerance of A, although a small difference is detectable."),
-    "different": ("✗", "B differs from A by more than the tolerance."),
-    "inconclusive": ("?", "The data cannot tell either way: more items or seeds are needed (see Noise and power)."),
+    EQUIVALENT: ("✓", "B scores the same as A within the tolerance, and no difference is detectable."),
+    WITHIN_TOLERANCE: ("✓", "B is within the tolerance of A, although a small difference is detectable."),
+    DIFFERENT: ("✗", "B differs from A by more than the tolerance."),
+    INCONCLUSIVE: ("?", "The data cannot tell either way: more items or seeds are needed (see Noise and power)."),
 }
-assert VERDICT_TEXT.keys() == set(VERDICTS), "every verdict label (statrepro.stats.VERDICTS) needs its text"
+# The banner's and badges' colours (the --<tone> and --<tone>-edge variables of STYLE).
+VERDICT_TONE = {EQUIVALENT: "pass", WITHIN_TOLERANCE: "pass", DIFFERENT: "fail", INCONCLUSIVE: "unsure"}
+assert VERDICT_TEXT.keys() == VERDICT_TONE.keys() == set(VERDICTS), "every verdict label (statrepro.stats.VERDICTS) needs its text and tone"
 
 STYLE = """
 :root { --ink:#1f2933; --muted:#52606d; --line:#d9e2ec; --pass:#e3f9e5; --pass-edge:#1f7a3a;
@@ -59,10 +61,9 @@ h3 { font-size: 1.05rem; margin: 1.4em 0 .4em; }
 p.lead { color: var(--muted); margin: .2em 0 0; }
 .banner { border: 2px solid; border-left-width: 10px; border-radius: 6px; padding: 14px 20px; }
 .banner .kicker { text-transform: uppercase; letter-spacing: .08em; font-size: .8rem; margin: 0; }
-.v-equivalent, .v-within_tolerance { background: var(--pass); border-color: var(--pass-edge); }
-.v-different { background: var(--fail); border-color: var(--fail-edge); }
-.v-inconclusive { background: var(--unsure); border-color: var(--unsure-edge); }
-.badge { display: inline-block; padding: 0 .5em; border: 1px solid; border-radius: 4px; white-space: nowrap; font-weight: 600; }
+""" + "".join(
+    f".v-{label} {{ background: var(--{tone}); border-color: var(--{tone}-edge); }}\n" for label, tone in VERDICT_TONE.items()
+) + """.badge { display: inline-block; padding: 0 .5em; border: 1px solid; border-radius: 4px; white-space: nowrap; font-weight: 600; }
 table { border-collapse: collapse; width: 100%; margin: .6em 0; font-size: .9rem; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f7fa; font-weight: 600; }
@@ -335,7 +336,7 @@ def _noise_section(analysis) -> str:
             _fmt(power.rel_mde, ".2%"),
             _fmt(c.tost.margin, ".4f"),
         ])
-        if item.verdict == "inconclusive":
+        if item.verdict == INCONCLUSIVE:
             options = []
             if power.items_needed:
                 options.append(f"about {power.items_needed} items at the current seeds")

@@ -11,11 +11,11 @@ import math
 
 import numpy as np
 
-from ..stats import VERDICTS
+from ..stats import DIFFERENT, EQUIVALENT, INCONCLUSIVE, VERDICTS, WITHIN_TOLERANCE
 from .content import run_scores
 
-VERDICT_MARKERS = {"equivalent": "o", "within_tolerance": "s", "different": "X", "inconclusive": "D"}
-VERDICT_FILLED = {"equivalent": True, "within_tolerance": True, "different": True, "inconclusive": False}
+VERDICT_MARKERS = {EQUIVALENT: "o", WITHIN_TOLERANCE: "s", DIFFERENT: "X", INCONCLUSIVE: "D"}
+VERDICT_FILLED = {EQUIVALENT: True, WITHIN_TOLERANCE: True, DIFFERENT: True, INCONCLUSIVE: False}
 assert VERDICT_MARKERS.keys() == VERDICT_FILLED.keys() == set(VERDICTS), "every verdict label (statrepro.stats.VERDICTS) needs a marker"
 INK = "#1f2933"
 BAND = "#c9d6e3"

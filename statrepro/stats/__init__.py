@@ -28,6 +28,10 @@ _EXPORTS = {
     "classify": "verdict",
     "combine": "verdict",
     "decide": "verdict",
+    "DIFFERENT": "verdict",
+    "EQUIVALENT": "verdict",
+    "INCONCLUSIVE": "verdict",
+    "WITHIN_TOLERANCE": "verdict",
     "DEFAULT_RULES": "rules",
     "VerdictRules": "rules",
 }

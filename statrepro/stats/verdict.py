@@ -36,10 +36,16 @@ from .paired import BenchmarkComparison
 from .results import ResultMixin
 from .rules import DEFAULT_RULES, Correction, VerdictRules
 
+# The verdict labels, spelled here only: everything outside stats/ (CLI colours, report texts, plot markers,
+# benchmarks) keys on these constants (tests/test_architecture.py checks it).
+EQUIVALENT = "equivalent"
+WITHIN_TOLERANCE = "within_tolerance"
+DIFFERENT = "different"
+INCONCLUSIVE = "inconclusive"
 Verdict = Literal["equivalent", "within_tolerance", "different", "inconclusive"]
-VERDICTS: tuple[str, ...] = ("equivalent", "within_tolerance", "different", "inconclusive")
-PASSING: frozenset[str] = frozenset({"equivalent", "within_tolerance"})
-EXIT_CODES: dict[str, int] = {"equivalent": 0, "within_tolerance": 0, "different": 3, "inconclusive": 4}
+VERDICTS: tuple[str, ...] = (EQUIVALENT, WITHIN_TOLERANCE, DIFFERENT, INCONCLUSIVE)
+PASSING: frozenset[str] = frozenset({EQUIVALENT, WITHIN_TOLERANCE})
+EXIT_CODES: dict[str, int] = {EQUIVALENT: 0, WITHIN_TOLERANCE: 0, DIFFERENT: 3, INCONCLUSIVE: 4}
 _STATSMODELS_METHOD = {"holm": "holm", "bh": "fdr_bh"}
 _MISSING_EXAMPLES = 3  # missing items named in a reason
 

@@ -1,7 +1,7 @@
 """Hardening (issue 7): endpoint faults, kills, concurrent runs, full or read-only disks, bad inputs, secrets.
 
-Runs go through the real CLI in a subprocess with the fast stub harness (tests/support/stub_harness.py, loaded by
-STATREPRO_PLUGINS=stub_harness); endpoint faults come from the fault-injecting fake OpenAI server
+Runs go through the real CLI in a subprocess with the fast stub harness (tests/support/stub_harness.py, a plugin
+through its entry point while tests/support is on PYTHONPATH); endpoint faults come from the fault-injecting fake OpenAI server
 (tests/support/fakes). See docs/hardening.md for what each test proves.
 """
 
@@ -46,7 +46,7 @@ CLI_TIMEOUT = 180
 def cli_environment(**extra: str) -> dict[str, str]:
     """The environment of a `statrepro` subprocess that loads the stub harness."""
     python_path = os.pathsep.join(filter(None, [str(SUPPORT_DIR), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "STATREPRO_PLUGINS": "stub_harness", "PYTHONPATH": python_path, **extra}
+    return {**os.environ, "PYTHONPATH": python_path, **extra}
 
 
 def statrepro(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -382,7 +382,6 @@ def test_a_failed_store_write_is_one_line_and_leaves_no_partial_job(workspace, m
 
     env_path = write_yaml(workspace / "env.yaml", stub_env(workspace, "enospc", seeds=1))
     store = workspace / "store"
-    monkeypatch.setenv("STATREPRO_PLUGINS", "stub_harness")
     runner = CliRunner()
     assert runner.invoke(app, ["run", str(env_path), "--store", str(store)]).exit_code == 0
     before = _snapshot(store)
@@ -652,7 +651,6 @@ BAD_INPUTS = [
 def test_bad_input_gives_one_line_error_and_exit_2(tmp_path, monkeypatch, case_id, build, patterns):
     (tmp_path / "model").mkdir()
     (tmp_path / "data" / "gsm8k").mkdir(parents=True)
-    monkeypatch.setenv("STATREPRO_PLUGINS", "stub_harness")
     monkeypatch.chdir(tmp_path)
     args = build(tmp_path)
     result = CliRunner().invoke(app, args)

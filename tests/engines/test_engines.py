@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from processes import gone
+from processes import gone, group_gone, wait_for
 
 from statrepro.engines import (
     Completion,
@@ -136,14 +136,6 @@ def test_api_key_never_appears_in_failures_logs_or_repr(fake_openai, caplog):
 HTTP_SERVER = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1"]
 
 
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def test_managed_server_starts_and_always_stops(tmp_path):
     with managed_server(lambda port: [*HTTP_SERVER, str(port)], name="http", log_path=tmp_path / "s.log", ready_path="/") as (
         port,
@@ -202,10 +194,7 @@ def test_stop_kills_the_whole_group_even_if_sigterm_is_ignored(tmp_path):
     ) as (_, process):
         pgid = process.pid
     assert process.returncode == -signal.SIGKILL
-    deadline = time.monotonic() + 5
-    while not group_gone(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the orphaned child is reaped by init
-    assert group_gone(pgid)
+    wait_for(lambda: group_gone(pgid), 5, "the orphaned child to be reaped by init")
 
 
 def test_server_that_exits_at_startup_fails_fast_with_its_log(tmp_path):

@@ -29,7 +29,7 @@ CLI_TIMEOUT = 120
 def cli_environment(record: Path, *, path: str | None = None, **extra: str) -> dict[str, str]:
     python_path = os.pathsep.join(filter(None, [str(SUPPORT_DIR), os.environ.get("PYTHONPATH")]))
     return {
-        **os.environ, "STATREPRO_PLUGINS": "stub_harness", "PYTHONPATH": python_path, "FAKE_SERVER_RECORD": str(record),
+        **os.environ, "PYTHONPATH": python_path, "FAKE_SERVER_RECORD": str(record),
         "PATH": path if path is not None else os.pathsep.join([str(FAKE_BIN), os.environ.get("PATH", "")]), **extra,
     }
 

@@ -10,21 +10,14 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
 
 import pytest
+from processes import wait_for
 
 from test_managed_gpu_servers import FAKE_BIN, STATREPRO, cli_environment, gone, recorded, statrepro, workspace, write_env  # noqa: F401
 
 from statrepro.engines.watchdog import TOKEN_VARIABLE
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_a_sigkilled_compare_takes_its_managed_server_along(workspace):

@@ -78,6 +78,8 @@ def check_adapter(
     """Every rule of the contract; returns the records loaded from ``output`` for adapter-specific checks."""
     assert isinstance(adapter, HarnessAdapter), "missing a method of statrepro.harness.contract.HarnessAdapter"
     assert isinstance(get_harness(adapter.name), type(adapter)), f"{adapter.name!r} is not registered"
+    assert isinstance(adapter.output_description, str) and adapter.output_description, "say what its output looks like"
+    assert isinstance(adapter.unit_range_metrics, frozenset) and all(isinstance(m, str) for m in adapter.unit_range_metrics)
     if context is not None:
         invocation = check_invocation(adapter, context)
         if run:

@@ -57,7 +57,7 @@ def test_evalscope_adapter_passes_the_contract(tmp_path):
 @pytest.fixture
 def toy_registered(monkeypatch):
     """The toy adapter registered for one test only, so it never answers for other tests' inputs."""
-    monkeypatch.setitem(harness._REGISTRY, ToyHarness.name, ToyHarness)
+    monkeypatch.setitem(harness.HARNESSES, ToyHarness.name, ToyHarness())
 
 
 def test_a_protocol_only_adapter_passes_the_contract_and_runs_its_harness(tmp_path, toy_registered):

@@ -16,22 +16,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engines"))
+from processes import group_gone, wait_for  # noqa: E402
 from test_managed_gpu_servers import STATREPRO, cli_environment, gone, recorded, workspace, write_env  # noqa: E402,F401
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def start_run(workspace: Path, *envs: Path, **extra: str) -> subprocess.Popen:

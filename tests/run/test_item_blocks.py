@@ -52,6 +52,8 @@ with open(out / "scored.jsonl", "w") as handle:
 
 class ContentScoredHarness:
     name = "content-scored"
+    output_description = "scored.jsonl"
+    unit_range_metrics = frozenset({"exact_match"})
 
     def build_invocation(self, context):
         job = context.job
@@ -92,7 +94,7 @@ class ContentScoredHarness:
 
 @pytest.fixture
 def content_scored(monkeypatch):
-    monkeypatch.setitem(harness._REGISTRY, ContentScoredHarness.name, ContentScoredHarness)
+    monkeypatch.setitem(harness.HARNESSES, ContentScoredHarness.name, ContentScoredHarness())
 
 
 def _data_dir(root: Path) -> Path:

@@ -62,8 +62,7 @@ def _env(name: str, tmp_path: Path, *, hardware: str = "cpu", sleep: float = 0.1
 def stub_in_this_process(monkeypatch):
     from statrepro import harness
 
-    harness.harness_names()
-    monkeypatch.setitem(harness._REGISTRY, "lm-eval", stub_harness.StubHarness)
+    monkeypatch.setitem(harness.HARNESSES, "lm-eval", stub_harness.StubHarness())
 
 
 def _connect(address: str | None = None, **init_options) -> None:

@@ -1,7 +1,8 @@
 """A fast stand-in harness for tests and benchmarks, behind the adapter interface of statrepro.harness.
 
-Two ways in: importing it through STATREPRO_PLUGINS=stub_harness (with tests/ on PYTHONPATH) registers it
-as harness ``stub``; ``install()`` makes it answer for ``lm-eval`` in this process (Ray's
+Two ways in: with tests/support on sys.path (conftest.py, or PYTHONPATH for a `statrepro` subprocess) it is
+harness ``stub``, a plugin through the entry point of tests/support/statrepro_test_doubles-0.dist-info;
+``install()`` makes it answer for ``lm-eval`` in this process (Ray's
 worker_process_setup_hook on workers). The run path drives it exactly like lm-eval: ``build_invocation``
 returns a subprocess command (``python -m stub_harness ...``, stdlib only so it starts fast) that writes
 ``stub_samples.jsonl`` into the job's output dir, and ``load`` turns that into a records table.
@@ -43,6 +44,8 @@ class StubHarness:
     """The adapter interface of statrepro.harness (statrepro.harness.contract.HarnessAdapter)."""
 
     name = "stub"
+    output_description = "stub_samples.jsonl"
+    unit_range_metrics = frozenset({"exact_match"})
 
     def build_invocation(self, context):
         from statrepro.harness.contract import Invocation
@@ -110,10 +113,9 @@ class StubHarness:
 
 def install() -> None:
     """Make the stub answer for lm-eval in this process (Ray's worker_process_setup_hook on workers)."""
-    from statrepro.harness import _REGISTRY, harness_names
+    from statrepro.harness import HARNESSES
 
-    harness_names()  # import the real adapters first, so they cannot overwrite the stub later
-    _REGISTRY["lm-eval"] = StubHarness
+    HARNESSES["lm-eval"] = StubHarness()
 
 
 def _sha(text: str) -> str:
@@ -196,8 +198,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-else:
-    # Registration imports statrepro (pandas); the worker subprocess above stays stdlib-only so it starts fast.
-    from statrepro.harness import register_harness
-
-    register_harness("stub")(StubHarness)

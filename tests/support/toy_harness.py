@@ -31,6 +31,8 @@ with open(out / "toy_items.jsonl", "w") as handle:
 
 class ToyHarness:
     name = "toy"
+    output_description = "toy_items.jsonl"
+    unit_range_metrics = frozenset()  # toy_score's range is not declared
 
     def build_invocation(self, context: JobContext) -> Invocation:
         job = context.job
