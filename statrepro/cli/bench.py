@@ -35,7 +35,8 @@ def bench_stats(
     """Time the statistics core against scipy.stats.bootstrap + permutation_test on the same workload."""
     from ..api_bench import StatsBenchOptions, bench_stats as run_bench
 
-    run_bench(api_options(StatsBenchOptions, items=items, seeds=seeds, benchmarks=benchmarks, resamples=resamples, skip_scipy=skip_scipy))
+    run_bench(api_options(StatsBenchOptions, items=items, seeds=seeds, benchmarks=benchmarks, resamples=resamples,
+                          skip_scipy=skip_scipy))
 
 
 @bench_app.command("calibration")
@@ -90,7 +91,6 @@ def bench_run(
         raise InputError(f"takes comma-separated integers, got {concurrency!r}", key="--concurrency") from None
     run_bench(api_options(ThroughputBenchOptions, data_dir=data_dir, items=items, concurrency=levels, latency=latency,
                           repeats=repeats, keep=keep))
-
 
 
 @bench_app.command("control")

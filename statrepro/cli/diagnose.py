@@ -43,6 +43,7 @@ def explain(
     print_explanation(explain_environments(env_a, env_b, run_options, options, json_path=json_path))
 
 
+# `layers` compares two settings in one process; `layers dump` / `layers diff` do it across machines.
 layers_app = typer.Typer()
 
 
