@@ -4,28 +4,57 @@
     analysis = statrepro.compare_environments("a100.yaml", "h100.yaml", statrepro.CompareOptions(seeds=5))
     print(analysis.decision.verdict)
 
-The API lives in statrepro.api and is imported on first use, so that `import statrepro` (and the CLI's
---help) stays fast.
+The API lives in statrepro.api (evaluation), statrepro.api_diagnose (diagnostics) and statrepro.api_bench
+(benchmarks) and is imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = [
+_EVALUATION = (
     "AnalyzeOptions",
     "CompareOptions",
+    "ExplainOptions",
     "RunOptions",
     "VerdictOptions",
     "analyze",
     "compare_environments",
+    "explain_environments",
     "run_environment_files",
-]
+    "verdict_json_schema",
+)
+_DIAGNOSTICS = (
+    "compare_chat_templates",
+    "compare_layer_settings",
+    "compare_logprobs",
+    "diff_layer_dumps",
+    "doctor",
+    "dump_layers",
+    "probe_batch_invariance",
+)
+_BENCHMARKS = (
+    "CalibrationBenchOptions",
+    "ControlBenchOptions",
+    "SequentialBenchOptions",
+    "StatsBenchOptions",
+    "ThroughputBenchOptions",
+    "bench_calibration",
+    "bench_control",
+    "bench_run",
+    "bench_sequential",
+    "bench_stats",
+)
+__all__ = [*_EVALUATION, *_DIAGNOSTICS, *_BENCHMARKS]
 
 
 def __getattr__(name: str):
-    if name in __all__:
-        from . import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in _EVALUATION:
+        from . import api as module
+    elif name in _DIAGNOSTICS:
+        from . import api_diagnose as module
+    elif name in _BENCHMARKS:
+        from . import api_bench as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(module, name)

@@ -458,3 +458,10 @@ def _check_prompt_tokens(analysis, config_a, config_b, records_a, records_b, con
             tokens = summarize_token_checks(checks).summary()
             analysis.pairing.config_differences[index] = difference.model_copy(update={"detail": f"{difference.detail}; {tokens}"})
 
+
+
+def verdict_json_schema() -> dict:
+    """The JSON Schema of the verdict file that ``json_path`` receives (its schema_version is in it)."""
+    from .verdict_schema import VerdictJson
+
+    return VerdictJson.model_json_schema()

@@ -26,6 +26,8 @@ FORBIDDEN = {
         "statrepro.run", "statrepro.harness", "statrepro.engines", "statrepro.diagnose", "statrepro.api", "statrepro.cli",
     ),
 }
+# The public API: statrepro/__init__.py re-exports these modules' entries; "statrepro.api" above stands for all three.
+API_MODULES = ("statrepro.api", "statrepro.api_bench", "statrepro.api_diagnose")
 # Documented exceptions: the config reference lists the registered engine kinds (metadata only).
 ALLOWED = {"statrepro.report.config_reference": ("statrepro.engines.kinds",)}
 # The foundation everyone may use; it builds on nothing of statrepro's but errors.
@@ -88,6 +90,14 @@ def _within(name: str, part: str) -> bool:
     return name == part or name.startswith(part + ".")
 
 
+def _in_api(name: str) -> bool:
+    return any(_within(name, module) for module in API_MODULES)
+
+
+def _forbidden(layer: str) -> tuple[str, ...]:
+    return tuple(module for part in FORBIDDEN[layer] for module in (API_MODULES if part == "statrepro.api" else (part,)))
+
+
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
 def test_layers_import_only_what_they_may(layer):
     violations = [
@@ -95,7 +105,7 @@ def test_layers_import_only_what_they_may(layer):
         for module, names in IMPORTS.items()
         if _within(module, layer)
         for name in names
-        for forbidden in FORBIDDEN[layer]
+        for forbidden in _forbidden(layer)
         if _within(name, forbidden) and not any(_within(name, allowed) for allowed in ALLOWED.get(module, ()))
     ]
     assert not violations, violations
@@ -161,10 +171,22 @@ def test_only_the_cli_imports_typer_and_only_the_entry_points_import_the_cli_and
     assert cli_users == []
     api_users = sorted(
         module for module, names in IMPORTS.items()
-        if not _within(module, "statrepro.api") and not _within(module, "statrepro.cli")
-        and any(_within(name, "statrepro.api") for name in names)
+        if not _in_api(module) and not _within(module, "statrepro.cli") and any(_in_api(name) for name in names)
     )
     assert api_users == ["statrepro"]
+
+
+def test_the_cli_reaches_statrepro_only_through_the_api():
+    """Every command calls the public API; besides it the CLI uses only errors and the verdict labels of stats/."""
+    allowed = ("statrepro.cli", "statrepro.errors", "statrepro.stats", *API_MODULES)
+    violations = [
+        f"{module} imports {name}"
+        for module, names in IMPORTS.items()
+        if _within(module, "statrepro.cli")
+        for name in names
+        if _within(name, "statrepro") and not any(_within(name, part) for part in allowed)
+    ]
+    assert not violations, violations
 
 
 def test_no_import_cycles_between_modules():

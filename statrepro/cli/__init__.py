@@ -1,4 +1,5 @@
-"""The statrepro command line. It only parses and prints; heavy imports happen inside commands.
+"""The statrepro command line. It only parses and prints: every command calls one function of the Python API
+(statrepro.api, api_diagnose, api_bench); heavy imports happen inside commands, so --help stays fast.
 
 One module per command family (evaluate, diagnose, bench, schema), the shared options and the bad-input
 contract in common.py, the rich output in render.py. This module assembles the app.
@@ -32,5 +33,4 @@ for command in (
 ):
     app.command()(command)
 app.add_typer(bench_app, name="bench")
-# `layers` compares two settings in one process; `layers dump` / `layers diff` do it across machines.
 app.add_typer(diagnose.layers_app, name="layers")

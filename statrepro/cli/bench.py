@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +13,17 @@ from .common import ALPHA, DATA_DIR, MARGIN, RESAMPLES, TOLERANCE, MarginKind, a
 bench_app = typer.Typer(help="Print performance and calibration figures (benchmarks, never tests).", no_args_is_help=True)
 
 
+def _parse_numbers(name: str, text: str, kind) -> tuple:
+    """A comma-separated list of ``kind`` (empty parts skipped); --NAME in the error."""
+    try:
+        values = tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"takes a comma-separated list of numbers, got {text!r}", key=f"--{name}") from None
+    if not values:
+        raise InputError("is empty", key=f"--{name}")
+    return values
+
+
 @bench_app.command("stats")
 def bench_stats(
     items: int = typer.Option(10_000, help="Items per benchmark."),
@@ -23,9 +33,10 @@ def bench_stats(
     skip_scipy: bool = typer.Option(False, help="Skip the (slow) scipy reference timing."),
 ) -> None:
     """Time the statistics core against scipy.stats.bootstrap + permutation_test on the same workload."""
-    from ..bench import run_stats_bench
+    from ..api_bench import StatsBenchOptions, bench_stats as run_bench
 
-    run_stats_bench(items=items, seeds=seeds, benchmarks=benchmarks, resamples=resamples, skip_scipy=skip_scipy)
+    run_bench(api_options(StatsBenchOptions, items=items, seeds=seeds, benchmarks=benchmarks, resamples=resamples,
+                          skip_scipy=skip_scipy))
 
 
 @bench_app.command("calibration")
@@ -49,56 +60,15 @@ def bench_calibration(
 ) -> None:
     """Calibration grid (accuracy x items x engine): A/A false 'different', size at the margin, false pass
     beyond it, 'different' at half of it, and CI coverage, each marked against its bound."""
-    from ..api import VerdictOptions
+    from ..api_bench import CalibrationBenchOptions, bench_calibration as run_bench
 
-    api_options(VerdictOptions, tolerance=tolerance, alpha=alpha)  # the usual one-line errors for bad values
-
-    def numbers(name: str, text: str, kind):
-        try:
-            values = tuple(kind(part.strip()) for part in text.split(",") if part.strip())
-        except ValueError:
-            raise InputError(f"takes a comma-separated list of numbers, got {text!r}", key=f"--{name}") from None
-        if not values:
-            raise InputError("is empty", key=f"--{name}")
-        return values
-
-    item_counts = numbers("items", items, int)
-    accuracy_values = numbers("accuracies", accuracies, float)
-    engine_seeds = numbers("engines", ",".join("0" if e.strip() == "greedy" else e for e in engines.split(",")), int)
-    if min(item_counts) < 2:
-        raise InputError("item counts must be at least 2", key="--items")
-    if not all(0 < acc < 1 for acc in accuracy_values):
-        raise InputError("accuracies must be in (0, 1)", key="--accuracies")
-    if min(engine_seeds) < 0:
-        raise InputError("engines are 'greedy' or a seed count of at least 1", key="--engines")
-    if margin == MarginKind.absolute and 1.2 * tolerance > min(accuracy_values):
-        raise InputError(f"1.2 x {tolerance} exceeds the lowest accuracy", key="--tolerance")
-    if sims < 1 or resamples < 10 or workers < 1:
-        raise InputError("--sims and --workers must be at least 1 and --resamples at least 10")
-    if not concentration > 0:
-        raise InputError(f"must be positive, got {concentration}", key="--concentration")
-    if not 0 <= flip_rate <= 2 * min(min(accuracy_values), 1 - max(accuracy_values)):
-        raise InputError(f"{flip_rate} is not reachable at every accuracy of the grid", key="--flip-rate")
-    from ..bench import run_calibration_bench
-
-    result = run_calibration_bench(
-        sims=sims,
-        items=item_counts,
-        accuracies=accuracy_values,
-        engines=engine_seeds,
-        tolerance=tolerance,
-        alpha=alpha,
-        margin_kind=margin.value,
-        n_resamples=resamples,
-        workers=workers,
-        seed=seed,
-        concentration=concentration,
-        flip_rate=flip_rate,
+    engine_seeds = ",".join("0" if engine.strip() == "greedy" else engine for engine in engines.split(","))
+    options = api_options(
+        CalibrationBenchOptions, items=_parse_numbers("items", items, int), accuracies=_parse_numbers("accuracies", accuracies, float),
+        engines=_parse_numbers("engines", engine_seeds, int), margin=margin.value, tolerance=tolerance, alpha=alpha, sims=sims,
+        resamples=resamples, workers=workers, seed=seed, concentration=concentration, flip_rate=flip_rate,
     )
-    if json_path is not None:
-        from ..atomic import atomic_write_text
-
-        atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
+    run_bench(options, json_path=json_path)
 
 
 @bench_app.command("run")
@@ -113,16 +83,14 @@ def bench_run(
 ) -> None:
     """Throughput against a fake 127.0.0.1 endpoint with a fixed latency: wall time and speed-up per concurrency,
     and statrepro's time against the raw lm_eval command at the same concurrency."""
+    from ..api_bench import ThroughputBenchOptions, bench_run as run_bench
+
     try:
-        levels = [int(value) for value in concurrency.split(",")]
+        levels = tuple(int(value) for value in concurrency.split(","))
     except ValueError:
         raise InputError(f"takes comma-separated integers, got {concurrency!r}", key="--concurrency") from None
-    if any(level < 1 for level in levels) or items < 1 or repeats < 1 or latency < 0:
-        raise InputError("--concurrency, --items and --repeats must be at least 1 and --latency not negative")
-    from ..bench_throughput import run_throughput_bench
-
-    run_throughput_bench(data_dir=data_dir, items=items, concurrencies=levels, latency=latency, repeats=repeats, keep=keep)
-
+    run_bench(api_options(ThroughputBenchOptions, data_dir=data_dir, items=items, concurrency=levels, latency=latency,
+                          repeats=repeats, keep=keep))
 
 
 @bench_app.command("control")
@@ -133,14 +101,9 @@ def bench_control(
     excess: float = typer.Option(0.05, help="For the power column: the share of items B flips beyond the control."),
 ) -> None:
     """Calibration of the A/A control's excess-flip test: false alarm on A/A/A and power against extra flips."""
-    from ..api import VerdictOptions
+    from ..api_bench import ControlBenchOptions, bench_control as run_bench
 
-    api_options(VerdictOptions, alpha=alpha)
-    if sims < 1 or not 0 < excess < 1:
-        raise InputError("--sims must be at least 1 and --excess in (0, 1)")
-    from ..bench import run_control_bench
-
-    run_control_bench(sims=sims, alpha=alpha, excess_flips=excess)
+    run_bench(api_options(ControlBenchOptions, sims=sims, alpha=alpha, excess=excess))
 
 
 @bench_app.command("sequential")
@@ -159,40 +122,9 @@ def bench_sequential(
     seed: int = typer.Option(0, help="Random seed of the simulations."),
 ) -> None:
     """Simulate sequential verdicts vs the fixed design: error rates and model calls, side by side."""
-    from ..api import VerdictOptions
+    from ..api_bench import SequentialBenchOptions, bench_sequential as run_bench
 
-    api_options(VerdictOptions, tolerance=tolerance, alpha=alpha)
-    if spending not in ("obrien-fleming", "pocock"):
-        raise InputError(f"must be obrien-fleming or pocock, got {spending!r}", key="--spending")
-    if over not in ("seeds", "items"):
-        raise InputError(f"must be seeds or items, got {over!r}", key="--over")
-    sims = sims if sims is not None else (50 if over == "items" else 1000)
-    max_seeds = max_seeds if max_seeds is not None else (3 if over == "items" else 5)
-    if sims < 1 or items < 2 or max_seeds < 1 or blocks < 1:
-        raise InputError("--sims, --max-seeds and --blocks must be at least 1 and --items at least 2")
-    if over == "items":
-        try:
-            counts = tuple(int(part) for part in item_counts.split(","))
-        except ValueError:
-            raise InputError(f"must be comma-separated integers, got {item_counts!r}", key="--item-counts") from None
-        if any(count < 2 * blocks for count in counts):
-            raise InputError(f"every item count must be at least 2 x --blocks ({2 * blocks})", key="--item-counts")
-        from ..bench import run_item_sequential_bench
-
-        run_item_sequential_bench(
-            sims=sims,
-            items=counts,
-            seeds=max_seeds,
-            blocks=blocks,
-            futility=futility,
-            tolerance=tolerance,
-            alpha=alpha,
-            spending=spending,
-            seed=seed,
-        )
-        return
-    from ..bench import run_sequential_bench
-
-    run_sequential_bench(
-        sims=sims, items=items, max_seeds=max_seeds, tolerance=tolerance, alpha=alpha, spending=spending, seed=seed
-    )
+    run_bench(api_options(
+        SequentialBenchOptions, tolerance=tolerance, alpha=alpha, spending=spending, over=over, sims=sims, items=items,
+        max_seeds=max_seeds, blocks=blocks, item_counts=item_counts, futility=futility, seed=seed,
+    ))

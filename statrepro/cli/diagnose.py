@@ -43,6 +43,7 @@ def explain(
     print_explanation(explain_environments(env_a, env_b, run_options, options, json_path=json_path))
 
 
+# `layers` compares two settings in one process; `layers dump` / `layers diff` do it across machines.
 layers_app = typer.Typer()
 
 
@@ -66,19 +67,10 @@ def layers(
     """
     if context.invoked_subcommand is not None:
         return
-    from ..diagnose.common import progress_bar, read_prompts, resolve_model, write_json
-    from ..diagnose.layers import Setting, compare_layers, plot_layers
+    from ..api_diagnose import compare_layer_settings
 
-    setting_a, setting_b = Setting.parse(a, option="--a"), Setting.parse(b, option="--b")
-    prompt_list = read_prompts(prompts)
-    with progress_bar() as progress:
-        result = compare_layers(resolve_model(model), setting_a, setting_b, prompt_list, submodules=submodules,
-                                cosine_threshold=cosine_threshold, device=device, progress=progress)
-    print_layers(result)
-    if plot is not None:
-        plot_layers(result, plot)
-    if json_path is not None:
-        write_json(json_path, result.to_dict())
+    print_layers(compare_layer_settings(a, b, model=model, prompts=prompts, submodules=submodules, device=device,
+                                        cosine_threshold=cosine_threshold, plot=plot, json_path=json_path))
 
 
 @layers_app.command("dump")
@@ -100,15 +92,10 @@ def layers_dump(
     submodules: bool = SUBMODULES,
 ) -> None:
     """Write this machine's hidden states (every hooked point, every prompt) and their provenance to a file for `layers diff`."""
-    from ..diagnose.common import choose_prompts, progress_bar
-    from ..diagnose.dumps import write_dump
-    from ..diagnose.layers import dump_model, dump_settings
+    from ..api_diagnose import dump_layers
 
-    model_path, setting, resolved = dump_settings(env, model=model, dtype=dtype, attention=attn, quantization=quant, batch=batch, device=device)
-    prompt_list = choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit, explain=explain)
-    with progress_bar() as progress:
-        dump = dump_model(model_path, setting, prompt_list, device=resolved, submodules=submodules, progress=progress)
-    write_dump(dump, out)
+    dump = dump_layers(env, out, model=model, dtype=dtype, attention=attn, quantization=quant, batch=batch, device=device,
+                       prompts=prompts, benchmark=benchmark, limit=limit, data_dir=data_dir, explain=explain, submodules=submodules)
     typer.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {dump.info.summary()}")
 
 
@@ -123,19 +110,13 @@ def layers_diff(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the per-layer numbers as JSON here (the shape of `layers --json`)."),
 ) -> None:
     """Per-point divergence between two dumps, made on one machine or two; names the jump layer."""
-    from ..diagnose.common import write_json
-    from ..diagnose.dumps import read_dump
-    from ..diagnose.layers import diff_dumps, plot_layers
+    from ..api_diagnose import diff_layer_dumps
 
-    side_a, side_b = read_dump(dump_a), read_dump(dump_b)
-    result = diff_dumps(side_a, side_b, cosine_threshold=cosine_threshold, allow_different_weights=allow_different_weights)
+    side_a, side_b, result = diff_layer_dumps(dump_a, dump_b, allow_different_weights=allow_different_weights,
+                                              cosine_threshold=cosine_threshold, plot=plot, json_path=json_path)
     for side, dump in (("A", side_a), ("B", side_b)):
         typer.echo(f"{side}: {dump.summary()}")
     print_layers(result)
-    if plot is not None:
-        plot_layers(result, plot)
-    if json_path is not None:
-        write_json(json_path, result.to_dict())
 
 
 @user_errors
@@ -148,15 +129,23 @@ def probe(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON here."),
 ) -> None:
     """Batch-size, padding-side and packing invariance: max |logit diff| and argmax flips vs running each sequence alone."""
-    from ..diagnose.common import progress_bar, read_prompts, resolve_model, write_json
-    from ..diagnose.probe import probe as run_probe
+    from ..api_diagnose import probe_batch_invariance
 
-    prompt_list = read_prompts(prompts)
-    with progress_bar() as progress:
-        result = run_probe(resolve_model(model), prompt_list, dtypes=tuple(dtype), attention=attn, device=device, progress=progress)
-    print_probe(result)
-    if json_path is not None:
-        write_json(json_path, result.to_dict())
+    print_probe(probe_batch_invariance(model, prompts=prompts, dtypes=tuple(dtype), attention=attn, device=device, json_path=json_path))
+
+
+def _parse_request_params(values: list[str], option: str) -> dict:
+    """KEY=JSON_VALUE pairs (a value that is not JSON stays a string)."""
+    params = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key:
+            raise InputError(f"expected KEY=VALUE, got {value!r}", key=option)
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
 
 
 @user_errors
@@ -181,32 +170,14 @@ def logprobs(
 
     Exit code 0 when both sides decode identically, 1 when their behaviour differs, 2 on bad input.
     """
-    from ..diagnose.common import choose_prompts, progress_bar, write_json
-    from ..diagnose.logprobs import compare_sides, side_from_spec
+    from ..api_diagnose import compare_logprobs
 
-    def parse_params(values: list[str], option: str) -> dict:
-        params = {}
-        for value in values:
-            key, sep, raw = value.partition("=")
-            if not sep or not key:
-                raise InputError(f"expected KEY=VALUE, got {value!r}", key=option)
-            try:
-                params[key] = json.loads(raw)
-            except ValueError:
-                params[key] = raw
-        return params
-
-    prompt_list = choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit)
-    from contextlib import ExitStack
-
-    with ExitStack() as servers:
-        side_a = side_from_spec(a, chat=chat, timeout=timeout, params=parse_params(param_a, "--param-a"), model=model, servers=servers)
-        side_b = side_from_spec(b, chat=chat, timeout=timeout, params=parse_params(param_b, "--param-b"), model=model, servers=servers)
-        with progress_bar() as progress:
-            result = compare_sides(side_a, side_b, prompt_list, max_tokens=max_tokens, top_k=top_k, epsilon=epsilon, progress=progress)
+    result = compare_logprobs(
+        a, b, prompts=prompts, benchmark=benchmark, limit=limit, data_dir=data_dir, chat=chat, max_tokens=max_tokens, top_k=top_k,
+        epsilon=epsilon, timeout=timeout, model=model, params_a=_parse_request_params(param_a, "--param-a"),
+        params_b=_parse_request_params(param_b, "--param-b"), json_path=json_path,
+    )
     print_logprobs(result)
-    if json_path is not None:
-        write_json(json_path, result.to_dict())
     raise typer.Exit(1 if result.behaviour_differs else 0)
 
 
@@ -225,13 +196,11 @@ def template(
 
     Exit code 0 when every prompt renders to identical ids, 1 when some differ, 2 on bad input.
     """
-    from ..diagnose.common import choose_prompts, write_json
-    from ..diagnose.template import compare_templates
+    from ..api_diagnose import compare_chat_templates
 
-    result = compare_templates(a, b, choose_prompts(prompts, benchmark, data_dir=data_dir, limit=limit), system=system)
+    result = compare_chat_templates(a, b, prompts=prompts, benchmark=benchmark, limit=limit, data_dir=data_dir, system=system,
+                                    json_path=json_path)
     print_template(result)
-    if json_path is not None:
-        write_json(json_path, result.to_dict())
     raise typer.Exit(0 if result.all_match else 1)
 
 
@@ -255,11 +224,8 @@ def doctor(
 
     Exit code 0 when no known factor differs, 1 when some do, 2 on bad input.
     """
-    from ..diagnose.common import write_json
-    from ..diagnose.doctor import compare_sources
+    from ..api_diagnose import doctor as diagnose_sources
 
-    result = compare_sources(a, b, probe_endpoints=probe_endpoints, probe_timeout=probe_timeout)
+    result = diagnose_sources(a, b, probe_endpoints=probe_endpoints, probe_timeout=probe_timeout, json_path=json_path)
     print_doctor(result)
-    if json_path is not None:
-        write_json(json_path, result.to_dict())
     raise typer.Exit(1 if result.factors else 0)

@@ -53,7 +53,6 @@ def analyze(
     raise typer.Exit(analysis.decision.exit_code)
 
 
-
 @user_errors
 def run(
     envs: list[Path] = typer.Argument(..., help="Environment YAML file(s)."),

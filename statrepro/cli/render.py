@@ -128,7 +128,6 @@ def print_layers(result) -> None:
     console.print(result.summary())
 
 
-
 def print_probe(result) -> None:
     """The probe table: max |logit diff| and argmax flips per dtype and batching configuration."""
     from rich.console import Console

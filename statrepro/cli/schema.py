@@ -9,7 +9,7 @@ import typer
 
 def schema() -> None:
     """Print the JSON Schema of the verdict file (its schema_version is in the output)."""
-    from ..verdict_schema import VerdictJson
+    from ..api import verdict_json_schema
 
-    typer.echo(json.dumps(VerdictJson.model_json_schema(), indent=2))
+    typer.echo(json.dumps(verdict_json_schema(), indent=2))
 
