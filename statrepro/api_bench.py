@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, mod
 
 # The verdict options' own range checks, so a bench's --tolerance and --alpha fail as compare's do.
 from .api import _open_interval
+from .stats.rules import DEFAULT_RULES
 
 
 class _BenchOptions(BaseModel):
@@ -27,7 +28,8 @@ class StatsBenchOptions(_BenchOptions):
     seeds: int = 10
     """Seeds per environment."""
     benchmarks: int = 4
-    resamples: int = 10_000
+    """Benchmarks per analysis."""
+    resamples: int = DEFAULT_RULES.n_resamples
     """Bootstrap resamples and permutations."""
     skip_scipy: bool = False
     """Skip the (slow) scipy reference timing."""
@@ -42,9 +44,12 @@ class CalibrationBenchOptions(_BenchOptions):
     """Base accuracies of the grid, in (0, 1)."""
     engines: tuple[int, ...] = (0, 1, 3, 5)
     """Engines of the grid: 0 is greedy (deterministic), else a stochastic engine's seed count per side."""
-    margin: Literal["relative", "absolute"] = "relative"
-    tolerance: float = 0.05
-    alpha: float = 0.05
+    margin: Literal["relative", "absolute"] = DEFAULT_RULES.margin_kind
+    """How the tolerance becomes a margin: relative to A's score, or absolute score points."""
+    tolerance: float = DEFAULT_RULES.tolerance
+    """The verdict's tolerance."""
+    alpha: float = DEFAULT_RULES.alpha
+    """The verdict's significance level."""
     sims: int = 1000
     """Simulated comparisons per scenario (4 scenarios per cell)."""
     resamples: int = 1000
@@ -52,6 +57,7 @@ class CalibrationBenchOptions(_BenchOptions):
     workers: int = 2
     """Processes (the figures do not depend on it)."""
     seed: int = 0
+    """Seed of the simulations (the figures are reproducible from it)."""
     concentration: float = 3.0
     """Stochastic engines: Beta concentration of item difficulty."""
     flip_rate: float = 0.03
@@ -140,7 +146,8 @@ class ControlBenchOptions(_BenchOptions):
 
     sims: int = 1000
     """Simulated A, A', B per cell (accuracy 0.3/0.6/0.9 x 200/1000 items x 1/3 seeds)."""
-    alpha: float = 0.05
+    alpha: float = DEFAULT_RULES.alpha
+    """Level of the excess-flip test."""
     excess: float = 0.05
     """For the power column: the share of items B flips beyond the control."""
 
@@ -156,9 +163,10 @@ class ControlBenchOptions(_BenchOptions):
 class SequentialBenchOptions(_BenchOptions):
     """Sequential verdicts against the fixed design, over seed rounds or item blocks (``over``)."""
 
-    tolerance: float = 0.05
+    tolerance: float = DEFAULT_RULES.tolerance
     """Relative tolerance."""
-    alpha: float = 0.05
+    alpha: float = DEFAULT_RULES.alpha
+    """Significance level, spent over the looks."""
     spending: str = "obrien-fleming"
     """Alpha spending: obrien-fleming or pocock."""
     over: str = "seeds"
@@ -176,6 +184,7 @@ class SequentialBenchOptions(_BenchOptions):
     futility: float = 0.1
     """Over items: stop as inconclusive below this conditional power (0 = never)."""
     seed: int = 0
+    """Seed of the simulations."""
 
     _tolerance = field_validator("tolerance")(_open_interval(0.0, 1.0))
     _alpha = field_validator("alpha")(_open_interval(0.0, 0.5))
