@@ -22,7 +22,7 @@ import stub_harness  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from statrepro.config import EnvConfig  # noqa: E402
-from statrepro.envfile import validate_env
+from statrepro.envfile import validate_env  # noqa: E402
 from statrepro.run.executors import LocalExecutor  # noqa: E402
 from statrepro.run.orchestrate import run_environments  # noqa: E402
 from statrepro.run.store import ResultStore  # noqa: E402

@@ -11,7 +11,7 @@ Entry points:
 
 import importlib
 
-# name -> defining module, imported on first use: config imports the kind registry, which must not pull in
+# name -> defining module, imported on first use: envfile imports the kind registry, which must not pull in
 # httpx (a run extra) or the servers.
 _EXPORTS = {
     "Completion": "client", "OpenAIClient": "client", "Outcome": "client", "RequestFailure": "client", "RetryPolicy": "client",

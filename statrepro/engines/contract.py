@@ -100,7 +100,7 @@ class EngineKind:
         """Reject engine settings this kind cannot use (ValueError, reported against the env file)."""
 
     def check_common(self, engine: EngineSpec) -> None:
-        """Checks every kind shares (called by the config before ``check``)."""
+        """Checks every kind shares (called by statrepro.envfile before ``check``)."""
         if engine.device != "auto" and not self.device_choice:
             raise ValueError(f"engine.device applies to in-process transformers (kind hf); kind {self.name!r} has no device choice")
 

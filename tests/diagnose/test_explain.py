@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from statrepro.envfile import validate_env
 from statrepro.diagnose.explain import (
     Replay, TokenCheck, choose_items, classify, compare_replays, compare_tokens, cut_at_stop, explain,
 )
 from statrepro.diagnose.logprobs import Generation, OpenAISide, Step
 from statrepro.engines.contract import RenderedPrompt
+from statrepro.envfile import validate_env
 from statrepro.errors import InputError
 from statrepro.harness.contract import SentPrompt
 from statrepro.harness.lm_eval import sent_prompt_of

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from statrepro.config import EnvConfig
-from statrepro.envfile import load_env, validate_env
 from statrepro.diagnose.doctor import compare_sources
 from statrepro.engines import llama_cpp
 from statrepro.engines.kinds import engine_endpoint
+from statrepro.envfile import load_env, validate_env
 from statrepro.errors import InputError
 from statrepro.harness.contract import JobContext
 from statrepro.harness.lm_eval import build_lm_eval_invocation

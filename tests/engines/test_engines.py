@@ -25,8 +25,8 @@ from statrepro.engines import (
     llama_cpp_server,
     transformers_server,
 )
-from statrepro.envfile import validate_env
 from statrepro.engines.process import managed_server
+from statrepro.envfile import validate_env
 from statrepro.errors import InputError
 from statrepro.redaction import redact_secrets
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from statrepro.envfile import validate_env
 from statrepro.engines.servers import ServerInfo
+from statrepro.envfile import validate_env
 from statrepro.harness.contract import JobContext
 from statrepro.harness.evalscope import build_evalscope_invocation
 from statrepro.harness.lm_eval import build_lm_eval_invocation

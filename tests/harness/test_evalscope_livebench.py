@@ -16,8 +16,8 @@ import yaml
 from harness_output import general_qa_review, write_evalscope_run
 from statrepro.benchmarks import get_benchmark
 from statrepro.benchmarks import livebench as lb
-from statrepro.envfile import validate_env
 from statrepro.engines.servers import ServerInfo
+from statrepro.envfile import validate_env
 from statrepro.errors import InputError
 from statrepro.harness import load_side
 from statrepro.harness.contract import JobContext
