@@ -5,7 +5,8 @@
 (``statrepro.config``) knows nothing of engines, harnesses or benchmarks; this module sits above them and adds
 what depends on them: a registered engine kind, its default concurrency and its own checks, a known harness, known
 benchmarks and their modes, and log-likelihood modes only where the kind returns prompt log-likelihoods. Every
-problem is raised as a pydantic ValidationError at the key it concerns, so both paths report alike.
+problem is raised as a pydantic ValidationError at the key it concerns, so both paths report alike. A file with
+several problems gets the first of an unknown engine kind, then the schema's, then the registries'.
 """
 
 from __future__ import annotations
