@@ -249,6 +249,22 @@ def test_no_import_cycles_between_modules():
     assert import_cycles() == []
 
 
+def test_house_numbers_count_what_the_rules_see():
+    numbers = house_numbers()
+    assert numbers["modules"] == len(SOURCES) and numbers["import_cycles"] == 0 == numbers["modules_in_cycles"]
+    long_modules = numbers[f"modules_over_{MODULE_LINES}_lines_in_cli_and_stats"]
+    assert all(lines > MODULE_LINES and any(_within(module, part) for part in MODULE_LINES_UNDER) for module, lines in long_modules.items())
+    assert all(lines > FUNCTION_LINES for lines in numbers[f"functions_over_{FUNCTION_LINES}_lines"].values())
+
+
+def test_modules_in_cli_and_stats_stay_under_the_line_limit():
+    """Reported, not yet asserted: cli.py becomes a cli/ package and stats/paired.py is split first. To turn the
+    rule on, replace the skip with an assert."""
+    long_modules = house_numbers()[f"modules_over_{MODULE_LINES}_lines_in_cli_and_stats"]
+    if long_modules:
+        pytest.skip(f"over {MODULE_LINES} lines (reported, not asserted yet): {long_modules}")
+
+
 def test_import_cycles_are_found_and_counted(tmp_path):
     """The counter behind house_numbers counts one group per loop, and a TYPE_CHECKING import is an edge."""
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"e"}, "e": {"d"}, "f": {"a"}}
