@@ -22,6 +22,7 @@ import stub_harness  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from statrepro.config import EnvConfig  # noqa: E402
+from statrepro.envfile import validate_env  # noqa: E402
 from statrepro.run.executors import LocalExecutor  # noqa: E402
 from statrepro.run.orchestrate import run_environments  # noqa: E402
 from statrepro.run.store import ResultStore  # noqa: E402
@@ -51,7 +52,7 @@ def main() -> None:
     stub_harness.install()  # the local executor runs the stub in this process's registry
     ray.cloudpickle.register_pickle_by_value(stub_harness)
     with tempfile.TemporaryDirectory(prefix="statrepro-ray-bench-") as tmp:
-        env = EnvConfig.model_validate(
+        env = validate_env(
             {
                 "name": "bench",
                 "model": {"path": tmp},

@@ -316,7 +316,7 @@ def analyze(
 
 def _load_environments(paths: list[Path], options: RunOptions):
     """The environment files with the run options applied; their names must differ (they key the store)."""
-    from .config import load_env
+    from .envfile import load_env
     from .run.plan import effective_env
 
     envs = [effective_env(load_env(path), benchmarks=options.benchmarks, seeds=options.seeds, limit=options.limit) for path in paths]

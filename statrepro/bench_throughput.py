@@ -139,9 +139,9 @@ class ThroughputRow:
 
 
 def _bench_env(endpoint: LatencyEndpoint, concurrency: int, items: int, data_dir: Path):
-    from .config import EnvConfig
+    from .envfile import validate_env
 
-    return EnvConfig.model_validate(
+    return validate_env(
         {
             "name": f"concurrency-{concurrency}",
             "engine": {"kind": "openai", "base_url": endpoint.base_url, "served_model": SERVED_MODEL, "concurrency": concurrency},

@@ -1,8 +1,10 @@
-"""Environment files: everything that can change a score, validated by pydantic.
+"""The schema of an environment file: everything that can change a score, as pydantic models.
 
-``load_env(path)`` turns YAML into an ``EnvConfig`` or raises an InputError naming the file and the
-line or key. Secrets (api_key) are redacted at the single point where configs are serialised:
-``EnvConfig.public_dict()``.
+A pure schema at the foundation: it checks what each field means by itself and imports nothing of the engines,
+harnesses or benchmarks. Whatever depends on them (a registered engine kind and its default concurrency, a
+known harness or benchmark, a mode the engine can score) is checked by ``statrepro.envfile``, which also reads
+the YAML (``load_env``, ``validate_env``): build configs there, not with ``EnvConfig(...)``. Secrets (api_key)
+are redacted at the single point where configs are serialised: ``EnvConfig.public_dict()``.
 """
 
 from __future__ import annotations
@@ -10,17 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from .benchmarks import BENCHMARKS
-from .engines.kinds import ENGINE_KINDS, engine_kind
-from .errors import InputError, did_you_mean, validation_error
 from .redaction import REDACTED
-
-EngineKindName = Literal[tuple(ENGINE_KINDS)]  # the registered kinds, so docs and errors list them all
 
 
 def check_device(value: str) -> str:
@@ -51,7 +47,7 @@ class ModelSpec(_Section):
 class EngineSpec(_Section):
     """The inference engine that serves the model."""
 
-    kind: EngineKindName = "hf"
+    kind: str = "hf"
     """The engine kind (see Engine kinds below): in-process, an external endpoint, or a local server statrepro starts on 127.0.0.1 and stops."""
     base_url: Optional[str] = None
     """Endpoint for kind openai, e.g. http://127.0.0.1:8000/v1."""
@@ -77,20 +73,6 @@ class EngineSpec(_Section):
     def _known_device(cls, value: str) -> str:
         return check_device(value)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_default_concurrency(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("concurrency") is None and data.get("kind", "hf") in ENGINE_KINDS:
-            data = {**data, "concurrency": ENGINE_KINDS[data.get("kind", "hf")].default_concurrency}
-        return data
-
-    @model_validator(mode="after")
-    def _usable_by_kind(self) -> "EngineSpec":
-        kind = engine_kind(self.kind)
-        kind.check_common(self)
-        kind.check(self)
-        return self
-
 
 class HarnessSpec(_Section):
     """The evaluation harness that builds prompts and scores answers."""
@@ -103,17 +85,6 @@ class HarnessSpec(_Section):
     """Render prompts with the model's chat template (instruct models expect it)."""
     system_instruction: Optional[str] = None
     """System prompt, if any. Part of the prompt, so part of the score."""
-
-
-    @field_validator("name")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        from .harness import harness_names
-
-        known = harness_names()
-        if value not in known:
-            raise ValueError(f"unknown harness {value!r}{did_you_mean(value, known)}")
-        return value
 
 
 class GenerationSpec(_Section):
@@ -225,20 +196,6 @@ class EnvConfig(_Section):
                 raise ValueError("seeds must be non-negative")
         return value
 
-    @field_validator("benchmarks")
-    @classmethod
-    def _known_benchmarks(cls, value: dict[str, BenchmarkSpec]) -> dict[str, BenchmarkSpec]:
-        for name in value:
-            if name not in BENCHMARKS:
-                raise ValueError(f"unknown benchmark {name!r}{did_you_mean(name, BENCHMARKS)}")
-        if not value:
-            raise ValueError("no benchmarks")
-        for name, spec in value.items():
-            modes = BENCHMARKS[name].modes
-            if spec.mode is not None and spec.mode not in modes:
-                raise ValueError(f"benchmark {name!r} has no mode {spec.mode!r} (its modes: {', '.join(modes)}); `mode` is for multiple choice")
-        return value
-
     @model_validator(mode="after")
     def _deterministic_means_greedy(self) -> "EnvConfig":
         if self.engine.deterministic and self.generation.temperature > 0:
@@ -248,23 +205,9 @@ class EnvConfig(_Section):
             )
         return self
 
-    @model_validator(mode="after")
-    def _mode_needs_prompt_logprobs(self) -> "EnvConfig":
-        if engine_kind(self.engine.kind).capabilities.prompt_logprobs is False:
-            for name, spec in self.benchmarks.items():
-                if spec.mode in ("ppl", "clp"):
-                    raise ValueError(
-                        f"benchmarks.{name}.mode {spec.mode!r} needs prompt log-likelihoods, which engine kind "
-                        f"{self.engine.kind!r} does not return; use mode: gen"
-                    )
-        return self
-
-    def mode(self, benchmark: str) -> str:
-        """The evaluation mode ``benchmark`` runs in here (see BenchmarkSpec.mode)."""
-        return resolved_mode(benchmark, self.benchmarks[benchmark].mode, self.engine.kind)
-
     @property
     def seed_list(self) -> list[int]:
+        """The seeds to run, a count spelled out as 0..N-1."""
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     def public_dict(self) -> dict:
@@ -294,66 +237,3 @@ class EnvConfig(_Section):
         """Secret values to scrub from any text that leaves the process."""
         return [self.engine.api_key.get_secret_value()] if self.engine.api_key else []
 
-
-def resolved_mode(benchmark: str, mode: Optional[str], kind: str) -> str:
-    """A benchmark's evaluation mode with the default filled in: clp for multiple choice where the engine kind
-    returns prompt log-likelihoods (not only maybe), else gen."""
-    modes = BENCHMARKS[benchmark].modes
-    if mode is not None:
-        return mode
-    if "clp" in modes and kind in ENGINE_KINDS and ENGINE_KINDS[kind].capabilities.prompt_logprobs is True:
-        return "clp"
-    return "gen"
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading with located errors
-
-
-def _key_line(text: str, location: tuple) -> Optional[int]:
-    """Best-effort line of a dotted key in the YAML text (by walking the YAML node tree)."""
-    import yaml
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in location:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for key_node, value_node in node.value:
-            if key_node.value == str(part):
-                line = key_node.start_mark.line + 1
-                node = value_node
-                break
-        else:
-            break
-    return line
-
-
-def load_env(path: str | Path) -> EnvConfig:
-    """Read and validate an environment YAML file."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("environment file not found", path=path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        line = path.read_bytes()[: error.start].count(b"\n") + 1
-        raise InputError("file is not valid UTF-8", path=path, line=line) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise InputError(f"YAML syntax error: {problem}", path=path, line=mark.line + 1 if mark else None) from None
-    if not isinstance(data, dict):
-        raise InputError("an environment file must be a YAML mapping", path=path)
-    data.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "-", path.stem)[:64] or "env")
-    try:
-        return EnvConfig.model_validate(data)
-    except ValidationError as error:
-        raise validation_error(error, EnvConfig, path=path, line_of=lambda location: _key_line(text, location)) from None

@@ -1,40 +1,56 @@
-"""The layers of docs/architecture.md, enforced on the source: who may import whom (parsed with ast, so
-imports inside functions count too; imports under ``if TYPE_CHECKING:`` are annotations only and do not)."""
+"""The layers of docs/architecture.md, enforced on the source: every module has a layer and imports only from its
+own part and the layers below, and no modules import each other in a loop. Imports are parsed with ast, so
+imports inside functions count, and so do imports under ``if TYPE_CHECKING:``: an annotation that points up a
+layer is a loop waiting for its first run-time import.
+
+``python tests/test_architecture.py`` prints the numbers the house is measured by (``house_numbers``).
+"""
 
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "statrepro"
 
-# Packages (or top-level modules) and the statrepro parts each must never import.
-FORBIDDEN = {
-    "statrepro.harness": ("statrepro.run", "statrepro.diagnose", "statrepro.report", "statrepro.api", "statrepro.cli"),
-    "statrepro.engines": (
-        "statrepro.run", "statrepro.harness", "statrepro.diagnose", "statrepro.report", "statrepro.api", "statrepro.cli",
-    ),
-    "statrepro.benchmarks": (
-        "statrepro.run", "statrepro.harness", "statrepro.engines", "statrepro.diagnose", "statrepro.report",
-        "statrepro.api", "statrepro.cli",
-    ),
-    "statrepro.run": ("statrepro.diagnose", "statrepro.report", "statrepro.api", "statrepro.cli"),
-    "statrepro.diagnose": ("statrepro.run", "statrepro.report", "statrepro.api", "statrepro.cli"),
-    "statrepro.report": (
-        "statrepro.run", "statrepro.harness", "statrepro.engines", "statrepro.diagnose", "statrepro.api", "statrepro.cli",
-    ),
+# The layers, lowest first. Each names its parts: a package (every module under it, so a new module of stats/ or
+# of the cli/ package is covered by its prefix) or a root module. A module imports its own part and the parts of
+# lower layers, never a part beside it in its own layer nor anything above.
+LAYERS = (
+    ("errors", ("statrepro.errors",)),
+    ("foundation", ("statrepro.atomic", "statrepro.redaction", "statrepro.machine", "statrepro.registry")),
+    ("statistics", ("statrepro.stats",)),
+    ("schemas", ("statrepro.config", "statrepro.models", "statrepro.verdict_schema")),
+    ("registries", ("statrepro.engines", "statrepro.benchmarks")),
+    ("adapters", ("statrepro.harness",)),
+    ("loading and pairing", ("statrepro.envfile", "statrepro.analysis")),
+    ("work", ("statrepro.run", "statrepro.diagnose", "statrepro.report")),
+    ("measurements", ("statrepro.bench", "statrepro.bench_throughput")),
+    ("entry points", ("statrepro.api",)),
+    ("more entry points", ("statrepro.api_bench", "statrepro.api_diagnose")),
+    ("interface", ("statrepro.cli", "statrepro")),
+)
+# Narrower than their layer: reports render an Analysis; they run, serve and read nothing themselves. The one
+# exception: the config reference lists the registered engine kinds (metadata only).
+NARROWER = {
+    "statrepro.report": ("statrepro.run", "statrepro.harness", "statrepro.engines", "statrepro.envfile", "statrepro.diagnose"),
 }
-# The public API: statrepro/__init__.py re-exports these modules' entries; "statrepro.api" above stands for all three.
-API_MODULES = ("statrepro.api", "statrepro.api_bench", "statrepro.api_diagnose")
-# Documented exceptions: the config reference lists the registered engine kinds (metadata only).
 ALLOWED = {"statrepro.report.config_reference": ("statrepro.engines.kinds",)}
-# The foundation everyone may use; it builds on nothing of statrepro's but errors.
-FOUNDATION = ("statrepro.errors", "statrepro.atomic", "statrepro.redaction", "statrepro.machine", "statrepro.registry")
+# The public API: statrepro/__init__.py re-exports these modules' entries.
+API_MODULES = ("statrepro.api", "statrepro.api_bench", "statrepro.api_diagnose")
+# The version string, set first in statrepro/__init__.py, is a constant: importing it is not importing the API.
+VERSION = "statrepro.__version__"
 # File and network I/O: the statistics core takes arrays and returns results.
 IO_MODULES = ("pathlib", "json", "yaml", "pandas", "io", "shutil", "subprocess", "tempfile", "pickle", "csv", "glob",
               "socket", "httpx", "sqlite3")
+# Size limits the house is held to (reported by house_numbers; the module one is asserted once cli/ and stats/
+# are split).
+MODULE_LINES = 500
+MODULE_LINES_UNDER = ("statrepro.cli", "statrepro.stats")
+FUNCTION_LINES = 80
 
 
 def _module_name(path: Path) -> str:
@@ -42,32 +58,13 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _runtime_nodes(tree: ast.AST):
-    """Every node except those under ``if TYPE_CHECKING:``."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
-                stack.extend(child.orelse)
-            else:
-                stack.append(child)
-
-
-def imports_of(path: Path) -> set[str]:
-    """Absolute names of everything ``path`` imports at run time (``from . import x`` gives package.x too)."""
-    module = _module_name(path)
+def imports_of(path: Path, module: str | None = None) -> set[str]:
+    """Absolute names of everything ``path`` (the statrepro ``module``) imports, TYPE_CHECKING and function-level
+    imports included (``from . import x`` gives package.x)."""
+    module = module or _module_name(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names = set()
-    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -77,7 +74,8 @@ def imports_of(path: Path) -> set[str]:
                 source = ".".join(base + ([node.module] if node.module else []))
             else:
                 source = node.module or ""
-            names.add(source)
+            if node.module:
+                names.add(source)
             names.update(f"{source}.{alias.name}" for alias in node.names)
     return names
 
@@ -90,25 +88,124 @@ def _within(name: str, part: str) -> bool:
     return name == part or name.startswith(part + ".")
 
 
-def _in_api(name: str) -> bool:
-    return any(_within(name, module) for module in API_MODULES)
+def part_of(module: str) -> tuple[int, str] | None:
+    """(layer index, part) of a statrepro module: the longest part naming it (None: no layer)."""
+    found = [(len(part), index, part) for index, (_, parts) in enumerate(LAYERS) for part in parts if _within(module, part)]
+    if not found:
+        return None
+    _, index, part = max(found)
+    return index, part
 
 
-def _forbidden(layer: str) -> tuple[str, ...]:
-    return tuple(module for part in FORBIDDEN[layer] for module in (API_MODULES if part == "statrepro.api" else (part,)))
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the statrepro modules it imports (a name inside a module, such as a class, counts as the module)."""
+    graph = {}
+    for module, names in IMPORTS.items():
+        targets = set()
+        for name in names:
+            if name == VERSION or not _within(name, "statrepro"):
+                continue
+            target = name if name in SOURCES else name.rpartition(".")[0]
+            if target in SOURCES and target != module:
+                targets.add(target)
+        graph[module] = targets
+    return graph
 
 
-@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
-def test_layers_import_only_what_they_may(layer):
+def import_cycles(graph: dict[str, set[str]] | None = None) -> list[list[str]]:
+    """The groups of modules that import each other, directly or in a loop (strongly connected components of more
+    than one module, Tarjan's algorithm), each sorted."""
+    graph = module_graph() if graph is None else graph
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(groups)
+
+
+def _line_count(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+def house_numbers() -> dict:
+    """What the house is measured by: import cycles (groups of modules in a loop), the modules over
+    MODULE_LINES lines in cli/ and stats/, and the functions over FUNCTION_LINES lines anywhere in statrepro."""
+    cycles = import_cycles()
+    long_modules = {
+        module: _line_count(path)
+        for module, path in SOURCES.items()
+        if any(_within(module, part) for part in MODULE_LINES_UNDER) and _line_count(path) > MODULE_LINES
+    }
+    long_functions = {}
+    for module, path in SOURCES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > FUNCTION_LINES:
+                    long_functions[f"{module}.{node.name}"] = lines
+    return {
+        "modules": len(SOURCES),
+        "import_cycles": len(cycles),
+        "modules_in_cycles": sum(len(group) for group in cycles),
+        f"modules_over_{MODULE_LINES}_lines_in_cli_and_stats": dict(sorted(long_modules.items())),
+        f"functions_over_{FUNCTION_LINES}_lines": dict(sorted(long_functions.items())),
+    }
+
+
+def test_every_module_has_a_layer():
+    assert [module for module in SOURCES if part_of(module) is None] == []
+
+
+def test_modules_import_only_their_own_part_and_the_layers_below():
+    violations = []
+    for module, targets in module_graph().items():
+        layer, part = part_of(module)
+        for target in sorted(targets):
+            target_layer, target_part = part_of(target)
+            if target_part == part or target_layer < layer:
+                continue
+            where = "beside it" if target_layer == layer else "above it"
+            violations.append(f"{module} ({LAYERS[layer][0]}) imports {target} ({LAYERS[target_layer][0]}, {where})")
+    assert violations == []
+
+
+@pytest.mark.parametrize("part", sorted(NARROWER))
+def test_narrower_parts_stay_narrow(part):
     violations = [
         f"{module} imports {name}"
         for module, names in IMPORTS.items()
-        if _within(module, layer)
+        if _within(module, part)
         for name in names
-        for forbidden in _forbidden(layer)
+        for forbidden in NARROWER[part]
         if _within(name, forbidden) and not any(_within(name, allowed) for allowed in ALLOWED.get(module, ()))
     ]
-    assert not violations, violations
+    assert violations == []
 
 
 def test_stats_is_pure_computation():
@@ -127,6 +224,42 @@ def test_stats_is_pure_computation():
                 violations.append(f"{module} calls open()")
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" and node.attr != "cpu_count":
                 violations.append(f"{module} uses os.{node.attr}")
+    assert not violations, violations
+
+
+def test_the_schema_is_pure():
+    """config.py is the schema only: it builds on nothing of statrepro's but the redaction marker, so the engines,
+    harnesses and benchmarks can describe themselves in its terms without a loop (the checks that need them are
+    statrepro.envfile's)."""
+    assert {name for name in IMPORTS["statrepro.config"] if _within(name, "statrepro")} <= {"statrepro.redaction", "statrepro.redaction.REDACTED"}
+
+
+def test_only_the_cli_imports_typer_and_only_the_entry_points_import_the_cli_and_api():
+    typer_users = sorted(module for module, names in IMPORTS.items() if any(_within(name, "typer") for name in names))
+    assert typer_users and all(_within(module, "statrepro.cli") for module in typer_users)
+    cli_users = sorted(
+        module for module, names in IMPORTS.items()
+        if not _within(module, "statrepro.cli") and any(_within(name, "statrepro.cli") for name in names)
+    )
+    assert cli_users == []
+    api_users = sorted(
+        module for module, names in IMPORTS.items()
+        if module not in API_MODULES and any(_within(name, api) for name in names for api in API_MODULES)
+    )
+    assert api_users and all(module == "statrepro" or _within(module, "statrepro.cli") for module in api_users)
+
+
+def test_the_cli_reaches_statrepro_only_through_the_api():
+    """Every command calls the public API; besides it the CLI uses only errors and stats/ (the verdict labels and
+    the rules' defaults shown in --help)."""
+    allowed = ("statrepro.cli", "statrepro.errors", "statrepro.stats", *API_MODULES)
+    violations = [
+        f"{module} imports {name}"
+        for module, names in IMPORTS.items()
+        if _within(module, "statrepro.cli")
+        for name in names
+        if _within(name, "statrepro") and not any(_within(name, part) for part in allowed)
+    ]
     assert not violations, violations
 
 
@@ -151,68 +284,37 @@ def test_verdict_labels_are_spelled_only_in_stats():
     assert not violations, violations
 
 
-def test_foundation_builds_on_nothing_but_errors():
-    violations = [
-        f"{module} imports {name}"
-        for module in FOUNDATION
-        for name in IMPORTS[module]
-        if _within(name, "statrepro") and not _within(name, "statrepro.errors")
-    ]
-    assert not violations, violations
-
-
-def test_only_the_cli_imports_typer_and_only_the_entry_points_import_the_cli_and_api():
-    typer_users = [module for module, names in IMPORTS.items() if any(_within(name, "typer") for name in names)]
-    assert typer_users and all(_within(module, "statrepro.cli") for module in typer_users), typer_users
-    cli_users = sorted(
-        module for module, names in IMPORTS.items()
-        if not _within(module, "statrepro.cli") and any(_within(name, "statrepro.cli") for name in names)
-    )
-    assert cli_users == []
-    api_users = sorted(
-        module for module, names in IMPORTS.items()
-        if not _in_api(module) and not _within(module, "statrepro.cli") and any(_in_api(name) for name in names)
-    )
-    assert api_users == ["statrepro"]
-
-
-def test_the_cli_reaches_statrepro_only_through_the_api():
-    """Every command calls the public API; besides it the CLI uses only errors and the verdict labels of stats/."""
-    allowed = ("statrepro.cli", "statrepro.errors", "statrepro.stats", *API_MODULES)
-    violations = [
-        f"{module} imports {name}"
-        for module, names in IMPORTS.items()
-        if _within(module, "statrepro.cli")
-        for name in names
-        if _within(name, "statrepro") and not any(_within(name, part) for part in allowed)
-    ]
-    assert not violations, violations
-
-
 def test_no_import_cycles_between_modules():
-    """Cycles (such as executors <-> ray_executor once) mean two modules are really one, or a seam is missing.
-    A package's __init__ re-exporting its own modules is not a cycle of design, so package-to-child edges are left out."""
-    graph = {
-        module: {
-            target
-            for name in names
-            for target in (name, name.rpartition(".")[0])
-            if target in SOURCES and target != module and not _within(target, module) and not _within(module, target)
-        }
-        for module, names in IMPORTS.items()
-    }
-    cycles = []
+    """Cycles (such as config <-> engines <-> harness.contract once) mean two modules are really one, or a seam is
+    missing. TYPE_CHECKING imports count: an annotation that points back is a loop waiting to happen."""
+    assert import_cycles() == []
 
-    def visit(node: str, path: list[str], on_path: set[str], done: set[str]) -> None:
-        for target in sorted(graph[node]):
-            if target in on_path:
-                cycles.append(path[path.index(target):] + [target])
-            elif target not in done:
-                visit(target, path + [target], on_path | {target}, done)
-        done.add(node)
 
-    done: set[str] = set()
-    for module in sorted(graph):
-        if module not in done:
-            visit(module, [module], {module}, done)
-    assert not cycles, cycles[:5]
+def test_house_numbers_count_what_the_rules_see():
+    numbers = house_numbers()
+    assert numbers["modules"] == len(SOURCES) and numbers["import_cycles"] == 0 == numbers["modules_in_cycles"]
+    long_modules = numbers[f"modules_over_{MODULE_LINES}_lines_in_cli_and_stats"]
+    assert all(lines > MODULE_LINES and any(_within(module, part) for part in MODULE_LINES_UNDER) for module, lines in long_modules.items())
+    assert all(lines > FUNCTION_LINES for lines in numbers[f"functions_over_{FUNCTION_LINES}_lines"].values())
+
+
+def test_modules_in_cli_and_stats_stay_under_the_line_limit():
+    """Reported, not yet asserted: cli.py becomes a cli/ package and stats/paired.py is split first. To turn the
+    rule on, replace the skip with an assert."""
+    long_modules = house_numbers()[f"modules_over_{MODULE_LINES}_lines_in_cli_and_stats"]
+    if long_modules:
+        pytest.skip(f"over {MODULE_LINES} lines (reported, not asserted yet): {long_modules}")
+
+
+def test_import_cycles_are_found_and_counted(tmp_path):
+    """The counter behind house_numbers counts one group per loop, and a TYPE_CHECKING import is an edge."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"e"}, "e": {"d"}, "f": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c"], ["d", "e"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+    annotated = tmp_path / "annotated.py"
+    annotated.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..config import EnvConfig\n")
+    assert "statrepro.config.EnvConfig" in imports_of(annotated, "statrepro.engines.annotated")
+
+
+if __name__ == "__main__":
+    print(json.dumps(house_numbers(), indent=2))

@@ -55,7 +55,7 @@ def _python(plugin_path: Path, script: str, *args: str) -> dict:
 
 _LOAD_ENVS = """
 import json, sys
-from statrepro.config import load_env
+from statrepro.envfile import load_env
 from statrepro.errors import InputError
 out = {}
 for path in sys.argv[1:]:

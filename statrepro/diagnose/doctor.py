@@ -254,7 +254,7 @@ def factors_from_env(
         "engine": kind,
         "model": model.get("path", "embedded"),
         "device": engine.get("device", "auto"),
-        "mode": _env_modes(benchmarks, kind, generative_only=harness.get("name") == "evalscope"),
+        "mode": _env_modes(benchmarks, engine_kind, generative_only=harness.get("name") == "evalscope"),
         **_determinism_factors(engine_kind, hardware, bool(engine.get("deterministic", False))),
     }
 
@@ -269,15 +269,20 @@ def _determinism_factors(engine_kind, hardware: str, deterministic: bool, record
     return {key: report[key] for key in DETERMINISM_FACTORS}
 
 
-def _env_modes(benchmarks: dict[str, Any], kind: str, *, generative_only: bool) -> str | None:
+def _env_modes(benchmarks: dict[str, Any], engine_kind, *, generative_only: bool) -> str | None:
     from ..benchmarks import BENCHMARKS
-    from ..config import resolved_mode
 
-    modes = [
-        "gen" if generative_only else resolved_mode(name, (spec or {}).get("mode") if (spec or {}).get("generative") is None else ("gen" if spec["generative"] else "clp"), kind)
-        for name, spec in benchmarks.items()
-        if name in BENCHMARKS and len(BENCHMARKS[name].modes) > 1
-    ]
+    modes = []
+    for name, spec in benchmarks.items():
+        if name not in BENCHMARKS or len(BENCHMARKS[name].modes) <= 1:
+            continue
+        requested = (spec or {}).get("mode") if (spec or {}).get("generative") is None else ("gen" if spec["generative"] else "clp")
+        if generative_only:
+            modes.append("gen")
+        elif engine_kind is None:  # a kind this version does not know: no log-likelihoods by default
+            modes.append(requested or "gen")
+        else:
+            modes.append(engine_kind.evaluation_mode(BENCHMARKS[name].modes, requested))
     return mode_factor(modes)
 
 
@@ -351,7 +356,7 @@ def _read_source(source: str | Path) -> _Source:
     if path.suffix.lower() == ".json":
         raise InputError("JSON is neither an lm-eval results file nor a statrepro manifest", path=path)
     if path.suffix.lower() in (".yaml", ".yml"):
-        from ..config import load_env
+        from ..envfile import load_env
 
         env = load_env(path)
         factors = factors_from_env(env.public_dict(), concurrency=ENGINE_KINDS[env.engine.kind].requests_in_flight(env))

@@ -279,7 +279,7 @@ def dump_settings(env: Path | None, *, model: str | None, dtype: str | None, att
 
     env_values: dict[str, Any] = {}
     if env is not None:
-        from ..config import load_env
+        from ..envfile import load_env
         from ..engines import engine_kind
 
         config = load_env(env)

@@ -239,7 +239,7 @@ def side_from_spec(
     path = Path(spec)
     if path.suffix.lower() not in (".yaml", ".yml"):
         raise InputError("expected an http(s)://HOST:PORT/v1 base URL or an environment .yaml file", path=path)
-    from ..config import load_env
+    from ..envfile import load_env
 
     return side_from_env(load_env(path), chat=chat, timeout=timeout, params=params, model=model, servers=servers, source=path)
 

@@ -58,7 +58,7 @@ def tokenizer_source(spec: str | Path) -> Path:
     """The tokenizer location behind a side: a directory, a .gguf file, or an env YAML's tokenizer/model."""
     path = Path(spec)
     if path.suffix.lower() in (".yaml", ".yml"):
-        from ..config import load_env
+        from ..envfile import load_env
         from ..models import resolve_model_path
 
         env = load_env(path)

@@ -11,8 +11,8 @@ Entry points:
 
 import importlib
 
-# name -> defining module, imported on first use: config reads the kind registry (which imports every kind and
-# the server plumbing), and that must not pull in httpx, a run extra the client needs.
+# name -> defining module, imported on first use: envfile imports the kind registry, which must not pull in
+# httpx (a run extra) or the servers.
 _EXPORTS = {
     "Completion": "client", "OpenAIClient": "client", "Outcome": "client", "RequestFailure": "client", "RetryPolicy": "client",
     "Capabilities": "contract", "EngineKind": "contract", "EngineError": "errors", "ENGINE_KINDS": "kinds",

@@ -7,6 +7,9 @@ none of them branches on the kind's name.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +17,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..config import EngineSpec, EnvConfig, GenerationSpec
-    from ..harness.contract import SentPrompt
     from .live import LiveServer
     from .servers import ServerInfo
 
@@ -35,6 +37,29 @@ class Capabilities:
     """Honours a per-request sampling seed (None: not verified)."""
     concurrent_sampling: bool
     """Sampled requests reproduce their seeds while several are in flight (False: one RNG shared by all requests)."""
+
+
+@dataclass(frozen=True)
+class SentPrompt:
+    """What a harness sent the engine for one item. Exactly one of ``text`` and ``messages`` is set."""
+
+    text: str | None = None
+    """A raw prompt string: to /completions, or to an in-process model (with any chat template already rendered
+    by the harness)."""
+    messages: tuple[dict, ...] | None = None
+    """Chat messages that the endpoint renders with its own template (/chat/completions)."""
+    continuations: tuple[str, ...] = ()
+    """Log-likelihood requests: the continuations (answer options) scored after the prompt, in order."""
+    stop: tuple[str, ...] = ()
+    """Generation requests: the stop sequences sent with the prompt (the scored answer ends at the first)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "messages": list(self.messages) if self.messages is not None else None,
+                "continuations": list(self.continuations), "stop": list(self.stop)}
+
+    def digest(self) -> str:
+        """SHA-256 of the whole prompt, for a records table's prompt_hash."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -75,9 +100,17 @@ class EngineKind:
         """Reject engine settings this kind cannot use (ValueError, reported against the env file)."""
 
     def check_common(self, engine: EngineSpec) -> None:
-        """Checks every kind shares (called by the config before ``check``)."""
+        """Checks every kind shares (called by statrepro.envfile before ``check``)."""
         if engine.device != "auto" and not self.device_choice:
             raise ValueError(f"engine.device applies to in-process transformers (kind hf); kind {self.name!r} has no device choice")
+
+    def evaluation_mode(self, modes: tuple[str, ...], requested: str | None) -> str:
+        """The mode a benchmark offering ``modes`` runs in on this kind (config.BenchmarkSpec.mode): ``requested``
+        when set, else clp for multiple choice where this kind returns prompt log-likelihoods for certain (an
+        endpoint's only maybe), else gen."""
+        if requested is not None:
+            return requested
+        return "clp" if "clp" in modes and self.capabilities.prompt_logprobs is True else "gen"
 
     def preflight(self, env: EnvConfig) -> None:
         """Cheap checks before any work or progress output (e.g. the server's executable is installed);
@@ -123,6 +156,16 @@ class EngineKind:
     def request_defaults(self, generation: GenerationSpec) -> dict[str, Any]:
         """Generation settings that must travel in every request, because the server cannot be told them."""
         return {}
+
+    def harness_launcher(self, env: EnvConfig, module: str) -> list[str]:
+        """The command that starts a harness's Python ``module`` (run as ``__main__``) for a job of ``env``; an
+        in-process kind wraps it in what its model needs (kind hf: torch's deterministic algorithms)."""
+        return [sys.executable, "-m", module]
+
+    def device(self, env: EnvConfig) -> str | None:
+        """Where an in-process model of ``env`` runs, for the harness's device option; None leaves it to the
+        harness (and a served model to its server)."""
+        return None
 
     def job_environment(self, env: EnvConfig) -> dict[str, str]:
         """Environment variables the harness subprocess of a job needs for this engine (in-process engines:

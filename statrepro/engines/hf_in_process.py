@@ -1,7 +1,14 @@
-"""Engine kind ``hf``: the model runs in-process in the harness, with transformers. Nothing to serve."""
+"""Engine kind ``hf``: the model runs in-process in the harness, with transformers. Nothing to serve.
+
+The kind owns what running the model in the harness process takes: where it runs (``device``), the launcher that
+switches torch to deterministic algorithms (``harness_launcher``, engines/torch_deterministic.py) with the
+environment cuBLAS needs for it (``job_environment``), and what quantization dynamic-int8 applies after loading
+(``quantize_dynamic_int8``, which the lm-eval model type ``hf-dynamic-int8`` calls).
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,7 +17,7 @@ from .contract import Capabilities, EngineKind, RenderedPrompt, determinism_repo
 
 # cuBLAS needs a fixed workspace for deterministic results (torch's reproducibility notes).
 CUBLAS_WORKSPACE = ":4096:8"
-# Read by statrepro.harness.torch_deterministic, the launcher of a deterministic in-process job.
+# Set in the environment of a deterministic in-process job, beside its launcher (engines/torch_deterministic.py).
 TORCH_DETERMINISTIC_ENV = "STATREPRO_TORCH_DETERMINISTIC"
 
 
@@ -53,6 +60,20 @@ class HFInProcess(EngineKind):
         how = "lm-eval's in-process tokenization: the logged text, " + ("plus the BOS the model asks for" if add_bos else "no special tokens added")
         return [hf_rendering(tokenizer, tokenizer(prompt.text, add_special_tokens=add_bos)["input_ids"], how) for prompt in prompts]
 
+    def harness_launcher(self, env, module: str) -> list[str]:
+        if env.engine.deterministic:
+            return [sys.executable, "-m", "statrepro.engines.torch_deterministic", module]
+        return super().harness_launcher(env, module)
+
+    def device(self, env) -> str | None:
+        """``engine.device``, with auto settled to cpu on a machine without GPUs (None: the harness's auto)."""
+        from ..machine import detect_hardware
+
+        device = env.engine.device
+        if device == "auto" and not detect_hardware()["gpus"]:
+            device = "cpu"
+        return None if device == "auto" else device
+
     def job_environment(self, env) -> dict[str, str]:
         if not env.engine.deterministic:
             return {}
@@ -70,3 +91,11 @@ class HFInProcess(EngineKind):
                 "identical results only on the same device, torch and driver versions",
             ) if deterministic else (),
         )
+
+
+def quantize_dynamic_int8(model):
+    """``model`` with quantization dynamic-int8 applied, after loading: torch dynamic quantization of every Linear
+    layer (weights int8, activations quantized on the fly), the quantization a CPU deployment would use."""
+    import torch
+
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ..engines.contract import SentPrompt  # what an adapter returns per item; the engine kind renders it
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -141,29 +142,6 @@ def harness_environment(work_dir: Path) -> dict[str, str]:
         "MODELSCOPE_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
     }
-
-
-@dataclass(frozen=True)
-class SentPrompt:
-    """What a harness sent the engine for one item. Exactly one of ``text`` and ``messages`` is set."""
-
-    text: str | None = None
-    """A raw prompt string: to /completions, or to an in-process model (with any chat template already rendered
-    by the harness)."""
-    messages: tuple[dict, ...] | None = None
-    """Chat messages that the endpoint renders with its own template (/chat/completions)."""
-    continuations: tuple[str, ...] = ()
-    """Log-likelihood requests: the continuations (answer options) scored after the prompt, in order."""
-    stop: tuple[str, ...] = ()
-    """Generation requests: the stop sequences sent with the prompt (the scored answer ends at the first)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "messages": list(self.messages) if self.messages is not None else None,
-                "continuations": list(self.continuations), "stop": list(self.stop)}
-
-    def digest(self) -> str:
-        """SHA-256 of the whole prompt, for a records table's prompt_hash."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 @runtime_checkable

@@ -291,7 +291,7 @@ def build_evalscope_invocation(context):
     from ..benchmarks import BenchmarkOptions, get_benchmark
 
     job, env, endpoint = context.job, context.job.env, context.endpoint
-    if endpoint is None:
+    if engine_kind(env.engine.kind).capabilities.in_process:
         served = [name for name, kind in ENGINE_KINDS.items() if not kind.capabilities.in_process]
         raise InputError(
             "evalscope runs against an OpenAI-compatible server here (its in-process backend fails on "

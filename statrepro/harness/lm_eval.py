@@ -426,13 +426,13 @@ LM_EVAL_HF_MODEL = "hf"
 def _generation_kwargs(context) -> dict:
     """The env's sampling settings as lm-eval generation_kwargs for this engine."""
     generation = context.job.env.generation
-    in_process = context.endpoint is None
+    kind = engine_kind(context.job.env.engine.kind)
     kwargs: dict = {"temperature": generation.temperature, "do_sample": generation.temperature > 0}
     if generation.temperature > 0:
         kwargs["top_p"] = generation.top_p
     if generation.repeat_penalty is not None:
-        kwargs[engine_kind(context.job.env.engine.kind).repeat_penalty_field] = generation.repeat_penalty
-    if not in_process:
+        kwargs[kind.repeat_penalty_field] = generation.repeat_penalty
+    if not kind.capabilities.in_process:
         # lm-eval's --seed seeds only the local process; an API engine needs the seed in every request.
         kwargs["seed"] = context.job.seed
         kwargs.pop("do_sample")
@@ -442,7 +442,7 @@ def _generation_kwargs(context) -> dict:
 def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
     """(--model, --model_args, extra environment) for the job's engine."""
     env, endpoint = context.job.env, context.endpoint
-    if endpoint is None:
+    if engine_kind(env.engine.kind).capabilities.in_process:
         model_path = context.model_path
         if model_path.is_file() and model_path.suffix == ".gguf":
             args = f"pretrained={model_path.parent},gguf_file={model_path.name}"
@@ -470,16 +470,14 @@ def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
 
 def build_lm_eval_invocation(context):
     """Generate the job's tasks into its work dir and build the `lm_eval run` command line."""
-    import sys
-
     from ..benchmarks import BenchmarkOptions, get_benchmark
-    from ..machine import detect_hardware
 
     job, env = context.job, context.job.env
+    kind = engine_kind(env.engine.kind)
     spec = get_benchmark(job.benchmark)
-    mode = env.mode(job.benchmark)
+    mode = kind.evaluation_mode(spec.modes, job.spec.mode)
     probe = None
-    if mode != "gen" and context.endpoint is not None:
+    if mode != "gen" and not kind.capabilities.in_process:
         if env.harness.apply_chat_template:
             # lm-eval scores log-likelihoods only through /completions, and its chat template needs token-id prompts there.
             raise InputError(
@@ -515,10 +513,7 @@ def build_lm_eval_invocation(context):
     model, model_args, extra_env = _model_arguments(context)
     output_dir = context.work_dir / "output"
     module = "statrepro.harness.lm_eval_int8" if model == "hf-dynamic-int8" else "lm_eval"
-    launcher = [sys.executable, "-m", module]
-    if context.endpoint is None and env.engine.deterministic:
-        launcher = [sys.executable, "-m", "statrepro.harness.torch_deterministic", module]
-    argv = launcher + [
+    argv = kind.harness_launcher(env, module) + [
         "run",
         "--model", model,
         "--model_args", model_args,
@@ -529,14 +524,11 @@ def build_lm_eval_invocation(context):
         "--seed", f"{job.seed},{job.seed},{job.seed},{FEWSHOT_SEED}",
         # API engines batch on the server side; lm-eval's client batching would send prompt lists that
         # transformers serve rejects, so the client sends one prompt per request, num_concurrent at once.
-        "--batch_size", str(env.batch_size if context.endpoint is None else 1),
+        "--batch_size", str(env.batch_size if kind.capabilities.in_process else 1),
     ]
-    if context.endpoint is None:
-        device = env.engine.device
-        if device == "auto" and not detect_hardware()["gpus"]:
-            device = "cpu"
-        if device != "auto":
-            argv += ["--device", device]
+    device = kind.device(env)
+    if device is not None:
+        argv += ["--device", device]
     if env.harness.apply_chat_template:
         argv += ["--apply_chat_template"]
     if env.harness.system_instruction:
@@ -545,7 +537,7 @@ def build_lm_eval_invocation(context):
     manifest = {"tasks": tasks.to_dict(), "dataset_sha256": tasks.dataset_sha256, "mode": mode}
     if probe is not None:
         manifest["logprob_probe"] = probe
-    engine_env = engine_kind(env.engine.kind).job_environment(env)
+    engine_env = kind.job_environment(env)
     return Invocation(
         argv=argv, output_dir=output_dir, env={**harness_environment(context.work_dir), **engine_env, **extra_env},
         manifest=manifest, row_ids=row_ids,

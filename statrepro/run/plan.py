@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from ..config import BenchmarkSpec, EnvConfig
+from ..envfile import validate_env
 from ..errors import InputError, validation_error
 
 
@@ -61,7 +62,7 @@ def effective_env(
         update["seeds"] = seeds
     # Re-validate so overrides get the same checks as the file.
     try:
-        return EnvConfig.model_validate({**env.model_dump(), **update})
+        return validate_env({**env.model_dump(), **update})
     except ValidationError as error:
         raise validation_error(error, EnvConfig) from None
 
@@ -74,7 +75,7 @@ def control_env(env: EnvConfig) -> EnvConfig:
     stored apart (a second, independent run with its own run-to-run nondeterminism) while its fingerprint and
     seeds are A's."""
     try:
-        return EnvConfig.model_validate({**env.model_dump(), "name": env.name + CONTROL_SUFFIX})
+        return validate_env({**env.model_dump(), "name": env.name + CONTROL_SUFFIX})
     except ValidationError as error:
         raise validation_error(error, EnvConfig) from None
 
@@ -88,7 +89,7 @@ def block_env(env: EnvConfig, rows: dict[str, dict[str, list[int]]], *, seeds: l
         benchmarks[benchmark] = {**env.benchmarks[benchmark].model_dump(), "item_rows": item_rows, "subsets": list(item_rows)}
     update = {"benchmarks": benchmarks} | ({"seeds": seeds} if seeds is not None else {})
     try:
-        return EnvConfig.model_validate({**env.model_dump(), **update})
+        return validate_env({**env.model_dump(), **update})
     except ValidationError as error:
         raise validation_error(error, EnvConfig) from None
 

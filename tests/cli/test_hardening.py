@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from fakes import FakeOpenAI
 from statrepro.cli import app
-from statrepro.config import EnvConfig
+from statrepro.envfile import validate_env
 from statrepro.errors import InputError
 from statrepro.run.plan import Job
 from statrepro.run.store import ResultStore
@@ -729,14 +729,14 @@ def test_yaml_tags_cannot_construct_objects(tmp_path):
     env = tmp_path / "env.yaml"
     env.write_text("name: !!python/object/apply:os.system ['touch pwned']\n")
     with pytest.raises(InputError, match="YAML syntax error"):
-        from statrepro.config import load_env
+        from statrepro.envfile import load_env
 
         load_env(env)
     assert not (tmp_path / "pwned").exists()
 
 
 def test_store_paths_cannot_escape_the_store(tmp_path):
-    env = EnvConfig(name="fine", model={"path": str(tmp_path)})
+    env = validate_env(dict(name="fine", model={"path": str(tmp_path)}))
     escaping = env.model_copy(update={"name": "../../outside"})  # bypasses validation, as a bug elsewhere might
     job = Job(escaping, "gsm8k", env.benchmarks["gsm8k"], 0)
     with pytest.raises(InputError, match="escapes the store"):

@@ -388,7 +388,7 @@ def test_doctor_starts_managed_vllm_and_sglang_asks_them_and_stops_them(tmp_path
 
 
 def test_doctor_identifies_an_unknown_endpoint_as_vllm(tmp_path, monkeypatch):
-    from statrepro.config import load_env
+    from statrepro.envfile import load_env
     from statrepro.engines.kinds import engine_endpoint
 
     monkeypatch.setenv("PATH", f"{SUPPORT_BIN}{os.pathsep}{os.environ['PATH']}")

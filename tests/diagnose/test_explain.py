@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from statrepro.config import EnvConfig
 from statrepro.diagnose.explain import (
     Replay, TokenCheck, choose_items, classify, compare_replays, compare_tokens, cut_at_stop, explain,
 )
 from statrepro.diagnose.logprobs import Generation, OpenAISide, Step
 from statrepro.engines.contract import RenderedPrompt
+from statrepro.envfile import validate_env
 from statrepro.errors import InputError
 from statrepro.harness.contract import SentPrompt
 from statrepro.harness.lm_eval import sent_prompt_of
@@ -167,7 +167,7 @@ def test_lm_eval_chat_arguments_become_messages_and_generation_kwargs_give_the_s
 
 
 def test_a_comparison_where_nothing_moved_says_so_without_starting_any_engine():
-    env = EnvConfig(name="a", benchmarks={"gsm8k": {"limit": 2}}, seeds=1)
+    env = validate_env(dict(name="a", benchmarks={"gsm8k": {"limit": 2}}, seeds=1))
     records = _records({"g/0": [1.0], "g/1": [0.0]})
     result = explain(env, env.model_copy(update={"name": "b"}), records, records)
     assert result.items == () and result.summary().startswith("no item flipped and no item changed")

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from statrepro.config import EnvConfig, load_env
+from statrepro.config import EnvConfig
 from statrepro.diagnose.doctor import compare_sources
 from statrepro.engines import llama_cpp
 from statrepro.engines.kinds import engine_endpoint
+from statrepro.envfile import load_env, validate_env
 from statrepro.errors import InputError
 from statrepro.harness.contract import JobContext
 from statrepro.harness.lm_eval import build_lm_eval_invocation
@@ -51,10 +52,10 @@ def test_bad_devices_are_errors_naming_the_key(tmp_path, engine, needle):
 
 
 def test_new_settings_at_their_defaults_keep_existing_store_keys():
-    plain = EnvConfig(name="x")
-    assert EnvConfig(name="x", engine={"deterministic": False, "device": "auto", "startup_timeout": 5}).fingerprint() == plain.fingerprint()
-    assert EnvConfig(name="x", engine={"deterministic": True}).fingerprint() != plain.fingerprint()
-    assert EnvConfig(name="x", engine={"device": "cpu"}).fingerprint() != plain.fingerprint()
+    plain = validate_env(dict(name="x"))
+    assert validate_env(dict(name="x", engine={"deterministic": False, "device": "auto", "startup_timeout": 5})).fingerprint() == plain.fingerprint()
+    assert validate_env(dict(name="x", engine={"deterministic": True})).fingerprint() != plain.fingerprint()
+    assert validate_env(dict(name="x", engine={"device": "cpu"})).fingerprint() != plain.fingerprint()
 
 
 def _lm_eval_invocation(tmp_path: Path, env: EnvConfig):
@@ -66,14 +67,14 @@ def _lm_eval_invocation(tmp_path: Path, env: EnvConfig):
 
 
 def test_hf_deterministic_runs_lm_eval_under_torch_determinism_with_cublas_workspace(tmp_path):
-    env = EnvConfig(name="x", engine={"deterministic": True, "device": "cuda:1"}, benchmarks={"gsm8k": {"limit": 2}}, seeds=1)
+    env = validate_env(dict(name="x", engine={"deterministic": True, "device": "cuda:1"}, benchmarks={"gsm8k": {"limit": 2}}, seeds=1))
     invocation = _lm_eval_invocation(tmp_path, env)
-    assert invocation.argv[1:4] == ["-m", "statrepro.harness.torch_deterministic", "lm_eval"]
+    assert invocation.argv[1:4] == ["-m", "statrepro.engines.torch_deterministic", "lm_eval"]
     assert invocation.env["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     assert invocation.argv[invocation.argv.index("--device") + 1] == "cuda:1"  # engine.device reaches lm-eval
 
     (tmp_path / "plain").mkdir()
-    plain = _lm_eval_invocation(tmp_path / "plain", EnvConfig(name="x", benchmarks={"gsm8k": {"limit": 2}}, seeds=1))
+    plain = _lm_eval_invocation(tmp_path / "plain", validate_env(dict(name="x", benchmarks={"gsm8k": {"limit": 2}}, seeds=1)))
     assert plain.argv[1:3] == ["-m", "lm_eval"] and "CUBLAS_WORKSPACE_CONFIG" not in plain.env
 
 
@@ -82,7 +83,7 @@ def test_the_torch_determinism_launcher_switches_torch_before_the_harness_runs(t
         "import sys, torch\nprint(torch.are_deterministic_algorithms_enabled(), sys.argv[1:])\n", encoding="utf-8"
     )
     shown = subprocess.run(
-        [sys.executable, "-m", "statrepro.harness.torch_deterministic", "show_torch", "--flag", "x"],
+        [sys.executable, "-m", "statrepro.engines.torch_deterministic", "show_torch", "--flag", "x"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env={"PYTHONPATH": f"{tmp_path}:{Path(__file__).resolve().parents[2]}", "PATH": "/usr/bin:/bin"},
     )
@@ -107,7 +108,7 @@ def test_llama_cpp_deterministic_turns_the_prompt_cache_off(tmp_path, monkeypatc
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     for deterministic in (False, True):
-        env = EnvConfig(name="x", model={"path": str(gguf)}, engine={"kind": "llama-cpp", "deterministic": deterministic})
+        env = validate_env(dict(name="x", model={"path": str(gguf)}, engine={"kind": "llama-cpp", "deterministic": deterministic}))
         with engine_endpoint(env, tmp_path) as info:
             assert info.determinism["requested"] is deterministic
     plain, deterministic = commands

@@ -25,8 +25,8 @@ from statrepro.engines import (
     llama_cpp_server,
     transformers_server,
 )
-from statrepro.config import EnvConfig
 from statrepro.engines.process import managed_server
+from statrepro.envfile import validate_env
 from statrepro.errors import InputError
 from statrepro.redaction import redact_secrets
 
@@ -219,12 +219,12 @@ def test_server_that_never_answers_times_out_and_is_stopped(tmp_path):
 
 
 def make_env(kind, *, quantization="none", base_url=None, served_model=None, api_key=None, repeat_penalty=None):
-    return EnvConfig(
+    return validate_env(dict(
         name="engines-test",
         engine={"kind": kind, "base_url": base_url, "served_model": served_model, "api_key": api_key},
         model={"quantization": quantization},
         generation={"repeat_penalty": repeat_penalty},
-    )
+    ))
 
 
 def test_engine_endpoint_for_in_process_and_external_engines(tmp_path, fake_openai):

@@ -11,6 +11,7 @@ from toy_harness import ToyHarness
 
 from statrepro import harness
 from statrepro.config import EnvConfig
+from statrepro.envfile import validate_env
 from statrepro.harness import get_harness
 from statrepro.engines.servers import ServerInfo
 from statrepro.errors import InputError
@@ -30,7 +31,7 @@ def _context(tmp_path: Path, env: EnvConfig, endpoint: ServerInfo | None = None)
 def test_lm_eval_adapter_passes_the_contract(tmp_path):
     output = tmp_path / "lm"
     write_lm_eval_run(output, DATES[0], 1, standard_tasks())
-    env = EnvConfig(name="a", benchmarks={"gsm8k": {"limit": 2}}, seeds=1)
+    env = validate_env(dict(name="a", benchmarks={"gsm8k": {"limit": 2}}, seeds=1))
     records = check_adapter(get_harness("lm-eval"), output=output, scratch=tmp_path / "scratch", context=_context(tmp_path, env))
     assert set(records["benchmark"]) == {"gsm8k", "ceval", "mmlu_redux", "arc_easy"}
     prompts = get_harness("lm-eval").sent_prompts(output)
@@ -44,8 +45,8 @@ def test_evalscope_adapter_passes_the_contract(tmp_path):
     pytest.importorskip("evalscope")
     output = tmp_path / "evalscope"
     write_evalscope_run(output, "20260101_100000", {"gsm8k_main": repeated_reviews(3, 1, lambda d, g: float(d % 2))})
-    env = EnvConfig(name="a", engine={"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}, harness={"name": "evalscope"},
-                    benchmarks={"gsm8k": {"limit": 2}}, seeds=1)
+    env = validate_env(dict(name="a", engine={"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}, harness={"name": "evalscope"},
+                    benchmarks={"gsm8k": {"limit": 2}}, seeds=1))
     context = _context(tmp_path, env, ServerInfo("openai", "http://127.0.0.1:9/v1", "m"))
     records = check_adapter(get_harness("evalscope"), output=output, scratch=tmp_path / "scratch", context=context)
     assert set(records["benchmark"]) == {"gsm8k"}
@@ -61,7 +62,7 @@ def toy_registered(monkeypatch):
 
 
 def test_a_protocol_only_adapter_passes_the_contract_and_runs_its_harness(tmp_path, toy_registered):
-    env = EnvConfig(name="a", harness={"name": "toy"}, benchmarks={"gsm8k": {"limit": 4}}, seeds=[3])
+    env = validate_env(dict(name="a", harness={"name": "toy"}, benchmarks={"gsm8k": {"limit": 4}}, seeds=[3]))
     records = check_adapter(ToyHarness(), scratch=tmp_path / "scratch", context=_context(tmp_path, env), run=True)
     assert list(records["score"]) == [1.0, 0.0, 1.0, 0.0]  # (item + seed 3) % 2
 

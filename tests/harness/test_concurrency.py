@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from statrepro.config import EnvConfig
 from statrepro.engines.servers import ServerInfo
+from statrepro.envfile import validate_env
 from statrepro.harness.contract import JobContext
 from statrepro.harness.evalscope import build_evalscope_invocation
 from statrepro.harness.lm_eval import build_lm_eval_invocation
@@ -19,7 +19,7 @@ ENDPOINT = ServerInfo(kind="openai", base_url="http://127.0.0.1:9/v1", served_mo
 
 
 def _context(tmp_path: Path, **env) -> JobContext:
-    config = EnvConfig.model_validate(
+    config = validate_env(
         {"name": "e", "engine": {"kind": "openai", "base_url": ENDPOINT.base_url, "served_model": "m", **env.pop("engine", {})},
          "benchmarks": {"gsm8k": {"limit": 2}}, "seeds": [7], **env}
     )

@@ -16,8 +16,8 @@ import yaml
 from harness_output import general_qa_review, write_evalscope_run
 from statrepro.benchmarks import get_benchmark
 from statrepro.benchmarks import livebench as lb
-from statrepro.config import EnvConfig
 from statrepro.engines.servers import ServerInfo
+from statrepro.envfile import validate_env
 from statrepro.errors import InputError
 from statrepro.harness import load_side
 from statrepro.harness.contract import JobContext
@@ -91,7 +91,7 @@ def test_a_review_statrepro_cannot_rescore_is_a_one_line_input_error(tmp_path):
 
 def _context(tmp_path: Path, benchmarks: dict) -> JobContext:
     endpoint = ServerInfo(kind="openai", base_url="http://127.0.0.1:9/v1", served_model="m")
-    config = EnvConfig.model_validate(
+    config = validate_env(
         {"name": "e", "engine": {"kind": "openai", "base_url": endpoint.base_url, "served_model": "m"},
          "harness": {"name": "evalscope"}, "benchmarks": benchmarks, "seeds": [7]}
     )  # fmt: skip

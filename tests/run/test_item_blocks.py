@@ -21,7 +21,7 @@ import yaml
 from statrepro import harness
 from statrepro.api import CompareOptions, RunOptions, compare_environments, explain_environments
 from statrepro.benchmarks import get_benchmark
-from statrepro.config import load_env
+from statrepro.envfile import load_env
 from statrepro.errors import InputError
 from statrepro.harness.contract import Invocation, harness_environment
 from statrepro.harness.records import make_records

@@ -22,6 +22,7 @@ import pytest
 
 import stub_harness
 from statrepro.config import EngineSpec, EnvConfig
+from statrepro.envfile import validate_env
 from statrepro.harness.records import check_unique
 from statrepro.run.executors import LocalExecutor
 from statrepro.run.orchestrate import run_environments
@@ -46,7 +47,7 @@ _CLUSTER_ENV = {
 
 
 def _env(name: str, tmp_path: Path, *, hardware: str = "cpu", sleep: float = 0.1, extra: list[str] = (), seeds=2) -> EnvConfig:
-    return EnvConfig.model_validate(
+    return validate_env(
         {
             "name": name,
             "model": {"path": str(tmp_path)},  # the stub needs no weights, only an existing path

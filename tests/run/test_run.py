@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from statrepro.cli import app
-from statrepro.config import EnvConfig, load_env
+from statrepro.envfile import load_env, validate_env
 from statrepro.errors import InputError
 from statrepro.harness.records import make_records
 from statrepro.run.orchestrate import check_comparable
@@ -119,7 +119,7 @@ def test_sides_must_select_the_same_items(tmp_path):
 
 
 def test_secret_never_serialised(tmp_path):
-    env = EnvConfig.model_validate(
+    env = validate_env(
         {"name": "s", "engine": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-planted-123"}}
     )
     assert "sk-planted-123" not in json.dumps(env.public_dict())

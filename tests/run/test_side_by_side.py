@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from statrepro.config import EnvConfig
+from statrepro.envfile import validate_env
 from statrepro.run import jobs
 from statrepro.run.jobs import JobCancelled, JobOutcome, jobs_cancelled
 from statrepro.run.orchestrate import RunInterrupted, run_environments
@@ -23,7 +24,7 @@ BARRIER_TIMEOUT = 30.0  # only bounds a hang; no assertion depends on it
 
 
 def _env(name: str, tmp_path: Path) -> EnvConfig:
-    return EnvConfig.model_validate(
+    return validate_env(
         {"name": name, "model": {"path": str(tmp_path)}, "benchmarks": {"gsm8k": {"limit": 2}}, "seeds": 2}
     )
 
