@@ -17,8 +17,6 @@ from .contract import Capabilities, EngineKind, RenderedPrompt, determinism_repo
 
 # cuBLAS needs a fixed workspace for deterministic results (torch's reproducibility notes).
 CUBLAS_WORKSPACE = ":4096:8"
-# Set in the environment of a deterministic in-process job, beside its launcher (engines/torch_deterministic.py).
-TORCH_DETERMINISTIC_ENV = "STATREPRO_TORCH_DETERMINISTIC"
 
 
 class HFInProcess(EngineKind):
@@ -77,7 +75,7 @@ class HFInProcess(EngineKind):
     def job_environment(self, env) -> dict[str, str]:
         if not env.engine.deterministic:
             return {}
-        return {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE, TORCH_DETERMINISTIC_ENV: "1"}
+        return {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE}
 
     def determinism(self, hardware: str, deterministic: bool = False):
         # No server, so no prefix cache; on CPU, torch's kernels are deterministic.
