@@ -226,7 +226,7 @@ def explain_environments(
 
     run, options = run or RunOptions(), options or ExplainOptions()
     console = console or Console(stderr=True)
-    config_a, config_b = _load_environments([Path(env_a), Path(env_b)], run)
+    config_a, config_b = load_environments([Path(env_a), Path(env_b)], run)
     check_comparable(config_a, config_b)
     store = ResultStore(run.store)
     if not store.root.is_dir():
@@ -314,7 +314,7 @@ def analyze(
     return analysis
 
 
-def _load_environments(paths: list[Path], options: RunOptions):
+def load_environments(paths: list[Path], options: RunOptions):
     """The environment files with the run options applied; their names must differ (they key the store)."""
     from .envfile import load_env
     from .run.plan import effective_env
@@ -332,7 +332,7 @@ def run_environment_files(env_files: list[str | Path], options: RunOptions | Non
     from .run.store import ResultStore
 
     options = options or RunOptions()
-    envs = _load_environments([Path(path) for path in env_files], options)
+    envs = load_environments([Path(path) for path in env_files], options)
     store = ResultStore(options.store)
     with store.locked(wait=options.wait):
         return run_environments(envs, store, get_executor(options.executor, ray_address=options.ray_address),
@@ -365,7 +365,7 @@ def compare_environments(
     options = options or CompareOptions()
     console = console or Console(stderr=True)
     env_a, env_b = Path(env_a), Path(env_b)
-    config_a, config_b = _load_environments([env_a, env_b], options)
+    config_a, config_b = load_environments([env_a, env_b], options)
     check_comparable(config_a, config_b)
     config_control = control_env(config_a) if options.control else None
     if config_control is not None and config_control.name == config_b.name:

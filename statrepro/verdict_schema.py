@@ -18,7 +18,7 @@ from .stats.verdict import VERDICTS
 # 3: per benchmark `flip_decomposition` (harmful / beneficial / churn rates with intervals), and the A/A control (`compare --control`, `analyze --control DIR`): per benchmark an optional `control` object with
 # A vs A' beside A vs B, harmful / beneficial / churn flip rates with intervals, the excess over the control and
 # the excess-flip test's p_value, and the baseline's stability.
-# 4: runs are the unit of missingness: per benchmark `missing_runs` (each side's missing runs, per run, the items
+# 4: one reference against many candidates (`candidates`, `selection`); runs are the unit of missingness: per benchmark `missing_runs` (each side's missing runs, per run, the items
 # that lost some or all runs, the share of paired information lost that the missing-share rule reads) and
 # `worst_case_p_beyond` (the reverse test with every missing run scored against `different`).
 SCHEMA_VERSION = "4"
@@ -243,6 +243,48 @@ class ConfigDifferenceJson(_Strict):
     """How many items, with an example."""
 
 
+class RecoveryJson(_Strict):
+    ratio: Optional[float]
+    """score_candidate / score_reference (null when the reference scores 0)."""
+    ratio_ci: list[Optional[float]]
+    """The ratio's paired bootstrap interval (1 + the relative difference's interval)."""
+    flip_rate: float
+    """Share of items whose majority outcome changed between the reference and the candidate."""
+    flip_rate_expected: Optional[float] = None
+    """The flip rate seed noise alone gives (A/A), for 0/1 scores with 2+ seeds a side."""
+
+
+class CandidateJson(_Strict):
+    name: str
+    """The candidate environment's name."""
+    input: str
+    """The candidate's environment file."""
+    verdict: VerdictLabel
+    """Its own verdict against the reference (at alpha)."""
+    exit_code: int
+    """Its own exit code."""
+    cleared: bool
+    """Cleared by the fixed sequence (see `selection`): only cleared candidates may ship."""
+    recovery: dict[str, RecoveryJson]
+    """Per benchmark: the candidate's score as a share of the reference's, with its paired interval, and its flips."""
+    comparison: "VerdictJson"
+    """The full verdict of reference vs this candidate."""
+
+
+class SelectionJson(_Strict):
+    procedure: Literal["fixed-sequence"]
+    """How candidates are cleared: each tested at alpha in the pre-registered order, stopping at the first that
+    does not pass; the chance of shipping one truly beyond the margin is at most alpha (docs/methodology.md)."""
+    order: list[str]
+    """The candidates in their pre-registered order (the command line's), from the safest to the most aggressive."""
+    cleared: list[str]
+    """The cleared candidates: a prefix of `order`."""
+    shipped: Optional[str]
+    """The most aggressive cleared candidate, the one to ship; null when the first does not pass."""
+    stopped_at: Optional[str]
+    """The first candidate that did not pass; null when all passed."""
+
+
 class VerdictJson(_Strict):
     schema_version: Literal["4"] = SCHEMA_VERSION
     """Version of this schema. 3 added per benchmark `flip_decomposition` and, with --control, `control` (the A/A
@@ -274,6 +316,13 @@ class VerdictJson(_Strict):
     """Seed of the resampling RNG, for reproducing the CIs and p-values."""
     inputs: dict[str, str] = Field(default_factory=dict)
     """The A and B inputs (paths or environment names)."""
+    candidates: Optional[list[CandidateJson]] = None
+    """With several candidates (`compare REF CAND1 CAND2 ...`): each candidate's verdict, recovery and full
+    comparison, in the pre-registered order. The top-level fields are then the worst candidate's comparison (the one
+    that sets the exit code)."""
+    selection: Optional[SelectionJson] = None
+    """With several candidates: which ones the fixed sequence clears, and the one to ship."""
     sequential: Optional[dict] = None
     """For --sequential runs: the design, where each benchmark stopped (seed rounds, or with `over: items` the
     looks, items and seeds run), calls spent and the fixed-design cost (docs/methodology.md §12 and §13)."""
+CandidateJson.model_rebuild()

@@ -120,6 +120,14 @@ def classify(evidence: Evidence) -> tuple[str, str]:
     return "inconclusive", f"TOST p={e.tost_p:.3g} and difference p={e.difference_p:.3g}: not enough evidence either way"
 
 
+SEVERITY: tuple[str, ...] = (EQUIVALENT, WITHIN_TOLERANCE, INCONCLUSIVE, DIFFERENT)  # from the best to the worst
+
+
+def worst(labels: list[str]) -> str:
+    """The worst of several verdicts (of candidates against one reference): different, then inconclusive."""
+    return max(labels, key=SEVERITY.index)
+
+
 def combine(labels: list[str | None]) -> str | None:
     """The overall verdict from the benchmarks' (None: still running, in a sequential design)."""
     if "different" in labels:
