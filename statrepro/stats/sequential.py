@@ -121,8 +121,10 @@ class SequentialDecision(ResultMixin):
     reason: str
     alpha: float
     alpha_spent: float  # cumulative spending of each TOST side by this round
-    calls_spent: int  # model calls up to ``round``, both sides
-    fixed_design_calls: int  # calls of the fixed design with max_rounds seeds per side
+    calls_spent: int  # model calls up to ``round``, both sides (a deterministic side's skipped seeds not counted)
+    fixed_design_calls: int  # calls of the fixed design with max_rounds seeds per side (nominal: no skips)
+    fixed_design_calls_as_run: int  # the fixed design as it runs: a deterministic side runs 2 seeds (see fixed_calls_as_run)
+    seeds_repeated: tuple[bool | None, bool | None]  # per side (A, B): first two seeds identical; None: one seed seen
     looks: tuple[LookResult, ...]
 
     @property
@@ -131,11 +133,34 @@ class SequentialDecision(ResultMixin):
 
     def summary(self) -> str:
         state = self.verdict or "continue"
-        saved = 1 - self.calls_spent / self.fixed_design_calls if self.fixed_design_calls else 0.0
-        return (
-            f"round {self.round}/{self.max_rounds}: {state} - {self.reason}; "
-            f"calls {self.calls_spent} vs {self.fixed_design_calls} fixed ({saved:.0%} saved)"
-        )
+        return f"round {self.round}/{self.max_rounds}: {state} - {self.reason}; {calls_summary(self)}"
+
+
+def saved_share(spent: int, against: int) -> float | None:
+    """Share of ``against`` calls not spent (None when there is nothing to compare with)."""
+    return 1 - spent / against if against else None
+
+
+def calls_summary(result) -> str:
+    """Calls spent against the fixed design as it runs (a deterministic side's repeated seeds skipped) and against
+    every seed of every item."""
+    as_run = saved_share(result.calls_spent, result.fixed_design_calls_as_run) or 0.0
+    nominal = saved_share(result.calls_spent, result.fixed_design_calls) or 0.0
+    return (
+        f"calls {result.calls_spent} vs {result.fixed_design_calls_as_run} for the fixed design as run ({as_run:.0%} saved), "
+        f"{result.fixed_design_calls} for every seed of every item ({nominal:.0%} saved)"
+    )
+
+
+def calls_json(result) -> dict:
+    """The calls figures of the verdict JSON's ``sequential`` field (overall or per benchmark)."""
+    return {
+        "calls_spent": result.calls_spent,
+        "fixed_design_calls": result.fixed_design_calls,
+        "fixed_design_calls_as_run": result.fixed_design_calls_as_run,
+        "calls_saved_share": saved_share(result.calls_spent, result.fixed_design_calls_as_run),
+        "calls_saved_share_nominal": saved_share(result.calls_spent, result.fixed_design_calls),
+    }
 
 
 class OverallDecision(ResultMixin):
@@ -167,12 +192,10 @@ class SequentialOverall(OverallDecision):
     benchmarks: dict[str, SequentialDecision]
     calls_spent: int
     fixed_design_calls: int
+    fixed_design_calls_as_run: int
 
     def headline(self) -> str:
-        return (
-            f"sequential: {self.verdict or 'continue'} after round {self.round}/{self.max_rounds}; "
-            f"calls {self.calls_spent} vs {self.fixed_design_calls} for the fixed design"
-        )
+        return f"sequential: {self.verdict or 'continue'} after round {self.round}/{self.max_rounds}; {calls_summary(self)}"
 
     def to_json(self) -> dict:
         """The ``sequential`` field of the verdict JSON (see docs/methodology.md)."""
@@ -181,16 +204,14 @@ class SequentialOverall(OverallDecision):
             "design": self.design.to_dict(),
             "verdict": self.verdict,
             "rounds": self.round,
-            "calls_spent": self.calls_spent,
-            "fixed_design_calls": self.fixed_design_calls,
-            "calls_saved_share": 1 - self.calls_spent / self.fixed_design_calls if self.fixed_design_calls else None,
+            **calls_json(self),
             "benchmarks": {
                 name: {
                     "verdict": d.verdict,
                     "stop_reason": d.stop_reason,
                     "rounds": d.round,
-                    "calls_spent": d.calls_spent,
-                    "fixed_design_calls": d.fixed_design_calls,
+                    **calls_json(d),
+                    "seeds_repeated": dict(zip("ab", d.seeds_repeated)),
                     "alpha_spent": d.alpha_spent,
                     "looks": [look.to_dict() for look in d.looks],
                 }
@@ -510,6 +531,52 @@ def _reason(look: LookResult, stop_reason: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# Deterministic sides: skipped seeds
+
+
+def repeated_seeds(scores: np.ndarray) -> bool | None:
+    """Whether a side's first two seed columns are identical on every item (missing runs in the same places):
+    a deterministic engine, whose later seeds a run skips. None with fewer than two columns (cannot tell yet)."""
+    if scores.shape[1] < 2:
+        return None
+    return bool(np.array_equal(scores[:, 0], scores[:, 1], equal_nan=True))
+
+
+def with_skipped_seeds(scores: np.ndarray, columns: int) -> np.ndarray:
+    """``scores`` widened to ``columns`` seed columns when its first two seeds were identical: a run skips a
+    deterministic side's later seeds because they would repeat it, so the side counts as holding all of them,
+    copies of its first. Any other matrix is returned as given."""
+    if scores.shape[1] >= columns or not repeated_seeds(scores):
+        return scores
+    return np.concatenate([scores, np.repeat(scores[:, :1], columns - scores.shape[1], axis=1)], axis=1)
+
+
+def seed_matrices(scores_a, scores_b) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides as (items, seeds) matrices, a side that skipped its repeated seeds widened to the other's seeds."""
+    a = np.atleast_2d(np.asarray(scores_a, float).T).T
+    b = np.atleast_2d(np.asarray(scores_b, float).T).T
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"item counts differ: {a.shape[0]} vs {b.shape[0]}")
+    columns = max(a.shape[1], b.shape[1])
+    return with_skipped_seeds(a, columns), with_skipped_seeds(b, columns)
+
+
+def side_seeds(scores: np.ndarray, seeds: int) -> int:
+    """Seeds a side runs per item when ``seeds`` are asked for: two for a side whose first two were identical."""
+    return min(seeds, 2) if repeated_seeds(scores) else seeds
+
+
+def fixed_calls_as_run(scores_a: np.ndarray, scores_b: np.ndarray, seeds: int, items: int | None = None) -> int:
+    """Model calls of the fixed design with ``seeds`` seeds on ``items`` items (default: the rows given) as it
+    runs: a side whose first two seeds were identical runs only those two. A side of which only one seed was
+    seen counts as running two, the fewest the fixed design runs, so the saving reported against it is a
+    lower bound."""
+    items = scores_a.shape[0] if items is None else items
+    per_side = [side_seeds(s, seeds) if repeated_seeds(s) is not None else min(seeds, 2) for s in (scores_a, scores_b)]
+    return int(items) * sum(per_side)
+
+
+# ----------------------------------------------------------------------------------------------
 # Public entry points
 
 
@@ -523,16 +590,15 @@ def sequential_step(
 ) -> SequentialDecision:
     """Decide after ``round_index`` rounds (default: the number of seed columns) of one benchmark.
 
-    ``scores_*`` are (n_items, seeds_so_far) matrices, column j holding seed j (NaN = failed run). Every
-    round up to ``round_index`` is re-evaluated from its first columns, so the call is stateless: the
-    first round with a verdict wins, and a finished comparison keeps its verdict. ``benchmarks`` splits
-    the "different" test's alpha over that many benchmarks (Bonferroni); the TOSTs need no split. Each look
-    is judged by ``stats.verdict.classify``, the fixed design's rules, at that look's levels.
+    ``scores_*`` are (n_items, seeds_so_far) matrices, column j holding seed j (NaN = failed run). A side
+    whose first two seeds are identical counts as holding as many seeds as the other, copies of its first
+    (``with_skipped_seeds``: the run skips a deterministic side's later seeds). Every round up to
+    ``round_index`` is re-evaluated from its first columns, so the call is stateless: the first round with a
+    verdict wins, and a finished comparison keeps its verdict. ``benchmarks`` splits the "different" test's
+    alpha over that many benchmarks (Bonferroni); the TOSTs need no split. Each look is judged by
+    ``stats.verdict.classify``, the fixed design's rules, at that look's levels.
     """
-    scores_a = np.atleast_2d(np.asarray(scores_a, float).T).T
-    scores_b = np.atleast_2d(np.asarray(scores_b, float).T).T
-    if scores_a.shape[0] != scores_b.shape[0]:
-        raise ValueError(f"item counts differ: {scores_a.shape[0]} vs {scores_b.shape[0]}")
+    scores_a, scores_b = seed_matrices(scores_a, scores_b)
     available = min(scores_a.shape[1], scores_b.shape[1])
     rounds = available if round_index is None else round_index
     if not 1 <= rounds <= min(available, design.max_rounds):
@@ -559,8 +625,10 @@ def sequential_step(
         reason=_reason(last, stop_reason),
         alpha=design.alpha,
         alpha_spent=design.alpha if last.seeds_informative is False else design.alpha_spent(last.round),
-        calls_spent=2 * n_rows * last.round,
+        calls_spent=n_rows * (side_seeds(scores_a, last.round) + side_seeds(scores_b, last.round)),
         fixed_design_calls=fixed_design_calls(n_rows, design.max_rounds),
+        fixed_design_calls_as_run=fixed_calls_as_run(scores_a, scores_b, design.max_rounds),
+        seeds_repeated=(repeated_seeds(scores_a), repeated_seeds(scores_b)),
         looks=tuple(looks),
     )
 
@@ -578,8 +646,8 @@ def sequential_step_many(
     names = sorted(score_pairs)
     decisions = {}
     for name in names:
-        a, b = score_pairs[name]
-        available = min(np.shape(a)[1] if np.ndim(a) == 2 else 1, np.shape(b)[1] if np.ndim(b) == 2 else 1)
+        a, b = seed_matrices(*score_pairs[name])
+        available = min(a.shape[1], b.shape[1])
         rounds = available if round_index is None else min(round_index, available)
         decisions[name] = sequential_step(design, a, b, rounds, benchmarks=len(names))
     return SequentialOverall(
@@ -590,6 +658,7 @@ def sequential_step_many(
         benchmarks=decisions,
         calls_spent=sum(d.calls_spent for d in decisions.values()),
         fixed_design_calls=sum(d.fixed_design_calls for d in decisions.values()),
+        fixed_design_calls_as_run=sum(d.fixed_design_calls_as_run for d in decisions.values()),
     )
 
 
