@@ -18,6 +18,9 @@ from .stats.verdict import VERDICTS
 # 3: per benchmark `flip_decomposition` (harmful / beneficial / churn rates with intervals), and the A/A control (`compare --control`, `analyze --control DIR`): per benchmark an optional `control` object with
 # A vs A' beside A vs B, harmful / beneficial / churn flip rates with intervals, the excess over the control and
 # the excess-flip test's p_value, and the baseline's stability.
+# Within 3 (no field removed or re-typed): `sequential.calls_saved_share` counts against the fixed design as it
+# runs (a deterministic side's repeated seeds skipped), `calls_saved_share_nominal` against every seed; item designs
+# add `order` and `design_changes`.
 SCHEMA_VERSION = "3"
 
 VerdictLabel = Literal[VERDICTS]
@@ -247,4 +250,9 @@ class VerdictJson(_Strict):
     """The A and B inputs (paths or environment names)."""
     sequential: Optional[dict] = None
     """For --sequential runs: the design, where each benchmark stopped (seed rounds, or with `over: items` the
-    looks, items and seeds run), calls spent and the fixed-design cost (docs/methodology.md §12 and §13)."""
+    looks, items and seeds run), calls spent and the fixed design's cost twice: `fixed_design_calls_as_run` (a
+    deterministic side runs only its two identical seeds, as the fixed design runs it; `calls_saved_share` is
+    the saving against it) and `fixed_design_calls` (every seed of every item; `calls_saved_share_nominal`).
+    An item design also records its item `order` (seed, derived seed, whether the user gave it, the registry
+    file) and `design_changes`, the earlier designs of the same pair a `--new-design` run replaced
+    (docs/methodology.md §12 and §13)."""

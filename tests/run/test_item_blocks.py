@@ -79,6 +79,7 @@ class ContentScoredHarness:
         return make_records([
             {"benchmark": "gsm8k", "subset": "main", "item_key": row["key"], "run_id": f"seed-{row['seed']}",
              "seed": row["seed"], "metric": "exact_match", "score": float(row["score"]), "target": str(row["answer"]),
+             "prediction": str(row["score"]),  # a deterministic side's repeated runs answer alike, so its later seeds are skipped
              "source": str(Path(path) / OUTPUT)}
             for row in rows
         ])
@@ -191,6 +192,32 @@ def test_blocks_at_one_seed_then_seed_rounds_over_every_block_until_the_seed_noi
     assert sorted((m["env"]["name"], m["seed"]) for m in manifests) == sorted(
         (name, seed) for name in ("a", "b") for seed in range(design["seeds_run"]) for _ in range(3)
     )
+
+
+def test_seed_rounds_with_a_deterministic_reference_and_a_sampling_candidate_stop_before_the_budget(tmp_path, content_scored):
+    """`compare --sequential` (seed rounds) with a greedy A and a sampling B of the same mean: A's seeds after the
+    first two are skipped (identical runs), B runs one seed per round. Over three seeds each of B's items scores
+    2/3, so the TOST passes at round 3 of 5; A's skipped seeds count as copies, so the rounds go on past round 2
+    (they used to re-analyse round 2 up to the budget and end inconclusive). The saving is reported against the
+    fixed design as it runs (A: 2 seeds, B: 5) beside every seed of every item."""
+    _data_dir(tmp_path / "data")
+    a = _env(tmp_path, "a")
+    b = _env(tmp_path, "b", generation={"temperature": 0.7, "max_tokens": 2})  # seed 0 is not A's run
+    options = CompareOptions(store=tmp_path / "store", data_dir=tmp_path / "data", margin="absolute", tolerance=0.1,
+                             sequential=True, max_seeds=5)
+    analysis = compare_environments(a, b, options, json_path=tmp_path / "verdict.json", report=tmp_path / "report")
+    sequential = analysis.sequential
+    gsm8k = sequential["benchmarks"]["gsm8k"]
+    assert analysis.decision.verdict == "equivalent" and gsm8k["rounds"] == 3 < 5
+    assert gsm8k["seeds_repeated"] == {"a": True, "b": False}
+    manifests = [json.loads(path.read_text()) for path in (tmp_path / "store").rglob("manifest.json")]
+    assert sorted((m["env"]["name"], m["seed"]) for m in manifests) == [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2)]
+    assert sequential["calls_spent"] == ITEMS * (2 + 3)
+    assert sequential["fixed_design_calls_as_run"] == ITEMS * (2 + 5) and sequential["fixed_design_calls"] == ITEMS * 10
+    assert sequential["calls_saved_share"] == pytest.approx(2 / 7) and sequential["calls_saved_share_nominal"] == 0.5
+    assert json.loads((tmp_path / "verdict.json").read_text())["sequential"] == sequential
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "29% fewer than the fixed design as it runs" in report and "50% fewer than every seed of every item" in report
 
 
 def test_item_blocks_need_the_sequential_design_and_a_budget_above_the_benchmark_means_all_items(tmp_path, content_scored):
