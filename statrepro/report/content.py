@@ -180,7 +180,7 @@ def sequential_lines(analysis) -> list[str]:
         lines.append(f"Item order: seed {order['seed']}, {source}; pre-registered in {order['registry']}.")
     for change in sequential.get("design_changes") or []:
         lines.append(
-            f"Design changed after data were seen: this pair was first registered with order seed {change['order_seed']} "
+            f"Design changed after data were seen: this pair was registered earlier with order seed {change['order_seed']} "
             f"(store {change['store']}); this run started a new design with --new-design, so its error rates are not the design's."
         )
     for name, bench in sorted(sequential["benchmarks"].items()):

@@ -414,7 +414,9 @@ def run_item_sequential(
     *,
     block_size: int,
     max_items: int | None,
-    order_seed: int,
+    order_seed: int | None,
+    registry: Path,
+    new_design: bool = False,
     first_seeds: int | None = None,
     data_dir: str | Path | None = None,
     console: Console | None = None,
@@ -424,15 +426,21 @@ def run_item_sequential(
     each block or seed round with the group-sequential design, until a verdict or the budget. A deterministic
     side's repeated seeds are skipped as in the fixed design. Each block is its own job per seed, so a finished
     block is never run again (a resumed comparison picks up where it stopped) and a stopped benchmark runs
-    nothing more. ``rules`` are the ``SequentialRules`` fields. Returns the item-sequential result and the
-    records of both sides (everything run)."""
+    nothing more. ``rules`` are the ``SequentialRules`` fields. The order seed is the pair's pre-registered one in
+    ``registry`` (``run.preregistration``): ``order_seed`` (None: derived from both environments and the item sets)
+    the first time, and a new one only with ``new_design``. Returns the item-sequential result, the records of
+    both sides (everything run) and the order's registration."""
     from ..analysis import pair
     from ..stats.item_sequential import ItemSequentialDesign, item_sequential_step_many
     from .plan import block_env
+    from .preregistration import derived_order_seed, order_registration
 
     console = console or Console(stderr=True)
     data_root = _resolve_data_dir(env_a, data_dir)
     positions = {name: item_positions(env_a, name, data_root) for name in env_a.benchmarks}
+    derived = derived_order_seed(env_a, env_b, {name: [list(item) for item in items] for name, items in positions.items()})
+    registration = order_registration(registry, derived_seed=derived, requested=order_seed, new_design=new_design, store=store.root)
+    order_seed = registration.seed
     # Seeds run in ascending order, the order the score matrices' columns take, so a replayed look sees its seeds.
     seed_orders = [sorted(env_a.seed_list), sorted(env_b.seed_list)]
     seeds = max(map(len, seed_orders))
@@ -452,6 +460,13 @@ def run_item_sequential(
         {"over": "items", "order_seed": order_seed, "block_size": block_size, "max_items": max_items,
          "first_seeds": first_seeds, "benchmarks": {name: design.to_dict() for name, design in designs.items()}},
     )
+    registration.record()
+    if registration.design_changes:
+        console.print(
+            f"warning: item order seed {order_seed} replaces the order seed {registration.design_changes[-1]['order_seed']} "
+            f"pre-registered for this pair ({registry}); the verdict records the design change",
+            markup=False, highlight=False, soft_wrap=True,
+        )
     blocks: dict[str, list[dict[str, list[int]]]] = {name: [] for name in designs}  # the rows of each block run
     looks_run = {name: 0 for name in designs}
     seeds_run = {name: 0 for name in designs}
@@ -492,7 +507,7 @@ def run_item_sequential(
         if result.verdict is not None:
             break
         pending = list(result.pending)
-    return result, records_a, records_b
+    return result, records_a, records_b, registration
 
 
 def _load_blocks(env: EnvConfig, blocks: dict[str, list[dict[str, list[int]]]], store: ResultStore):
