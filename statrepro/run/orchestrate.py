@@ -461,6 +461,8 @@ def run_item_sequential(
          "first_seeds": first_seeds, "benchmarks": {name: design.to_dict() for name, design in designs.items()}},
     )
     registration.record()
+    source = "given with --order-seed" if registration.user_given else "derived from both environments and the item sets"
+    console.print(f"item order: seed {order_seed}, {source}; pre-registered in {registry}", markup=False, highlight=False, soft_wrap=True)
     if registration.design_changes:
         console.print(
             f"warning: item order seed {order_seed} replaces the order seed {registration.design_changes[-1]['order_seed']} "
