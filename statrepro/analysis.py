@@ -50,6 +50,12 @@ def declared_score_range(metric: str) -> tuple[float, float] | None:
     return (0.0, 1.0) if metric.split(",", 1)[0] in unit_range_metrics() else None
 
 
+def declared_score_ranges(pairing: Pairing) -> dict[str, tuple[float, float] | None]:
+    """Each paired benchmark's declared metric range (None: unknown), for the statistics' exact tests and
+    tipping-point checks."""
+    return {name: declared_score_range(bench.metric) for name, bench in pairing.benchmarks.items()}
+
+
 @dataclass(frozen=True)
 class PairedBenchmark:
     """Aligned score matrices of one benchmark: rows are items, columns are runs (NaN = missing)."""
@@ -357,7 +363,7 @@ def _decide_all(score_pairs: dict, pairing: Pairing, options: AnalysisOptions) -
             score_pairs,
             options.rules,
             rng_seed=options.rng_seed,
-            score_bounds={name: declared_score_range(bench.metric) for name, bench in pairing.benchmarks.items()},
+            score_bounds=declared_score_ranges(pairing),
             ci_method=options.ci_method,
             seed_level_bootstrap=options.seed_level_bootstrap,
         )

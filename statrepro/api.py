@@ -164,8 +164,12 @@ class CompareOptions(VerdictOptions, RunOptions):
     with every seed of each side, and decide after each block (item-sequential); None adds seeds instead."""
     max_items: Optional[int] = None
     """With block_size: the item budget per benchmark (None: all of its items)."""
-    order_seed: int = 0
-    """With block_size: seeds the random order of the items."""
+    order_seed: Optional[int] = None
+    """With block_size: seeds the random order of the items (None: derived from both environments and the item sets;
+    the pair's order is pre-registered beside A's file, and another seed needs new_design)."""
+    new_design: bool = False
+    """With block_size: start a new item design for a pair that has one (another order seed), recorded in the verdict as
+    a design change."""
     first_seeds: Optional[int] = None
     """With block_size: seeds per item while the blocks run; once every block has run, the environment's other
     seeds follow in rounds over the budgeted items (None: every seed within each block)."""
@@ -190,6 +194,13 @@ class CompareOptions(VerdictOptions, RunOptions):
             raise ValueError("needs item blocks: add --block-size")
         if value is not None and value < (2 if info.field_name == "max_items" else 1):
             raise ValueError(f"must be at least {2 if info.field_name == 'max_items' else 1}, got {value}")
+        return value
+
+    @field_validator("order_seed", "new_design")
+    @classmethod
+    def _item_order(cls, value, info: ValidationInfo):
+        if value not in (None, False) and info.data.get("block_size") is None:
+            raise ValueError("needs item blocks: add --block-size")
         return value
 
     @field_validator("control")
@@ -375,21 +386,24 @@ def compare_environments(
     if any(spec.limit for spec in config_a.benchmarks.values()):
         console.print("[yellow]note:[/] limited item counts make a smoke test; sign-off needs the full sets")
     sequential_result = None
+    preregistration = {}
     with store.locked(wait=options.wait):
-        rules = dict(alpha=options.alpha, tolerance=options.tolerance, mode=options.mode, margin_kind=options.margin,
-                     max_missing_share=options.max_missing)
+        rules = options.rules()
         if options.sequential and options.block_size is not None:
             from .run.orchestrate import run_item_sequential
+            from .run.preregistration import registry_path
 
-            sequential_result, records_a, records_b = run_item_sequential(
+            sequential_result, records_a, records_b, registration = run_item_sequential(
                 config_a, config_b, store, executor, rules, block_size=options.block_size, max_items=options.max_items,
-                order_seed=options.order_seed, first_seeds=options.first_seeds, data_dir=options.data_dir, console=console,
+                order_seed=options.order_seed, registry=registry_path(env_a, config_a, config_b),
+                new_design=options.new_design, first_seeds=options.first_seeds, data_dir=options.data_dir, console=console,
             )
+            preregistration = registration.to_json()
         elif options.sequential:
             from .run.orchestrate import run_sequential
             from .stats.sequential import SequentialDesign
 
-            design = SequentialDesign(max_rounds=options.max_seeds, **rules)
+            design = SequentialDesign(max_rounds=options.max_seeds, rules=rules)
             sequential_result, records_a, records_b = run_sequential(
                 config_a, config_b, store, executor, design, data_dir=options.data_dir, console=console
             )
@@ -417,7 +431,7 @@ def compare_environments(
         analysis = replace(
             analysis,
             decision=sequential_decision(analysis.decision, sequential_result),
-            sequential=sequential_result.to_json(),
+            sequential=sequential_result.to_json() | preregistration,
         )
         console.print(sequential_result.summary(), markup=False, highlight=False, soft_wrap=True)
     _check_prompt_tokens(analysis, config_a, config_b, records_a, records_b, console)

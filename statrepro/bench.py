@@ -398,14 +398,15 @@ def run_sequential_bench(
     *, sims: int, items: int, max_seeds: int, tolerance: float, alpha: float, spending: str, seed: int = 0
 ) -> dict[str, float]:
     """Error rates and model calls of sequential verdicts vs the fixed design (compare_paired + decide on
-    ``max_seeds`` seeds), on the same simulated data with known truth."""
+    ``max_seeds`` seeds), on the same simulated data with known truth. Calls count what runs: a deterministic
+    side's seeds after its first two identical ones are skipped by both designs."""
     from rich.progress import Progress
 
-    from .stats.sequential import SequentialDesign, fixed_design_calls, sequential_step
+    from .stats.sequential import SequentialDesign, fixed_calls_as_run, fixed_design_calls, sequential_step
 
     console = Console(width=max(110, Console().width))
-    design = SequentialDesign(max_rounds=max_seeds, alpha=alpha, tolerance=tolerance, spending=spending)
     fixed_rules = VerdictRules(tolerance=tolerance, alpha=alpha, n_resamples=1000)
+    design = SequentialDesign(max_rounds=max_seeds, spending=spending, rules=fixed_rules)
     scenarios = {
         "A/A": (Scenario(n_items=items, seeds_a=max_seeds, seeds_b=max_seeds), False),
         "edge: shift = tol": (
@@ -421,14 +422,17 @@ def run_sequential_bench(
             False,
         ),
         # fp32 greedy engines repeat themselves: one draw per item, copied to every seed.
-        "A/A, deterministic": (Scenario(n_items=items), True),
+        "A/A, both deterministic": (Scenario(n_items=items), True),
+        # A greedy reference against a sampling candidate: A's one draw per item copied, B's seeds drawn afresh.
+        "A/A, A deterministic": (Scenario(n_items=items, seeds_b=max_seeds), "a"),
     }
-    fixed_calls = fixed_design_calls(items, max_seeds)
+    every_seed = fixed_design_calls(items, max_seeds)
     table = Table(
         title=f"sequential ({spending}, <= {max_seeds} seeds) vs fixed {max_seeds} seeds: {sims} simulations "
         f"per scenario, {items} items, tol {tolerance}, alpha {alpha}; mean rounds and calls"
     )
-    for column in ("scenario", "design", DIFFERENT, "passing", "inconcl.", "rounds", "calls", "calls/concl."):
+    for column in ("scenario", "design", DIFFERENT, "passing", "inconcl.", "rounds", "calls", "calls/concl.",
+                   "saved vs fixed as run", "saved vs every seed"):
         table.add_column(column, justify="left" if column in ("scenario", "design") else "right")
     figures: dict[str, float] = {}
     rng = np.random.default_rng(seed)
@@ -440,21 +444,24 @@ def run_sequential_bench(
             for _ in range(sims):
                 a, b = scenario.draw(rng)
                 if deterministic:
-                    a, b = np.repeat(a, max_seeds, axis=1), np.repeat(b, max_seeds, axis=1)
+                    a = np.repeat(a, max_seeds, axis=1)
+                if deterministic is True:
+                    b = np.repeat(b, max_seeds, axis=1)
                 step = sequential_step(design, a, b)
                 outcomes["sequential"].append((step.verdict, step.round, step.calls_spent))
                 comparison = compare_paired(a, b, fixed_rules, rng=rng)
                 verdict = decide({"x": comparison}, fixed_rules).verdict
-                outcomes["fixed"].append((verdict, max_seeds, fixed_calls))
+                outcomes["fixed"].append((verdict, max_seeds, fixed_calls_as_run(a, b, max_seeds)))
                 progress.advance(task)
-            mean_calls = {}
+            mean_calls = {name: float(np.mean([c for _, _, c in rows])) for name, rows in outcomes.items()}
             for name, rows in outcomes.items():
                 verdicts = [_bench_outcome(v) for v, _, _ in rows]
                 calls = np.array([c for _, _, c in rows], float)
                 conclusive = np.array([v != INCONCLUSIVE for v in verdicts])
                 rates = {key: verdicts.count(key) / sims for key in (DIFFERENT, "passing", INCONCLUSIVE)}
-                mean_calls[name] = float(calls.mean())
                 per_conclusive = float(calls.sum() / conclusive.sum()) if conclusive.any() else float("nan")
+                as_run = 1 - mean_calls[name] / mean_calls["fixed"] if name == "sequential" else 0.0
+                nominal = 1 - mean_calls[name] / every_seed
                 table.add_row(
                     label if name == "sequential" else "",
                     "seq." if name == "sequential" else name,
@@ -464,11 +471,15 @@ def run_sequential_bench(
                     f"{np.mean([r for _, r, _ in rows]):.2f}",
                     f"{mean_calls[name]:,.0f}",
                     f"{per_conclusive:,.0f}",
+                    f"{as_run:.1%}",
+                    f"{nominal:.1%}",
                 )
                 for key, value in rates.items():
                     figures[f"{label}: {name} {key}"] = value
                 figures[f"{label}: {name} mean calls"] = mean_calls[name]
                 figures[f"{label}: {name} calls per conclusive"] = per_conclusive
+                figures[f"{label}: {name} calls saved vs fixed as run"] = as_run
+                figures[f"{label}: {name} calls saved vs every seed"] = nominal
             if not deterministic:
                 savings.append(1 - mean_calls["sequential"] / mean_calls["fixed"])
             table.add_section()
@@ -506,7 +517,7 @@ def _bench_outcome(verdict: str | None) -> str:
 def _item_bench_scenario(task: tuple) -> dict:
     """Simulate one scenario of the mix: verdicts and calls of the fixed, seeds-only and item-sequential designs."""
     from .stats.item_sequential import ItemSequentialDesign, item_sequential_step
-    from .stats.sequential import SequentialDesign, fixed_design_calls, sequential_step
+    from .stats.sequential import SequentialDesign, fixed_calls_as_run, sequential_step
     from .stats.simulate import GridCell
 
     variance, items, shift, options = task
@@ -520,21 +531,21 @@ def _item_bench_scenario(task: tuple) -> dict:
     key = (list(ITEM_BENCH_VARIANCES).index(variance), items, round(shift * 10))
     rng = np.random.default_rng(np.random.SeedSequence(options["seed"], spawn_key=key))
     alpha, tolerance, spending = options["alpha"], options["tolerance"], options["spending"]
-    seed_design = SequentialDesign(max_rounds=seeds, alpha=alpha, tolerance=tolerance, spending=spending)
     fixed_rules = VerdictRules(tolerance=tolerance, alpha=alpha, n_resamples=1000)
+    seed_design = SequentialDesign(max_rounds=seeds, spending=spending, rules=fixed_rules)
     block_size = math.ceil(items / options["blocks"])
     a_all, b_all = scenario.draw_many(rng, options["sims"])
     outcomes: dict[str, list[tuple[str, int]]] = {"fixed": [], "seeds-only": [], "items": [], "items+seeds": []}
     for i in range(options["sims"]):
         a, b = a_all[i], b_all[i]
         comparison = compare_paired(a, b, fixed_rules, rng=rng)
-        outcomes["fixed"].append((_bench_outcome(decide({"x": comparison}, fixed_rules).verdict), fixed_design_calls(items, seeds)))
+        outcomes["fixed"].append((_bench_outcome(decide({"x": comparison}, fixed_rules).verdict), fixed_calls_as_run(a, b, seeds)))
         if not greedy:
             step = sequential_step(seed_design, a, b)
             outcomes["seeds-only"].append((_bench_outcome(step.verdict), step.calls_spent))
         design = ItemSequentialDesign(
-            n_items=items, block_size=block_size, order_seed=i, seeds=seeds, alpha=alpha, tolerance=tolerance,
-            spending=spending, futility=options["futility"],
+            n_items=items, block_size=block_size, order_seed=i, seeds=seeds, spending=spending,
+            futility=options["futility"], rules=fixed_rules,
         )
         order = design.item_order()
         decision = item_sequential_step(design, a[order], b[order])

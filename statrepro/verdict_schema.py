@@ -21,6 +21,9 @@ from .stats.verdict import VERDICTS
 # 4: one reference against many candidates (`candidates`, `selection`); runs are the unit of missingness: per benchmark `missing_runs` (each side's missing runs, per run, the items
 # that lost some or all runs, the share of paired information lost that the missing-share rule reads) and
 # `worst_case_p_beyond` (the reverse test with every missing run scored against `different`).
+# Also in 4: `sequential.calls_saved_share` counts against the fixed design as it runs (a deterministic side's
+# repeated seeds skipped), `calls_saved_share_nominal` against every seed; item designs add `order` and
+# `design_changes`.
 SCHEMA_VERSION = "4"
 
 VerdictLabel = Literal[VERDICTS]
@@ -324,5 +327,10 @@ class VerdictJson(_Strict):
     """With several candidates: which ones the fixed sequence clears, and the one to ship."""
     sequential: Optional[dict] = None
     """For --sequential runs: the design, where each benchmark stopped (seed rounds, or with `over: items` the
-    looks, items and seeds run), calls spent and the fixed-design cost (docs/methodology.md §12 and §13)."""
+    looks, items and seeds run), calls spent and the fixed design's cost twice: `fixed_design_calls_as_run` (a
+    deterministic side runs only its two identical seeds, as the fixed design runs it; `calls_saved_share` is
+    the saving against it) and `fixed_design_calls` (every seed of every item; `calls_saved_share_nominal`).
+    An item design also records its item `order` (seed, derived seed, whether the user gave it, the registry
+    file) and `design_changes`, the earlier designs of the same pair a `--new-design` run replaced
+    (docs/methodology.md §12 and §13)."""
 CandidateJson.model_rebuild()

@@ -105,7 +105,8 @@ def compare(
     max_seeds: int = typer.Option(5, help="With --sequential: the budget of seeds per side; reaching it without a verdict gives inconclusive."),
     block_size: Optional[int] = typer.Option(None, help="With --sequential: run each benchmark's items in blocks of this many, in a pre-registered random order, each block with every seed, deciding after each block (item-sequential) instead of adding seeds."),
     max_items: Optional[int] = typer.Option(None, help="With --block-size: the item budget per benchmark (default: all of its items)."),
-    order_seed: int = typer.Option(0, help="With --block-size: seeds the random order of the items (part of the pre-registered design)."),
+    order_seed: Optional[int] = typer.Option(None, help="With --block-size: seeds the random order of the items (default: derived from both environments and the item sets). The pair's order is pre-registered in .statrepro-designs/ beside A's file; another seed is refused without --new-design."),
+    new_design: bool = typer.Option(False, "--new-design", help="With --block-size: start a new item design (another --order-seed) for a pair that has one; the verdict records the design change."),
     first_seeds: Optional[int] = typer.Option(None, help="With --block-size: seeds per item while the blocks run; the environment's other seeds follow in rounds over the budgeted items once every block has run (default: every seed in each block)."),
     explain: bool = typer.Option(False, "--explain", help="After the verdict, explain the moved items (as statrepro explain; adds an Explain section to the report)."),
     explain_limit: int = typer.Option(10, help="With --explain: items to explain."),
@@ -122,7 +123,7 @@ def compare(
         max_missing=max_missing, rng_seed=rng_seed, benchmarks=parse_benchmarks(benchmarks), seeds=parse_seeds(seeds),
         limit=limit, store=store, data_dir=data_dir, executor=executor, ray_address=ray_address, wait=wait,
         sequential=sequential, max_seeds=max_seeds, block_size=block_size, max_items=max_items, order_seed=order_seed,
-        first_seeds=first_seeds,
+        first_seeds=first_seeds, new_design=new_design,
         explain=api_options(ExplainOptions, limit=explain_limit) if explain else None,
         control=control,
     )

@@ -167,12 +167,22 @@ def sequential_lines(analysis) -> list[str]:
     sequential = analysis.sequential
     if not sequential:
         return []
-    saved = sequential.get("calls_saved_share")
     lines = [
         f"Sequential design over {'items (blocks in a pre-registered random order)' if sequential.get('over') == 'items' else 'seeds (one more per side each round)'}: "
-        f"{sequential['calls_spent']} model calls against {sequential['fixed_design_calls']} for the fixed design"
-        + (f" ({saved:.0%} saved)." if saved is not None else ".")
+        f"{_calls_sentence(sequential)}"
     ]
+    order = sequential.get("order")
+    if order:
+        source = (
+            f"given with --order-seed (the derived seed is {order['derived_seed']})" if order["user_given"]
+            else "derived from both environments and the item set"
+        )
+        lines.append(f"Item order: seed {order['seed']}, {source}; pre-registered in {order['registry']}.")
+    for change in sequential.get("design_changes") or []:
+        lines.append(
+            f"Design changed after data were seen: this pair was registered earlier with order seed {change['order_seed']} "
+            f"(store {change['store']}); this run started a new design with --new-design, so its error rates are not the design's."
+        )
     for name, bench in sorted(sequential["benchmarks"].items()):
         if sequential.get("over") == "items":
             design = bench["design"]
@@ -181,3 +191,15 @@ def sequential_lines(analysis) -> list[str]:
             where = f"after round {bench['rounds']} of {sequential['design']['max_rounds']}"
         lines.append(f"{name}: {bench['verdict'] or 'still running'} {where}; stop reason: {bench['stop_reason'] or 'none yet'}.")
     return lines
+
+
+def _calls_sentence(sequential: dict) -> str:
+    """Calls spent against the fixed design as it runs (a deterministic side's repeated seeds skipped) and against
+    every seed of every item."""
+    spent, as_run, nominal = (sequential.get(key) for key in ("calls_spent", "fixed_design_calls_as_run", "fixed_design_calls"))
+    parts = [f"{spent} model calls"]
+    if as_run is not None:
+        parts.append(f"{as_run} for the fixed design as it runs ({sequential['calls_saved_share']:.0%} fewer than the fixed design as it runs)")
+    if nominal:
+        parts.append(f"{nominal} for every seed of every item ({1 - spent / nominal:.0%} fewer than every seed of every item)")
+    return parts[0] + " against " + " and ".join(parts[1:]) + "." if len(parts) > 1 else parts[0] + "."

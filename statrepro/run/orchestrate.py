@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..config import EnvConfig
 from ..engines.kinds import engine_endpoint, engine_kind
 from ..errors import InputError
+from ..stats.rules import VerdictRules
 from .executors import Executor, JobRunner, LocalExecutor
 from .jobs import JobCancelled, JobOutcome, cancel_running_jobs, reset_cancellation, stop_running_jobs
 from .plan import Job, plan_jobs
@@ -303,6 +304,7 @@ def item_block_records(env_a: EnvConfig, env_b: EnvConfig, store: ResultStore, d
     """Both sides' records of every block an item-sequential comparison of A with B ran, rebuilt from its
     pre-registered design; None when the comparison never ran in item blocks."""
     from ..stats.item_sequential import ItemSequentialDesign
+    from ..stats.rules import VerdictRules
 
     registered = store.registered_design(comparison_key(env_a, env_b))
     if registered is None or registered.get("over") != "items":
@@ -310,8 +312,7 @@ def item_block_records(env_a: EnvConfig, env_b: EnvConfig, store: ResultStore, d
     data_root = _resolve_data_dir(env_a, data_dir)
     blocks = {}
     for name, fields in registered["benchmarks"].items():
-        bounds = fields.get("score_bounds")
-        design = ItemSequentialDesign(**{**fields, "score_bounds": tuple(bounds) if bounds else None})
+        design = ItemSequentialDesign(**{**fields, "rules": VerdictRules.from_dict(fields["rules"])})
         positions = item_positions(env_a, name, data_root)
         blocks[name] = [_block_rows(positions, design.block(number)) for number in range(1, design.blocks + 1)]
     return _load_blocks(env_a, blocks, store)[0], _load_blocks(env_b, blocks, store)[0]
@@ -341,7 +342,7 @@ def run_sequential(
     """Rounds of one more seed per side, re-tested after each with the group-sequential design, until a
     verdict or the budget. Benchmarks that have stopped are not run again. Returns the sequential result
     and the records of both sides."""
-    from ..analysis import pair
+    from ..analysis import declared_score_ranges, pair
     from ..stats.sequential import sequential_step_many
     from .plan import effective_env
 
@@ -361,7 +362,8 @@ def run_sequential(
         records_b = _records_by_rounds(env_b, seeds_b, seeds_by_benchmark, store)
         pairing = pair(records_a, records_b, unpaired="missing")
         result = sequential_step_many(
-            design, {name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()}
+            design, {name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()},
+            score_bounds=declared_score_ranges(pairing),
         )
         console.print(f"round {round_index}: {result.summary().splitlines()[0]}")
         if result.verdict is not None:
@@ -410,11 +412,13 @@ def run_item_sequential(
     env_b: EnvConfig,
     store: ResultStore,
     executor: Executor,
-    rules: dict,
+    rules: VerdictRules,
     *,
     block_size: int,
     max_items: int | None,
-    order_seed: int,
+    order_seed: int | None,
+    registry: Path,
+    new_design: bool = False,
     first_seeds: int | None = None,
     data_dir: str | Path | None = None,
     console: Console | None = None,
@@ -424,15 +428,21 @@ def run_item_sequential(
     each block or seed round with the group-sequential design, until a verdict or the budget. A deterministic
     side's repeated seeds are skipped as in the fixed design. Each block is its own job per seed, so a finished
     block is never run again (a resumed comparison picks up where it stopped) and a stopped benchmark runs
-    nothing more. ``rules`` are the ``SequentialRules`` fields. Returns the item-sequential result and the
-    records of both sides (everything run)."""
-    from ..analysis import pair
+    nothing more. ``rules`` are the verdict rules every look applies. The order seed is the pair's pre-registered one in
+    ``registry`` (``run.preregistration``): ``order_seed`` (None: derived from both environments and the item sets)
+    the first time, and a new one only with ``new_design``. Returns the item-sequential result, the records of
+    both sides (everything run) and the order's registration."""
+    from ..analysis import declared_score_ranges, pair
     from ..stats.item_sequential import ItemSequentialDesign, item_sequential_step_many
     from .plan import block_env
+    from .preregistration import derived_order_seed, order_registration
 
     console = console or Console(stderr=True)
     data_root = _resolve_data_dir(env_a, data_dir)
     positions = {name: item_positions(env_a, name, data_root) for name in env_a.benchmarks}
+    derived = derived_order_seed(env_a, env_b, {name: [list(item) for item in items] for name, items in positions.items()})
+    registration = order_registration(registry, derived_seed=derived, requested=order_seed, new_design=new_design, store=store.root)
+    order_seed = registration.seed
     # Seeds run in ascending order, the order the score matrices' columns take, so a replayed look sees its seeds.
     seed_orders = [sorted(env_a.seed_list), sorted(env_b.seed_list)]
     seeds = max(map(len, seed_orders))
@@ -442,7 +452,7 @@ def run_item_sequential(
         try:
             designs[name] = ItemSequentialDesign(
                 n_items=len(items), block_size=min(block_size, budget), order_seed=order_seed,
-                max_items=budget, seeds=seeds, first_seeds=first_seeds, **rules,
+                max_items=budget, seeds=seeds, first_seeds=first_seeds, rules=rules,
             )
         except ValueError as error:
             key = "--first-seeds" if "first_seeds" in str(error) else "--max-items"
@@ -452,6 +462,15 @@ def run_item_sequential(
         {"over": "items", "order_seed": order_seed, "block_size": block_size, "max_items": max_items,
          "first_seeds": first_seeds, "benchmarks": {name: design.to_dict() for name, design in designs.items()}},
     )
+    registration.record()
+    source = "given with --order-seed" if registration.user_given else "derived from both environments and the item sets"
+    console.print(f"item order: seed {order_seed}, {source}; pre-registered in {registry}", markup=False, highlight=False, soft_wrap=True)
+    if registration.design_changes:
+        console.print(
+            f"warning: item order seed {order_seed} replaces the order seed {registration.design_changes[-1]['order_seed']} "
+            f"pre-registered for this pair ({registry}); the verdict records the design change",
+            markup=False, highlight=False, soft_wrap=True,
+        )
     blocks: dict[str, list[dict[str, list[int]]]] = {name: [] for name in designs}  # the rows of each block run
     looks_run = {name: 0 for name in designs}
     seeds_run = {name: 0 for name in designs}
@@ -486,13 +505,15 @@ def run_item_sequential(
             )
             for name in designs
         }
-        result = item_sequential_step_many(designs, score_pairs, seeds_run=seeds_run)
+        result = item_sequential_step_many(
+            designs, score_pairs, seeds_run=seeds_run, score_bounds=declared_score_ranges(pairing)
+        )
         for name in pending:
             console.print(f"{name}: {result.benchmarks[name].summary()}", markup=False, highlight=False, soft_wrap=True)
         if result.verdict is not None:
             break
         pending = list(result.pending)
-    return result, records_a, records_b
+    return result, records_a, records_b, registration
 
 
 def _load_blocks(env: EnvConfig, blocks: dict[str, list[dict[str, list[int]]]], store: ResultStore):

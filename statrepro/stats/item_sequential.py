@@ -25,7 +25,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from .results import ResultMixin
-from .sequential import LookResult, OverallDecision, SequentialRules, StopReason, fixed_design_calls, look, stop_reason_of
+from .sequential import (
+    LookResult,
+    OverallDecision,
+    SequentialRules,
+    StopReason,
+    calls_json,
+    calls_summary,
+    fixed_calls_as_run,
+    fixed_design_calls,
+    look,
+    seed_matrices,
+    side_seeds,
+    stop_reason_of,
+)
 from .verdict import PASSING, combine
 
 
@@ -118,8 +131,9 @@ class ItemSequentialDecision(ResultMixin):
     stop_reason: StopReason | None
     reason: str
     alpha: float
-    calls_spent: int  # model calls for the items and seeds up to ``look``, both sides
+    calls_spent: int  # model calls for the items and seeds up to ``look``, both sides (skipped seeds not counted)
     fixed_design_calls: int  # the fixed design: every budgeted item, every seed, both sides
+    fixed_design_calls_as_run: int  # the same with a deterministic side's repeated seeds skipped, as it runs
     history: tuple[LookResult, ...]
 
     @property
@@ -127,10 +141,9 @@ class ItemSequentialDecision(ResultMixin):
         return self.verdict is not None
 
     def summary(self) -> str:
-        saved = 1 - self.calls_spent / self.fixed_design_calls
         return (
             f"look {self.look}/{self.looks} ({self.items_run} items x {self.seeds_run} seeds): {self.verdict or 'continue'} - {self.reason}; "
-            f"calls {self.calls_spent} vs {self.fixed_design_calls} fixed ({saved:.0%} saved)"
+            f"{calls_summary(self)}"
         )
 
 
@@ -141,17 +154,16 @@ def item_sequential_step(
     *,
     benchmarks: int = 1,
     seeds_run: int | None = None,
+    score_bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> ItemSequentialDecision:
     """Decide on the items and seeds run so far: ``scores_*`` are (items_run, seeds) matrices whose rows follow
     ``design.item_order()`` (NaN = failed run). Every completed look is re-evaluated from its first rows and
     seed columns by ``stats.sequential.look`` (the one rule set at that look's spending boundaries); the first
     look with a verdict wins. ``benchmarks`` splits the "different" test's alpha over that many benchmarks
-    (Bonferroni). ``seeds_run`` is the seed round reached (default: the columns both sides hold; a deterministic
-    side that skipped its repeated seeds holds fewer)."""
-    scores_a = np.atleast_2d(np.asarray(scores_a, float).T).T
-    scores_b = np.atleast_2d(np.asarray(scores_b, float).T).T
-    if scores_a.shape[0] != scores_b.shape[0]:
-        raise ValueError(f"item counts differ: {scores_a.shape[0]} vs {scores_b.shape[0]}")
+    (Bonferroni). A side whose first two seeds are identical counts as holding the other side's seeds, copies of
+    its first (``stats.sequential.with_skipped_seeds``: the run skips a deterministic side's later seeds).
+    ``seeds_run`` is the seed round reached (default: the columns both sides hold)."""
+    scores_a, scores_b = seed_matrices(scores_a, scores_b)
     if seeds_run is None:
         seeds_run = min(scores_a.shape[1], scores_b.shape[1])
     completed = sum(1 for items, seeds in design.schedule if items <= scores_a.shape[0] and seeds <= seeds_run)
@@ -162,7 +174,8 @@ def item_sequential_step(
     for k in range(1, completed + 1):
         rows, seeds = design.schedule[k - 1]
         result = look(
-            design, scores_a[:rows, :seeds], scores_b[:rows, :seeds], k, design.fractions, benchmarks, seed_rounds=False
+            design, scores_a[:rows, :seeds], scores_b[:rows, :seeds], k, design.fractions, benchmarks, seed_rounds=False,
+            score_bounds=design.rules.score_bounds(score_bounds),
         )
         history.append(result)
         stop_reason = stop_reason_of(result, design.futility, design.looks)
@@ -179,10 +192,23 @@ def item_sequential_step(
         stop_reason=stop_reason,
         reason=_reason(last, stop_reason, items_run, seeds),
         alpha=design.alpha,
-        calls_spent=fixed_design_calls(items_run, seeds),
+        calls_spent=_calls_spent(design, scores_a, scores_b, items_run, seeds),
         fixed_design_calls=fixed_design_calls(design.budget_items, design.seeds),
+        fixed_design_calls_as_run=fixed_calls_as_run(scores_a, scores_b, design.seeds, design.budget_items),
         history=tuple(history),
     )
+
+
+def _calls_spent(design: ItemSequentialDesign, scores_a: np.ndarray, scores_b: np.ndarray, items_run: int, seeds: int) -> int:
+    """Calls of the first ``items_run`` items at ``seeds`` seeds, both sides. Each block runs as jobs of its own,
+    so a side skips its later seeds block by block where that block's first two seeds were identical."""
+    starts = (0, *design.look_items[: design.blocks])
+    calls = 0
+    for start, stop in zip(starts, starts[1:]):
+        stop = min(stop, items_run)
+        if stop > start:
+            calls += (stop - start) * sum(side_seeds(side[start:stop], seeds) for side in (scores_a, scores_b))
+    return calls
 
 
 @dataclass(frozen=True)
@@ -195,18 +221,17 @@ class ItemSequentialOverall(OverallDecision):
     benchmarks: dict[str, ItemSequentialDecision]
     calls_spent: int
     fixed_design_calls: int
+    fixed_design_calls_as_run: int
 
     def headline(self) -> str:
-        return f"item-sequential: {self.verdict or 'continue'}; calls {self.calls_spent} vs {self.fixed_design_calls} for the fixed design"
+        return f"item-sequential: {self.verdict or 'continue'}; {calls_summary(self)}"
 
     def to_json(self) -> dict:
         """The ``sequential`` field of the verdict JSON for an item design (see docs/methodology.md)."""
         return {
             "over": "items",
             "verdict": self.verdict,
-            "calls_spent": self.calls_spent,
-            "fixed_design_calls": self.fixed_design_calls,
-            "calls_saved_share": 1 - self.calls_spent / self.fixed_design_calls if self.fixed_design_calls else None,
+            **calls_json(self),
             "benchmarks": {
                 name: {
                     "design": self.designs[name].to_dict(),
@@ -215,8 +240,7 @@ class ItemSequentialOverall(OverallDecision):
                     "looks_run": d.look,
                     "items_run": d.items_run,
                     "seeds_run": d.seeds_run,
-                    "calls_spent": d.calls_spent,
-                    "fixed_design_calls": d.fixed_design_calls,
+                    **calls_json(d),
                     "looks": [look.to_dict() for look in d.history],
                 }
                 for name, d in self.benchmarks.items()
@@ -229,14 +253,17 @@ def item_sequential_step_many(
     score_pairs: dict[str, tuple[np.ndarray, np.ndarray]],
     *,
     seeds_run: dict[str, int] | None = None,
+    score_bounds: dict[str, tuple[float, float] | None] | None = None,
 ) -> ItemSequentialOverall:
     """``item_sequential_step`` for every benchmark (the "different" test's alpha split over them; ``seeds_run``
-    per benchmark), combined by ``stats.verdict.combine`` as the seed-round design combines its benchmarks."""
+    per benchmark; ``score_bounds``, each benchmark's declared metric range, default [0, 1]), combined by
+    ``stats.verdict.combine`` as the seed-round design combines its benchmarks."""
     if not score_pairs or set(score_pairs) != set(designs):
         raise ValueError(f"need one design per benchmark: designs {sorted(designs)}, scores {sorted(score_pairs)}")
     decisions = {
         name: item_sequential_step(
-            designs[name], *score_pairs[name], benchmarks=len(score_pairs), seeds_run=(seeds_run or {}).get(name)
+            designs[name], *score_pairs[name], benchmarks=len(score_pairs), seeds_run=(seeds_run or {}).get(name),
+            score_bounds=(score_bounds or {}).get(name, (0.0, 1.0)),
         )
         for name in sorted(score_pairs)
     }
@@ -246,6 +273,7 @@ def item_sequential_step_many(
         benchmarks=decisions,
         calls_spent=sum(d.calls_spent for d in decisions.values()),
         fixed_design_calls=sum(d.fixed_design_calls for d in decisions.values()),
+        fixed_design_calls_as_run=sum(d.fixed_design_calls_as_run for d in decisions.values()),
     )
 
 

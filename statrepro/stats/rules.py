@@ -41,6 +41,12 @@ class VerdictRules(ResultMixin):
         if self.score_range is not None and not self.score_range[0] < self.score_range[1]:
             raise ValueError(f"score_range needs low < high, got {self.score_range}")
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> VerdictRules:
+        """The rules from their ``to_dict()`` (a pre-registered design read back from JSON)."""
+        score_range = fields.get("score_range")
+        return cls(**{**fields, "score_range": tuple(score_range) if score_range else None})
+
     def score_bounds(self, declared: tuple[float, float] | None) -> tuple[float, float] | None:
         """A benchmark's score range: the override, else its metric's declared range (None: unknown)."""
         return self.score_range or declared

@@ -24,8 +24,6 @@ from scipy import optimize, special, stats
 
 from .paired import (
     MIN_CHANGED_ITEMS_FOR_T,
-    MarginKind,
-    Mode,
     beyond_with_missing,
     changed_items,
     item_means,
@@ -36,6 +34,7 @@ from .paired import (
 )
 from .missing import count_missing_runs
 from .results import ResultMixin
+from .rules import DEFAULT_RULES, VerdictRules
 from .verdict import PASSING, BenchmarkVerdict, Decision, Evidence, classify, combine
 
 Spending = Literal["obrien-fleming", "pocock"]
@@ -48,21 +47,19 @@ _GRID_SDS = 10.0
 
 @dataclass(frozen=True, kw_only=True)
 class SequentialRules(ResultMixin):
-    """What every sequential design pre-registers besides its budget: error rate, margin, spending function,
-    futility threshold and the rules' score range and missing share (read by ``look``)."""
+    """What every sequential design pre-registers besides its budget: the verdict rules (carried intact, as the
+    fixed design gets them), the spending function and the futility threshold. The metric's score range is data
+    about the benchmark, not a design choice: each look gets it beside the scores."""
 
-    alpha: float = 0.05
-    tolerance: float = 0.05
-    mode: Mode = "equivalence"
-    margin_kind: MarginKind = "relative"
+    rules: VerdictRules = DEFAULT_RULES
     spending: Spending = "obrien-fleming"
     futility: float = 0.1  # stop as inconclusive when no verdict has this conditional power; 0 = never
-    score_bounds: tuple[float, float] | None = (0.0, 1.0)  # the metric's declared range; None = unknown
-    max_missing_share: float = 0.05  # more items than this without a result on one side: inconclusive
+
+    @property
+    def alpha(self) -> float:
+        return self.rules.alpha
 
     def __post_init__(self) -> None:
-        if not 0 < self.alpha < 0.5:
-            raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha}")
         if self.spending not in ("obrien-fleming", "pocock"):
             raise ValueError(f"unknown spending function {self.spending!r}")
 
@@ -123,8 +120,10 @@ class SequentialDecision(ResultMixin):
     reason: str
     alpha: float
     alpha_spent: float  # cumulative spending of each TOST side by this round
-    calls_spent: int  # model calls up to ``round``, both sides
-    fixed_design_calls: int  # calls of the fixed design with max_rounds seeds per side
+    calls_spent: int  # model calls up to ``round``, both sides (a deterministic side's skipped seeds not counted)
+    fixed_design_calls: int  # calls of the fixed design with max_rounds seeds per side (nominal: no skips)
+    fixed_design_calls_as_run: int  # the fixed design as it runs: a deterministic side runs 2 seeds (see fixed_calls_as_run)
+    seeds_repeated: tuple[bool | None, bool | None]  # per side (A, B): first two seeds identical; None: one seed seen
     looks: tuple[LookResult, ...]
 
     @property
@@ -133,11 +132,34 @@ class SequentialDecision(ResultMixin):
 
     def summary(self) -> str:
         state = self.verdict or "continue"
-        saved = 1 - self.calls_spent / self.fixed_design_calls if self.fixed_design_calls else 0.0
-        return (
-            f"round {self.round}/{self.max_rounds}: {state} - {self.reason}; "
-            f"calls {self.calls_spent} vs {self.fixed_design_calls} fixed ({saved:.0%} saved)"
-        )
+        return f"round {self.round}/{self.max_rounds}: {state} - {self.reason}; {calls_summary(self)}"
+
+
+def saved_share(spent: int, against: int) -> float | None:
+    """Share of ``against`` calls not spent (None when there is nothing to compare with)."""
+    return 1 - spent / against if against else None
+
+
+def calls_summary(result) -> str:
+    """Calls spent against the fixed design as it runs (a deterministic side's repeated seeds skipped) and against
+    every seed of every item."""
+    as_run = saved_share(result.calls_spent, result.fixed_design_calls_as_run) or 0.0
+    nominal = saved_share(result.calls_spent, result.fixed_design_calls) or 0.0
+    return (
+        f"calls {result.calls_spent} vs {result.fixed_design_calls_as_run} for the fixed design as run ({as_run:.0%} saved), "
+        f"{result.fixed_design_calls} for every seed of every item ({nominal:.0%} saved)"
+    )
+
+
+def calls_json(result) -> dict:
+    """The calls figures of the verdict JSON's ``sequential`` field (overall or per benchmark)."""
+    return {
+        "calls_spent": result.calls_spent,
+        "fixed_design_calls": result.fixed_design_calls,
+        "fixed_design_calls_as_run": result.fixed_design_calls_as_run,
+        "calls_saved_share": saved_share(result.calls_spent, result.fixed_design_calls_as_run),
+        "calls_saved_share_nominal": saved_share(result.calls_spent, result.fixed_design_calls),
+    }
 
 
 class OverallDecision(ResultMixin):
@@ -169,12 +191,10 @@ class SequentialOverall(OverallDecision):
     benchmarks: dict[str, SequentialDecision]
     calls_spent: int
     fixed_design_calls: int
+    fixed_design_calls_as_run: int
 
     def headline(self) -> str:
-        return (
-            f"sequential: {self.verdict or 'continue'} after round {self.round}/{self.max_rounds}; "
-            f"calls {self.calls_spent} vs {self.fixed_design_calls} for the fixed design"
-        )
+        return f"sequential: {self.verdict or 'continue'} after round {self.round}/{self.max_rounds}; {calls_summary(self)}"
 
     def to_json(self) -> dict:
         """The ``sequential`` field of the verdict JSON (see docs/methodology.md)."""
@@ -183,16 +203,14 @@ class SequentialOverall(OverallDecision):
             "design": self.design.to_dict(),
             "verdict": self.verdict,
             "rounds": self.round,
-            "calls_spent": self.calls_spent,
-            "fixed_design_calls": self.fixed_design_calls,
-            "calls_saved_share": 1 - self.calls_spent / self.fixed_design_calls if self.fixed_design_calls else None,
+            **calls_json(self),
             "benchmarks": {
                 name: {
                     "verdict": d.verdict,
                     "stop_reason": d.stop_reason,
                     "rounds": d.round,
-                    "calls_spent": d.calls_spent,
-                    "fixed_design_calls": d.fixed_design_calls,
+                    **calls_json(d),
+                    "seeds_repeated": dict(zip("ab", d.seeds_repeated)),
                     "alpha_spent": d.alpha_spent,
                     "looks": [look.to_dict() for look in d.looks],
                 }
@@ -297,12 +315,13 @@ def look(
     benchmarks: int,
     *,
     seed_rounds: bool,
+    score_bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> LookResult:
     """Statistics of the data seen by look ``round_index`` (of ``len(fractions)``, at those information
     fractions) and the verdict the one rule set gives there. ``a``/``b`` hold exactly that look's data: the
     first ``round_index`` seed columns of a seed-round design (``seed_rounds``, whose looks also check whether
-    seeds carry information), or the items run so far of an item-block design. ``design`` supplies alpha,
-    tolerance, mode, margin_kind, score_bounds, max_missing_share and spending."""
+    seeds carry information), or the items run so far of an item-block design. ``design`` supplies the verdict
+    rules and the spending; ``score_bounds`` is the metric's declared range (None: unknown)."""
     missing = count_missing_runs(a, b)
     all_a, all_b = a, b
     present = np.ones(a.shape[0], bool)
@@ -312,12 +331,9 @@ def look(
     n = int(mean_a.size)
     if n < 2:
         raise ValueError(f"need at least 2 paired items with results on both sides, got {n}")
+    rules = design.rules
     margin_options = dict(
-        tolerance=design.tolerance,
-        margin_kind=design.margin_kind,
-        mode=design.mode,
-        alpha=design.alpha,
-        score_bounds=design.score_bounds,
+        tolerance=rules.tolerance, margin_kind=rules.margin_kind, mode=rules.mode, alpha=rules.alpha, score_bounds=score_bounds
     )
     equivalence = tost(mean_a, mean_b, **margin_options)
     worst_case_tost_p, tipping_beyond_p = tipping_point(
@@ -360,13 +376,13 @@ def look(
     diff = score_b - score_a
     note = (
         "score_a is 0, so a relative margin is 0: use an absolute margin"
-        if design.margin_kind == "relative" and score_a <= 0
+        if rules.margin_kind == "relative" and score_a <= 0
         else None
     )
     evidence = Evidence(
         n_items=n,
         missing=missing,
-        max_missing_share=design.max_missing_share,
+        max_missing_share=rules.max_missing_share,
         diff=diff,
         margin=equivalence.margin,
         margin_note=note,
@@ -467,7 +483,7 @@ def _conditional_power(
         return float(special.ndtri(1 - min(max(p, 1e-300), 1 - 1e-16)))
 
     passing = reach(z_of(equivalence.p_lower), tost_final)
-    if design.mode != "non-inferiority":
+    if design.rules.mode != "non-inferiority":
         passing = min(passing, reach(z_of(equivalence.p_upper), tost_final))
     if not different_by_estimate:
         # "different" needs only the beyond-margin test (one-sided in the estimate's direction: half its p).
@@ -476,7 +492,7 @@ def _conditional_power(
     diff = float(differences.mean())
     total = float(differences.var(ddof=1))
     se_final_shift = math.sqrt(total / differences.size * (1 / ratio) * (1 - 1 / ratio)) if total > 0 else 0.0
-    distance = (-diff if design.mode == "non-inferiority" else abs(diff)) - equivalence.margin
+    distance = (-diff if design.rules.mode == "non-inferiority" else abs(diff)) - equivalence.margin
     beyond = float(special.ndtr(distance / se_final_shift)) if se_final_shift > 0 else float(distance > 0)
     return max(passing, min(significant, beyond))
 
@@ -510,6 +526,52 @@ def _reason(look: LookResult, stop_reason: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# Deterministic sides: skipped seeds
+
+
+def repeated_seeds(scores: np.ndarray) -> bool | None:
+    """Whether a side's first two seed columns are identical on every item (missing runs in the same places):
+    a deterministic engine, whose later seeds a run skips. None with fewer than two columns (cannot tell yet)."""
+    if scores.shape[1] < 2:
+        return None
+    return bool(np.array_equal(scores[:, 0], scores[:, 1], equal_nan=True))
+
+
+def with_skipped_seeds(scores: np.ndarray, columns: int) -> np.ndarray:
+    """``scores`` widened to ``columns`` seed columns when its first two seeds were identical: a run skips a
+    deterministic side's later seeds because they would repeat it, so the side counts as holding all of them,
+    copies of its first. Any other matrix is returned as given."""
+    if scores.shape[1] >= columns or not repeated_seeds(scores):
+        return scores
+    return np.concatenate([scores, np.repeat(scores[:, :1], columns - scores.shape[1], axis=1)], axis=1)
+
+
+def seed_matrices(scores_a, scores_b) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides as (items, seeds) matrices, a side that skipped its repeated seeds widened to the other's seeds."""
+    a = np.atleast_2d(np.asarray(scores_a, float).T).T
+    b = np.atleast_2d(np.asarray(scores_b, float).T).T
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"item counts differ: {a.shape[0]} vs {b.shape[0]}")
+    columns = max(a.shape[1], b.shape[1])
+    return with_skipped_seeds(a, columns), with_skipped_seeds(b, columns)
+
+
+def side_seeds(scores: np.ndarray, seeds: int) -> int:
+    """Seeds a side runs per item when ``seeds`` are asked for: two for a side whose first two were identical."""
+    return min(seeds, 2) if repeated_seeds(scores) else seeds
+
+
+def fixed_calls_as_run(scores_a: np.ndarray, scores_b: np.ndarray, seeds: int, items: int | None = None) -> int:
+    """Model calls of the fixed design with ``seeds`` seeds on ``items`` items (default: the rows given) as it
+    runs: a side whose first two seeds were identical runs only those two. A side of which only one seed was
+    seen counts as running two, the fewest the fixed design runs, so the saving reported against it is a
+    lower bound."""
+    items = scores_a.shape[0] if items is None else items
+    per_side = [side_seeds(s, seeds) if repeated_seeds(s) is not None else min(seeds, 2) for s in (scores_a, scores_b)]
+    return int(items) * sum(per_side)
+
+
+# ----------------------------------------------------------------------------------------------
 # Public entry points
 
 
@@ -520,19 +582,21 @@ def sequential_step(
     round_index: int | None = None,
     *,
     benchmarks: int = 1,
+    score_bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> SequentialDecision:
     """Decide after ``round_index`` rounds (default: the number of seed columns) of one benchmark.
 
-    ``scores_*`` are (n_items, seeds_so_far) matrices, column j holding seed j (NaN = failed run). Every
-    round up to ``round_index`` is re-evaluated from its first columns, so the call is stateless: the
-    first round with a verdict wins, and a finished comparison keeps its verdict. ``benchmarks`` splits
-    the "different" test's alpha over that many benchmarks (Bonferroni); the TOSTs need no split. Each look
-    is judged by ``stats.verdict.classify``, the fixed design's rules, at that look's levels.
+    ``scores_*`` are (n_items, seeds_so_far) matrices, column j holding seed j (NaN = failed run). A side
+    whose first two seeds are identical counts as holding as many seeds as the other, copies of its first
+    (``with_skipped_seeds``: the run skips a deterministic side's later seeds). Every round up to
+    ``round_index`` is re-evaluated from its first columns, so the call is stateless: the first round with a
+    verdict wins, and a finished comparison keeps its verdict. ``benchmarks`` splits the "different" test's
+    alpha over that many benchmarks (Bonferroni); the TOSTs need no split. Each look is judged by
+    ``stats.verdict.classify``, the fixed design's rules, at that look's levels. ``score_bounds`` is the metric's
+    declared range (``design.rules.score_range`` overrides it), as in the fixed design.
     """
-    scores_a = np.atleast_2d(np.asarray(scores_a, float).T).T
-    scores_b = np.atleast_2d(np.asarray(scores_b, float).T).T
-    if scores_a.shape[0] != scores_b.shape[0]:
-        raise ValueError(f"item counts differ: {scores_a.shape[0]} vs {scores_b.shape[0]}")
+    score_bounds = design.rules.score_bounds(score_bounds)
+    scores_a, scores_b = seed_matrices(scores_a, scores_b)
     available = min(scores_a.shape[1], scores_b.shape[1])
     rounds = available if round_index is None else round_index
     if not 1 <= rounds <= min(available, design.max_rounds):
@@ -543,7 +607,8 @@ def sequential_step(
     stop_reason = None
     for k in range(1, rounds + 1):
         result = look(
-            design, scores_a[:, :k], scores_b[:, :k], k, design.fractions, benchmarks, seed_rounds=True
+            design, scores_a[:, :k], scores_b[:, :k], k, design.fractions, benchmarks, seed_rounds=True,
+            score_bounds=score_bounds,
         )
         looks.append(result)
         stop_reason = stop_reason_of(result, design.futility, design.max_rounds)
@@ -559,8 +624,10 @@ def sequential_step(
         reason=_reason(last, stop_reason),
         alpha=design.alpha,
         alpha_spent=design.alpha if last.seeds_informative is False else design.alpha_spent(last.round),
-        calls_spent=2 * n_rows * last.round,
+        calls_spent=n_rows * (side_seeds(scores_a, last.round) + side_seeds(scores_b, last.round)),
         fixed_design_calls=fixed_design_calls(n_rows, design.max_rounds),
+        fixed_design_calls_as_run=fixed_calls_as_run(scores_a, scores_b, design.max_rounds),
+        seeds_repeated=(repeated_seeds(scores_a), repeated_seeds(scores_b)),
         looks=tuple(looks),
     )
 
@@ -569,19 +636,24 @@ def sequential_step_many(
     design: SequentialDesign,
     score_pairs: dict[str, tuple[np.ndarray, np.ndarray]],
     round_index: int | None = None,
+    *,
+    score_bounds: dict[str, tuple[float, float] | None] | None = None,
 ) -> SequentialOverall:
     """``sequential_step`` for every benchmark, combined by ``stats.verdict.combine``: different if any
     benchmark is different, pass if all pass, otherwise continue while any benchmark is still running
-    (stopped benchmarks need no more rounds: see ``SequentialOverall.pending``), else inconclusive."""
+    (stopped benchmarks need no more rounds: see ``SequentialOverall.pending``), else inconclusive.
+    ``score_bounds`` gives each benchmark's declared metric range (default [0, 1])."""
     if not score_pairs:
         raise ValueError("no benchmarks to decide on")
     names = sorted(score_pairs)
     decisions = {}
     for name in names:
-        a, b = score_pairs[name]
-        available = min(np.shape(a)[1] if np.ndim(a) == 2 else 1, np.shape(b)[1] if np.ndim(b) == 2 else 1)
+        a, b = seed_matrices(*score_pairs[name])
+        available = min(a.shape[1], b.shape[1])
         rounds = available if round_index is None else min(round_index, available)
-        decisions[name] = sequential_step(design, a, b, rounds, benchmarks=len(names))
+        decisions[name] = sequential_step(
+            design, a, b, rounds, benchmarks=len(names), score_bounds=(score_bounds or {}).get(name, (0.0, 1.0))
+        )
     return SequentialOverall(
         verdict=combine([d.verdict for d in decisions.values()]),
         round=max(d.round for d in decisions.values()),
@@ -590,6 +662,7 @@ def sequential_step_many(
         benchmarks=decisions,
         calls_spent=sum(d.calls_spent for d in decisions.values()),
         fixed_design_calls=sum(d.fixed_design_calls for d in decisions.values()),
+        fixed_design_calls_as_run=sum(d.fixed_design_calls_as_run for d in decisions.values()),
     )
 
 

@@ -308,7 +308,7 @@ def test_report_handles_absolute_non_inferiority_and_zero_scores(tmp_path):
 
 def test_analyze_cli_writes_the_report(tmp_path):
     """`statrepro analyze A B --report DIR` end to end, on lm-eval output trees (writer shared with test_ingest)."""
-    from test_ingest import DATES, standard_tasks, write_lm_eval_run
+    from harness_output import DATES, standard_tasks, write_lm_eval_run
     from typer.testing import CliRunner
 
     from statrepro.cli import app

@@ -81,6 +81,7 @@ class ContentScoredHarness:
         return make_records([
             {"benchmark": "gsm8k", "subset": "main", "item_key": row["key"], "run_id": f"seed-{row['seed']}",
              "seed": row["seed"], "metric": "exact_match", "score": float(row["score"]), "target": str(row["answer"]),
+             "prediction": str(row["score"]),  # a deterministic side's repeated runs answer alike, so its later seeds are skipped
              "source": str(Path(path) / OUTPUT)}
             for row in rows
         ])
@@ -195,6 +196,32 @@ def test_blocks_at_one_seed_then_seed_rounds_over_every_block_until_the_seed_noi
     )
 
 
+def test_seed_rounds_with_a_deterministic_reference_and_a_sampling_candidate_stop_before_the_budget(tmp_path, content_scored):
+    """`compare --sequential` (seed rounds) with a greedy A and a sampling B of the same mean: A's seeds after the
+    first two are skipped (identical runs), B runs one seed per round. Over three seeds each of B's items scores
+    2/3, so the TOST passes at round 3 of 5; A's skipped seeds count as copies, so the rounds go on past round 2
+    (they used to re-analyse round 2 up to the budget and end inconclusive). The saving is reported against the
+    fixed design as it runs (A: 2 seeds, B: 5) beside every seed of every item."""
+    _data_dir(tmp_path / "data")
+    a = _env(tmp_path, "a")
+    b = _env(tmp_path, "b", generation={"temperature": 0.7, "max_tokens": 2})  # seed 0 is not A's run
+    options = CompareOptions(store=tmp_path / "store", data_dir=tmp_path / "data", margin="absolute", tolerance=0.1,
+                             sequential=True, max_seeds=5)
+    analysis = compare_environments(a, b, options, json_path=tmp_path / "verdict.json", report=tmp_path / "report")
+    sequential = analysis.sequential
+    gsm8k = sequential["benchmarks"]["gsm8k"]
+    assert analysis.decision.verdict == "equivalent" and gsm8k["rounds"] == 3 < 5
+    assert gsm8k["seeds_repeated"] == {"a": True, "b": False}
+    manifests = [json.loads(path.read_text()) for path in (tmp_path / "store").rglob("manifest.json")]
+    assert sorted((m["env"]["name"], m["seed"]) for m in manifests) == [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2)]
+    assert sequential["calls_spent"] == ITEMS * (2 + 3)
+    assert sequential["fixed_design_calls_as_run"] == ITEMS * (2 + 5) and sequential["fixed_design_calls"] == ITEMS * 10
+    assert sequential["calls_saved_share"] == pytest.approx(2 / 7) and sequential["calls_saved_share_nominal"] == 0.5
+    assert json.loads((tmp_path / "verdict.json").read_text())["sequential"] == sequential
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "29% fewer than the fixed design as it runs" in report and "50% fewer than every seed of every item" in report
+
+
 def test_item_blocks_need_the_sequential_design_and_a_budget_above_the_benchmark_means_all_items(tmp_path, content_scored):
     _data_dir(tmp_path / "data")
     a, b = _env(tmp_path, "a"), _env(tmp_path, "b")
@@ -204,6 +231,10 @@ def test_item_blocks_need_the_sequential_design_and_a_budget_above_the_benchmark
         _options(tmp_path, max_items=1)
     with pytest.raises(ValueError, match="add --block-size"):
         CompareOptions(sequential=True, first_seeds=1)
+    with pytest.raises(ValueError, match="add --block-size"):
+        CompareOptions(sequential=True, order_seed=3)
+    with pytest.raises(ValueError, match="add --block-size"):
+        CompareOptions(sequential=True, new_design=True)
     with pytest.raises(InputError, match="first_seeds must be in 1..1"):
         compare_environments(a, b, _options(tmp_path, first_seeds=2))
     analysis = compare_environments(a, b, _options(tmp_path, max_items=ITEMS + 1))
@@ -277,3 +308,69 @@ def test_hand_picked_rows_outside_the_benchmark_are_a_one_line_error(tmp_path, c
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.strip() == "error: item_rows.main: row 100 is outside the 100 rows of subset 'main' (after the limit)"
     assert not list((tmp_path / "store").rglob("records.jsonl"))
+
+
+def test_the_item_order_is_derived_and_pre_registered_beside_a_so_another_order_seed_is_refused(tmp_path, content_scored):
+    """Retrying one data set under other order seeds (each with a new --store) and keeping the first pass raised the
+    false-pass rate at the margin from 0.05 to 0.15. The pair's order is now registered beside A's file: another
+    --order-seed is one line and exit 2, whatever the store, unless --new-design starts a new design, which the
+    verdict JSON and the report record as a design change."""
+    from typer.testing import CliRunner
+
+    from statrepro.cli import app
+
+    _data_dir(tmp_path / "data")
+    a, b = _env(tmp_path, "a"), _env(tmp_path, "b")
+
+    def compare(store: str, *extra: str):
+        out = tmp_path / f"{store}.json"
+        argv = ["compare", str(a), str(b), "--store", str(tmp_path / store), "--data-dir", str(tmp_path / "data"),
+                "--margin", "absolute", "--tolerance", "0.1", "--sequential", "--block-size", "50",
+                "--json", str(out), "--report", str(tmp_path / f"{store}-report"), *extra]
+        result = CliRunner().invoke(app, argv)
+        return result, json.loads(out.read_text()) if out.exists() else None
+
+    first, verdict = compare("store-1")
+    assert first.exit_code == 0, first.output
+    order = verdict["sequential"]["order"]
+    assert order["user_given"] is False and order["seed"] == order["derived_seed"] and verdict["sequential"]["design_changes"] == []
+    registry = tmp_path / ".statrepro-designs" / "a--b.json"
+    assert order["registry"] == str(registry) and json.loads(registry.read_text())["designs"][0]["order_seed"] == order["seed"]
+    # Another seed, even in a new store: refused in one line before anything runs.
+    refused, _ = compare("store-2", "--order-seed", "7")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert refused.output.strip().count("\n") == 0 and f"pre-registered with order seed {order['seed']}, not 7" in refused.output
+    assert not (tmp_path / "store-2" / "designs").exists()
+    # The registered seed itself (or none) is accepted anywhere.
+    again, same = compare("store-3", "--order-seed", str(order["seed"]))
+    assert again.exit_code == 0 and same["sequential"]["order"]["seed"] == order["seed"]
+    # --new-design runs the new order and says so.
+    changed, verdict = compare("store-4", "--order-seed", "7", "--new-design")
+    assert changed.exit_code == 0, changed.output
+    sequential = verdict["sequential"]
+    assert sequential["order"] == {**order, "seed": 7, "user_given": True}
+    assert [change["order_seed"] for change in sequential["design_changes"]] == [order["seed"]]
+    assert sequential["benchmarks"]["gsm8k"]["design"]["order_seed"] == 7
+    report = (tmp_path / "store-4-report" / "report.md").read_text()
+    assert "Item order: seed 7, given with --order-seed" in report
+    assert f"Design changed after data were seen: this pair was registered earlier with order seed {order['seed']}" in report
+    # The new design is now the pair's: the old seed is refused in its turn.
+    back, _ = compare("store-5", "--order-seed", str(order["seed"]))
+    assert back.exit_code == 2 and "pre-registered with order seed 7" in back.output
+
+
+def test_the_derived_order_seed_ignores_how_the_files_are_written_but_not_what_they_say(tmp_path):
+    from statrepro.run.preregistration import derived_order_seed
+
+    items = {"gsm8k": [["main", row] for row in range(10)]}
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("name: a\nseeds: 3\nbenchmarks: {gsm8k: {num_fewshot: 0}}\n")
+    styled = tmp_path / "styled.yaml"
+    styled.write_text("# the reference\nbenchmarks:\n  gsm8k:\n    num_fewshot: 0   # zero-shot\nseeds:    3\nname: a\n")
+    b = load_env(plain)
+    seed = derived_order_seed(load_env(plain), b, items)
+    assert derived_order_seed(load_env(styled), b, items) == seed
+    assert derived_order_seed(load_env(plain), b, {"gsm8k": items["gsm8k"][:9]}) != seed
+    changed = tmp_path / "changed.yaml"
+    changed.write_text("name: a\nseeds: 3\nbenchmarks: {gsm8k: {num_fewshot: 5}}\n")
+    assert derived_order_seed(load_env(changed), b, items) != seed

@@ -2,6 +2,7 @@
 simulation (superpopulation and a fixed finite benchmark), determinism of the item order, pre-registration."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from statrepro.errors import InputError
 from statrepro.run.store import ResultStore
 from statrepro.stats.item_sequential import ItemSequentialDesign, item_sequential_step
+from statrepro.stats.rules import VerdictRules
 from statrepro.stats.sequential import boundary_levels, nominal_levels
 from statrepro.stats.simulate import GREEDY, GridCell, calibration_grid
 
@@ -117,12 +119,34 @@ def test_blocks_at_one_seed_then_seed_rounds_look_at_their_share_of_the_calls():
     assert early.look <= 2 and early.seeds_run == 1 and early.calls_spent == 2 * early.items_run
 
 
+def test_a_deterministic_side_counts_its_skipped_seeds_in_the_looks_and_not_in_the_calls():
+    """Blocks at one seed, then seed rounds: a greedy A's third seed is skipped (its first two were identical), so
+    the store holds two of its columns. The last look (every item at three seeds) must still be reached, and the
+    calls count what ran, against the fixed design as it runs (A: two seeds) and against every seed."""
+    rng = np.random.default_rng(5)
+    items = 400
+    p = rng.beta(2, 2, items)
+    a = np.repeat((rng.random((items, 1)) < p[:, None]).astype(float), 2, axis=1)
+    b = (rng.random((items, 3)) < p[:, None]).astype(float)
+    design = ItemSequentialDesign(n_items=items, block_size=200, order_seed=0, seeds=3, first_seeds=1, futility=0.0)
+    order = design.item_order()
+    decision = item_sequential_step(design, a[order], b[order])
+    assert decision.look == design.looks == 4 and (decision.items_run, decision.seeds_run) == (items, 3)
+    assert decision.calls_spent == items * (2 + 3) and decision.fixed_design_calls_as_run == items * (2 + 3)
+    assert decision.fixed_design_calls == items * 3 * 2
+    # The same data with A's copies in the matrix decide alike: how the store holds them does not matter.
+    assert item_sequential_step(design, np.repeat(a[order][:, :1], 3, axis=1), b[order]) == decision
+    # Every block at every seed: each block of A skips its third seed.
+    whole = item_sequential_step(replace(design, first_seeds=None), a[order], b[order])
+    assert whole.calls_spent == whole.items_run * (2 + 3)
+
+
 def test_calls_fractions_are_conservative_when_seeds_add_less_information_than_calls():
     """The boundaries spend at the calls share; the true information of a seed round is larger (item variance
     does not shrink with seeds), so the looks correlate more than planned and cross less often (Slepian)."""
     from scipy import stats
 
-    design = ItemSequentialDesign(n_items=1000, block_size=250, order_seed=0, seeds=3, first_seeds=1, alpha=0.025)
+    design = ItemSequentialDesign(n_items=1000, block_size=250, order_seed=0, seeds=3, first_seeds=1, rules=VerdictRules(alpha=0.025))
     levels = boundary_levels(design.fractions, 0.025, "obrien-fleming")
     crossed = {}
     for seed_share in (0.0, 0.5, 1.0):  # share of one seed's variance that is seed noise
@@ -176,7 +200,7 @@ def test_a_different_budget_is_refused_by_the_store(tmp_path):
     store.register_design("a--b", design.to_dict())
     store.register_design("a--b", design.to_dict())  # resuming the same design
     for changed in ({"max_items": 1000}, {"block_size": 50}, {"order_seed": 4}):
-        other = ItemSequentialDesign(**{**design.to_dict(), "score_bounds": design.score_bounds, **changed})
+        other = ItemSequentialDesign(**{**design.to_dict(), "rules": design.rules, **changed})
         with pytest.raises(InputError, match="pre-registered"):
             store.register_design("a--b", other.to_dict())
 

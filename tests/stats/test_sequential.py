@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from statrepro.stats.rules import VerdictRules
 from statrepro.stats.sequential import (
     SequentialDesign,
     fixed_design_calls,
@@ -48,7 +49,7 @@ def test_obrien_fleming_boundaries_match_published_values():
 def test_aa_false_different_rate_under_continuous_monitoring():
     """Over all rounds, 'different' (and even bare significance at any look) stays at or below alpha."""
     n_sims = 600
-    design = SequentialDesign(max_rounds=4, alpha=ALPHA, futility=0.0)
+    design = SequentialDesign(max_rounds=4, futility=0.0, rules=VerdictRules(alpha=ALPHA))
     results = _run(Scenario(n_items=150, seeds_a=4, seeds_b=4), design, n_sims, seed=11)
     false_different = np.mean([r.verdict == "different" for r in results])
     significant_any = np.mean([any(look.p_different < look.different_level for look in r.looks) for r in results])
@@ -61,7 +62,7 @@ def test_aa_false_different_rate_under_continuous_monitoring():
 def test_false_equivalence_rate_at_and_beyond_the_margin(shift_in_tolerances):
     """A true shift at (or beyond) the margin passes at most alpha of the time, however often we look."""
     n_sims, tolerance = 600, 0.05
-    design = SequentialDesign(max_rounds=4, alpha=ALPHA, tolerance=tolerance)
+    design = SequentialDesign(max_rounds=4, rules=VerdictRules(alpha=ALPHA, tolerance=tolerance))
     scenario = Scenario(n_items=1500, seeds_a=4, seeds_b=4, rel_shift=-shift_in_tolerances * tolerance)
     results = _run(scenario, design, n_sims, seed=12)
     passing = np.mean([r.verdict in ("equivalent", "within_tolerance") for r in results])
@@ -69,7 +70,7 @@ def test_false_equivalence_rate_at_and_beyond_the_margin(shift_in_tolerances):
 
 
 def test_stops_early_and_saves_calls_when_the_answer_is_clear():
-    design = SequentialDesign(max_rounds=5, alpha=ALPHA, tolerance=0.05)
+    design = SequentialDesign(max_rounds=5, rules=VerdictRules(alpha=ALPHA, tolerance=0.05))
     # 'different' needs the whole interval beyond the margin, so a clear case is a shift of 4 x tolerance.
     clear = _run(Scenario(n_items=2000, seeds_a=5, seeds_b=5, rel_shift=-0.20), design, 100, seed=13)
     assert all(r.verdict == "different" and r.stop_reason == "conclusive" for r in clear)
@@ -86,6 +87,12 @@ def test_deterministic_engine_stops_after_round_two_without_burning_the_budget()
     decision = sequential_step(SequentialDesign(max_rounds=5), a5, b5)
     assert decision.round == 2 and decision.verdict is not None
     assert decision.calls_spent == 2 * 2000 * 2 and decision.fixed_design_calls == 2 * 2000 * 5
+    # The fixed design skips those seeds too: against it, as it runs, nothing is saved.
+    assert decision.fixed_design_calls_as_run == decision.calls_spent and decision.seeds_repeated == (True, True)
+    record = sequential_step_many(SequentialDesign(max_rounds=5), {"x": (a5, b5)}).to_json()
+    assert record["calls_saved_share"] == 0.0 and record["calls_saved_share_nominal"] == pytest.approx(0.6)
+    # The store holds only the two seeds each side ran: the same decision.
+    assert sequential_step(SequentialDesign(max_rounds=5), a5[:, :2], b5[:, :2]) == decision
     assert "seeds add no information" in decision.reason
     assert decision.looks[-1].seeds_informative is False
     # Undecidable with these items: inconclusive at round 2 with the "more items" advice, not round 5.
@@ -93,6 +100,44 @@ def test_deterministic_engine_stops_after_round_two_without_burning_the_budget()
     stuck = sequential_step(SequentialDesign(max_rounds=5), tiny_a, tiny_b)
     assert (stuck.verdict, stuck.round, stuck.stop_reason) == ("inconclusive", 2, "no-seed-information")
     assert "more items are needed" in stuck.reason
+
+
+def _greedy_a_sampling_b(rng: np.random.Generator, items: int, seeds: int):
+    """A/A truth with a deterministic A: one fixed outcome per item (drawn at the item's probability), copied to
+    the two seeds a run keeps before skipping the rest; B draws every seed at the same probabilities."""
+    p = rng.beta(2, 2, items)
+    a = np.repeat((rng.random((items, 1)) < p[:, None]).astype(float), 2, axis=1)
+    return a, (rng.random((items, seeds)) < p[:, None]).astype(float)
+
+
+def test_a_deterministic_side_whose_later_seeds_were_skipped_still_concludes_like_the_fixed_design():
+    """The run skips a deterministic side's seeds 3..K, so the store holds two of its columns while the sampling
+    side holds every round's. Replayed round by round as `compare --sequential` does, the design must go on to
+    the later rounds (counting the skipped seeds as copies) and pass about as often as the fixed design on the
+    same data; it used to re-analyse round 2 at every look and end inconclusive."""
+    from statrepro.stats.paired import compare_paired
+    from statrepro.stats.verdict import decide
+
+    rng = np.random.default_rng(21)
+    items, seeds, n_sims = 3000, 5, 40
+    design = SequentialDesign(max_rounds=seeds)
+    sequential_passes, fixed_passes, decisions = [], [], []
+    for _ in range(n_sims):
+        a, b = _greedy_a_sampling_b(rng, items, seeds)
+        for k in range(1, seeds + 1):
+            result = sequential_step_many(design, {"x": (a[:, : min(k, 2)], b[:, :k])})
+            if result.verdict is not None:
+                break
+        sequential_passes.append(result.verdict in ("equivalent", "within_tolerance"))
+        decisions.append(result.benchmarks["x"])
+        rules = VerdictRules(tolerance=0.05, alpha=ALPHA, n_resamples=300)
+        fixed_passes.append(decide({"x": compare_paired(a, b, rules, rng=rng)}, rules).verdict in ("equivalent", "within_tolerance"))
+    # Fixed design: ~0.8 here; 2 MC errors of a difference of two rates at 40 simulations each is about 0.2.
+    assert np.mean(sequential_passes) >= np.mean(fixed_passes) - 0.25 and np.mean(sequential_passes) >= 0.4
+    # Calls as run: A ran at most two seeds, B one per round; the fixed design runs A's two and B's five.
+    for decision in decisions:
+        assert decision.calls_spent == items * (min(decision.round, 2) + decision.round)
+        assert decision.fixed_design_calls_as_run == items * (2 + seeds)
 
 
 def test_few_changed_items_use_exact_tests_and_pass():

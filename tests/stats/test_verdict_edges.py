@@ -205,7 +205,7 @@ def test_a_at_zero_against_a_real_gain_is_different():
 
 def test_sequential_passes_a_near_deterministic_aa_as_often_as_the_fixed_design():
     rng = np.random.default_rng(8)
-    design = SequentialDesign(max_rounds=5, tolerance=0.05)
+    design = SequentialDesign(max_rounds=5, rules=VerdictRules(tolerance=0.05))
     sims, sequential_passes, fixed_passes = 200, 0, 0
     for _ in range(sims):
         outcome = (rng.random(200) < 0.7).astype(float)
