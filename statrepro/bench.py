@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .stats import compare_many, compare_paired, decide
-from .stats.simulate import GREEDY, SHIFTS, Scenario, calibration_grid, excess_flip_rejections
+from .stats.simulate import GREEDY, SHIFTS, GreedyScenario, Scenario, calibration_grid, excess_flip_rejections
 
 
 def _workload(items: int, seeds: int, benchmarks: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -352,9 +352,11 @@ def run_calibration_bench(
     seed: int = 0,
     concentration: float = 3.0,
     flip_rate: float = 0.03,
+    edge_sims: int = 0,
     console: Console | None = None,
 ) -> dict:
-    """Print the calibration grid of issue 11 (one table) and return (optionally dump) its figures.
+    """Print the calibration grid of issue 11 (one table) and return (optionally dump) its figures; with
+    ``edge_sims``, also the greedy edge cells of issue 21 (``greedy_edge_figures``).
 
     Progress: a rich bar on a terminal, otherwise one plain line per finished cell."""
     console = console or Console(width=max(150, Console().width))
@@ -395,7 +397,78 @@ def run_calibration_bench(
     console.print(f"{len(result['failing'])} failing figure(s); {result['seconds']:.0f} s")
     for failure in result["failing"]:
         console.print(f"  fails: {failure}", markup=False, highlight=False)
+    if edge_sims > 0:
+        result["greedy_edges"] = greedy_edge_figures(sims=edge_sims, tolerance=tolerance, alpha=alpha, seed=seed)
+        for table in greedy_edge_tables(result["greedy_edges"]):
+            console.print(table)
     return result
+
+
+# Greedy edge cells of issue 21: the TOST's size at exactly a relative margin for engines that churn and lose, and
+# the coverage of the interval of 0/1 flips when every flip goes one way at a low score.
+SIZE_CELLS = ((0.6, 500, 0.02), (0.6, 500, 0.04), (0.6, 1000, 0.02), (0.6, 1000, 0.04))  # accuracy, items, churn
+ONE_WAY_CELLS = ((0.3, 200), (0.3, 1000))  # accuracy, items
+ONE_WAY_SHIFTS = (0.5, 1.0, 1.2, 2.0)  # true loss in margins; every flip right -> wrong
+
+
+def greedy_edge_figures(*, sims: int, tolerance: float = 0.05, alpha: float = 0.05, seed: int = 0) -> dict:
+    """Size of the relative-margin TOST at exactly the margin (``SIZE_CELLS``) and 95% coverage of ``diff_ci``
+    for one-way flips (``ONE_WAY_CELLS`` x ``ONE_WAY_SHIFTS``), each with its Monte Carlo standard error."""
+    from .stats import bootstrap_ci
+    from .stats.paired import tost
+
+    def share(hits: int) -> dict:
+        rate = hits / sims
+        return {"rate": rate, "mc_se": math.sqrt(rate * (1 - rate) / sims), "sims": sims}
+
+    size_rows = []
+    for index, (accuracy, items, churn) in enumerate(SIZE_CELLS):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(21, 0, index)))
+        scenario = GreedyScenario(items, accuracy, diff=-tolerance * accuracy, flip_rate=churn, seeds=1, churn_at_shift=True)
+        passed = 0
+        for start in range(0, sims, 1000):
+            a, b = scenario.draw_many(rng, min(1000, sims - start))
+            passed += sum(tost(a[i, :, 0], b[i, :, 0], tolerance=tolerance, alpha=alpha).p_value < alpha for i in range(len(a)))
+        size_rows.append({"accuracy": accuracy, "n_items": items, "churn": churn, "size": share(int(passed))})
+    coverage_rows = []
+    for index, (accuracy, items) in enumerate(ONE_WAY_CELLS):
+        for shift in ONE_WAY_SHIFTS:
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(21, 1, index, round(shift * 10))))
+            scenario = GreedyScenario(items, accuracy, diff=-shift * tolerance * accuracy, seeds=1)
+            covered = above = 0
+            for start in range(0, sims, 1000):
+                a, b = scenario.draw_many(rng, min(1000, sims - start))
+                for i in range(len(a)):
+                    low, high = bootstrap_ci(a[i, :, 0], b[i, :, 0], n_resamples=10, confidence=1 - alpha, rng=rng).diff_ci
+                    covered += low <= scenario.true_diff <= high
+                    above += high < scenario.true_diff
+            coverage_rows.append(
+                {"accuracy": accuracy, "n_items": items, "shift_in_margins": shift,
+                 "coverage": share(covered), "truth_above": share(above)}
+            )
+    return {"sims": sims, "tolerance": tolerance, "alpha": alpha, "size": size_rows, "one_way_coverage": coverage_rows}
+
+
+def greedy_edge_tables(result: dict) -> tuple[Table, Table]:
+    alpha = result["alpha"]
+    size = Table(title=f"greedy, relative margin {result['tolerance']:g}: size of the TOST at exactly the margin, "
+                 f"{result['sims']:,} sims (bound: alpha {alpha:g} + 2 MC SE)")
+    for column in ("accuracy", "items", "churn", "size", "MC SE"):
+        size.add_column(column, justify="right")
+    for row in result["size"]:
+        figure = row["size"]
+        size.add_row(f"{row['accuracy']:g}", str(row["n_items"]), f"{row['churn']:.0%}",
+                     _mark(figure["rate"], figure["rate"] > alpha + 2 * figure["mc_se"]), f"{figure['mc_se']:.4f}")
+    coverage = Table(title=f"greedy, every flip one way: {1 - alpha:.0%} coverage of diff_ci, {result['sims']:,} sims "
+                     f"(bound: >= {1 - alpha - 0.01:.2f} - 2 MC SE)")
+    for column in ("accuracy", "items", "loss (margins)", "coverage", "MC SE", "truth above"):
+        coverage.add_column(column, justify="right")
+    for row in result["one_way_coverage"]:
+        figure = row["coverage"]
+        coverage.add_row(f"{row['accuracy']:g}", str(row["n_items"]), f"{row['shift_in_margins']:g}",
+                         _mark(figure["rate"], figure["rate"] < 1 - alpha - 0.01 - 2 * figure["mc_se"]),
+                         f"{figure['mc_se']:.4f}", f"{row['truth_above']['rate']:.4f}")
+    return size, coverage
 
 
 def run_sequential_bench(

@@ -313,6 +313,7 @@ def bench_calibration(
     seed: int = typer.Option(0, help="Seed of the simulation."),
     concentration: float = typer.Option(3.0, help="Stochastic engines: Beta concentration of item difficulty."),
     flip_rate: float = typer.Option(0.03, help="Greedy engines: share of items that flip in an A/A (half each way)."),
+    edge_sims: int = typer.Option(10_000, help="Simulations per greedy edge cell (relative-margin size with churn, one-way flip coverage); 0 skips them."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures, bounds and failures here."),
 ) -> None:
     """Calibration grid (accuracy x items x engine): A/A false 'different', size at the margin, false pass
@@ -341,6 +342,8 @@ def bench_calibration(
         raise InputError("engines are 'greedy' or a seed count of at least 1", key="--engines")
     if margin == MarginKind.absolute and 1.2 * tolerance > min(accuracy_values):
         raise InputError(f"1.2 x {tolerance} exceeds the lowest accuracy", key="--tolerance")
+    if edge_sims < 0:
+        raise InputError("must be 0 or more", key="--edge-sims")
     if sims < 1 or resamples < 10 or workers < 1:
         raise InputError("--sims and --workers must be at least 1 and --resamples at least 10")
     if not concentration > 0:
@@ -362,6 +365,7 @@ def bench_calibration(
         seed=seed,
         concentration=concentration,
         flip_rate=flip_rate,
+        edge_sims=edge_sims,
     )
     if json_path is not None:
         from .atomic import atomic_write_text
