@@ -854,6 +854,33 @@ def bench_control(
     run_control_bench(sims=sims, alpha=alpha, excess_flips=excess)
 
 
+@bench_app.command("advice")
+@user_errors
+def bench_advice(
+    sims: int = typer.Option(200, help="Simulated pilots per row (accuracy 0.3/0.6/0.9 x greedy/3 seeds x truth 0/0.5/2 margins)."),
+    pilot_items: int = typer.Option(200, help="Items of each pilot."),
+    tolerance: float = TOLERANCE,
+    alpha: float = ALPHA,
+    workers: int = typer.Option(2, help="Processes (the figures do not depend on it)."),
+    seed: int = typer.Option(0, help="Seed of the simulation."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures here."),
+) -> None:
+    """Realised power of the advice after an inconclusive verdict: a pilot, then its advised items or seeds on
+    fresh data, analysed again; the share that concludes, with its Monte Carlo SE."""
+    from .api import VerdictOptions
+
+    _options(VerdictOptions, tolerance=tolerance, alpha=alpha)
+    if sims < 1 or pilot_items < 2 or workers < 1:
+        raise InputError("--sims and --workers must be at least 1 and --pilot-items at least 2")
+    from .bench import run_advice_bench
+
+    result = run_advice_bench(sims=sims, pilot_items=pilot_items, tolerance=tolerance, alpha=alpha, seed=seed, workers=workers)
+    if json_path is not None:
+        from .atomic import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
+
+
 @bench_app.command("sequential")
 @user_errors
 def bench_sequential(

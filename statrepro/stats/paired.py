@@ -236,34 +236,49 @@ def bootstrap_ci(
     return BootstrapCI(diff_ci, rel_ci, method, confidence, n_resamples)
 
 
-def paired_score_interval(up: int, down: int, n: int, confidence: float) -> tuple[float, float]:
+def paired_score_interval(
+    up: int, down: int, n: int, confidence: float, *, skewness_guard: bool = True
+) -> tuple[float, float]:
     """Tango's (1998) score interval for p_up - p_down of n paired 0/1 outcomes.
 
     Inverts Z(delta) = (up - down - n delta) / sqrt(n (2 q + delta (1 - delta))), with q the maximum likelihood
     estimate of p_down under delta; it stays well-behaved with few or no discordant pairs, where Wald and
     bootstrap intervals collapse to a point.
+
+    With ``skewness_guard`` each bound is moved out to where the skewness-corrected statistic crosses its
+    Cornish-Fisher critical value, when that is wider. When the flips go mostly one way, up - down is skewed and
+    Tango's far bound is too close (the truth lay beyond it in up to 4% of draws against 2.5%); at one or two
+    expected flips the correction itself overshoots, so it only ever widens.
     """
     critical = float(stats.norm.ppf(1 - (1 - confidence) / 2))
 
-    def z_stat(delta: float) -> float:
+    def z_and_skew(delta: float) -> tuple[float, float]:
         quad_b = -up - down + delta * (2 * n - up + down)
         quad_c = -down * delta * (1 - delta)
         q = (-quad_b + math.sqrt(max(0.0, quad_b**2 - 8 * n * quad_c))) / (4 * n)
-        variance = n * (2 * q + delta * (1 - delta))
+        per_item = 2 * q + delta * (1 - delta)  # variance of one item's up - down indicator under delta
         residual = up - down - n * delta
-        if residual == 0:
-            return 0.0
-        return residual / math.sqrt(variance) if variance > 0 else math.copysign(math.inf, residual)
+        if per_item <= 0:
+            return (0.0 if residual == 0 else math.copysign(math.inf, residual)), 0.0
+        third = (q + delta) * (1 - delta) ** 3 - q * (1 + delta) ** 3 + (1 - 2 * q - delta) * (-delta) ** 3
+        return residual / math.sqrt(n * per_item), third / per_item**1.5 / math.sqrt(n)
 
     estimate = (up - down) / n
     edge = 1 - 1e-12
 
-    def bound(target: float, start: float, stop: float) -> float:
-        if (z_stat(stop) - target) * (z_stat(start) - target) > 0:
+    def bound(target, start: float, stop: float) -> float:
+        gap = lambda delta: z_and_skew(delta)[0] - target(delta)  # noqa: E731
+        if gap(stop) * gap(start) > 0:
             return stop
-        return float(optimize.brentq(lambda delta: z_stat(delta) - target, start, stop, xtol=1e-12))
+        return float(optimize.brentq(gap, start, stop, xtol=1e-12))
 
-    return (bound(critical, estimate, -edge), bound(-critical, estimate, edge))
+    low = bound(lambda delta: critical, estimate, -edge)
+    high = bound(lambda delta: -critical, estimate, edge)
+    if skewness_guard:
+        shift = (critical**2 - 1) / 6
+        low = min(low, bound(lambda delta: critical + z_and_skew(delta)[1] * shift, estimate, -edge))
+        high = max(high, bound(lambda delta: -critical + z_and_skew(delta)[1] * shift, estimate, edge))
+    return (low, high)
 
 
 def _two_level_sums(
@@ -533,7 +548,7 @@ def tost(
         p_upper = _binary_one_sided_p(upper_terms, greater=False)
         method = "restricted-score"
         up, down = int(np.sum(differences > 0)), int(np.sum(differences < 0))
-        ci = paired_score_interval(up, down, n, ci_level)
+        ci = paired_score_interval(up, down, n, ci_level, skewness_guard=False)
     else:
         p_lower = _skew_corrected_p(lower_terms, greater=True)
         p_upper = _skew_corrected_p(upper_terms, greater=False)
