@@ -527,9 +527,15 @@ def _advice_task(task: tuple) -> dict:
                 counts["seeds_advised"] += 1
                 advised_seeds.append(power.seeds_needed)
                 counts["seeds_conclusive"] += conclusive(analyse(*draw(pilot_items, power.seeds_needed)))
-    return {"accuracy": accuracy, "engine": cell.engine, "seeds": seeds, "shift_in_margins": shift, **counts,
-            "median_items": float(np.median(advised_items)) if advised_items else None,
-            "median_seeds": float(np.median(advised_seeds)) if advised_seeds else None}
+    row = {"accuracy": accuracy, "engine": cell.engine, "seeds": seeds, "shift_in_margins": shift, **counts,
+           "median_items": float(np.median(advised_items)) if advised_items else None,
+           "median_seeds": float(np.median(advised_seeds)) if advised_seeds else None}
+    for kind in ("items", "seeds"):
+        advised = row[f"{kind}_advised"]
+        rate = row[f"{kind}_conclusive"] / advised if advised else float("nan")
+        row[f"{kind}_power"] = rate
+        row[f"{kind}_power_mc_se"] = math.sqrt(rate * (1 - rate) / advised) if advised else float("nan")
+    return row
 
 
 def advice_figures(*, sims: int, pilot_items: int = 200, tolerance: float = 0.05, alpha: float = 0.05, seed: int = 0,
@@ -548,12 +554,6 @@ def advice_figures(*, sims: int, pilot_items: int = 200, tolerance: float = 0.05
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             rows = list(pool.map(_advice_task, tasks))
-    for row in rows:
-        for kind in ("items", "seeds"):
-            advised = row[f"{kind}_advised"]
-            rate = row[f"{kind}_conclusive"] / advised if advised else float("nan")
-            row[f"{kind}_power"] = rate
-            row[f"{kind}_power_mc_se"] = math.sqrt(rate * (1 - rate) / advised) if advised else float("nan")
     return {"sims": sims, "pilot_items": pilot_items, "tolerance": tolerance, "alpha": alpha, "rows": rows}
 
 
