@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .stats import DIFFERENT, INCONCLUSIVE, PASSING, compare_many, compare_paired, decide
+from .stats.paired import POWER as POWER_TARGET
 from .stats.rules import VerdictRules
-from .stats.simulate import GREEDY, SHIFTS, Scenario, calibration_grid, excess_flip_rejections
+from .stats.simulate import GREEDY, SHIFTS, GreedyScenario, GridCell, Scenario, calibration_grid, excess_flip_rejections
 
 
 def _workload(items: int, seeds: int, benchmarks: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -348,9 +349,11 @@ def run_calibration_bench(
     seed: int = 0,
     concentration: float = 3.0,
     flip_rate: float = 0.03,
+    edge_sims: int = 0,
     console: Console | None = None,
 ) -> dict:
-    """Print the calibration grid of issue 11 (one table) and return (optionally dump) its figures.
+    """Print the calibration grid of issue 11 (one table) and return (optionally dump) its figures; with
+    ``edge_sims``, also the greedy edge cells of issue 21 (``greedy_edge_figures``).
 
     Progress: a rich bar on a terminal, otherwise one plain line per finished cell."""
     console = console or Console(width=max(150, Console().width))
@@ -391,6 +394,201 @@ def run_calibration_bench(
     console.print(f"{len(result['failing'])} failing figure(s); {result['seconds']:.0f} s")
     for failure in result["failing"]:
         console.print(f"  fails: {failure}", markup=False, highlight=False)
+    if edge_sims > 0:
+        result["greedy_edges"] = greedy_edge_figures(sims=edge_sims, tolerance=tolerance, alpha=alpha, seed=seed)
+        for table in greedy_edge_tables(result["greedy_edges"]):
+            console.print(table)
+    return result
+
+
+# Greedy edge cells of issue 21: the TOST's size at exactly a relative margin for engines that churn and lose, and
+# the coverage of the interval of 0/1 flips when every flip goes one way at a low score.
+SIZE_CELLS = ((0.6, 500, 0.02), (0.6, 500, 0.04), (0.6, 1000, 0.02), (0.6, 1000, 0.04))  # accuracy, items, churn
+ONE_WAY_CELLS = ((0.3, 200), (0.3, 1000))  # accuracy, items
+ONE_WAY_SHIFTS = (0.5, 1.0, 1.2, 2.0)  # true loss in margins; every flip right -> wrong
+
+
+def greedy_edge_figures(*, sims: int, tolerance: float = 0.05, alpha: float = 0.05, seed: int = 0) -> dict:
+    """Size of the relative-margin TOST at exactly the margin (``SIZE_CELLS``) and 95% coverage of ``diff_ci``
+    for one-way flips (``ONE_WAY_CELLS`` x ``ONE_WAY_SHIFTS``), each with its Monte Carlo standard error."""
+    from .stats import bootstrap_ci
+    from .stats.paired import tost
+
+    def share(hits: int) -> dict:
+        rate = hits / sims
+        return {"rate": rate, "mc_se": math.sqrt(rate * (1 - rate) / sims), "sims": sims}
+
+    size_rows = []
+    for index, (accuracy, items, churn) in enumerate(SIZE_CELLS):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(21, 0, index)))
+        scenario = GreedyScenario(items, accuracy, diff=-tolerance * accuracy, flip_rate=churn, seeds=1, churn_at_shift=True)
+        passed = 0
+        for start in range(0, sims, 1000):
+            a, b = scenario.draw_many(rng, min(1000, sims - start))
+            passed += sum(tost(a[i, :, 0], b[i, :, 0], tolerance=tolerance, alpha=alpha).p_value < alpha for i in range(len(a)))
+        size_rows.append({"accuracy": accuracy, "n_items": items, "churn": churn, "size": share(int(passed))})
+    coverage_rows = []
+    for index, (accuracy, items) in enumerate(ONE_WAY_CELLS):
+        for shift in ONE_WAY_SHIFTS:
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(21, 1, index, round(shift * 10))))
+            scenario = GreedyScenario(items, accuracy, diff=-shift * tolerance * accuracy, seeds=1)
+            covered = above = 0
+            for start in range(0, sims, 1000):
+                a, b = scenario.draw_many(rng, min(1000, sims - start))
+                for i in range(len(a)):
+                    low, high = bootstrap_ci(a[i, :, 0], b[i, :, 0], n_resamples=10, confidence=1 - alpha, rng=rng).diff_ci
+                    covered += low <= scenario.true_diff <= high
+                    above += high < scenario.true_diff
+            coverage_rows.append(
+                {"accuracy": accuracy, "n_items": items, "shift_in_margins": shift,
+                 "coverage": share(covered), "truth_above": share(above)}
+            )
+    return {"sims": sims, "tolerance": tolerance, "alpha": alpha, "size": size_rows, "one_way_coverage": coverage_rows}
+
+
+def greedy_edge_tables(result: dict) -> tuple[Table, Table]:
+    alpha = result["alpha"]
+    size = Table(title=f"greedy, relative margin {result['tolerance']:g}: size of the TOST at exactly the margin, "
+                 f"{result['sims']:,} sims (bound: alpha {alpha:g} + 2 MC SE)")
+    for column in ("accuracy", "items", "churn", "size", "MC SE"):
+        size.add_column(column, justify="right")
+    for row in result["size"]:
+        figure = row["size"]
+        size.add_row(f"{row['accuracy']:g}", str(row["n_items"]), f"{row['churn']:.0%}",
+                     _mark(figure["rate"], figure["rate"] > alpha + 2 * figure["mc_se"]), f"{figure['mc_se']:.4f}")
+    coverage = Table(title=f"greedy, every flip one way: {1 - alpha:.0%} coverage of diff_ci, {result['sims']:,} sims "
+                     f"(bound: >= {1 - alpha - 0.01:.2f} - 2 MC SE)")
+    for column in ("accuracy", "items", "loss (margins)", "coverage", "MC SE", "truth above"):
+        coverage.add_column(column, justify="right")
+    for row in result["one_way_coverage"]:
+        figure = row["coverage"]
+        coverage.add_row(f"{row['accuracy']:g}", str(row["n_items"]), f"{row['shift_in_margins']:g}",
+                         _mark(figure["rate"], figure["rate"] < 1 - alpha - 0.01 - 2 * figure["mc_se"]),
+                         f"{figure['mc_se']:.4f}", f"{row['truth_above']['rate']:.4f}")
+    return size, coverage
+
+
+# Realised power of the advice an inconclusive verdict gives (issue 21): a pilot, then the advised size on fresh data.
+ADVICE_ACCURACIES = (0.3, 0.6, 0.9)
+ADVICE_ENGINES = (GREEDY, 3)
+ADVICE_SHIFTS = (0.0, 0.5, 2.0)  # true loss in margins
+
+
+def _advice_task(task: tuple) -> dict:
+    """One (accuracy, engine, shift): pilots of ``pilot_items`` items; for each inconclusive one, the advised items
+    (at the pilot's seeds) and the advised seeds (at the pilot's items) run on fresh data and are analysed again."""
+    from .stats.paired import power_analysis, tost, variance_split
+
+    accuracy, seeds, shift, sims, pilot_items, tolerance, alpha, seed = task
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(21, 2, round(accuracy * 10), seeds, round(shift * 10))))
+    cell = GridCell(accuracy, pilot_items, seeds)
+
+    def draw(items: int, runs: int | None = None):
+        scenario = replace(cell, n_items=items, seeds=runs or seeds).scenario(shift, tolerance=tolerance)
+        a, b = scenario.draw(rng)
+        return a, b
+
+    def analyse(a, b):
+        return tost(a.mean(axis=1), b.mean(axis=1), tolerance=tolerance, alpha=alpha)
+
+    def conclusive(result) -> bool:
+        return result.p_value < alpha or result.p_beyond < alpha
+
+    counts = {"pilots": 0, INCONCLUSIVE: 0, "items_advised": 0, "items_conclusive": 0, "seeds_advised": 0,
+              "seeds_conclusive": 0, "items_no_advice": 0, "seeds_no_advice": 0}
+    advised_items, advised_seeds = [], []
+    runs = 1 if seeds == GREEDY else seeds
+    for _ in range(sims):
+        a, b = draw(pilot_items)
+        pilot = analyse(a, b)
+        counts["pilots"] += 1
+        if conclusive(pilot):
+            continue
+        counts[INCONCLUSIVE] += 1
+        power = power_analysis(
+            a.mean(axis=1), b.mean(axis=1), variance_split(a, b), tolerance=tolerance, margin=pilot.margin,
+            margin_kind="relative", mode="equivalence", alpha=alpha, seeds_per_side=runs, conclusive=False,
+            score_range=1.0,
+        )
+        if power.items_needed is None:
+            counts["items_no_advice"] += 1
+        else:
+            counts["items_advised"] += 1
+            advised_items.append(power.items_needed)
+            counts["items_conclusive"] += conclusive(analyse(*draw(power.items_needed)))
+        if seeds != GREEDY:
+            if power.seeds_needed is None:
+                counts["seeds_no_advice"] += 1
+            else:
+                counts["seeds_advised"] += 1
+                advised_seeds.append(power.seeds_needed)
+                counts["seeds_conclusive"] += conclusive(analyse(*draw(pilot_items, power.seeds_needed)))
+    row = {"accuracy": accuracy, "engine": cell.engine, "seeds": seeds, "shift_in_margins": shift, **counts,
+           "median_items": float(np.median(advised_items)) if advised_items else None,
+           "median_seeds": float(np.median(advised_seeds)) if advised_seeds else None}
+    for kind in ("items", "seeds"):
+        advised = row[f"{kind}_advised"]
+        rate = row[f"{kind}_conclusive"] / advised if advised else float("nan")
+        row[f"{kind}_power"] = rate
+        row[f"{kind}_power_mc_se"] = math.sqrt(rate * (1 - rate) / advised) if advised else float("nan")
+    return row
+
+
+def advice_figures(*, sims: int, pilot_items: int = 200, tolerance: float = 0.05, alpha: float = 0.05, seed: int = 0,
+                   workers: int = 1) -> dict:
+    """Realised power of "items needed" and "seeds needed" over ``ADVICE_ACCURACIES`` x ``ADVICE_ENGINES`` x
+    ``ADVICE_SHIFTS`` (relative margin): the share of advised follow-ups that reach a conclusive verdict, with its MC SE."""
+    tasks = [(acc, seeds, shift, sims, pilot_items, tolerance, alpha, seed)
+             for acc in ADVICE_ACCURACIES for seeds in ADVICE_ENGINES for shift in ADVICE_SHIFTS]
+    if workers <= 1:
+        rows = [_advice_task(task) for task in tasks]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            rows = list(pool.map(_advice_task, tasks))
+    return {"sims": sims, "pilot_items": pilot_items, "tolerance": tolerance, "alpha": alpha, "rows": rows}
+
+
+def advice_table(result: dict) -> Table:
+    table = Table(
+        title=f"advice after an inconclusive pilot of {result['pilot_items']} items ({result['sims']} pilots per row, "
+        f"relative margin {result['tolerance']:g}): realised power to conclude at the advised size",
+        caption="'!' misses 80% +/- 5 points by more than 2 MC SE. n: follow-ups run (inconclusive pilots with advice); "
+        "none: inconclusive pilots told no size suffices.",
+    )
+    for column in ("accuracy", "engine", "truth (margins)", INCONCLUSIVE, "items: power", "MC SE", "n", "none",
+                   "median items", "seeds: power", "MC SE", "n", "none", "median seeds"):
+        table.add_column(column, justify="right")
+
+    def power(row, kind):
+        rate, error = row[f"{kind}_power"], row[f"{kind}_power_mc_se"]
+        if not math.isfinite(rate):
+            return "-", "-"
+        return _mark(rate, abs(rate - POWER_TARGET) > 0.05 + 2 * error), f"{error:.3f}"
+
+    for row in result["rows"]:
+        greedy = row["seeds"] == GREEDY
+        table.add_row(
+            f"{row['accuracy']:g}", row["engine"], f"{row['shift_in_margins']:g}", str(row[INCONCLUSIVE]),
+            *power(row, "items"), str(row["items_advised"]), str(row["items_no_advice"]),
+            "-" if row["median_items"] is None else f"{row['median_items']:.0f}",
+            *(("-",) * 5 if greedy else (*power(row, "seeds"), str(row["seeds_advised"]), str(row["seeds_no_advice"]),
+                                         "-" if row["median_seeds"] is None else f"{row['median_seeds']:.0f}")),
+        )
+    return table
+
+
+def run_advice_bench(*, sims: int, pilot_items: int = 200, tolerance: float = 0.05, alpha: float = 0.05, seed: int = 0,
+                     workers: int = 1, console: Console | None = None) -> dict:
+    console = console or Console(width=max(150, Console().width))
+    start = time.perf_counter()
+    result = advice_figures(sims=sims, pilot_items=pilot_items, tolerance=tolerance, alpha=alpha, seed=seed, workers=workers)
+    console.print(advice_table(result))
+    console.print(f"{time.perf_counter() - start:.0f} s")
     return result
 
 

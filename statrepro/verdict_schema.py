@@ -201,7 +201,8 @@ class BenchmarkJson(_Strict):
     tost_p_value: float
     """Equivalence (TOST) p-value, or the non-inferiority p-value in that mode."""
     tost_method: str
-    """skew-corrected-t, or exact-changed-share when too few items changed for a t standard error."""
+    """skew-corrected-t; restricted-score for 0/1 item means (greedy engines, one run); or exact-changed-share
+    when too few items changed for a standard error."""
     tost_ci: list[Optional[float]]
     """Interval [lo, hi] of diff at 1 - 2 alpha (90% at alpha 0.05): the one the TOST corresponds to."""
     p_beyond: float

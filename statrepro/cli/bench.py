@@ -56,6 +56,7 @@ def bench_calibration(
     seed: int = typer.Option(0, help="Seed of the simulation."),
     concentration: float = typer.Option(3.0, help="Stochastic engines: Beta concentration of item difficulty."),
     flip_rate: float = typer.Option(0.03, help="Greedy engines: share of items that flip in an A/A (half each way)."),
+    edge_sims: int = typer.Option(10_000, help="Simulations per greedy edge cell (relative-margin size with churn, one-way flip coverage); 0 skips them."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures, bounds and failures here."),
 ) -> None:
     """Calibration grid (accuracy x items x engine): A/A false 'different', size at the margin, false pass
@@ -67,8 +68,28 @@ def bench_calibration(
         CalibrationBenchOptions, items=_parse_numbers("items", items, int), accuracies=_parse_numbers("accuracies", accuracies, float),
         engines=_parse_numbers("engines", engine_seeds, int), margin=margin.value, tolerance=tolerance, alpha=alpha, sims=sims,
         resamples=resamples, workers=workers, seed=seed, concentration=concentration, flip_rate=flip_rate,
+        edge_sims=edge_sims,
     )
     run_bench(options, json_path=json_path)
+
+
+@bench_app.command("advice")
+@user_errors
+def bench_advice(
+    sims: int = typer.Option(200, help="Simulated pilots per row (accuracy 0.3/0.6/0.9 x greedy/3 seeds x truth 0/0.5/2 margins)."),
+    pilot_items: int = typer.Option(200, help="Items of each pilot."),
+    tolerance: float = TOLERANCE,
+    alpha: float = ALPHA,
+    workers: int = typer.Option(2, help="Processes (the figures do not depend on it)."),
+    seed: int = typer.Option(0, help="Seed of the simulation."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures here."),
+) -> None:
+    """Realised power of the advice after an inconclusive verdict: a pilot, then its advised items or seeds on
+    fresh data, analysed again; the share that concludes, with its Monte Carlo SE."""
+    from ..api_bench import AdviceBenchOptions, bench_advice as run_bench
+
+    run_bench(api_options(AdviceBenchOptions, sims=sims, pilot_items=pilot_items, tolerance=tolerance, alpha=alpha,
+                          workers=workers, seed=seed), json_path=json_path)
 
 
 @bench_app.command("run")

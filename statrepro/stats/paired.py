@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -75,7 +75,7 @@ class TostResult(ResultMixin):
     margin: float  # absolute margin on the score scale at score_a
     margin_kind: str
     mode: str
-    method: str  # "skew-corrected-t", "exact-changed-share", "undefined-margin" or "no-score-range"
+    method: str  # "skew-corrected-t", "restricted-score", "exact-changed-share", "undefined-margin", "no-score-range"
     ci: tuple[float, float]  # the difference's interval at 1 - 2 alpha: the one the TOST corresponds to
     ci_level: float
 
@@ -251,34 +251,51 @@ def bootstrap_ci(
     return BootstrapCI(diff_ci, rel_ci, method, confidence, n_resamples)
 
 
-def paired_score_interval(up: int, down: int, n: int, confidence: float) -> tuple[float, float]:
+def paired_score_interval(
+    up: int, down: int, n: int, confidence: float, *, skewness_guard: bool = True
+) -> tuple[float, float]:
     """Tango's (1998) score interval for p_up - p_down of n paired 0/1 outcomes.
 
     Inverts Z(delta) = (up - down - n delta) / sqrt(n (2 q + delta (1 - delta))), with q the maximum likelihood
     estimate of p_down under delta; it stays well-behaved with few or no discordant pairs, where Wald and
     bootstrap intervals collapse to a point.
+
+    With ``skewness_guard`` each bound is moved out to where the skewness-corrected statistic crosses its
+    Cornish-Fisher critical value, when that is wider. When the flips go mostly one way, up - down is skewed and
+    Tango's far bound is too close (the truth lay beyond it in up to 4% of draws against 2.5%); at one or two
+    expected flips the correction itself overshoots, so it only ever widens.
     """
     critical = float(stats.norm.ppf(1 - (1 - confidence) / 2))
 
-    def z_stat(delta: float) -> float:
+    def z_and_skew(delta: float) -> tuple[float, float]:
         quad_b = -up - down + delta * (2 * n - up + down)
         quad_c = -down * delta * (1 - delta)
         q = (-quad_b + math.sqrt(max(0.0, quad_b**2 - 8 * n * quad_c))) / (4 * n)
-        variance = n * (2 * q + delta * (1 - delta))
+        per_item = 2 * q + delta * (1 - delta)  # variance of one item's up - down indicator under delta
         residual = up - down - n * delta
-        if residual == 0:
-            return 0.0
-        return residual / math.sqrt(variance) if variance > 0 else math.copysign(math.inf, residual)
+        if per_item <= 0:
+            return (0.0 if residual == 0 else math.copysign(math.inf, residual)), 0.0
+        third = (q + delta) * (1 - delta) ** 3 - q * (1 + delta) ** 3 + (1 - 2 * q - delta) * (-delta) ** 3
+        return residual / math.sqrt(n * per_item), third / per_item**1.5 / math.sqrt(n)
 
     estimate = (up - down) / n
     edge = 1 - 1e-12
 
-    def bound(target: float, start: float, stop: float) -> float:
-        if (z_stat(stop) - target) * (z_stat(start) - target) > 0:
-            return stop
-        return float(optimize.brentq(lambda delta: z_stat(delta) - target, start, stop, xtol=1e-12))
+    def bound(target: Callable[[float], float], start: float, stop: float) -> float:
+        def gap(delta: float) -> float:
+            return z_and_skew(delta)[0] - target(delta)
 
-    return (bound(critical, estimate, -edge), bound(-critical, estimate, edge))
+        if gap(stop) * gap(start) > 0:
+            return stop
+        return float(optimize.brentq(gap, start, stop, xtol=1e-12))
+
+    low = bound(lambda delta: critical, estimate, -edge)
+    high = bound(lambda delta: -critical, estimate, edge)
+    if skewness_guard:
+        shift = (critical**2 - 1) / 6
+        low = min(low, bound(lambda delta: critical + z_and_skew(delta)[1] * shift, estimate, -edge))
+        high = max(high, bound(lambda delta: -critical + z_and_skew(delta)[1] * shift, estimate, edge))
+    return (low, high)
 
 
 def _two_level_sums(
@@ -419,6 +436,39 @@ def _skew_corrected_p(values: np.ndarray, greater: bool) -> float:
     return 1.0 - cdf if greater else cdf
 
 
+def _restricted_score_p(values: np.ndarray, greater: bool) -> float | None:
+    """One-sided p of H0: E[v] <= 0 (greater=True) or E[v] >= 0 by the score statistic whose variance is the
+    maximum-likelihood one under E[v] = 0; None when 0 is not strictly inside the range of the values.
+
+    For 0/1 item means, ``v`` takes one value per cell of the paired 2 x 2 table, and the restricted maximum
+    likelihood cell shares are w_j = x_j / (n (1 + lam v_j)) with sum_j w_j v_j = 0 (Tango's restricted estimate
+    for an absolute margin, its ratio analogue for a relative one). The sample SD of rare flips moves with their
+    count, which left the skew-corrected t oversized at a relative margin for greedy engines that churn (0.052
+    pooled over 80,000 simulations, 0.054 in the audit); the restricted variance does not.
+    """
+    support, counts = np.unique(np.round(values, 12), return_counts=True)
+    if not (support.min() < 0 < support.max()):
+        return None
+    n = int(counts.sum())
+    low, high = -1 / support.max(), -1 / support.min()
+
+    def restricted_mean(lam: float) -> float:
+        return float(np.sum(counts * support / (1 + lam * support)))
+
+    span = high - low
+    lam = optimize.brentq(restricted_mean, low + 1e-12 * span, high - 1e-12 * span, xtol=1e-14)
+    variance = float(np.sum(counts / (n * (1 + lam * support)) * support**2))
+    z = float(support @ counts) / math.sqrt(n * variance)
+    return float(special.ndtr(-z)) if greater else float(special.ndtr(z))
+
+
+def _binary_one_sided_p(values: np.ndarray, greater: bool) -> float:
+    """A one-sided test of the TOST for 0/1 item means: the restricted score test, or the skew-corrected t when
+    every value lies on one side of 0 (no flip against the tested direction)."""
+    p_value = _restricted_score_p(values, greater)
+    return _skew_corrected_p(values, greater) if p_value is None else p_value
+
+
 def _inverted_interval(differences: np.ndarray, level: float) -> tuple[float, float]:
     """The interval of mean(d) whose bounds the one-sided skew-corrected tests at ``level`` just reject.
 
@@ -508,6 +558,14 @@ def tost(
             p_upper = float(stats.binom.cdf(changed - worse, n, share_bound))
             method = "exact-changed-share"
             ci = _changed_share_interval(worse, changed - worse, n, score_range, alpha)
+    elif np.isin(a, (0.0, 1.0)).all() and np.isin(b, (0.0, 1.0)).all():
+        # Flips of 0/1 outcomes (one run, or a greedy engine): the restricted score test, whose inversion for
+        # an absolute margin is Tango's interval, the one reported.
+        p_lower = _binary_one_sided_p(lower_terms, greater=True)
+        p_upper = _binary_one_sided_p(upper_terms, greater=False)
+        method = "restricted-score"
+        up, down = int(np.sum(differences > 0)), int(np.sum(differences < 0))
+        ci = paired_score_interval(up, down, n, ci_level, skewness_guard=False)
     else:
         p_lower = _skew_corrected_p(lower_terms, greater=True)
         p_upper = _skew_corrected_p(upper_terms, greater=False)

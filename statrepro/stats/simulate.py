@@ -91,7 +91,9 @@ class GreedyScenario:
 
     * ``diff == 0`` (A/A): flips in both directions with equal expected counts, ``flip_rate / 2`` of all items
       each way (right -> wrong with probability flip_rate / (2 mu), wrong -> right with flip_rate / (2 (1 - mu))).
-    * ``diff < 0``: flips go one way only, right -> wrong with probability -diff / mu, so E[y_B - y_A] = diff.
+    * ``diff < 0``: flips go one way only, right -> wrong with probability -diff / mu, so E[y_B - y_A] = diff;
+      with ``churn_at_shift`` the A/A flips stay on top of that loss (right -> wrong with
+      (flip_rate / 2 - diff) / mu, wrong -> right with flip_rate / (2 (1 - mu))), an engine that both churns and loses.
 
     The outcome is copied to ``seeds`` identical columns per side: a greedy engine repeats itself, and a user
     who runs the default 3 seeds sends 3 identical runs.
@@ -102,6 +104,7 @@ class GreedyScenario:
     diff: float = 0.0
     flip_rate: float = 0.03
     seeds: int = 3
+    churn_at_shift: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.accuracy < 1:
@@ -110,6 +113,8 @@ class GreedyScenario:
             raise ValueError(f"diff must be a loss no larger than the accuracy, got {self.diff}")
         if not 0 <= self.flip_rate <= 2 * min(self.accuracy, 1 - self.accuracy):
             raise ValueError(f"flip_rate {self.flip_rate} is not reachable at accuracy {self.accuracy}")
+        if self.churn_at_shift and self.flip_rate / 2 - self.diff > self.accuracy:
+            raise ValueError(f"flip_rate {self.flip_rate} plus the loss {-self.diff} exceed the accuracy {self.accuracy}")
 
     @property
     def mean_a(self) -> float:
@@ -121,6 +126,8 @@ class GreedyScenario:
 
     def _flip_probabilities(self) -> tuple[float, float]:
         """P(right -> wrong), P(wrong -> right)."""
+        if self.diff < 0 and self.churn_at_shift:
+            return (self.flip_rate / 2 - self.diff) / self.accuracy, self.flip_rate / (2 * (1 - self.accuracy))
         if self.diff < 0:
             return -self.diff / self.accuracy, 0.0
         return self.flip_rate / (2 * self.accuracy), self.flip_rate / (2 * (1 - self.accuracy))
