@@ -331,9 +331,14 @@ def load_environments(paths: list[Path], options: RunOptions):
     from .run.plan import effective_env
 
     envs = [effective_env(load_env(path), benchmarks=options.benchmarks, seeds=options.seeds, limit=options.limit) for path in paths]
-    names = [env.name for env in envs]
-    if len(set(names)) != len(names):
-        raise InputError(f"two environments share the name {names[0]!r}; names key the store", key="name")
+    first_path: dict[str, Path] = {}
+    for path, env in zip(paths, envs):
+        if env.name in first_path:
+            raise InputError(
+                f"two environments share the name {env.name!r} (also {first_path[env.name]}); names key the store",
+                path=path, key="name",
+            )
+        first_path[env.name] = path
     return envs
 
 

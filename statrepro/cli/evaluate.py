@@ -12,7 +12,8 @@ from .common import (
     RESAMPLES, RNG_SEED, SCORE_RANGE, SEEDS, STORE, TOLERANCE, WAIT, Correction, MarginKind, Mode, api_options, parse_benchmarks,
     parse_metric_overrides, parse_score_range, parse_seeds, stop_on_sigterm, user_errors,
 )
-from .render import print_decision
+from ..errors import InputError
+from .render import print_candidates, print_decision
 
 
 @user_errors
@@ -82,8 +83,10 @@ def run(
 
 @user_errors
 def compare(
-    env_a: Path = typer.Argument(..., help="Environment A (the reference)."),
-    env_b: Path = typer.Argument(..., help="Environment B (the candidate)."),
+    envs: list[Path] = typer.Argument(
+        ..., help="The reference's environment file, then one candidate's, or several candidates' from the safest to the most aggressive.",
+        show_default=False, metavar="REF.yaml CAND.yaml...",
+    ),
     benchmarks: Optional[str] = BENCHMARKS,
     seeds: Optional[str] = SEEDS,
     limit: Optional[int] = LIMIT,
@@ -114,9 +117,14 @@ def compare(
 ) -> None:
     """Run whatever is missing for both environments, then decide whether B still scores like A.
 
+    With several candidates (compare REF CAND1 CAND2 ...) the reference runs once, each candidate gets its own verdict, and the candidates are cleared in the order given, stopping at the first that does not pass: the chance of shipping one truly beyond the margin stays at most alpha. The exit code is the worst candidate's.
+
     Exit codes: 0 equivalent or within tolerance, 3 different, 4 inconclusive, 2 bad input.
     """
     from ..api import CompareOptions, ExplainOptions, compare_environments
+
+    if len(envs) < 2:
+        raise InputError("needs the reference's environment file and at least one candidate's", key="ENVS")
 
     options = api_options(
         CompareOptions, tolerance=tolerance, alpha=alpha, mode=mode.value, margin=margin.value, correction=correction.value,
@@ -128,7 +136,13 @@ def compare(
         control=control,
     )
     stop_on_sigterm()
-    analysis = compare_environments(env_a, env_b, options, json_path=json_path, report=report)
+    if len(envs) > 2:
+        from ..api_candidates import compare_candidates
+
+        result = compare_candidates(envs[0], envs[1:], options, json_path=json_path, report=report)
+        print_candidates(result)
+        raise typer.Exit(result.exit_code)
+    analysis = compare_environments(envs[0], envs[1], options, json_path=json_path, report=report)
     print_decision(analysis)
     raise typer.Exit(analysis.decision.exit_code)
 

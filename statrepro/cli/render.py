@@ -75,6 +75,34 @@ def print_decision(analysis) -> None:
         print_explanation(analysis.explain)
 
 
+def print_candidates(result) -> None:
+    """Each candidate's verdict with its recovery per benchmark, then which candidates the fixed sequence clears."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..stats import DIFFERENT, EQUIVALENT, INCONCLUSIVE, WITHIN_TOLERANCE
+
+    colours = {EQUIVALENT: "green", WITHIN_TOLERANCE: "green", DIFFERENT: "red", INCONCLUSIVE: "yellow"}
+    verdict = result.to_json()
+    table = Table(title=f"statrepro: {len(verdict.candidates)} candidates against {result.reference}", box=None,
+                  padding=(0, 0, 0, 2), pad_edge=False)
+    for column in ("candidate", "benchmark", "recovery [95% CI]", "flips", "verdict", "cleared"):
+        table.add_column(column, justify="right" if column in ("recovery [95% CI]", "flips") else "left")
+    for candidate in verdict.candidates:
+        for name, recovery in candidate.recovery.items():
+            label = candidate.comparison.benchmarks[name].verdict
+            ratio = "n/a" if recovery.ratio is None else f"{recovery.ratio:.1%}"
+            low, high = (f"{bound:.1%}" if bound is not None else "?" for bound in recovery.ratio_ci)
+            table.add_row(candidate.name, name, f"{ratio} [{low}, {high}]", f"{recovery.flip_rate:.1%}",
+                          f"[{colours[label]}]{label}[/]", "yes" if candidate.cleared else "no")
+    console = Console()
+    console.print(table)
+    console.print(result.selection.summary(), markup=False, highlight=False)
+    for name, analysis in result.analyses.items():
+        for item in analysis.decision.benchmarks:
+            console.print(f"  {name} {item.name}: {item.reason}", markup=False, highlight=False)
+
+
 def _rate(rate) -> str:
     """'4.0% [2.1%, 7.5%]', or 'n/a' without items."""
     return "n/a" if not rate.n_items else f"{rate.rate:.1%} [{rate.ci[0]:.1%}, {rate.ci[1]:.1%}]"
