@@ -12,6 +12,8 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
 from importlib import util as importlib_util
@@ -71,13 +73,11 @@ def materialize_embedded_gguf(dtype: str, target_dir: Path | None = None) -> Pat
         )
     type_name = EMBEDDED_GGUF_DTYPES[dtype]
     target = embedded_gguf_variant(type_name, target_dir)
-    target_dir = target.parent
     if target.is_file():
         return target
     reader = gguf.GGUFReader(str(embedded_gguf_path()))
     tensor_type = gguf.GGMLQuantizationType[type_name]
-    target_dir.mkdir(parents=True, exist_ok=True)
-    staging = target_dir / f".{target.name}.{os.getpid()}.partial"
+    staging = _staging_path(target)
     writer = gguf.GGUFWriter(str(staging), arch=str(reader.fields[gguf.Keys.General.ARCHITECTURE].contents()))
     try:
         for field in reader.fields.values():
@@ -111,34 +111,43 @@ def materialize_embedded_quantization(type_name: str, target_dir: Path | None = 
     import ctypes
 
     import llama_cpp
+    from llama_cpp._logger import llama_log_callback  # llama-cpp-python's own, which prints only at its log level
 
     target = embedded_gguf_variant(type_name, target_dir)
-    if target.is_file():
-        return target
     file_type = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{type_name}", None)
     if file_type is None:
         raise InputError(f"llama.cpp has no quantization type {type_name!r}", key="model.quantization")
-    source = materialize_embedded_gguf("float32")
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = file_type
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.{os.getpid()}.partial"
-    from llama_cpp._logger import llama_log_callback  # llama-cpp-python's own, which prints only at its log level
-
-    messages: list[str] = []
-    # The quantizer logs a line per tensor through llama.cpp's log: kept, and shown only when it fails.
-    keep = llama_cpp.llama_log_callback(lambda level, text, user_data: messages.append(text.decode("utf-8", "replace")))
-    llama_cpp.llama_log_set(keep, ctypes.c_void_p(0))
-    try:
-        status = llama_cpp.llama_model_quantize(str(source).encode(), str(staging).encode(), ctypes.byref(params))
-        if status != 0:
-            said = next((line.strip() for line in reversed("".join(messages).splitlines()) if line.strip()), "no message")
-            raise InputError(f"llama.cpp's quantizer could not make {type_name}: {said}", key="model.quantization")
-        os.replace(staging, target)
-    finally:
-        llama_cpp.llama_log_set(llama_log_callback, ctypes.c_void_p(0))
-        staging.unlink(missing_ok=True)
+    # One at a time: the environments of one run are prepared side by side, and llama.cpp's log is process-wide.
+    with _QUANTIZING:
+        if target.is_file():
+            return target
+        source = materialize_embedded_gguf("float32")
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = file_type
+        staging = _staging_path(target)
+        messages: list[str] = []
+        # The quantizer logs a line per tensor through llama.cpp's log: kept, and shown only when it fails.
+        keep = llama_cpp.llama_log_callback(lambda level, text, user_data: messages.append(text.decode("utf-8", "replace")))
+        llama_cpp.llama_log_set(keep, ctypes.c_void_p(0))
+        try:
+            status = llama_cpp.llama_model_quantize(str(source).encode(), str(staging).encode(), ctypes.byref(params))
+            if status != 0:
+                said = next((line.strip() for line in reversed("".join(messages).splitlines()) if line.strip()), "no message")
+                raise InputError(f"llama.cpp's quantizer could not make {type_name}: {said}", key="model.quantization")
+            os.replace(staging, target)
+        finally:
+            llama_cpp.llama_log_set(llama_log_callback, ctypes.c_void_p(0))
+            staging.unlink(missing_ok=True)
     return target
+
+
+_QUANTIZING = threading.Lock()
+
+
+def _staging_path(target: Path) -> Path:
+    """A temporary name beside ``target``, unique to this call (threads of one process make files side by side)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
 
 
 @dataclass(frozen=True)
