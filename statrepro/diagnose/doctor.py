@@ -190,7 +190,7 @@ def _quantization_values(a: dict[str, Any], b: dict[str, Any]) -> tuple[Any, Any
     ta, tb = a.get("tensor_types"), b.get("tensor_types")
     if ta and tb and ta != tb:
         def counts(types: dict[str, int]) -> str:
-            return ", ".join(f"{name} x{count}" for name, count in types.items())
+            return ", ".join(f"{name} x{count}" for name, count in sorted(types.items(), key=lambda item: (-item[1], item[0])))
 
         return f"{qa} ({counts(ta)})", f"{qb} ({counts(tb)})"
     return qa, qb

@@ -116,6 +116,9 @@ def test_an_unknown_quantization_type_is_one_line_with_a_did_you_mean(tmp_path):
             load_env(_ladder_env(tmp_path, typo, name="typo"))
         message = str(raised.value)
         assert message.startswith(str(tmp_path / "typo.yaml")) and "model.quantization" in message and hint in message, message
+    # What another kind applies is rejected when the file is read, no longer when the server would start.
+    with pytest.raises(InputError, match="'dynamic-int8' is neither none, gguf nor one of llama.cpp's"):
+        load_env(_ladder_env(tmp_path, "dynamic-int8", name="int8"))
     # llama.cpp's types quantize the embedded model; another kind does not take them.
     with pytest.raises(InputError, match="quantizes the embedded model"):
         load_env(_env_file(tmp_path / "own.yaml", "name: own\nmodel: {path: own.gguf, quantization: Q8_0}\nengine: {kind: llama-cpp}\n"))
