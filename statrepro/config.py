@@ -40,8 +40,8 @@ class ModelSpec(_Section):
     """Model revision label (recorded in the manifest; weights are always read locally)."""
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     """Load precision. bf16 and fp16 are different precisions, not interchangeable."""
-    quantization: Literal["none", "dynamic-int8", "gguf", "fp8", "awq", "gptq"] = "none"
-    """none; dynamic-int8 (torch dynamic quantization of Linear layers, in-process hf only); gguf (a quantized GGUF file, llama.cpp); fp8, awq, gptq (vllm and sglang, passed as --quantization)."""
+    quantization: str = "none"
+    """none; dynamic-int8 (torch dynamic quantization of Linear layers, in-process hf only); gguf (a GGUF file as it is, llama.cpp); fp8, awq, gptq (vllm and sglang, passed as --quantization); on llama-cpp also a llama.cpp type (Q8_0, Q6_K, Q5_K_M, Q4_K_M, Q4_0, Q3_K_M, Q2_K, ...): the embedded model quantized once by llama.cpp's own quantizer from its float32 weights. The engine kind validates it."""
 
 
 class EngineSpec(_Section):

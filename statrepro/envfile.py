@@ -38,6 +38,7 @@ def validate_env(data: dict[str, Any]) -> EnvConfig:
             data = {**data, "engine": {**engine, "concurrency": ENGINE_KINDS[kind].default_concurrency}}
     env = EnvConfig.model_validate(data)
     _check_engine(env.engine)
+    _check_model(env)
     if env.harness.name not in (known := harness_names()):
         _invalid(("harness", "name"), env.harness.name, f"unknown harness {env.harness.name!r}{did_you_mean(env.harness.name, known)}")
     _check_benchmarks(env)
@@ -52,6 +53,15 @@ def _check_engine(engine: EngineSpec) -> None:
         kind.check(engine)
     except ValueError as error:
         _invalid(("engine",), engine, str(error))
+
+
+def _check_model(env: EnvConfig) -> None:
+    """What the engine kind requires of the model section (EngineKind.check_model: e.g. llama.cpp's own
+    quantization types), located at model.quantization."""
+    try:
+        ENGINE_KINDS[env.engine.kind].check_model(env.model)
+    except ValueError as error:
+        _invalid(("model", "quantization"), env.model.quantization, str(error))
 
 
 def _check_benchmarks(env: EnvConfig) -> None:

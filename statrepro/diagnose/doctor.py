@@ -176,6 +176,26 @@ def _same(x: Any, y: Any) -> bool:
     return x == y
 
 
+# Float weights are not a quantization: a GGUF stored in F32, F16 or BF16 holds what an unquantized model does
+# (their precision is the dtype factor).
+UNQUANTIZED = ("none", "F32", "F16", "BF16")
+
+
+def _quantization_values(a: dict[str, Any], b: dict[str, Any]) -> tuple[Any, Any]:
+    """The quantization factor of A and B as compared: the weights' type (a GGUF's file type where a side read
+    one), with the per-tensor storage type counts where both sides know them and they differ."""
+    qa, qb = a.get("quantization"), b.get("quantization")
+    if qa in UNQUANTIZED and qb in UNQUANTIZED:
+        return qa, qa
+    ta, tb = a.get("tensor_types"), b.get("tensor_types")
+    if ta and tb and ta != tb:
+        def counts(types: dict[str, int]) -> str:
+            return ", ".join(f"{name} x{count}" for name, count in sorted(types.items(), key=lambda item: (-item[1], item[0])))
+
+        return f"{qa} ({counts(ta)})", f"{qb} ({counts(tb)})"
+    return qa, qb
+
+
 def checklist(factors: dict[str, Any]) -> dict[str, str]:
     """Determinism requirements judged from one side's factors."""
     def judge(value: bool | None) -> str:
@@ -200,7 +220,7 @@ def diff_factors(a: dict[str, Any], b: dict[str, Any]) -> DoctorResult:
     order = {"high": 0, "medium": 1, "low": 2}
     differing, unknown = [], []
     for name in FACTORS:
-        va, vb = a.get(name), b.get(name)
+        va, vb = _quantization_values(a, b) if name == "quantization" else (a.get(name), b.get(name))
         if va is None and vb is None:
             continue
         if va is None or vb is None:
@@ -345,6 +365,9 @@ def _read_source(source: str | Path) -> _Source:
             recorded = payload.get("determinism")
             if isinstance(recorded, dict):  # what the run actually applied wins over what the config asked for
                 factors.update(_determinism_factors(None, label or "", False, recorded))
+            weights = (payload.get("endpoint") or {}).get("weights")
+            if isinstance(weights, dict) and weights.get("file_type"):  # the file the server loaded, as read from it
+                factors.update(quantization=weights["file_type"], tensor_types=weights.get("tensor_types"))
             return _env_source(payload["env"], factors, "manifest")
     for adapter in harness_adapters():
         factors = adapter.doctor_factors(path)
@@ -359,7 +382,8 @@ def _read_source(source: str | Path) -> _Source:
         from ..envfile import load_env
 
         env = load_env(path)
-        factors = factors_from_env(env.public_dict(), concurrency=ENGINE_KINDS[env.engine.kind].requests_in_flight(env))
+        kind = ENGINE_KINDS[env.engine.kind]
+        factors = {**factors_from_env(env.public_dict(), concurrency=kind.requests_in_flight(env)), **kind.weights_factors(env)}
         return _env_source(env.public_dict(), factors, "env file", env)
     raise InputError("expected an env .yaml, an lm-eval results .json or dir, an evalscope task_config .yaml or a manifest .json", path=path)
 

@@ -15,10 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..errors import did_you_mean
+
 if TYPE_CHECKING:
-    from ..config import EngineSpec, EnvConfig, GenerationSpec
+    from ..config import EngineSpec, EnvConfig, GenerationSpec, ModelSpec
     from .live import LiveServer
     from .servers import ServerInfo
+
+
+# model.quantization values every kind understands (which of them a kind applies, it checks when it serves);
+# a kind may accept more (llama-cpp: llama.cpp's own types, LlamaCpp.check_model).
+QUANTIZATIONS = ("none", "dynamic-int8", "gguf", "fp8", "awq", "gptq")
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,19 @@ class EngineKind:
 
     def check(self, engine: EngineSpec) -> None:
         """Reject engine settings this kind cannot use (ValueError, reported against the env file)."""
+
+    def check_model(self, model: ModelSpec) -> None:
+        """Reject a ``model`` section this kind cannot serve (ValueError, reported against the env file). By
+        default ``model.quantization`` must be one of QUANTIZATIONS; whether this kind applies it is checked
+        when it serves."""
+        if model.quantization not in QUANTIZATIONS:
+            raise ValueError(f"model.quantization {model.quantization!r} is unknown{did_you_mean(model.quantization, QUANTIZATIONS)}")
+
+    def weights_factors(self, env: EnvConfig) -> dict[str, Any]:
+        """What the weights this kind serves for ``env`` are, for ``statrepro doctor``, found without making or
+        loading them: ``quantization`` (the type the weights are stored in) and ``tensor_types`` (per-tensor
+        storage type counts); {} where the environment file says all that is known."""
+        return {}
 
     def check_common(self, engine: EngineSpec) -> None:
         """Checks every kind shares (called by statrepro.envfile before ``check``)."""

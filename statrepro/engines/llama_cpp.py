@@ -5,19 +5,30 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import InputError
-from ..models import EMBEDDED_SPEC, embedded_gguf_path, materialize_embedded_gguf
+from ..errors import InputError, did_you_mean
+from ..models import (
+    EMBEDDED_GGUF_DTYPES,
+    EMBEDDED_SPEC,
+    embedded_gguf_path,
+    embedded_gguf_variant,
+    materialize_embedded_gguf,
+    materialize_embedded_quantization,
+    read_gguf_weights,
+)
 from .contract import Capabilities, EngineKind, RenderedPrompt, determinism_report
+from .errors import EngineError
 from .live import SERVER_DEFAULTS
-from .process import LOOPBACK, managed_server
+from .process import LOOPBACK, log_tail, managed_server
 from .servers import SEED_NOTE_SHARED_RNG, ServerInfo, loopback_base_url, openapi_defaults, schema_defaults
 
 
 ALIGN = ["--align_echo_logprobs"]
+# What llama-cpp-python's server prints when llama.cpp cannot load the model file.
+LOAD_FAILURE = "Failed to load model from file"
 
 
 class LlamaCpp(EngineKind):
@@ -47,17 +58,49 @@ class LlamaCpp(EngineKind):
             ) if deterministic else (),
         )
 
-    def served_gguf(self, env) -> Path:
-        """The GGUF file the server loads for ``env``."""
+    def check_model(self, model) -> None:
+        """quantization: none (the embedded model at full precision), gguf (a GGUF file as it is; the embedded
+        one ships as Q4_1) or one of llama.cpp's own types (Q8_0, Q4_K_M, Q2_K, ...) for the embedded model."""
+        quantization = model.quantization
+        if quantization in ("none", "gguf"):
+            return
+        types = quantization_types()
+        if quantization not in types:
+            # llama.cpp spells its types in capitals: q4_k_m gets Q4_K_M.
+            hint = did_you_mean(quantization.upper(), types, list_known=False) or did_you_mean(quantization, ("none", "gguf", *types))
+            raise ValueError(f"model.quantization {quantization!r} is neither none, gguf nor one of llama.cpp's quantization types{hint}")
+        if model.path not in ("embedded", EMBEDDED_SPEC):
+            raise ValueError(
+                f"model.quantization {quantization!r} quantizes the embedded model; a GGUF file of your own is served as it is "
+                "(quantization: gguf; its type is read from the file)"
+            )
+
+    def served_gguf(self, env, *, make: bool = True) -> Path:
+        """The GGUF file the server loads for ``env``; the embedded model's float32 or quantized file is made
+        (once, cached) unless ``make`` is False, which only says where it is or would be."""
         model = env.model
-        if model.quantization not in ("none", "gguf"):
-            raise InputError(f"llama-cpp serves GGUF files; quantization {model.quantization!r} does not apply", key="model.quantization")
         if model.path not in ("embedded", EMBEDDED_SPEC):
             return Path(model.path).expanduser()
         if model.quantization == "gguf":
             return embedded_gguf_path()  # the shipped Q4_1
+        if model.quantization != "none":
+            return materialize_embedded_quantization(model.quantization) if make else embedded_gguf_variant(model.quantization)
         # full precision: the same dequantized weights in-process transformers runs
-        return materialize_embedded_gguf("float32" if model.dtype == "auto" else model.dtype)
+        dtype = "float32" if model.dtype == "auto" else model.dtype
+        if make or dtype not in EMBEDDED_GGUF_DTYPES:
+            return materialize_embedded_gguf(dtype)  # (an InputError for a dtype llama-cpp does not serve)
+        return embedded_gguf_variant(EMBEDDED_GGUF_DTYPES[dtype])
+
+    def weights_factors(self, env):
+        """The served GGUF's type as its file states it (with per-tensor type counts), where the file exists
+        already; the embedded model's type by name where it is not made yet."""
+        path = self.served_gguf(env, make=False)
+        if path.is_file():
+            weights = read_gguf_weights(path)
+            return {"quantization": weights.file_type, "tensor_types": weights.tensor_types}
+        if env.model.path in ("embedded", EMBEDDED_SPEC):
+            return {"quantization": path.stem.rsplit(".", 1)[-1]}  # the cached file is named by its type
+        return {}
 
     def live_factors(self, server):
         # llama.cpp's own C++ server (llama-server) describes itself at GET /props.
@@ -111,16 +154,31 @@ class LlamaCpp(EngineKind):
 
     @contextmanager
     def serve(self, env, work_dir) -> Iterator[ServerInfo]:
+        gguf = self.served_gguf(env)
         with llama_cpp_server(
-            self.served_gguf(env),
+            gguf,
             work_dir=work_dir,
             repeat_penalty=env.generation.repeat_penalty,
             served_model=env.engine.served_model,
             extra_args=env.engine.extra_args,
             deterministic=env.engine.deterministic,
         ) as info:
-            info = replace(info, determinism=self.determinism(env.hardware, env.engine.deterministic))
-            yield info
+            weights = read_gguf_weights(gguf, digest=True).to_dict()
+            yield replace(info, determinism=self.determinism(env.hardware, env.engine.deterministic), weights=weights)
+
+
+def quantization_types() -> tuple[str, ...]:
+    """llama.cpp's names of its quantized file types (Q8_0, Q4_K_M, Q2_K, IQ4_XS, ...): llama-cpp-python's
+    LLAMA_FTYPE_MOSTLY_* constants, else the gguf package's copy of llama.cpp's list."""
+    try:
+        import llama_cpp
+
+        names = [name for name in dir(llama_cpp) if name.startswith("LLAMA_FTYPE_MOSTLY_")]
+    except ImportError:
+        import gguf
+
+        names = [f"LLAMA_FTYPE_{name}" for name in gguf.LlamaFileType.__members__ if name.startswith("MOSTLY_")]
+    return tuple(sorted(name.removeprefix("LLAMA_FTYPE_MOSTLY_") for name in names))
 
 
 class _PromptReady(Exception):
@@ -182,10 +240,15 @@ def llama_cpp_server(
         return args + list(extra_args)
 
     log_path = work_dir / "llama-cpp-server.log"
-    with managed_server(command, name="llama.cpp server", log_path=log_path, startup_timeout=startup_timeout) as (
-        port,
-        process,
-    ):
+    with ExitStack() as stack:
+        try:
+            port, process = stack.enter_context(
+                managed_server(command, name="llama.cpp server", log_path=log_path, startup_timeout=startup_timeout)
+            )
+        except EngineError:
+            if LOAD_FAILURE in log_tail(log_path):
+                raise InputError(f"llama.cpp could not load this GGUF; the server log says why: {log_path}", path=gguf, key="model.path") from None
+            raise
         base_url = loopback_base_url(port)
         defaults = openapi_defaults(base_url, "CreateCompletionRequest")
         defaults.setdefault("repeat_penalty", repeat_penalty if repeat_penalty is not None else LlamaCpp.default_repeat_penalty)

@@ -42,6 +42,9 @@ class ServerInfo:
     """The server's own version, as it reports it (None: it reports none)."""
     determinism: dict[str, Any] = field(default_factory=dict)
     """What ``engine.deterministic`` applied on this server and what it cannot guarantee (EngineKind.determinism)."""
+    weights: dict[str, Any] = field(default_factory=dict)
+    """The served weights file as read from it: path, sha256, file_type and tensor_types (models.GGUFWeights;
+    empty where the kind does not read its weights)."""
 
     def summary(self) -> str:
         seed = {True: "per-request seed honoured", False: "per-request seed ignored", None: "seed support unknown"}

@@ -439,6 +439,16 @@ def _generation_kwargs(context) -> dict:
     return kwargs
 
 
+def _tokenizer_dir(model_path: Path) -> Path:
+    """The tokenizer directory lm-eval counts an API model's tokens with: the model directory, or for a GGUF
+    file its own vocabulary converted once (a GGUF's directory holds no tokenizer files)."""
+    if model_path.is_file() and model_path.suffix == ".gguf":
+        from ..models import gguf_tokenizer_dir
+
+        return gguf_tokenizer_dir(model_path)
+    return model_path if model_path.is_dir() else model_path.parent
+
+
 def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
     """(--model, --model_args, extra environment) for the job's engine."""
     env, endpoint = context.job.env, context.endpoint
@@ -455,7 +465,7 @@ def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
         return model, args, {}
     chat = env.harness.apply_chat_template
     suffix = "/chat/completions" if chat else "/completions"
-    tokenizer = env.engine.tokenizer or str(context.model_path if context.model_path.is_dir() else context.model_path.parent)
+    tokenizer = env.engine.tokenizer or str(_tokenizer_dir(context.model_path))
     concurrency = engine_kind(env.engine.kind).requests_in_flight(env)
     args = (
         f"model={endpoint.served_model},base_url={endpoint.base_url.rstrip('/')}{suffix},num_concurrent={concurrency},"

@@ -244,7 +244,7 @@ def test_engine_endpoint_for_in_process_and_external_engines(tmp_path, fake_open
     "env",
     [
         make_env("openai", base_url="http://127.0.0.1:9/v1"),  # nothing listens: no model list
-        make_env("llama-cpp", quantization="dynamic-int8"),
+        make_env("hf", quantization="fp8"),
         make_env("transformers-serve", quantization="gguf"),
     ],
 )
