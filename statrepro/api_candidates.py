@@ -32,6 +32,7 @@ class CandidatesAnalysis:
     inputs: dict[str, str]  # candidate name -> its environment file
     analyses: dict[str, Analysis]  # candidate name -> reference vs candidate
     selection: Selection
+    weights: dict[str, dict]  # candidate name -> its served weights as its run manifest records them ({}: unknown)
 
     @property
     def worst(self) -> str:
@@ -63,10 +64,11 @@ class CandidatesAnalysis:
                     flip_rate=c.flips.rate,
                     flip_rate_expected=c.flips.expected_rate,
                 )
+            weights = self.weights.get(name, {})
             candidates.append(CandidateJson(
                 name=name, input=self.inputs[name], verdict=analysis.decision.verdict,
                 exit_code=analysis.decision.exit_code, cleared=name in self.selection.cleared, recovery=recovery,
-                comparison=analysis.to_json(),
+                file_type=weights.get("file_type"), size_bytes=weights.get("size_bytes"), comparison=analysis.to_json(),
             ))
         selection = SelectionJson(
             procedure=self.selection.procedure, order=list(self.selection.order), cleared=list(self.selection.cleared),
@@ -79,6 +81,18 @@ class CandidatesAnalysis:
 def _same_configuration(reference, candidate) -> bool:
     """Whether two loaded environments differ in nothing but their names (an A/A, whatever the user meant)."""
     return reference.model_dump(exclude={"name"}) == candidate.model_dump(exclude={"name"})
+
+
+def _served_weights(config, options: CompareOptions) -> dict:
+    """The candidate's served weights as its run manifest recorded them (type, size), {} where none is recorded."""
+    from .run.orchestrate import env_manifest
+    from .run.store import ResultStore
+
+    weights = dict(((env_manifest(config, ResultStore(options.store)) or {}).get("endpoint") or {}).get("weights") or {})
+    path = Path(weights.get("path", ""))
+    if weights and weights.get("size_bytes") is None and path.is_file():  # manifests written before sizes were recorded
+        weights["size_bytes"] = path.stat().st_size
+    return weights
 
 
 def compare_candidates(
@@ -124,6 +138,7 @@ def compare_candidates(
     result = CandidatesAnalysis(
         reference=configs[0].name, inputs=inputs, analyses=analyses,
         selection=select_in_sequence(names, [analyses[name].decision.verdict for name in names]),
+        weights={config.name: _served_weights(config, options) for config in configs[1:]},
     )
     verdict = result.to_json()
     if json_path is not None:

@@ -161,6 +161,8 @@ class GGUFWeights:
     """How many tensors have each storage type (F32, Q8_0, Q4_K, ...): llama.cpp falls back to other types for
     tensors whose rows do not fit a type's block size, so a file type does not say it all."""
     sha256: str | None = None
+    size_bytes: int | None = None
+    """The file's size on disk (what a quantization saves)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -182,7 +184,10 @@ def read_gguf_weights(path: str | Path, *, digest: bool = False) -> GGUFWeights:
     except ValueError:  # a file type newer than this gguf package
         file_type = f"file type {int(field.contents())}"
     counts = Counter(tensor.tensor_type.name for tensor in reader.tensors)
-    return GGUFWeights(str(path), file_type, dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), _sha256(path) if digest else None)
+    return GGUFWeights(
+        str(path), file_type, dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), _sha256(path) if digest else None,
+        path.stat().st_size,
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -271,6 +271,11 @@ class CandidateJson(_Strict):
     """Cleared by the fixed sequence (see `selection`): only cleared candidates may ship."""
     recovery: dict[str, RecoveryJson]
     """Per benchmark: the candidate's score as a share of the reference's, with its paired interval, and its flips."""
+    file_type: Optional[str] = None
+    """The served weights' type as read from the file (a GGUF's general.file_type: Q8_0, Q4_K_M, ...); null where the
+    engine does not read its weights."""
+    size_bytes: Optional[int] = None
+    """The served weights file's size on disk; null where unknown."""
     comparison: "VerdictJson"
     """The full verdict of reference vs this candidate."""
 

@@ -17,6 +17,11 @@ def _ratio(value: float | None, ci: list[float | None]) -> str:
     return f"{value:.1%} [{low}, {high}]"
 
 
+def _weights(candidate) -> str:
+    size = f"{candidate.size_bytes / 1e6:.0f} MB" if candidate.size_bytes else ""
+    return " ".join(part for part in (candidate.file_type or "", size) if part) or "?"
+
+
 def _flips(recovery) -> str:
     expected = f" (A/A {recovery.flip_rate_expected:.1%})" if recovery.flip_rate_expected is not None else ""
     return f"{recovery.flip_rate:.1%}{expected}"
@@ -29,6 +34,7 @@ def recovery_rows(verdict) -> list[dict[str, str]]:
         for name, recovery in candidate.recovery.items():
             rows.append({
                 "candidate": candidate.name,
+                "weights": _weights(candidate),
                 "benchmark": name,
                 "recovery": _ratio(recovery.ratio, recovery.ratio_ci),
                 "flips": _flips(recovery),
@@ -59,11 +65,11 @@ def render_candidates_markdown(verdict) -> str:
         "are cleared in the order given, from the safest: the chance of shipping one truly beyond the margin is at "
         "most alpha.",
         "",
-        "| candidate | benchmark | recovery [95% CI] | flips | verdict | cleared |",
-        "|---|---|---|---|---|---|",
+        "| candidate | weights | benchmark | recovery [95% CI] | flips | verdict | cleared |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {row['candidate']} | {row['benchmark']} | {row['recovery']} | {row['flips']} | {row['verdict'].replace('_', ' ')} | {row['cleared']} |"
+        f"| {row['candidate']} | {row['weights']} | {row['benchmark']} | {row['recovery']} | {row['flips']} | {row['verdict'].replace('_', ' ')} | {row['cleared']} |"
         for row in recovery_rows(verdict)
     ]
     lines += ["", "Each candidate's full report: " + ", ".join(f"[{c.name}]({c.name}/report.md)" for c in verdict.candidates), ""]
@@ -72,11 +78,11 @@ def render_candidates_markdown(verdict) -> str:
 
 def render_candidates_html(verdict) -> str:
     rows = [
-        [esc(row["candidate"]), esc(row["benchmark"]), esc(row["recovery"]), esc(row["flips"]), _badge(row["verdict"]),
+        [esc(row["candidate"]), esc(row["weights"]), esc(row["benchmark"]), esc(row["recovery"]), esc(row["flips"]), _badge(row["verdict"]),
          esc(row["cleared"])]
         for row in recovery_rows(verdict)
     ]
-    table = _table(["candidate", "benchmark", "recovery [95% CI]", "flips", "verdict", "cleared"], rows, numeric={2, 3})
+    table = _table(["candidate", "weights", "benchmark", "recovery [95% CI]", "flips", "verdict", "cleared"], rows, numeric={3, 4})
     links = " · ".join(f'<a href="{esc(c.name)}/report.html">{esc(c.name)}</a>' for c in verdict.candidates)
     selection = esc(_selection_text(verdict).replace("**", ""))
     return f"""<!DOCTYPE html>
