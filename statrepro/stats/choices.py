@@ -24,6 +24,7 @@ bootstrap of a proportion with no event claims an upper bound of 0).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -115,7 +116,8 @@ def item_choices(logprobs_a: np.ndarray, logprobs_b: np.ndarray, gold: np.ndarra
         gold = np.asarray(gold, int)
         known = (gold >= 0) & (gold < a.shape[2]) & (pairs > 0)
         index = np.where(known, gold, 0)[:, None, None]
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # an item without runs on a side: its mean is NaN, and left out below
+            warnings.simplefilter("ignore", RuntimeWarning)
             gold_a = np.nanmean(np.take_along_axis(a, np.broadcast_to(index, (a.shape[0], a.shape[1], 1)), axis=2)[:, :, 0], axis=1)
             gold_b = np.nanmean(np.take_along_axis(b, np.broadcast_to(index, (b.shape[0], b.shape[1], 1)), axis=2)[:, :, 0], axis=1)
         gold_delta = np.where(known & np.isfinite(gold_a) & np.isfinite(gold_b), gold_b - gold_a, np.nan)
