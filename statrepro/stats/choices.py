@@ -236,6 +236,6 @@ def evidence_gates(
         if choices is None:
             raise ValueError(f"the {name} gate needs choice log-likelihoods")
         bounded = choices.kl if name == "kl" else choices.top_changed
-        evidence = "mean choice KL(A||B)" if name == "kl" else "share of items whose top choice changed"
+        evidence = "mean choice KL(A‖B)" if name == "kl" else "share of items whose top choice changed"
         gates.append(EvidenceGate(evidence, bounded.mean, bounded.upper, bounded.lower, margin))
     return tuple(gates)

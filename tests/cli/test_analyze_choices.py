@@ -55,7 +55,7 @@ def test_a_damaged_choice_distribution_fails_the_kl_gate_while_the_score_passes(
     lls, golds = _log_likelihoods()
     a, b = _tree(tmp_path / "a", lls, golds), _tree(tmp_path / "b", _damaged(lls), golds)
     plain_result, plain = _analyze(tmp_path, a, b)
-    gated_result, gated = _analyze(tmp_path, a, b, "--kl-margin", "0.05")
+    gated_result, gated = _analyze(tmp_path, a, b, "--kl-margin", "0.05", "--report", str(tmp_path / "report"))
     law, gated_law = plain["benchmarks"]["ceval"], gated["benchmarks"]["ceval"]
     # accuracy barely moves: the score verdict passes, and is the same as without the gate's flag
     assert abs(law["diff"]) <= 3 / N_ITEMS
@@ -66,9 +66,13 @@ def test_a_damaged_choice_distribution_fails_the_kl_gate_while_the_score_passes(
     assert choices["n_items"] == N_ITEMS and choices["kl"]["lower"] > 0.05
     assert choices["top_changed"]["mean"] == 3 / N_ITEMS and choices["top_changed"]["method"] == "clopper-pearson"
     assert gated_law["verdict"] == "different" and gated_result.exit_code == 3
-    assert "mean choice KL(A||B)" in gated_law["reason"] and "the score alone: " + law["verdict"] in gated_law["reason"]
+    assert "mean choice KL(A‖B)" in gated_law["reason"] and "the score alone: " + law["verdict"] in gated_law["reason"]
     assert [gate["outcome"] for gate in gated_law["gates"]] == ["beyond"] and gated["kl_margin"] == 0.05
-    assert "gate beyond: mean choice KL(A||B)" in gated_result.output
+    assert "gate beyond: mean choice KL(A‖B)" in gated_result.output
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "### Choice-level evidence" in markdown and "- evidence gate ceval: beyond: mean choice KL(A‖B)" in markdown
+    assert "| ceval | A vs B | 300 |" in markdown
+    assert "Choice-level evidence" in (tmp_path / "report" / "report.html").read_text()
     # a margin that holds: the gate passes and the verdict is the score's
     loose_result, loose = _analyze(tmp_path, a, b, "--kl-margin", "10", "--top1-margin", "0.2")
     assert loose["benchmarks"]["ceval"]["verdict"] == law["verdict"] and loose_result.exit_code == 0
@@ -115,3 +119,14 @@ def test_the_kl_gate_on_a_benchmark_without_choice_log_likelihoods_is_bad_input(
         write_lm_eval_run(tmp_path / side, DATES[0], 1, {"gsm8k": generation_samples("gsm8k", {"strict-match": [1.0, 0.0, 1.0, 0.0]})})
     result = CliRunner().invoke(app, ["analyze", str(tmp_path / "a"), str(tmp_path / "b"), "--kl-margin", "0.1"])
     assert result.exit_code == 2 and "--kl-margin" in result.output and "'gsm8k'" in result.output, result.output
+
+
+def test_compare_refuses_a_flip_gate_without_the_control_and_gates_with_a_sequential_design(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = tmp_path / "env.yaml"  # never read: the options are refused first
+    result = runner.invoke(app, ["compare", str(env), str(env), "--flip-margin", "0.05"])
+    assert result.exit_code == 2 and "--flip-margin needs the A/A control: add --control" in result.output, result.output
+    result = runner.invoke(app, ["compare", str(env), str(env), "--sequential", "--kl-margin", "0.05"])
+    assert result.exit_code == 2 and "fixed design only" in result.output, result.output
+    result = runner.invoke(app, ["compare", str(env), str(env), "--top1-margin", "-0.1"])
+    assert result.exit_code == 2 and "--top1-margin" in result.output and result.output.strip().count("\n") == 0, result.output

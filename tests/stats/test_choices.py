@@ -110,7 +110,7 @@ def test_the_one_sided_upper_bound_of_a_skewed_mean_covers() -> None:
 
 
 def _gate(upper: float, lower: float, margin: float = 0.1) -> EvidenceGate:
-    return EvidenceGate("mean choice KL(A||B)", (upper + lower) / 2, upper, lower, margin)
+    return EvidenceGate("mean choice KL(A‖B)", (upper + lower) / 2, upper, lower, margin)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_gates_turn_verdicts_as_documented(verdict: str, gate: EvidenceGate, exp
     label, reason = apply_gates(verdict, "the score's reason", (gate,))
     assert label == expected
     if gate.outcome != "passed":
-        assert "mean choice KL(A||B)" in reason and "the score's reason" in reason
+        assert "mean choice KL(A‖B)" in reason and "the score's reason" in reason
     else:
         assert reason == "the score's reason"
 
