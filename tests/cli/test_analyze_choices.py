@@ -130,3 +130,23 @@ def test_compare_refuses_a_flip_gate_without_the_control_and_gates_with_a_sequen
     assert result.exit_code == 2 and "fixed design only" in result.output, result.output
     result = runner.invoke(app, ["compare", str(env), str(env), "--top1-margin", "-0.1"])
     assert result.exit_code == 2 and "--top1-margin" in result.output and result.output.strip().count("\n") == 0, result.output
+
+
+def test_the_flip_gate_reads_the_excess_harmful_flips_over_the_control(tmp_path: Path) -> None:
+    from harness_output import generation_samples
+
+    rng = np.random.default_rng(7)
+    scores_a = (rng.random(200) < 0.6).astype(float)
+    scores_b = scores_a.copy()
+    right = np.flatnonzero(scores_a == 1)[:30]
+    scores_b[right] = 0.0  # B gets 30 right items wrong; the control repeats A exactly
+    for side, scores in (("a", scores_a), ("b", scores_b), ("control", scores_a)):
+        write_lm_eval_run(tmp_path / side, DATES[0], 1, {"gsm8k": generation_samples("gsm8k", {"strict-match": list(scores)})})
+    a, b, control = (str(tmp_path / side) for side in ("a", "b", "control"))
+    _, strict = _analyze(tmp_path, Path(a), Path(b), "--control", control, "--flip-margin", "0.05")
+    gate = strict["benchmarks"]["gsm8k"]["gates"][0]
+    assert gate["estimate"] == 30 / 200 and gate["outcome"] == "beyond" and gate["lower"] > 0.05
+    assert strict["benchmarks"]["gsm8k"]["verdict"] == "different" and "excess harmful flips" in strict["benchmarks"]["gsm8k"]["reason"]
+    assert strict["flip_margin"] == 0.05 and strict["benchmarks"]["gsm8k"]["choices"] is None
+    _, loose = _analyze(tmp_path, Path(a), Path(b), "--control", control, "--flip-margin", "0.5")
+    assert loose["benchmarks"]["gsm8k"]["gates"][0]["outcome"] == "passed"

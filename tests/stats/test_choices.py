@@ -10,7 +10,6 @@ import pytest
 
 from statrepro.stats.choices import compare_choices, evidence_gates, item_choices, mean_interval
 from statrepro.stats.rules import VerdictRules
-from statrepro.stats.verdict import DIFFERENT, EQUIVALENT, INCONCLUSIVE, WITHIN_TOLERANCE, EvidenceGate, apply_gates
 
 
 def _direct(a: np.ndarray, b: np.ndarray, gold: np.ndarray) -> tuple[list[float], list[float], list[float]]:
@@ -107,30 +106,6 @@ def test_the_one_sided_upper_bound_of_a_skewed_mean_covers() -> None:
         covered += bound.upper >= 0.05
     # 0.95 with MC error ~0.013; BCa on a skewed mean at n = 150 sits a little below
     assert 0.91 <= covered / sims <= 0.99
-
-
-def _gate(upper: float, lower: float, margin: float = 0.1) -> EvidenceGate:
-    return EvidenceGate("mean choice KL(A‖B)", (upper + lower) / 2, upper, lower, margin)
-
-
-@pytest.mark.parametrize(
-    ("verdict", "gate", "expected"),
-    [
-        (EQUIVALENT, _gate(0.05, 0.01), EQUIVALENT),  # shown within: no change
-        (EQUIVALENT, _gate(0.2, 0.05), INCONCLUSIVE),  # not shown within, not clearly beyond
-        (WITHIN_TOLERANCE, _gate(0.5, 0.3), DIFFERENT),  # clearly beyond
-        (INCONCLUSIVE, _gate(0.5, 0.3), DIFFERENT),
-        (INCONCLUSIVE, _gate(0.2, 0.05), INCONCLUSIVE),
-        (DIFFERENT, _gate(0.05, 0.01), DIFFERENT),  # a gate never rescues a failing score
-    ],
-)
-def test_gates_turn_verdicts_as_documented(verdict: str, gate: EvidenceGate, expected: str) -> None:
-    label, reason = apply_gates(verdict, "the score's reason", (gate,))
-    assert label == expected
-    if gate.outcome != "passed":
-        assert "mean choice KL(A‖B)" in reason and "the score's reason" in reason
-    else:
-        assert reason == "the score's reason"
 
 
 def test_evidence_gates_read_the_reported_bounds() -> None:
