@@ -56,7 +56,7 @@ class MeanInterval(ResultMixin):
     upper: float  # one-sided upper bound at 1 - alpha: the gates pass when it is within their margin
     lower: float  # one-sided lower bound at 1 - beyond_alpha: a gate is clearly failed when it lies beyond
     n_items: int
-    method: str  # BCa, percentile or clopper-pearson
+    method: str  # BCa (percentile where BCa is undefined), clopper-pearson, infinite, or none (no items)
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def item_choices(logprobs_a: np.ndarray, logprobs_b: np.ndarray, gold: np.ndarra
             warnings.simplefilter("ignore", RuntimeWarning)
             gold_a = np.nanmean(np.take_along_axis(a, np.broadcast_to(index, (a.shape[0], a.shape[1], 1)), axis=2)[:, :, 0], axis=1)
             gold_b = np.nanmean(np.take_along_axis(b, np.broadcast_to(index, (b.shape[0], b.shape[1], 1)), axis=2)[:, :, 0], axis=1)
-        gold_delta = np.where(known & np.isfinite(gold_a) & np.isfinite(gold_b), gold_b - gold_a, np.nan)
+        gold_delta = np.where(known & ~np.isnan(gold_a) & ~np.isnan(gold_b), gold_b - gold_a, np.nan)
     return ItemChoices(kl_item, changed_item, gold_delta)
 
 
@@ -137,14 +137,17 @@ def mean_interval(
     """The mean of the finite ``values`` with its interval (two-sided at 1 - alpha) and one-sided bounds.
 
     ``share``: the values are per-item shares in [0, 1]; when all are 0 or 1 the bounds are exact (Clopper-Pearson).
+    NaN values (items without log-likelihoods) are left out; an infinite one makes the mean and its bounds infinite.
     """
     values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
+    values = values[~np.isnan(values)]
     n = int(values.size)
     if n == 0:
         nan = float("nan")
         return MeanInterval(nan, (nan, nan), nan, nan, 0, "none")
     mean = float(values.mean())
+    if not np.isfinite(values).all():  # B gives no mass to a choice A gives some: an infinite KL, never dropped
+        return MeanInterval(mean, (mean, mean), mean, mean, n, "infinite")
     if share and np.all((values == 0) | (values == 1)):
         count = int(values.sum())
         low, high = _clopper_pearson(count, n, alpha / 2)
@@ -187,16 +190,16 @@ def compare_choices(
             n_items=int(present.sum()),
             kl=mean_interval(items.kl[present], **levels),
             top_changed=mean_interval(items.top_changed[present], share=True, **levels),
-            gold_delta=mean_interval(gold_delta, **levels) if np.isfinite(gold_delta).any() else None,
+            gold_delta=mean_interval(gold_delta, **levels) if (~np.isnan(gold_delta)).any() else None,
             alpha=alpha,
             beyond_alpha=beyond_alpha,
         )
 
-    result = summarize(candidate, np.isfinite(candidate.kl))
+    result = summarize(candidate, ~np.isnan(candidate.kl))
     if logprobs_control is None:
         return result
     control = item_choices(logprobs_a, logprobs_control, gold)
-    both = np.isfinite(candidate.kl) & np.isfinite(control.kl)
+    both = ~np.isnan(candidate.kl) & ~np.isnan(control.kl)
     return replace(
         result,
         control=summarize(control, both),

@@ -65,6 +65,17 @@ def test_a_tie_broken_alike_is_no_change_and_a_tie_on_one_side_is_one() -> None:
     assert item_choices(tie, tie).kl[0] == 0.0
 
 
+def test_a_choice_b_makes_impossible_gives_an_infinite_kl_that_is_never_dropped() -> None:
+    a = np.array([[[-1.0, -2.0, -3.0]], [[-1.0, -2.0, -3.0]]])
+    b = a.copy()
+    b[1, 0, 2] = -np.inf
+    result = compare_choices(a, b, np.array([2, 2]), n_resamples=200, rng=0)
+    assert result.n_items == 2 and result.kl.mean == math.inf and result.kl.lower == math.inf
+    assert result.gold_delta.mean == -math.inf
+    gate = evidence_gates(VerdictRules(kl_margin=1.0), result, None, 0.05)[0]
+    assert gate.outcome == "beyond"
+
+
 def test_an_a_a_gives_exactly_zero() -> None:
     """Log-likelihood scoring repeats itself run after run: an A/A of such runs is exactly 0."""
     rng = np.random.default_rng(1)
