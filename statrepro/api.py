@@ -188,7 +188,7 @@ class CompareOptions(VerdictOptions, RunOptions):
     control: bool = False
     """Run A's environment a second time as the A/A control A' (stored as ``<A name>.control``: same
     configuration and seeds, its own run-to-run nondeterminism) and set A vs A' beside A vs B: flip rates, their
-    excess over the control and its exact test. It never changes the A-vs-B verdict."""
+    excess over the control and its exact test. It changes the A-vs-B verdict only through ``flip_margin``."""
 
     @field_validator("max_seeds")
     @classmethod
