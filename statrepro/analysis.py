@@ -433,7 +433,8 @@ def _choice_logprobs(part: pd.DataFrame, item_keys: list[str], run_ids: tuple[st
 def _gold_choices(part: pd.DataFrame, item_keys: list[str]) -> np.ndarray:
     """Each item's gold choice index from its target (lm-eval logs the index of a multiple-choice target), -1 where unknown."""
     targets = _first_per_item(part, "target").reindex(item_keys)
-    return np.array([int(t) if isinstance(t, str) and t.strip().isdigit() else -1 for t in targets], dtype=int)
+    # The store's JSON lines may read a logged "2" back as the number 2 (or 2.0 beside missing targets).
+    return np.array([int(float(t)) if str(t).strip().removesuffix(".0").isdigit() else -1 for t in targets], dtype=int)
 
 
 def _choice_matrices(name: str, bench: PairedBenchmark, sides: dict[str, tuple[pd.DataFrame, tuple[str, ...]]]) -> dict[str, np.ndarray] | None:

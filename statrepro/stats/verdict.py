@@ -144,7 +144,11 @@ class EvidenceGate(ResultMixin):
         return "beyond" if self.lower > self.margin else "unshown"
 
     def describe(self) -> str:
-        bound = f"lower bound {self.lower:.4g} > margin" if self.outcome == "beyond" else f"upper bound {self.upper:.4g} > margin"
+        bound = {
+            "passed": f"upper bound {self.upper:.4g} <= margin",
+            "beyond": f"lower bound {self.lower:.4g} > margin",
+            "unshown": f"upper bound {self.upper:.4g} > margin",
+        }[self.outcome]
         return f"{self.evidence} {self.estimate:.4g} ({bound} {self.margin:g})"
 
 

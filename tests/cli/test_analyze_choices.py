@@ -150,3 +150,23 @@ def test_the_flip_gate_reads_the_excess_harmful_flips_over_the_control(tmp_path:
     assert strict["flip_margin"] == 0.05 and strict["benchmarks"]["gsm8k"]["choices"] is None
     _, loose = _analyze(tmp_path, Path(a), Path(b), "--control", control, "--flip-margin", "0.5")
     assert loose["benchmarks"]["gsm8k"]["gates"][0]["outcome"] == "passed"
+
+
+def test_gold_choices_read_back_from_the_store_as_numbers_still_count() -> None:
+    """The store's JSON lines read a logged target "2" back as 2: the gold choice must survive that."""
+    import pandas as pd
+
+    from statrepro.analysis import AnalysisOptions, analyze
+    from statrepro.harness.records import make_records
+    from statrepro.stats.rules import VerdictRules
+
+    def rows(shift: float) -> pd.DataFrame:
+        return make_records([
+            {"benchmark": "mc", "subset": "mc", "item_key": f"mc/{i}", "run_id": "seed-0", "metric": "acc", "score": 1.0,
+             "target": 2, "choice_logprobs": [-3.0, -2.0, -1.0 + shift * (i % 2), -4.0]}
+            for i in range(40)
+        ])
+
+    analysis = analyze(rows(0.0), rows(-0.5), AnalysisOptions(rules=VerdictRules(n_resamples=200)))
+    gold = analysis.choices["mc"].gold_delta
+    assert gold is not None and gold.n_items == 40 and gold.mean == -0.25
