@@ -89,6 +89,7 @@ class Analysis:
     sequential: dict | None = None  # compare --sequential: rounds, calls spent, the fixed design's calls
     control: dict[str, Any] | None = None  # --control: per benchmark, the stats.control.ControlComparison
     flips: dict[str, Any] = field(default_factory=dict)  # per benchmark, A vs B's stats.control.FlipDecomposition
+    choices: dict[str, Any] = field(default_factory=dict)  # per benchmark with choice log-likelihoods, stats.choices.ChoiceComparison
     explain: Any = None  # compare --explain: the statrepro.diagnose.explain.ExplainResult of the moved items
 
     def to_json(self) -> VerdictJson:
@@ -356,10 +357,10 @@ def answer_changed(records_a: pd.DataFrame, records_other: pd.DataFrame, item_ke
     return np.where(known, (answers_a != answers_other).astype(float), np.nan)
 
 
-def _decide_all(score_pairs: dict, pairing: Pairing, options: AnalysisOptions) -> Decision:
-    """Compare every benchmark's (A, other) score matrices with the analysis options, and decide."""
+def _compare_all(score_pairs: dict, pairing: Pairing, options: AnalysisOptions) -> dict:
+    """Compare every benchmark's (A, other) score matrices with the analysis options."""
     try:
-        comparisons = compare_many(
+        return compare_many(
             score_pairs,
             options.rules,
             rng_seed=options.rng_seed,
@@ -369,11 +370,16 @@ def _decide_all(score_pairs: dict, pairing: Pairing, options: AnalysisOptions) -
         )
     except ValueError as error:  # scores outside the metric's declared range
         raise InputError(str(error), key="score") from None
+
+
+def _decide_all(score_pairs: dict, pairing: Pairing, options: AnalysisOptions) -> Decision:
+    """Compare every benchmark's (A, other) score matrices with the analysis options, and decide."""
+    comparisons = _compare_all(score_pairs, pairing, options)
     return decide(comparisons, options.rules, item_keys={name: bench.item_keys for name, bench in pairing.benchmarks.items()})
 
 
 def _control_comparisons(
-    decision: Decision,
+    comparisons: dict,
     pairing: Pairing,
     records: dict[str, pd.DataFrame],
     options: AnalysisOptions,
@@ -397,7 +403,7 @@ def _control_comparisons(
             raise InputError(f"the control has no results of benchmark {name!r}", path=_side_label(records_control, "control"))
         matrices[name] = _matrix(parts[name], bench.item_keys)
     baseline = _decide_all({name: (bench.scores_a, matrices[name]) for name, bench in pairing.benchmarks.items()}, pairing, options)
-    candidates = {item.name: item.comparison for item in decision.benchmarks}
+    candidates = comparisons
     streams = np.random.SeedSequence(options.rng_seed).spawn(len(baseline.benchmarks))
     controls = {}
     for stream, item in zip(streams, baseline.benchmarks):
@@ -418,6 +424,105 @@ def _control_comparisons(
     return controls
 
 
+def _choice_logprobs(part: pd.DataFrame, item_keys: list[str], run_ids: tuple[str, ...]) -> dict[tuple[int, int], list[float]]:
+    """(item row, run column) -> the run's per-choice log-likelihoods, where the side's records hold them."""
+    if "choice_logprobs" not in part.columns:
+        return {}
+    rows, columns = {key: index for index, key in enumerate(item_keys)}, {run: index for index, run in enumerate(run_ids)}
+    found = {}
+    for key, run, values in zip(part["item_key"], part["run_id"].astype(str), part["choice_logprobs"]):
+        if isinstance(values, (list, tuple, np.ndarray)) and len(values) and key in rows and run in columns:
+            found[(rows[key], columns[run])] = [float(value) for value in values]
+    return found
+
+
+def _gold_choices(part: pd.DataFrame, item_keys: list[str]) -> np.ndarray:
+    """Each item's gold choice index from its target (lm-eval logs the index of a multiple-choice target), -1 where unknown."""
+    targets = _first_per_item(part, "target").reindex(item_keys)
+    # The store's JSON lines may read a logged "2" back as the number 2 (or 2.0 beside missing targets).
+    return np.array([int(float(t)) if str(t).strip().removesuffix(".0").isdigit() else -1 for t in targets], dtype=int)
+
+
+def _choice_matrices(name: str, bench: PairedBenchmark, sides: dict[str, tuple[pd.DataFrame, tuple[str, ...]]]) -> dict[str, np.ndarray] | None:
+    """Per side an (items, runs, choices) array of choice log-likelihoods (NaN: none for that run; -inf: a choice
+    the item lacks), or None when some side logged none for this benchmark. An item must offer the same number of
+    choices on every side."""
+    found = {side: _choice_logprobs(part, bench.item_keys, runs) for side, (part, runs) in sides.items()}
+    if not all(found.values()):
+        return None
+    widths: dict[int, tuple[int, str]] = {}
+    for side, logprobs in found.items():
+        for (row, _), values in logprobs.items():
+            width, first = widths.setdefault(row, (len(values), side))
+            if len(values) != width:
+                raise InputError(
+                    f"benchmark {name!r}: item {bench.item_keys[row]!r} has {width} choices on side {first} and {len(values)} on "
+                    f"side {side}, so its choices are not the same",
+                    path=_side_label(sides[side][0], side),
+                )
+    most = max(width for width, _ in widths.values())
+    matrices = {}
+    for side, logprobs in found.items():
+        matrix = np.full((len(bench.item_keys), len(sides[side][1]), most), np.nan)
+        for row, (width, _) in widths.items():
+            matrix[row, :, width:] = -np.inf  # the item has no such choice; stays NaN on runs without log-likelihoods
+        for (row, column), values in logprobs.items():
+            matrix[row, column, : len(values)] = values
+        matrix[np.isnan(matrix).any(axis=2)] = np.nan  # a run of an item is whole or missing
+        matrices[side] = matrix
+    return matrices
+
+
+def _choice_comparisons(pairing: Pairing, records: dict[str, pd.DataFrame], control_runs: dict[str, tuple[str, ...]], options: AnalysisOptions) -> dict[str, Any]:
+    """Per benchmark whose sides logged choice log-likelihoods (modes ppl and clp), the stats.choices.ChoiceComparison
+    of A vs B, with A vs A' beside it when the control logged them too."""
+    from .stats.choices import compare_choices, gates_beyond_alpha
+
+    beyond_alpha = gates_beyond_alpha(options.rules, len(pairing.benchmarks))
+    streams = np.random.SeedSequence(options.rng_seed, spawn_key=(23,)).spawn(len(pairing.benchmarks))
+    choices = {}
+    for stream, (name, bench) in zip(streams, pairing.benchmarks.items()):
+        parts = {side: table[table["benchmark"] == name] for side, table in records.items()}
+        sides = {"A": (parts["a"], bench.runs_a), "B": (parts["b"], bench.runs_b)}
+        matrices = _choice_matrices(name, bench, sides)
+        if matrices is None:
+            continue
+        control = None
+        if "control" in parts:
+            control = (_choice_matrices(name, bench, {**sides, "control": (parts["control"], control_runs[name])}) or {}).get("control")
+        choices[name] = compare_choices(
+            matrices["A"], matrices["B"], _gold_choices(parts["a"], bench.item_keys), logprobs_control=control,
+            alpha=options.rules.alpha, beyond_alpha=beyond_alpha, n_resamples=options.rules.n_resamples,
+            rng=np.random.default_rng(stream),
+        )
+    return choices
+
+
+def _evidence_gates(pairing: Pairing, choices: dict[str, Any], controls: dict[str, Any] | None, options: AnalysisOptions) -> dict:
+    """Each benchmark's evidence gates; a gate whose evidence a benchmark lacks is bad input, not a silent pass."""
+    from .stats.choices import evidence_gates, gates_beyond_alpha
+
+    rules = options.rules
+    margins = rules.evidence_margins()
+    if not margins:
+        return {}
+    if "flip" in margins and controls is None:
+        raise InputError("needs the A/A control: add --control", key="--flip-margin")
+    for name in pairing.benchmarks:
+        if name not in choices and ({"kl", "top1"} & set(margins)):
+            flag = "--kl-margin" if "kl" in margins else "--top1-margin"
+            raise InputError(
+                f"benchmark {name!r} has no per-choice log-likelihoods on both sides (modes ppl and clp log them); "
+                "drop the gate or the benchmark",
+                key=flag,
+            )
+    beyond_alpha = gates_beyond_alpha(rules, len(pairing.benchmarks))
+    return {
+        name: evidence_gates(rules, choices.get(name), (controls or {}).get(name), beyond_alpha)
+        for name in pairing.benchmarks
+    }
+
+
 def analyze(
     records_a: pd.DataFrame,
     records_b: pd.DataFrame,
@@ -427,11 +532,13 @@ def analyze(
     records_control: pd.DataFrame | None = None,
 ) -> Analysis:
     """Pair, compare every benchmark, and decide; with ``records_control`` (a second run of A's environment, A')
-    also set A vs A' beside A vs B (the A/A control), which never changes the A-vs-B verdicts."""
+    also set A vs A' beside A vs B (the A/A control), which never changes the A-vs-B verdicts unless an evidence
+    gate over the control (``--flip-margin``) is asked for. Benchmarks whose sides logged per-choice
+    log-likelihoods also get the choice-level evidence (``stats.choices``), and the evidence gates of the rules."""
     from .stats.control import flip_decomposition
 
     pairing = pair(records_a, records_b, unpaired=options.unpaired)
-    decision = _decide_all({name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()}, pairing, options)
+    comparisons = _compare_all({name: (bench.scores_a, bench.scores_b) for name, bench in pairing.benchmarks.items()}, pairing, options)
     flips = {
         name: flip_decomposition(
             bench.scores_a,
@@ -441,10 +548,19 @@ def analyze(
         )
         for name, bench in pairing.benchmarks.items()
     }
-    controls = None
+    controls, records, control_runs = None, {"a": records_a, "b": records_b}, {}
     if records_control is not None:
-        controls = _control_comparisons(decision, pairing, {"a": records_a, "b": records_b, "control": records_control}, options)
-    return Analysis(decision, pairing, options, inputs or {}, control=controls, flips=flips)
+        records["control"] = records_control
+        controls = _control_comparisons(comparisons, pairing, records, options)
+        for name, bench in pairing.benchmarks.items():
+            part = records_control[records_control["benchmark"] == name]
+            control_runs[name] = tuple(map(str, _run_table(part, bench.item_keys).columns))
+    choices = _choice_comparisons(pairing, records, control_runs, options)
+    gates = _evidence_gates(pairing, choices, controls, options)
+    decision = decide(
+        comparisons, options.rules, item_keys={name: bench.item_keys for name, bench in pairing.benchmarks.items()}, gates=gates
+    )
+    return Analysis(decision, pairing, options, inputs or {}, control=controls, flips=flips, choices=choices)
 
 
 def _none_if_nan(value: float | None) -> float | None:
@@ -552,6 +668,8 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
             reason=item.reason,
             flip_decomposition=analysis.flips[item.name].to_dict() if item.name in analysis.flips else None,
             control=control_json(analysis.control[item.name]) if analysis.control else None,
+            choices=analysis.choices[item.name].to_dict() if item.name in analysis.choices else None,
+            gates=[{**gate.to_dict(), "outcome": gate.outcome} for gate in item.gates],
         )
     return VerdictJson(
         statrepro_version=__version__,
@@ -560,6 +678,9 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
         margin_kind=rules.margin_kind,
         mode=rules.mode,
         correction=rules.correction,
+        kl_margin=rules.kl_margin,
+        top1_margin=rules.top1_margin,
+        flip_margin=rules.flip_margin,
         verdict=decision.verdict,
         exit_code=decision.exit_code,
         benchmarks=benchmarks,

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import InputError
 from .stats.rules import DEFAULT_RULES, VerdictRules
@@ -71,6 +71,14 @@ class VerdictOptions(BaseModel):
     exact tests and the missing-run check bound their worst cases by it, never by the observed scores."""
     resamples: int = DEFAULT_RULES.n_resamples
     """Bootstrap resamples and Monte Carlo permutations (at least 100)."""
+    kl_margin: Optional[float] = DEFAULT_RULES.kl_margin
+    """Evidence gate (off by default): the one-sided (1 - alpha) upper bound of the mean choice KL(A||B), in nats,
+    must lie within this; needs per-choice log-likelihoods (modes ppl and clp)."""
+    top1_margin: Optional[float] = DEFAULT_RULES.top1_margin
+    """Evidence gate (off by default): the share of items whose top choice changed, likewise."""
+    flip_margin: Optional[float] = DEFAULT_RULES.flip_margin
+    """Evidence gate (off by default): the excess of harmful flips (right to wrong) over the A/A control,
+    likewise; needs the control."""
 
     @field_validator("score_range")
     @classmethod
@@ -84,12 +92,20 @@ class VerdictOptions(BaseModel):
     _max_missing = field_validator("max_missing")(_open_interval(-1e-12, 1.0))
     _resamples = field_validator("resamples")(_at_least(100))
 
+    @field_validator("kl_margin", "top1_margin", "flip_margin")
+    @classmethod
+    def _positive_margin(cls, value: Optional[float]) -> Optional[float]:
+        if value is not None and not value > 0:
+            raise ValueError(f"must be greater than 0, got {value:g}")
+        return value
+
     def rules(self) -> VerdictRules:
         """The verdict rules these options state."""
         return VerdictRules(
             tolerance=self.tolerance, margin_kind=self.margin, alpha=self.alpha, mode=self.mode,
             correction=self.correction, max_missing_share=self.max_missing, score_range=self.score_range,
-            n_resamples=self.resamples,
+            n_resamples=self.resamples, kl_margin=self.kl_margin, top1_margin=self.top1_margin,
+            flip_margin=self.flip_margin,
         )
 
 
@@ -176,7 +192,7 @@ class CompareOptions(VerdictOptions, RunOptions):
     control: bool = False
     """Run A's environment a second time as the A/A control A' (stored as ``<A name>.control``: same
     configuration and seeds, its own run-to-run nondeterminism) and set A vs A' beside A vs B: flip rates, their
-    excess over the control and its exact test. It never changes the A-vs-B verdict."""
+    excess over the control and its exact test. It changes the A-vs-B verdict only through ``flip_margin``."""
 
     @field_validator("max_seeds")
     @classmethod
@@ -209,6 +225,14 @@ class CompareOptions(VerdictOptions, RunOptions):
         if value and info.data.get("sequential"):
             raise ValueError("the A/A control runs with the fixed design only, not with sequential")
         return value
+
+    @model_validator(mode="after")
+    def _evidence_gates(self) -> "CompareOptions":
+        if self.sequential and self.rules().evidence_margins():
+            raise ValueError("the evidence gates (--kl-margin, --top1-margin, --flip-margin) run with the fixed design only, not with --sequential")
+        if self.flip_margin is not None and not self.control:
+            raise ValueError("--flip-margin needs the A/A control: add --control")
+        return self
 
 
 def _explain(config_a, config_b, records_a, records_b, options: ExplainOptions, console: Console):
@@ -307,6 +331,8 @@ def analyze(
     from .harness import load_side
 
     options = options or AnalyzeOptions()
+    if options.flip_margin is not None and control is None:
+        raise InputError("needs the A/A control: add --control DIR", key="--flip-margin")
     a, b = Path(a), Path(b)
     records_a = load_side(a, metric_overrides=options.metric_overrides)
     records_b = load_side(b, metric_overrides=options.metric_overrides)

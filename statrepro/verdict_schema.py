@@ -135,6 +135,58 @@ class ControlJson(_Strict):
     """What an unstable or unestablished baseline means for the A-vs-B verdict; null when stable."""
 
 
+class MeanIntervalJson(_Strict):
+    mean: Optional[float]
+    """Mean over the items."""
+    ci: list[Optional[float]]
+    """Two-sided interval [lo, hi] of mean at 1 - alpha (bootstrap over items, BCa; Clopper-Pearson for a share of 0/1 items)."""
+    upper: Optional[float]
+    """One-sided upper bound at 1 - alpha: an evidence gate passes when it lies within its margin."""
+    lower: Optional[float]
+    """One-sided lower bound at 1 - alpha / (benchmarks x gates): a gate is clearly failed when it lies beyond its margin."""
+    n_items: int
+    """Items the mean is over."""
+    method: str
+    """BCa, percentile, clopper-pearson, or none (no items)."""
+
+
+class ChoicesJson(_Strict):
+    n_items: int
+    """Items with per-choice log-likelihoods on both sides (modes ppl and clp)."""
+    kl: MeanIntervalJson
+    """KL(A || B) of each item's choice distribution (softmax over its choices' log-likelihoods), in nats: per pair
+    of runs (A's, B's), averaged over the item's pairs, then over items."""
+    top_changed: MeanIntervalJson
+    """Share of items whose top choice changed (the set of choices with the highest log-likelihood, so ties compare as ties)."""
+    gold_delta: Optional[MeanIntervalJson] = None
+    """Change of the gold choice's log-likelihood, B minus A (each averaged over its runs); null when no gold index is known."""
+    control: Optional["ChoicesJson"] = None
+    """With --control: A vs A' on the same items, the noise floor of the figures above."""
+    excess_kl: Optional[MeanIntervalJson] = None
+    """With --control: mean over items of KL(A || B) - KL(A || A')."""
+    excess_top_changed: Optional[MeanIntervalJson] = None
+    """With --control: share of items whose top choice changed in A vs B minus in A vs A'."""
+    alpha: float
+    """Level of every ci (two-sided) and upper bound (one-sided)."""
+    beyond_alpha: float
+    """Level of the lower bounds: alpha split over benchmarks and active gates (Bonferroni)."""
+
+
+class GateJson(_Strict):
+    evidence: str
+    """What the gate bounds (mean choice KL, share of items whose top choice changed, excess harmful flips)."""
+    estimate: Optional[float]
+    """Its estimate."""
+    upper: Optional[float]
+    """One-sided upper bound at 1 - alpha."""
+    lower: Optional[float]
+    """One-sided lower bound at 1 - alpha / (benchmarks x gates)."""
+    margin: float
+    """The gate's margin (--kl-margin, --top1-margin, --flip-margin)."""
+    outcome: Literal["passed", "unshown", "beyond"]
+    """passed: upper <= margin; beyond: lower > margin (the benchmark is different); unshown: neither (a pass becomes inconclusive)."""
+
+
 class MissingSideJson(_Strict):
     missing: int
     """Runs of this side without a result (an item in a seed that failed; never scored as wrong)."""
@@ -236,6 +288,10 @@ class BenchmarkJson(_Strict):
     each with its interval."""
     control: Optional[ControlJson] = None
     """With --control: A vs A' (a second run of A's environment) beside A vs B; null without a control."""
+    choices: Optional[ChoicesJson] = None
+    """Choice-level evidence from the per-choice log-likelihoods (modes ppl and clp); null when a side logged none."""
+    gates: list[GateJson] = Field(default_factory=list)
+    """The evidence gates this benchmark was held to (--kl-margin, --top1-margin, --flip-margin); empty when none is set."""
 
 
 class ConfigDifferenceJson(_Strict):
@@ -310,6 +366,12 @@ class VerdictJson(_Strict):
     """Two-sided equivalence, or one-sided non-inferiority of B."""
     correction: Literal["holm", "bh"]
     """Multiple-benchmark adjustment of the 'any benchmark differs' p-values."""
+    kl_margin: Optional[float] = None
+    """--kl-margin: the mean choice KL's upper bound must lie within it (null: gate off)."""
+    top1_margin: Optional[float] = None
+    """--top1-margin: the share of items whose top choice changed, likewise (null: gate off)."""
+    flip_margin: Optional[float] = None
+    """--flip-margin: the excess of harmful flips over the A/A control, likewise (null: gate off)."""
     verdict: VerdictLabel
     """Overall verdict."""
     exit_code: int

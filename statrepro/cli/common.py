@@ -43,6 +43,16 @@ MAX_MISSING = typer.Option(
     help="Largest share of paired information lost to missing runs (per item the larger side's lost share of its runs) before the verdict is inconclusive.",
 )
 RESAMPLES = typer.Option(DEFAULTS.n_resamples, help="Bootstrap resamples and Monte Carlo permutations.")
+KL_MARGIN = typer.Option(
+    DEFAULTS.kl_margin,
+    help="Evidence gate (off by default): the upper 95% bound (one-sided, at alpha) of the mean choice KL(A||B) in nats must be <= this; modes ppl and clp.",
+)
+TOP1_MARGIN = typer.Option(
+    DEFAULTS.top1_margin, help="Evidence gate (off by default): the upper bound of the share of items whose top choice changed must be <= this."
+)
+FLIP_MARGIN = typer.Option(
+    DEFAULTS.flip_margin, help="Evidence gate (off by default): the upper bound of the excess harmful flips over the A/A control must be <= this; needs --control."
+)
 BENCHMARKS = typer.Option(None, help="Comma-separated benchmarks to run (default: the env's).")
 SEEDS = typer.Option(None, help="Seed count, or a comma-separated list of seeds.")
 LIMIT = typer.Option(None, help="Items per task (smoke runs; sign-off needs full sets).")

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from .common import (
-    ALPHA, BENCHMARKS, CORRECTION, DATA_DIR, EXECUTOR, JSON_PATH, LIMIT, MARGIN, MAX_MISSING, MODE, RAY_ADDRESS, REPORT,
+    ALPHA, BENCHMARKS, CORRECTION, DATA_DIR, EXECUTOR, FLIP_MARGIN, JSON_PATH, KL_MARGIN, LIMIT, MARGIN, MAX_MISSING, MODE,
+    RAY_ADDRESS, REPORT, TOP1_MARGIN,
     RESAMPLES, RNG_SEED, SCORE_RANGE, SEEDS, STORE, TOLERANCE, WAIT, Correction, MarginKind, Mode, api_options, parse_benchmarks,
     parse_metric_overrides, parse_score_range, parse_seeds, stop_on_sigterm, user_errors,
 )
@@ -37,6 +38,9 @@ def analyze(
     max_missing: float = MAX_MISSING,
     score_range: Optional[str] = SCORE_RANGE,
     control: Optional[Path] = typer.Option(None, "--control", help="A third result set from A's environment (the A/A control A'), shown beside A vs B: flip rates, their excess and its exact test."),
+    kl_margin: Optional[float] = KL_MARGIN,
+    top1_margin: Optional[float] = TOP1_MARGIN,
+    flip_margin: Optional[float] = FLIP_MARGIN,
 ) -> None:
     """Compare two existing result sets item by item and print a calibrated verdict.
 
@@ -48,6 +52,7 @@ def analyze(
         AnalyzeOptions, tolerance=tolerance, alpha=alpha, mode=mode.value, margin=margin.value, correction=correction.value,
         max_missing=max_missing, rng_seed=rng_seed, resamples=resamples, seed_level=seed_level, intersect=intersect,
         metric_overrides=parse_metric_overrides(metric), score_range=parse_score_range(score_range),
+        kl_margin=kl_margin, top1_margin=top1_margin, flip_margin=flip_margin,
     )
     analysis = analyze_results(a, b, options, json_path=json_path, report=report, control=control)
     print_decision(analysis)
@@ -114,6 +119,9 @@ def compare(
     explain: bool = typer.Option(False, "--explain", help="After the verdict, explain the moved items (as statrepro explain; adds an Explain section to the report)."),
     explain_limit: int = typer.Option(10, help="With --explain: items to explain."),
     control: bool = typer.Option(False, "--control", help="Also run A a second time as the A/A control A' (stored as <A name>.control) and show A vs A' beside A vs B: flip rates, their excess and its exact test."),
+    kl_margin: Optional[float] = KL_MARGIN,
+    top1_margin: Optional[float] = TOP1_MARGIN,
+    flip_margin: Optional[float] = FLIP_MARGIN,
 ) -> None:
     """Run whatever is missing for both environments, then decide whether B still scores like A.
 
@@ -133,7 +141,7 @@ def compare(
         sequential=sequential, max_seeds=max_seeds, block_size=block_size, max_items=max_items, order_seed=order_seed,
         first_seeds=first_seeds, new_design=new_design,
         explain=api_options(ExplainOptions, limit=explain_limit) if explain else None,
-        control=control,
+        control=control, kl_margin=kl_margin, top1_margin=top1_margin, flip_margin=flip_margin,
     )
     stop_on_sigterm()
     if len(envs) > 2:

@@ -64,6 +64,10 @@ def print_decision(analysis) -> None:
         console.print(f"    {item.reason}")
         if analysis.control is not None:
             print_control(console, analysis.control[item.name])
+        if item.name in analysis.choices:
+            print_choices(console, analysis.choices[item.name])
+        for gate in item.gates:
+            console.print(f"    gate {gate.outcome}: {gate.describe()}", markup=False, highlight=False)
         if item.verdict == INCONCLUSIVE and (c.power.items_needed or c.power.seeds_needed):
             console.print(f"    to conclude, likely need {_needs(c.power)}")
     for difference in analysis.pairing.config_differences:
@@ -121,6 +125,28 @@ def print_control(console, control) -> None:
         from rich.markup import escape
 
         console.print(f"    [yellow]baseline {control.baseline}:[/] {escape(control.warning)}", highlight=False)
+
+
+def _mean(interval, spec: str) -> str:
+    """'0.012 [0.008, 0.017]', or 'n/a' without items."""
+    if not interval.n_items:
+        return "n/a"
+    return f"{format(interval.mean, spec)} [{format(interval.ci[0], spec)}, {format(interval.ci[1], spec)}]"
+
+
+def print_choices(console, choices) -> None:
+    """The choice-level evidence of one benchmark: KL, top-choice changes, gold log-likelihood, and A vs A' beside them."""
+    text = f"    choices ({choices.n_items} items): KL(A||B) {_mean(choices.kl, '.4g')}, top choice changed {_mean(choices.top_changed, '.1%')}"
+    if choices.gold_delta is not None:
+        text += f", gold log-likelihood {_mean(choices.gold_delta, '+.4g')}"
+    console.print(text, markup=False, highlight=False)
+    if choices.control is not None:
+        control = choices.control
+        console.print(
+            f"    choices A/A': KL {_mean(control.kl, '.4g')}, top choice changed {_mean(control.top_changed, '.1%')}; "
+            f"excess KL {_mean(choices.excess_kl, '+.4g')}, excess top changed {_mean(choices.excess_top_changed, '+.1%')}",
+            markup=False, highlight=False,
+        )
 
 
 def print_explanation(result) -> None:

@@ -115,6 +115,17 @@ def _log_likelihood(value: object, *, path: Path, line: int) -> float:
         raise InputError(f"log-likelihood {str(value)[:40]!r} is not a number", path=path, line=line) from None
 
 
+def choice_log_likelihoods(sample: dict, *, path: Path, line: int) -> list[float] | None:
+    """A multiple-choice sample's per-choice log-likelihoods (``filtered_resps``: one ``[ll, is_greedy]`` per choice),
+    in the task's choice order; None for a generation sample or a single continuation."""
+    responses = sample.get("filtered_resps")
+    if not isinstance(responses, list) or len(responses) < 2:
+        return None
+    if not all(isinstance(choice, list) and choice for choice in responses):
+        return None
+    return [_log_likelihood(choice[0], path=path, line=line) for choice in responses]
+
+
 def prediction_of(sample: dict, metric: str, *, path: Path, line: int) -> str | None:
     """The filtered answer: the generated text, or for multiple choice the argmax choice index."""
     responses = sample.get("filtered_resps")
@@ -261,6 +272,7 @@ def read_task_samples(
                 "score": coerce_score(sample[metric_name], path=str(samples_path), line=line, key=metric_name),
                 "prediction": prediction_of(sample, metric_name, path=samples_path, line=line),
                 "target": None if sample.get("target") is None else str(sample["target"]),
+                "choice_logprobs": choice_log_likelihoods(sample, path=samples_path, line=line),
                 "prompt_hash": sample.get("prompt_hash"),
                 "doc_hash": sample.get("doc_hash"),
                 "model": model,

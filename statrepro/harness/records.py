@@ -22,6 +22,7 @@ RECORD_COLUMNS: dict[str, str] = {
     "score": "The item's score in this run; finite, usually 0/1 or in [0, 1].",
     "prediction": "The model's (filtered) answer, when the harness logs it.",
     "target": "The reference answer, when the harness logs it.",
+    "choice_logprobs": "Multiple choice scored by log-likelihood (modes ppl, clp): each choice's log-likelihood in the harness's choice order, else null.",
     "prompt_hash": "Hash of the rendered prompt, to detect prompt differences between environments.",
     "doc_hash": "Hash of the source document, a check that paired items really are the same item.",
     "model": "Model name the harness recorded, to detect mixed models within one side.",

@@ -157,6 +157,38 @@ def control_rows(analysis) -> list[list[str]]:
     return rows
 
 
+CHOICE_COLUMNS = ["benchmark", "pair", "items", "choice KL [CI]", "top choice changed [CI]", "gold log-likelihood change [CI]"]
+
+
+def _mean_text(interval, spec: str) -> str:
+    """'0.012 [0.008, 0.017]' of a stats.choices.MeanInterval, or 'n/a' without one or without items."""
+    if interval is None or not interval.n_items:
+        return "n/a"
+    return f"{format(interval.mean, spec)} [{format(interval.ci[0], spec)}, {format(interval.ci[1], spec)}]"
+
+
+def choice_rows(analysis) -> list[list[str]]:
+    """The choice-level evidence as text rows (CHOICE_COLUMNS): A vs B, and with a control A vs A' and the excess."""
+    rows = []
+    for name, choices in sorted(analysis.choices.items()):
+        rows.append([name, "A vs B", str(choices.n_items), _mean_text(choices.kl, ".4g"), _mean_text(choices.top_changed, ".1%"),
+                     _mean_text(choices.gold_delta, "+.4g")])
+        if choices.control is not None:
+            control = choices.control
+            rows.append([name, "A vs A′ (control)", str(control.n_items), _mean_text(control.kl, ".4g"),
+                         _mean_text(control.top_changed, ".1%"), _mean_text(control.gold_delta, "+.4g")])
+            rows.append([name, "excess (A vs B − A vs A′)", str(control.n_items), _mean_text(choices.excess_kl, "+.4g"),
+                         _mean_text(choices.excess_top_changed, "+.1%"), ""])
+    return rows
+
+
+def gate_lines(analysis) -> list[str]:
+    """One sentence per evidence gate of each benchmark (none when no gate is set)."""
+    return [
+        f"{item.name}: {gate.outcome}: {gate.describe()}" for item in analysis.decision.benchmarks for gate in item.gates
+    ]
+
+
 def control_warnings(analysis) -> list[tuple[str, str, str]]:
     """(benchmark, baseline status, warning) for each benchmark whose control did not show a stable baseline."""
     return [(name, control.baseline, control.warning) for name, control in sorted((analysis.control or {}).items()) if control.warning]

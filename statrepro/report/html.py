@@ -22,8 +22,11 @@ from .content import (
     CONTROL_COLUMNS,
     FLIP_COLUMNS,
     FlippedItem,
+    CHOICE_COLUMNS,
+    choice_rows,
     control_rows,
     control_warnings,
+    gate_lines,
     sequential_lines,
     flatten,
     flip_decomposition_cells,
@@ -287,6 +290,7 @@ test applies to one 0/1 run per side.</p>{summary}
 wrong → right (beneficial), and the answer churn: items whose extracted answer (most common over runs) changed while
 their majority outcome did not, over the items where both sides logged an answer.</p>{decomposition}
 {_control_part(analysis)}
+{_choices_part(analysis)}
 <p class="note">Open a benchmark to see its flipped items, ranked by the size of their score change. Long texts are
 truncated; click one to see it in full.{' <a href="#explain">Why they moved: Explain.</a>' if explained else ""}</p>{"".join(details)}
 </section>"""
@@ -314,8 +318,24 @@ def _control_part(analysis) -> str:
 <p class="note">A′ is A's environment run again (same configuration and seeds, its own run-to-run nondeterminism).
 Its flips against A are what B's flips must exceed before they mean anything. The excess is the A-vs-B rate minus
 the A-vs-A′ rate on the same items, with Tango's paired interval; the excess-flip p is the exact one-sided test that
-A vs B flips more items than A vs A′ (sign-flip test of the paired per-item flip indicators). The control never
-changes the verdict.</p>{table}{warnings}"""
+A vs B flips more items than A vs A′ (sign-flip test of the paired per-item flip indicators). The control changes
+the verdict only through the optional harmful-flip gate (--flip-margin).</p>{table}{warnings}"""
+
+
+def _choices_part(analysis) -> str:
+    """The choice-level evidence (modes ppl and clp) with the control beside it, and the evidence gates."""
+    rows, gates = choice_rows(analysis), gate_lines(analysis)
+    if not rows and not gates:
+        return ""
+    confidence = f"{1 - analysis.decision.rules.alpha:.0%}"
+    table = _table(CHOICE_COLUMNS, [[esc(cell) for cell in row] for row in rows], numeric={2, 3, 4, 5}) if rows else ""
+    listed = "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in gates) + "</ul>" if gates else ""
+    return f"""<h3 id="choices">Choice-level evidence</h3>
+<p class="note">From the same calls: each choice's log-likelihood gives the item's choice distribution (softmax over
+its choices). Per item, over every pair of runs: KL(A‖B) of that distribution in nats, whether the top choice changed
+(ties compare as ties), and the gold choice's log-likelihood in B minus in A; means over items with bootstrap
+{confidence} intervals (exact Clopper-Pearson for the share of changed tops). With a control, A vs A′ is the noise floor.
+Evidence gates (--kl-margin, --top1-margin, --flip-margin) pass when the one-sided upper bound is within their margin.</p>{table}{listed}"""
 
 
 def _noise_section(analysis) -> str:

@@ -55,10 +55,21 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
 
         lines += ["", "### A/A control: A vs A′ beside A vs B", "",
                   f"Rates with {1 - decision.rules.alpha:.0%} intervals; excess-flip p: exact one-sided test that A vs B flips more "
-                  "items than A vs A′ (a second run of A). The control never changes the verdict.", "",
+                  "items than A vs A′ (a second run of A). The control changes the verdict only through --flip-margin.", "",
                   "| " + " | ".join(CONTROL_COLUMNS) + " |", "|---|---|" + "---:|" * (len(CONTROL_COLUMNS) - 2)]
         lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in control_rows(analysis)]
         lines += [""] + [f"- **{_cell(name)}: baseline {status}.** {_cell(warning)}" for name, status, warning in control_warnings(analysis)]
+    if analysis.choices or any(item.gates for item in decision.benchmarks):
+        from .content import CHOICE_COLUMNS, choice_rows, gate_lines
+
+        lines += ["", "### Choice-level evidence", "",
+                  f"Per item from the choices' log-likelihoods: KL(A‖B) of the choice distribution (nats), top choice changed, "
+                  f"gold log-likelihood change; means with {1 - decision.rules.alpha:.0%} intervals. A vs A′ is the noise floor.", ""]
+        rows = choice_rows(analysis)
+        if rows:
+            lines += ["| " + " | ".join(CHOICE_COLUMNS) + " |", "|---|---|" + "---:|" * (len(CHOICE_COLUMNS) - 2)]
+            lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
+        lines += [""] + [f"- evidence gate {_cell(line)}" for line in gate_lines(analysis)]
     for difference in analysis.pairing.config_differences:
         lines.append(f"- config difference in {_cell(difference.benchmark)}: {_cell(difference.factor)}: {_cell(difference.detail)}")
     if explain is not None:

@@ -19,6 +19,12 @@ Per benchmark, in order:
    beyond the margin with every missing run scored against that claim.
 5. ``inconclusive`` otherwise, saying whether a difference is detectable but not clearly beyond the margin.
 
+Then the optional evidence gates (``apply_gates``; off by default, built by ``stats.choices.evidence_gates``):
+a gate passes when its one-sided upper bound lies within its margin. A gate clearly beyond its margin (its
+lower bound, at alpha split over benchmarks and gates, above it) makes the benchmark ``different``; a gate
+that is neither shown within nor clearly beyond turns a pass into ``inconclusive``. The reason names the
+evidence that failed.
+
 Overall: passing only if every benchmark passes (intersection-union, so no correction is needed);
 ``different`` if any benchmark is ``different`` (the beyond-margin p-values are Holm or BH adjusted);
 otherwise ``inconclusive``.
@@ -128,6 +134,45 @@ def worst(labels: list[str]) -> str:
     return max(labels, key=SEVERITY.index)
 
 
+@dataclass(frozen=True)
+class EvidenceGate(ResultMixin):
+    """One optional evidence gate of a benchmark: a mean over items that must be shown within a margin."""
+
+    evidence: str  # what is bounded, named in the reason
+    estimate: float
+    upper: float  # one-sided upper bound at 1 - alpha
+    lower: float  # one-sided lower bound at 1 - alpha / (benchmarks x gates)
+    margin: float
+
+    @property
+    def outcome(self) -> str:
+        """passed (upper bound within the margin), beyond (lower bound above it) or unshown (neither)."""
+        if self.upper <= self.margin:
+            return "passed"
+        return "beyond" if self.lower > self.margin else "unshown"
+
+    def describe(self) -> str:
+        bound = {
+            "passed": f"upper bound {self.upper:.4g} <= margin",
+            "beyond": f"lower bound {self.lower:.4g} > margin",
+            "unshown": f"upper bound {self.upper:.4g} > margin",
+        }[self.outcome]
+        return f"{self.evidence} {self.estimate:.4g} ({bound} {self.margin:g})"
+
+
+def apply_gates(verdict: str, reason: str, gates: tuple[EvidenceGate, ...]) -> tuple[str, str]:
+    """The score's verdict and reason after the evidence gates (the rule in this module's docstring)."""
+    failed = [gate for gate in gates if gate.outcome != "passed"]
+    if not failed:
+        return verdict, reason
+    named = "; ".join(gate.describe() for gate in failed)
+    if verdict != DIFFERENT and any(gate.outcome == "beyond" for gate in failed):
+        return DIFFERENT, f"evidence gate failed, clearly beyond its margin: {named} (the score alone: {verdict}, {reason})"
+    if verdict in PASSING:
+        return INCONCLUSIVE, f"evidence gate not shown within its margin: {named} (the score alone: {verdict}, {reason})"
+    return verdict, f"{reason}; evidence gate failed: {named}"
+
+
 def combine(labels: list[str | None]) -> str | None:
     """The overall verdict from the benchmarks' (None: still running, in a sequential design)."""
     if "different" in labels:
@@ -160,6 +205,7 @@ class BenchmarkVerdict(ResultMixin):
     verdict: str
     reason: str
     p_beyond_adjusted: float = float("nan")  # of "B lies within the margin"
+    gates: tuple[EvidenceGate, ...] = ()  # the optional evidence gates it was held to
 
 
 @dataclass(frozen=True)
@@ -216,11 +262,13 @@ def decide(
     rules: VerdictRules = DEFAULT_RULES,
     *,
     item_keys: dict[str, list[str]] | None = None,
+    gates: dict[str, tuple[EvidenceGate, ...]] | None = None,
 ) -> Decision:
     """Adjust the per-benchmark p-values and combine the per-benchmark verdicts into one, under ``rules`` (alpha,
     correction, missing share; the comparisons were made under the same rules).
 
-    ``item_keys`` (optional) names each benchmark's rows, so that reasons can name missing items.
+    ``item_keys`` (optional) names each benchmark's rows, so that reasons can name missing items; ``gates``
+    (optional) holds each benchmark's evidence gates (``stats.choices.evidence_gates``), applied after the score's rules.
     """
     if not comparisons:
         raise ValueError("no benchmarks to decide on")
@@ -239,5 +287,7 @@ def decide(
             item_keys=(item_keys or {}).get(name),
         )
         verdict, reason = classify(evidence)
-        verdicts.append(BenchmarkVerdict(name, comparisons[name], float(p_adj), verdict, reason, float(p_beyond)))
+        held_to = (gates or {}).get(name, ())
+        verdict, reason = apply_gates(verdict, reason, held_to)
+        verdicts.append(BenchmarkVerdict(name, comparisons[name], float(p_adj), verdict, reason, float(p_beyond), held_to))
     return Decision(combine([v.verdict for v in verdicts]), tuple(verdicts), rules)

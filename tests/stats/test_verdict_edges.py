@@ -14,6 +14,7 @@ from statrepro.stats import bootstrap_ci, compare_paired, decide
 from statrepro.stats.rules import VerdictRules
 from statrepro.stats.paired import paired_score_interval, tost
 from statrepro.stats.sequential import SequentialDesign, sequential_step
+from statrepro.stats.verdict import DIFFERENT, EQUIVALENT, INCONCLUSIVE, WITHIN_TOLERANCE, EvidenceGate, apply_gates
 
 ALPHA = 0.05
 
@@ -289,3 +290,30 @@ def test_unknown_range_says_so_instead_of_guessing():
     verdict = decide({"x": comparison}).benchmarks[0]
     assert comparison.tost.method == "no-score-range"
     assert verdict.verdict == "inconclusive" and "range is unknown" in verdict.reason
+
+
+# Evidence gates (docs/methodology.md, section 14): applied after the score rules by stats.verdict.apply_gates.
+
+
+def _gate(upper: float, lower: float, margin: float = 0.1) -> EvidenceGate:
+    return EvidenceGate("mean choice KL(A‖B)", (upper + lower) / 2, upper, lower, margin)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "gate", "expected"),
+    [
+        (EQUIVALENT, _gate(0.05, 0.01), EQUIVALENT),  # shown within: no change
+        (EQUIVALENT, _gate(0.2, 0.05), INCONCLUSIVE),  # not shown within, not clearly beyond
+        (WITHIN_TOLERANCE, _gate(0.5, 0.3), DIFFERENT),  # clearly beyond
+        (INCONCLUSIVE, _gate(0.5, 0.3), DIFFERENT),
+        (INCONCLUSIVE, _gate(0.2, 0.05), INCONCLUSIVE),
+        (DIFFERENT, _gate(0.05, 0.01), DIFFERENT),  # a gate never rescues a failing score
+    ],
+)
+def test_gates_turn_verdicts_as_documented(verdict: str, gate: EvidenceGate, expected: str) -> None:
+    label, reason = apply_gates(verdict, "the score's reason", (gate,))
+    assert label == expected
+    if gate.outcome != "passed":
+        assert "mean choice KL(A‖B)" in reason and "the score's reason" in reason
+    else:
+        assert reason == "the score's reason"
