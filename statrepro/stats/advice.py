@@ -20,9 +20,9 @@ from .results import ResultMixin
 MAX_NEED_SPREAD = 1.5
 
 UNPLACED = "no reliable size: the pilot cannot place the need (it spans more than {spread:g}x, or is unbounded, " \
-    "across the difference +/- one SE); see the MDE"
+    "across the difference +/- one SE)"
 ROUGH_PILOT = "no reliable size: the pilot has {changed} changed items (under {needed}), too few to estimate the " \
-    "spread or flip shares a size is planned on; see the MDE"
+    "spread or flip shares a size is planned on"
 NO_FINITE_NEED = "no finite amount reaches 80% power at the observed difference"
 
 
@@ -50,3 +50,19 @@ def placed_need(
     if low is None or high is None or high > MAX_NEED_SPREAD * low:
         return Advice(None, None, UNPLACED.format(spread=MAX_NEED_SPREAD))
     return Advice(central, need_range, None)
+
+
+def advice_text(power, margin: float) -> str:
+    """What an inconclusive result would need: '~N items (plausible range A-B)' where the pilot places the need,
+    else why no reliable size can be given, and the MDE this data has instead."""
+
+    def one(central, spread, unit):
+        return f"~{central} {unit} (plausible range {spread[0]}-{spread[1]})"  # a given need has a finite range
+
+    given = [one(power.items_needed, power.items_needed_range, "items")] if power.items_needed else []
+    given += [one(power.seeds_needed, power.seeds_needed_range, "seeds per side")] if power.seeds_needed else []
+    if given:
+        return "likely need " + " or ".join(given)
+    reason = power.items_withheld or power.seeds_withheld or "no reliable size can be given"
+    relative = f" ({power.rel_mde:.1%} of A)" if power.rel_mde is not None else ""
+    return f"{reason}; this data detects differences of {power.mde:.4f}{relative} (MDE) against a margin of ±{margin:.4f}"
