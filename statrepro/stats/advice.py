@@ -1,15 +1,17 @@
 """Whether an inconclusive pilot can say how much more data would make the verdict conclusive.
 
-Arrays in, frozen results out; no I/O. The need at the observed difference is only the need if that difference
-were the truth. After a pilot whose standard error is comparable to the margin, following it does not deliver 80%
-power (measured by ``statrepro bench advice``, docs/methodology.md section 10: 0.63-1.00 across the grid, and a
-resampling-from-the-pilot rule inherits the same fault, since it too takes the observed difference as the truth).
-So a size is given only when the pilot places it: when the need barely moves across the difference's
-plausible range (estimate +/- one SE). Otherwise the advice is withheld, with the reason, and the MDE stands.
+Pure: numbers in, frozen results out; no I/O. The need at the observed difference is only the need if that
+difference were the truth. Sizes planned so on a 200-item pilot delivered 0.37-1.00 power, not 0.80, and a
+simulation that resamples the pilot inherits the fault, since it too takes the observed difference as the truth
+(docs/methodology.md section 10, ``statrepro bench advice``). So a size is given only where the pilot places it:
+enough changed items to estimate the spread, and a need that barely moves across the difference +/- one SE.
+Near the margin that takes the margin some 10 SE away, so after an inconclusive verdict the size is in practice
+withheld, with the reason, and the MDE is what the data supports.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .results import ResultMixin
@@ -21,7 +23,7 @@ MAX_NEED_SPREAD = 1.5
 
 UNPLACED = "no reliable size: the pilot cannot place the need (it spans more than {spread:g}x, or is unbounded, " \
     "across the difference +/- one SE)"
-ROUGH_PILOT = "no reliable size: the pilot has {changed} changed items (under {needed}), too few to estimate the " \
+ROUGH_PILOT = "no reliable size: the pilot's changed items ({changed}) are under {needed}, too few to estimate the " \
     "spread or flip shares a size is planned on"
 NO_FINITE_NEED = "no finite amount reaches 80% power at the observed difference"
 
@@ -64,5 +66,7 @@ def advice_text(power, margin: float) -> str:
     if given:
         return "likely need " + " or ".join(given)
     reason = power.items_withheld or power.seeds_withheld or "no reliable size can be given"
+    if not math.isfinite(power.mde):
+        return reason
     relative = f" ({power.rel_mde:.1%} of A)" if power.rel_mde is not None else ""
     return f"{reason}; this data detects differences of {power.mde:.4f}{relative} (MDE) against a margin of ±{margin:.4f}"
