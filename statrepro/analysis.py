@@ -663,6 +663,8 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
                 seeds_needed=c.power.seeds_needed,
                 items_needed_range=list(c.power.items_needed_range) if c.power.items_needed_range else None,
                 seeds_needed_range=list(c.power.seeds_needed_range) if c.power.seeds_needed_range else None,
+                items_withheld=c.power.items_withheld,
+                seeds_withheld=c.power.seeds_withheld,
             ),
             verdict=item.verdict,
             reason=item.reason,

@@ -558,7 +558,7 @@ def advice_table(result: dict) -> Table:
         title=f"advice after an inconclusive pilot of {result['pilot_items']} items ({result['sims']} pilots per row, "
         f"relative margin {result['tolerance']:g}): realised power to conclude at the advised size",
         caption="'!' misses 80% +/- 5 points by more than 2 MC SE. n: follow-ups run (inconclusive pilots with advice); "
-        "none: inconclusive pilots told no size suffices.",
+        "none: inconclusive pilots given no size (withheld as unreliable, or none finite).",
     )
     for column in ("accuracy", "engine", "truth (margins)", INCONCLUSIVE, "items: power", "MC SE", "n", "none",
                    "median items", "seeds: power", "MC SE", "n", "none", "median seeds"):

@@ -52,13 +52,22 @@ class PowerJson(_Strict):
     rel_mde: Optional[float]
     """mde / score_a."""
     items_needed: Optional[int]
-    """For an inconclusive result: total items likely needed at the current seeds."""
+    """For an inconclusive result: total items for 80% power to conclude at the current seeds, given only where the
+    pilot places it (at least 10 changed items, and a need within 1.5x across the difference +/- one SE); else null
+    and items_withheld says why. In the simulated grid of 200-item pilots (relative margin 5%) it is always
+    withheld: sizes planned on such pilots delivered 0.37-1.00 power, not 0.80 (docs/methodology.md section 10)."""
     seeds_needed: Optional[int]
-    """For an inconclusive result: total seeds per side likely needed at the current items (null if seeds alone cannot)."""
+    """For an inconclusive result: total seeds per side for 80% power at the current items, under the same
+    condition (null when withheld, see seeds_withheld, or when seeds alone cannot suffice)."""
     items_needed_range: Optional[list[Optional[int]]] = None
-    """[fewest, most] items needed over the difference's plausible range (estimate +/- one SE); null inside = no finite number."""
+    """[fewest, most] items needed over the difference's plausible range (estimate +/- one SE); null when items_needed is."""
     seeds_needed_range: Optional[list[Optional[int]]] = None
     """[fewest, most] seeds per side needed, likewise."""
+    items_withheld: Optional[str] = None
+    """For an inconclusive result with no items_needed: why no reliable size can be given (then mde is what the
+    data supports); null otherwise."""
+    seeds_withheld: Optional[str] = None
+    """Likewise for seeds_needed."""
 
 
 class RateJson(_Strict):

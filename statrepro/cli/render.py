@@ -2,19 +2,6 @@
 
 from __future__ import annotations
 
-def _needs(power) -> str:
-    """'~N items (range A-B) or ~K seeds per side (range ...)', open-ended where no finite amount suffices."""
-
-    def one(central, spread, unit):
-        if not central:
-            return None
-        low, high = spread or (central, central)
-        span = f"{low or '?'}-{high}" if high else f"{low or central} or more"
-        return f"~{central} {unit} (plausible range {span})"
-
-    needs = [one(power.items_needed, power.items_needed_range, "items"), one(power.seeds_needed, power.seeds_needed_range, "seeds per side")]
-    return " or ".join(need for need in needs if need)
-
 
 def print_decision(analysis) -> None:
     """A rich table of the per-benchmark verdicts and the overall line."""
@@ -22,6 +9,7 @@ def print_decision(analysis) -> None:
     from rich.table import Table
 
     from ..stats import DIFFERENT, EQUIVALENT, INCONCLUSIVE, VERDICTS, WITHIN_TOLERANCE
+    from ..stats.advice import advice_text
 
     decision = analysis.decision
     colours = {EQUIVALENT: "green", WITHIN_TOLERANCE: "green", DIFFERENT: "red", INCONCLUSIVE: "yellow"}
@@ -68,8 +56,8 @@ def print_decision(analysis) -> None:
             print_choices(console, analysis.choices[item.name])
         for gate in item.gates:
             console.print(f"    gate {gate.outcome}: {gate.describe()}", markup=False, highlight=False)
-        if item.verdict == INCONCLUSIVE and (c.power.items_needed or c.power.seeds_needed):
-            console.print(f"    to conclude, likely need {_needs(c.power)}")
+        if item.verdict == INCONCLUSIVE:
+            console.print(f"    to conclude: {advice_text(c.power, c.tost.margin)}")
     for difference in analysis.pairing.config_differences:
         console.print(f"  [yellow]config difference[/] {difference.benchmark}: {difference.factor}: {difference.detail}")
     for name, count in analysis.pairing.dropped.items():

@@ -18,6 +18,7 @@ from typing import Any
 from .. import __version__
 from ..redaction import REDACTED, redact_argv, redact_secret_keys
 from ..stats import DIFFERENT, EQUIVALENT, INCONCLUSIVE, VERDICTS, WITHIN_TOLERANCE
+from ..stats.advice import advice_text
 from .content import (
     CONTROL_COLUMNS,
     FLIP_COLUMNS,
@@ -357,13 +358,8 @@ def _noise_section(analysis) -> str:
             _fmt(c.tost.margin, ".4f"),
         ])
         if item.verdict == INCONCLUSIVE:
-            options = []
-            if power.items_needed:
-                options.append(f"about {power.items_needed} items at the current seeds")
-            if power.seeds_needed:
-                options.append(f"about {power.seeds_needed} seeds per side at the current items")
-            text = " or ".join(options) if options else "more data, but no estimate is possible (no observed variation)"
-            needs.append(f"<li><strong>{esc(item.name)}</strong>: to reach a verdict, likely {esc(text)}.</li>")
+            text = advice_text(power, c.tost.margin)
+            needs.append(f"<li><strong>{esc(item.name)}</strong>: to reach a verdict: {esc(text)}.</li>")
     table = _table(
         ["benchmark", "item var A", "item var B", "seed var A", "seed var B", "var(d): items", "var(d): seeds",
          "seed share", "MDE", "MDE rel.", "margin"],

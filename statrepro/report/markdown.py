@@ -45,7 +45,13 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
             f"| {c.tost.p_value:.3g} | {_fmt(c.flips.rate, '.1%')} | **{item.verdict.replace('_', ' ')}** |"
         )
     lines += ["", f"![Difference per benchmark with {1 - decision.rules.alpha:.0%} CI and tolerance band]({forest_plot_name})", ""]
-    lines += [f"- **{_cell(item.name)}**: {_cell(item.reason)}" for item in decision.benchmarks]
+    from ..stats import INCONCLUSIVE
+    from ..stats.advice import advice_text
+
+    for item in decision.benchmarks:
+        lines.append(f"- **{_cell(item.name)}**: {_cell(item.reason)}")
+        if item.verdict == INCONCLUSIVE:
+            lines.append(f"  - to conclude: {_cell(advice_text(item.comparison.power, item.comparison.tost.margin))}")
     if analysis.sequential:
         from .content import sequential_lines
 

@@ -13,6 +13,7 @@ from typing import Callable, Literal
 import numpy as np
 from scipy import optimize, special, stats
 
+from .advice import placed_need
 from .missing import MissingRuns, count_missing_runs, filled_item_means
 from .resampling import bootstrap_item_sums, jackknife_item_sums, sign_flip_tails
 from .results import ResultMixin
@@ -99,6 +100,8 @@ class PowerResult(ResultMixin):
 
     The needs are ranges because they depend on the true difference, which is only estimated: the first
     figure assumes the observed difference is the truth, the range spans the difference +/- one standard error.
+    A need is given only where the pilot places it (``advice.placed_need``); otherwise it is None and
+    ``items_withheld`` / ``seeds_withheld`` say why, and the MDE is what the data supports.
     """
 
     mde: float  # absolute, two-sided, at 80% power
@@ -107,6 +110,8 @@ class PowerResult(ResultMixin):
     seeds_needed: int | None  # total seeds per side (at the current items); None if seeds cannot suffice
     items_needed_range: tuple[int | None, int | None] | None = None  # None inside: no finite size suffices
     seeds_needed_range: tuple[int | None, int | None] | None = None
+    items_withheld: str | None = None  # why no items_needed is given for an inconclusive result (stats/advice.py)
+    seeds_withheld: str | None = None
 
 
 @dataclass(frozen=True)
@@ -741,13 +746,13 @@ def power_analysis(
     low, high = observed - se, observed + se
     unbounded = any(low <= edge <= high for edge in (-margin, margin))
     central_items, central_seeds = items_for(observed), seeds_for(observed)
+    changed = changed_items(a, b)
+    items = placed_need(central_items, _needs_range([central_items, items_for(low), items_for(high)], unbounded),
+                        changed, MIN_CHANGED_ITEMS_FOR_T)
+    seeds = placed_need(central_seeds, _needs_range([central_seeds, seeds_for(low), seeds_for(high)], unbounded),
+                        changed, MIN_CHANGED_ITEMS_FOR_T)
     return PowerResult(
-        mde,
-        rel_mde,
-        central_items,
-        central_seeds,
-        items_needed_range=_needs_range([central_items, items_for(low), items_for(high)], unbounded),
-        seeds_needed_range=_needs_range([central_seeds, seeds_for(low), seeds_for(high)], unbounded),
+        mde, rel_mde, items.need, seeds.need, items.need_range, seeds.need_range, items.withheld, seeds.withheld
     )
 
 

@@ -138,6 +138,8 @@ def test_report_files_exist_and_verdict_json_validates(report):
     verdict = VerdictJson.model_validate_json(paths["verdict"].read_text())
     assert verdict.verdict == analysis.decision.verdict == "different"
     assert verdict.benchmarks["ceval"].verdict == "inconclusive"
+    power = verdict.benchmarks["ceval"].power  # a size the pilot cannot place is withheld, with its reason
+    assert (power.items_needed is None) == (power.items_withheld is not None)
 
 
 def test_markdown_renders_with_table_and_plot(report):
@@ -149,6 +151,7 @@ def test_markdown_renders_with_table_and_plot(report):
     assert rendered.count("<tr>") == 4 + 3  # header + three benchmarks; the Explain table: header + two items
     assert f'<img src="{FOREST_PLOT_NAME}"' in rendered
     assert "<strong>different</strong>" in rendered
+    assert text.count("to conclude: ") == 1 and ("(MDE)" in text or "likely need" in text)  # ceval is inconclusive
     assert (paths["markdown"].parent / FOREST_PLOT_NAME).is_file()
 
 
@@ -182,7 +185,7 @@ def test_html_sections_present(report):
     assert json.loads(paths["explain"].read_text())["classes"] == {"near tie": 1, "prompt differs": 1}
     assert "### Explain: why items moved" in paths["markdown"].read_text()
     assert 'data-verdict="different"' in page
-    assert "Seeds or items needed" in page  # ceval is inconclusive
+    assert "Seeds or items needed" in page and "to reach a verdict: " in page  # ceval is inconclusive
     assert "aarch64" in page and "0.4.9" in page and "abc123" in page  # manifests in the provenance
     assert "top 20 of" in page  # gsm8k has 60 flips, the top 20 shown
 
