@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .results import ResultMixin
+from .rules import VerdictRules
 from .verdict import PASSING
 
 
@@ -60,3 +63,55 @@ def select_in_sequence(order: list[str] | tuple[str, ...], verdicts: list[str] |
             break
         cleared.append(name)
     return Selection(tuple(order), tuple(verdicts), tuple(cleared), cleared[-1] if cleared else None, stopped_at)
+
+
+@dataclass(frozen=True)
+class ShippingErrors(ResultMixin):
+    """How often "ship one" picks a candidate truly at or beyond the margin, by each rule, over simulations."""
+
+    truths: tuple[float, ...]  # each candidate's true difference, in the order they are tested
+    sims: int
+    each_on_its_own: float  # ship the smallest that passes, wherever it stands
+    fixed_sequence: float  # ship the last cleared by the fixed sequence
+
+    def standard_error(self, rate: float) -> float:
+        """One Monte Carlo SE of a rate (at least that of one event in ``sims``)."""
+        rate = max(rate, 1 / self.sims)
+        return float(np.sqrt(rate * (1 - rate) / self.sims))
+
+
+def greedy_candidates(
+    rng: np.random.Generator, truths: tuple[float, ...], *, n_items: int = 400, accuracy: float = 0.6, churn: float = 0.04
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A greedy reference (one 0/1 outcome per item) and one greedy candidate per true difference: each flips
+    right items down and wrong items up so that its expected difference is the truth, at ``churn`` flips in an
+    A/A. The reference is shared, as in a quantization ladder."""
+    a = (rng.random(n_items) < accuracy).astype(float)
+    candidates = []
+    for truth in truths:
+        down = churn / 2 + max(0.0, -truth) / accuracy
+        up = churn / 2 * accuracy / (1 - accuracy) + max(0.0, truth) / (1 - accuracy)
+        b = a.copy()
+        b[(a == 1) & (rng.random(n_items) < down)] = 0.0
+        b[(a == 0) & (rng.random(n_items) < up)] = 1.0
+        candidates.append(b)
+    return a, candidates
+
+
+def shipping_errors(truths: tuple[float, ...], rules: VerdictRules, *, sims: int, rng: np.random.Generator) -> ShippingErrors:
+    """Simulate ``sims`` ladders of greedy candidates at ``truths`` (absolute differences) and count how often each
+    rule ships a candidate truly at or beyond ``rules.tolerance`` (an absolute margin)."""
+    from .paired import compare_paired
+    from .verdict import decide
+
+    beyond = [abs(truth) >= rules.tolerance - 1e-12 for truth in truths]
+    names = [f"c{index}" for index in range(len(truths))]
+    naive = sequence = 0
+    for _ in range(sims):
+        a, candidates = greedy_candidates(rng, truths)
+        verdicts = [decide({"x": compare_paired(a, b, rules, rng=rng)}, rules).verdict for b in candidates]
+        passing = [index for index, verdict in enumerate(verdicts) if verdict in PASSING]
+        naive += bool(passing) and beyond[passing[-1]]
+        shipped = select_in_sequence(names, verdicts).shipped
+        sequence += shipped is not None and beyond[names.index(shipped)]
+    return ShippingErrors(tuple(truths), sims, naive / sims, sequence / sims)
