@@ -123,9 +123,16 @@ def compare_candidates(
         raise InputError("several candidates run the fixed design only: drop --sequential, --control and --explain")
     paths = [Path(reference)] + [Path(candidate) for candidate in candidates]
     configs = load_environments(paths, options)  # one line when two of them share a name
+    from .api import run_environment_files
+    from .run.orchestrate import check_comparable
+
     for path, config in zip(paths[1:], configs[1:]):
+        check_comparable(configs[0], config)
         if _same_configuration(configs[0], config):
             console.print(f"[yellow]warning:[/] {path}: configured exactly as the reference; this candidate is an A/A check")
+    # Every job at once (the reference's once), so the executor schedules them together; each comparison below
+    # then finds its runs in the store.
+    console.print(run_environment_files(paths, options, console=console).summary())
     analyses, inputs = {}, {}
     for path, config in zip(paths[1:], configs[1:]):
         console.print(f"candidate {config.name}: {path}", markup=False, highlight=False)
