@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .api import CompareOptions, compare_environments
+from .api import CompareOptions, compare_environments, load_environments, run_environment_files
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -111,7 +111,6 @@ def compare_candidates(
     and the selection."""
     from rich.console import Console
 
-    from .api import load_environments
     from .atomic import atomic_write_text
     from .stats.selection import select_in_sequence
 
@@ -123,7 +122,6 @@ def compare_candidates(
         raise InputError("several candidates run the fixed design only: drop --sequential, --control and --explain")
     paths = [Path(reference)] + [Path(candidate) for candidate in candidates]
     configs = load_environments(paths, options)  # one line when two of them share a name
-    from .api import run_environment_files
     from .run.orchestrate import check_comparable
 
     for path, config in zip(paths[1:], configs[1:]):
