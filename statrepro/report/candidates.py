@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from ..atomic import atomic_write_text
-from .html import CONTENT_SECURITY_POLICY, STYLE, _badge, _table, esc
+from .html import _badge, _table, esc, page
 
 
 def _ratio(value: float | None, ci: list[float | None]) -> str:
@@ -85,18 +85,7 @@ def render_candidates_html(verdict) -> str:
     table = _table(["candidate", "weights", "benchmark", "recovery [95% CI]", "flips", "verdict", "cleared"], rows, numeric={3, 4})
     links = " · ".join(f'<a href="{esc(c.name)}/report.html">{esc(c.name)}</a>' for c in verdict.candidates)
     selection = esc(_selection_text(verdict).replace("**", ""))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>statrepro: candidates against one reference</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<main>
-<header class="banner v-{esc(verdict.verdict)}" id="verdict">
+    return page("statrepro: candidates against one reference", f"""<header class="banner v-{esc(verdict.verdict)}" id="verdict">
   <p class="kicker">Worst verdict of {len(verdict.candidates)} candidates</p>
   <h1 data-verdict="{esc(verdict.verdict)}">{esc(verdict.verdict.replace("_", " "))}</h1>
   <p>{selection}</p>
@@ -105,10 +94,7 @@ def render_candidates_html(verdict) -> str:
 <p class="note">Recovery: the candidate's score as a share of the reference's, with its paired 95% bootstrap interval.
 Candidates are cleared as a fixed sequence in the order given (the safest first): the chance of shipping one truly
 beyond the margin is at most alpha. Full reports: {links}</p></section>
-</main>
-</body>
-</html>
-"""
+""")
 
 
 def write_candidates_report(report_dir: Path, verdict) -> dict[str, Path]:

@@ -461,6 +461,26 @@ def _provenance_section(analysis, argv, manifests, generated_at: datetime) -> st
     return f'<section id="provenance"><h2>Provenance</h2>{table}{manifest_html}</section>'
 
 
+def page(title: str, body: str) -> str:
+    """A self-contained report page: the house style inline, and a policy that lets it load nothing."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<main>
+{body}
+</main>
+</body>
+</html>
+"""
+
+
 def render_html(
     analysis,
     *,
@@ -487,19 +507,4 @@ def render_html(
         _config_section(analysis, manifests, doctor),
         _provenance_section(analysis, argv, manifests, generated_at),
     ])
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>statrepro report: {esc(verdict)}</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<main>
-{body}
-</main>
-</body>
-</html>
-"""
+    return page(f"statrepro report: {verdict}", body)
