@@ -3,6 +3,7 @@ early stopping, and the deterministic-engine case."""
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -195,3 +196,24 @@ def test_bench_sequential_command_prints_both_designs():
     assert "fixed" in result.output and "averaged over the four stochastic scenarios" in result.output
     bad = runner.invoke(app, ["bench", "sequential", "--spending", "linear"])
     assert bad.exit_code == 2
+
+
+def test_each_look_uses_the_metrics_declared_range_as_the_fixed_design_does():
+    """Issue 21: the sequential path assumed scores in [0, 1]. On a 0-10 metric with few changed items (the exact
+    changed-share path, which bounds each change by the range), its looks must equal the fixed design's TOST."""
+    from statrepro.stats.paired import item_means, tost
+
+    rng = np.random.default_rng(4)
+    a = np.repeat(np.round(rng.random((300, 1)) * 10), 2, axis=1)
+    b = a.copy()
+    b[:5] = np.clip(b[:5] - 1, 0, 10)  # 5 items lose a point: fewer than 10 changed, so the exact path
+    rules = VerdictRules(margin_kind="absolute", tolerance=0.5)
+    design = SequentialDesign(max_rounds=2, rules=rules)
+    fixed = tost(item_means(a), item_means(b), tolerance=0.5, margin_kind="absolute", score_bounds=(0.0, 10.0))
+    declared = sequential_step(design, a, b, score_bounds=(0.0, 10.0)).looks[-1]
+    assert fixed.method == declared.tost_method == "exact-changed-share"
+    assert (declared.p_lower, declared.p_upper) == (fixed.p_lower, fixed.p_upper)
+    assumed_unit = sequential_step(design, a, b).looks[-1]
+    assert assumed_unit.p_lower != fixed.p_lower  # [0, 1] would bound each change ten times too tightly
+    overridden = sequential_step(SequentialDesign(max_rounds=2, rules=replace(rules, score_range=(0.0, 10.0))), a, b)
+    assert overridden.looks[-1].p_lower == fixed.p_lower  # --score-range overrides the declared range, as in analyze
