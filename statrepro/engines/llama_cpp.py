@@ -168,16 +168,17 @@ class LlamaCpp(EngineKind):
 
 
 def quantization_types() -> tuple[str, ...]:
-    """llama.cpp's names of its quantized file types (Q8_0, Q4_K_M, Q2_K, IQ4_XS, ...): llama-cpp-python's
-    LLAMA_FTYPE_MOSTLY_* constants, else the gguf package's copy of llama.cpp's list."""
+    """llama.cpp's names of its quantized file types (Q8_0, Q4_K_M, Q2_K, IQ4_XS, ...): the gguf package's copy of
+    llama.cpp's list, else llama-cpp-python's LLAMA_FTYPE_MOSTLY_* constants. gguf first: importing llama_cpp
+    only to validate a file would load the library and leave its log file open until exit."""
     try:
-        import llama_cpp
-
-        names = [name for name in dir(llama_cpp) if name.startswith("LLAMA_FTYPE_MOSTLY_")]
-    except ImportError:
         import gguf
 
         names = [f"LLAMA_FTYPE_{name}" for name in gguf.LlamaFileType.__members__ if name.startswith("MOSTLY_")]
+    except ImportError:
+        import llama_cpp
+
+        names = [name for name in dir(llama_cpp) if name.startswith("LLAMA_FTYPE_MOSTLY_")]
     return tuple(sorted(name.removeprefix("LLAMA_FTYPE_MOSTLY_") for name in names))
 
 
