@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .stats import DIFFERENT, INCONCLUSIVE, PASSING, compare_many, compare_paired, decide
-from .stats.paired import POWER as POWER_TARGET
+from .stats.power import POWER as POWER_TARGET
 from .stats.rules import VerdictRules
 from .stats.simulate import GREEDY, SHIFTS, GreedyScenario, GridCell, Scenario, calibration_grid, excess_flip_rejections
 
@@ -412,7 +412,7 @@ def greedy_edge_figures(*, sims: int, tolerance: float = 0.05, alpha: float = 0.
     """Size of the relative-margin TOST at exactly the margin (``SIZE_CELLS``) and 95% coverage of ``diff_ci``
     for one-way flips (``ONE_WAY_CELLS`` x ``ONE_WAY_SHIFTS``), each with its Monte Carlo standard error."""
     from .stats import bootstrap_ci
-    from .stats.paired import tost
+    from .stats.tests import tost
 
     def share(hits: int) -> dict:
         rate = hits / sims
@@ -477,7 +477,9 @@ ADVICE_SHIFTS = (0.0, 0.5, 2.0)  # true loss in margins
 def _advice_task(task: tuple) -> dict:
     """One (accuracy, engine, shift): pilots of ``pilot_items`` items; for each inconclusive one, the advised items
     (at the pilot's seeds) and the advised seeds (at the pilot's items) run on fresh data and are analysed again."""
-    from .stats.paired import power_analysis, tost, variance_split
+    from .stats.power import power_analysis
+    from .stats.summaries import variance_split
+    from .stats.tests import tost
 
     accuracy, seeds, shift, sims, pilot_items, tolerance, alpha, seed = task
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(21, 2, round(accuracy * 10), seeds, round(shift * 10))))

@@ -22,19 +22,12 @@ from typing import Literal
 import numpy as np
 from scipy import optimize, special, stats
 
-from .paired import (
-    MIN_CHANGED_ITEMS_FOR_T,
-    beyond_with_missing,
-    changed_items,
-    item_means,
-    permutation_test,
-    tipping_point,
-    tost,
-    variance_split,
-)
 from .missing import count_missing_runs
+from .paired import beyond_with_missing, tipping_point
 from .results import ResultMixin
 from .rules import DEFAULT_RULES, VerdictRules
+from .summaries import changed_items, item_means, variance_split
+from .tests import MIN_CHANGED_ITEMS_FOR_T, permutation_test, tost
 from .verdict import PASSING, BenchmarkVerdict, Decision, Evidence, classify, combine
 
 Spending = Literal["obrien-fleming", "pocock"]
