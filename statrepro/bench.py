@@ -602,7 +602,8 @@ def run_sequential_bench(
     side's seeds after its first two identical ones are skipped by both designs."""
     from rich.progress import Progress
 
-    from .stats.sequential import SequentialDesign, fixed_calls_as_run, fixed_design_calls, sequential_step
+    from .stats.looks import SequentialDesign
+    from .stats.sequential import fixed_calls_as_run, fixed_design_calls, sequential_step
 
     console = Console(width=max(110, Console().width))
     fixed_rules = VerdictRules(tolerance=tolerance, alpha=alpha, n_resamples=1000)
@@ -717,7 +718,8 @@ def _bench_outcome(verdict: str | None) -> str:
 def _item_bench_scenario(task: tuple) -> dict:
     """Simulate one scenario of the mix: verdicts and calls of the fixed, seeds-only and item-sequential designs."""
     from .stats.item_sequential import ItemSequentialDesign, item_sequential_step
-    from .stats.sequential import SequentialDesign, fixed_calls_as_run, sequential_step
+    from .stats.looks import SequentialDesign
+    from .stats.sequential import fixed_calls_as_run, sequential_step
     from .stats.simulate import GridCell
 
     variance, items, shift, options = task

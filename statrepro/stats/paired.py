@@ -116,24 +116,15 @@ def compare_paired(
     ``score_bounds`` is the metric's declared range (None: unknown); scores outside it are an error.
     """
     rng = np.random.default_rng(rng)
-    scores_a, scores_b = _compare_paired_iv(scores_a, scores_b, score_bounds)
-    tolerance, alpha, mode, margin_kind = rules.tolerance, rules.alpha, rules.mode, rules.margin_kind
-    missing = count_missing_runs(scores_a, scores_b)
-    all_a, all_b = scores_a, scores_b
-    present = np.ones(scores_a.shape[0], bool)
-    present[list(missing.items)] = False
-    scores_a, scores_b = scores_a[present], scores_b[present]
-    mean_a, mean_b = item_means(scores_a), item_means(scores_b)
-    n = int(mean_a.size)
-    if n < 2:
-        raise ValueError(f"need at least 2 paired items with results on both sides, got {n}")
+    all_a, all_b = _compare_paired_iv(scores_a, scores_b, score_bounds)
+    missing, scores_a, scores_b, mean_a, mean_b = complete_items(all_a, all_b)
     score_a, score_b = float(mean_a.mean()), float(mean_b.mean())
     diff = score_b - score_a
     boot = bootstrap_ci(
         mean_a,
         mean_b,
         n_resamples=rules.n_resamples,
-        confidence=1 - alpha,
+        confidence=1 - rules.alpha,
         method=ci_method,
         rng=rng,
         seed_level=(scores_a, scores_b) if seed_level_bootstrap else None,
@@ -145,29 +136,12 @@ def compare_paired(
         if binary and scores_a.shape[1] == 1 and scores_b.shape[1] == 1
         else None
     )
-    margin_options = dict(tolerance=tolerance, margin_kind=margin_kind, mode=mode, alpha=alpha, score_bounds=score_bounds)
-    equivalence = tost(mean_a, mean_b, **margin_options)
-    worst_case_tost_p, tipping_beyond_p = tipping_point(all_a, all_b, missing, diff, margin_options)
+    options = margin_options(rules, score_bounds)
+    equivalence = tost(mean_a, mean_b, **options)
+    worst_case_tost_p, tipping_beyond_p = tipping_point(all_a, all_b, missing, diff, options)
     variance = variance_split(scores_a, scores_b)
-    note = None
-    if margin_kind == "relative" and score_a <= 0:
-        note = "score_a is 0, so a relative margin is 0: use an absolute margin"
-    conclusive_hint = equivalence.p_value < alpha or equivalence.p_beyond < alpha
-    power = power_analysis(
-        mean_a,
-        mean_b,
-        variance,
-        tolerance=tolerance,
-        margin=equivalence.margin,
-        margin_kind=margin_kind,
-        mode=mode,
-        alpha=alpha,
-        seeds_per_side=max(scores_a.shape[1], scores_b.shape[1]),
-        conclusive=conclusive_hint,
-        score_range=None if score_bounds is None else float(score_bounds[1] - score_bounds[0]),
-    )
     return BenchmarkComparison(
-        n_items=n,
+        n_items=int(mean_a.size),
         n_runs_a=int(scores_a.shape[1]),
         n_runs_b=int(scores_b.shape[1]),
         score_a=score_a,
@@ -180,13 +154,68 @@ def compare_paired(
         tost=equivalence,
         flips=flip_counts(mean_a, mean_b, expected_flip_rate(scores_a, scores_b)),
         variance=variance,
-        power=power,
+        power=_power(mean_a, mean_b, scores_a, scores_b, variance, equivalence, rules, score_bounds),
         n_changed=changed_items(mean_a, mean_b),
         missing=missing,
-        note=note,
+        note=margin_note(rules.margin_kind, score_a),
         worst_case_tost_p=worst_case_tost_p,
         tipping_beyond_p=tipping_beyond_p,
         score_bounds=score_bounds,
+    )
+
+
+def complete_items(
+    scores_a: np.ndarray, scores_b: np.ndarray
+) -> tuple[MissingRuns, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(missing runs, A's and B's rows of the items with a run on both sides, their item means); a ValueError
+    below 2 such items."""
+    missing = count_missing_runs(scores_a, scores_b)
+    present = np.ones(scores_a.shape[0], bool)
+    present[list(missing.items)] = False
+    scores_a, scores_b = scores_a[present], scores_b[present]
+    mean_a, mean_b = item_means(scores_a), item_means(scores_b)
+    if mean_a.size < 2:
+        raise ValueError(f"need at least 2 paired items with results on both sides, got {int(mean_a.size)}")
+    return missing, scores_a, scores_b, mean_a, mean_b
+
+
+def margin_options(rules: VerdictRules, score_bounds: tuple[float, float] | None) -> dict:
+    """The keyword arguments of ``tost`` (and ``tipping_point``) under ``rules`` for a metric's declared range."""
+    return dict(
+        tolerance=rules.tolerance, margin_kind=rules.margin_kind, mode=rules.mode, alpha=rules.alpha, score_bounds=score_bounds
+    )
+
+
+def margin_note(margin_kind: str, score_a: float) -> str | None:
+    """Why no verdict can be reached up front: a relative margin of a zero score is zero."""
+    if margin_kind == "relative" and score_a <= 0:
+        return "score_a is 0, so a relative margin is 0: use an absolute margin"
+    return None
+
+
+def _power(
+    mean_a: np.ndarray,
+    mean_b: np.ndarray,
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    variance: VarianceSplit,
+    equivalence: TostResult,
+    rules: VerdictRules,
+    score_bounds: tuple[float, float] | None,
+) -> PowerResult:
+    """``power_analysis`` of one comparison: what a conclusive verdict needs, unless the tests already concluded."""
+    return power_analysis(
+        mean_a,
+        mean_b,
+        variance,
+        tolerance=rules.tolerance,
+        margin=equivalence.margin,
+        margin_kind=rules.margin_kind,
+        mode=rules.mode,
+        alpha=rules.alpha,
+        seeds_per_side=max(scores_a.shape[1], scores_b.shape[1]),
+        conclusive=equivalence.p_value < rules.alpha or equivalence.p_beyond < rules.alpha,
+        score_range=None if score_bounds is None else float(score_bounds[1] - score_bounds[0]),
     )
 
 

@@ -9,14 +9,9 @@ import pytest
 from scipy import stats
 
 from statrepro.stats.rules import VerdictRules
-from statrepro.stats.sequential import (
-    SequentialDesign,
-    fixed_design_calls,
-    nominal_levels,
-    sequential_step,
-    sequential_step_many,
-    spending_function,
-)
+from statrepro.stats.boundaries import nominal_levels, spending_function
+from statrepro.stats.looks import SequentialDesign
+from statrepro.stats.sequential import fixed_design_calls, sequential_step, sequential_step_many
 from statrepro.stats.simulate import Scenario
 
 ALPHA = 0.05

@@ -14,7 +14,8 @@ from statrepro.stats import bootstrap_ci, compare_paired, decide
 from statrepro.stats.rules import VerdictRules
 from statrepro.stats.bootstrap import paired_score_interval
 from statrepro.stats.tests import tost
-from statrepro.stats.sequential import SequentialDesign, sequential_step
+from statrepro.stats.looks import SequentialDesign
+from statrepro.stats.sequential import sequential_step
 
 ALPHA = 0.05
 
