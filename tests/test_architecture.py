@@ -28,7 +28,7 @@ LAYERS = (
     ("adapters", ("statrepro.harness",)),
     ("loading and pairing", ("statrepro.envfile", "statrepro.analysis")),
     ("work", ("statrepro.run", "statrepro.diagnose", "statrepro.report")),
-    ("measurements", ("statrepro.bench", "statrepro.bench_throughput")),
+    ("measurements", ("statrepro.bench",)),
     ("entry points", ("statrepro.api",)),
     ("more entry points", ("statrepro.api_bench", "statrepro.api_candidates", "statrepro.api_diagnose")),
     ("interface", ("statrepro.cli", "statrepro")),

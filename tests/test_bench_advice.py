@@ -2,7 +2,7 @@
 
 import pytest
 
-from statrepro.bench import _advice_task
+from statrepro.bench.advice import _advice_task
 from statrepro.stats.simulate import GREEDY
 
 
