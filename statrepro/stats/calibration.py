@@ -1,6 +1,6 @@
 """The calibration grid's pure pieces: one chunk of simulated comparisons of a (cell, shift), the figures of a cell,
-and the bounds that decide whether a figure passes (asserted by tests/stats/test_calibration_grid.py, printed by
-``statrepro bench calibration``)."""
+the bounds that decide whether a figure passes (asserted by tests/stats/test_calibration_grid.py, printed by
+``statrepro bench calibration``), and the greedy edge cells of issue 21."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import math
 
 import numpy as np
 
+from .bootstrap import bootstrap_ci
 from .paired import compare_paired
 from .rules import VerdictRules
-from .simulate import GREEDY, SHIFTS
+from .simulate import GREEDY, SHIFTS, GreedyScenario
+from .tests import tost
 from .verdict import DIFFERENT, INCONCLUSIVE, PASSING, decide
 
 RATE_FIGURES = ("aa_different", "different_half", "size_at_margin", "pass_beyond")
@@ -103,3 +105,45 @@ def cell_figures(cell, counts: dict[str, np.ndarray], sims: int, bounds: dict[st
             failing.append(name)
     figures["failing"] = failing
     return figures
+
+
+# Greedy edge cells of issue 21: the TOST's size at exactly a relative margin for engines that churn and lose, and
+# the coverage of the interval of 0/1 flips when every flip goes one way at a low score.
+SIZE_CELLS = ((0.6, 500, 0.02), (0.6, 500, 0.04), (0.6, 1000, 0.02), (0.6, 1000, 0.04))  # accuracy, items, churn
+ONE_WAY_CELLS = ((0.3, 200), (0.3, 1000))  # accuracy, items
+ONE_WAY_SHIFTS = (0.5, 1.0, 1.2, 2.0)  # true loss in margins; every flip right -> wrong
+
+
+def greedy_edge_figures(*, sims: int, tolerance: float = 0.05, alpha: float = 0.05, seed: int = 0) -> dict:
+    """Size of the relative-margin TOST at exactly the margin (``SIZE_CELLS``) and 95% coverage of ``diff_ci``
+    for one-way flips (``ONE_WAY_CELLS`` x ``ONE_WAY_SHIFTS``), each with its Monte Carlo standard error."""
+    def share(hits: int) -> dict:
+        rate = hits / sims
+        return {"rate": rate, "mc_se": math.sqrt(rate * (1 - rate) / sims), "sims": sims}
+
+    size_rows = []
+    for index, (accuracy, items, churn) in enumerate(SIZE_CELLS):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(21, 0, index)))
+        scenario = GreedyScenario(items, accuracy, diff=-tolerance * accuracy, flip_rate=churn, seeds=1, churn_at_shift=True)
+        passed = 0
+        for start in range(0, sims, 1000):
+            a, b = scenario.draw_many(rng, min(1000, sims - start))
+            passed += sum(tost(a[i, :, 0], b[i, :, 0], tolerance=tolerance, alpha=alpha).p_value < alpha for i in range(len(a)))
+        size_rows.append({"accuracy": accuracy, "n_items": items, "churn": churn, "size": share(int(passed))})
+    coverage_rows = []
+    for index, (accuracy, items) in enumerate(ONE_WAY_CELLS):
+        for shift in ONE_WAY_SHIFTS:
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(21, 1, index, round(shift * 10))))
+            scenario = GreedyScenario(items, accuracy, diff=-shift * tolerance * accuracy, seeds=1)
+            covered = above = 0
+            for start in range(0, sims, 1000):
+                a, b = scenario.draw_many(rng, min(1000, sims - start))
+                for i in range(len(a)):
+                    low, high = bootstrap_ci(a[i, :, 0], b[i, :, 0], n_resamples=10, confidence=1 - alpha, rng=rng).diff_ci
+                    covered += low <= scenario.true_diff <= high
+                    above += high < scenario.true_diff
+            coverage_rows.append(
+                {"accuracy": accuracy, "n_items": items, "shift_in_margins": shift,
+                 "coverage": share(covered), "truth_above": share(above)}
+            )
+    return {"sims": sims, "tolerance": tolerance, "alpha": alpha, "size": size_rows, "one_way_coverage": coverage_rows}

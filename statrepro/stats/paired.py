@@ -115,8 +115,8 @@ def compare_paired(
     difference it found (``tipping_beyond_p``), so that missing runs can neither hide a loss nor make one.
     ``score_bounds`` is the metric's declared range (None: unknown); scores outside it are an error.
     """
-    rng = np.random.default_rng(rng)
     all_a, all_b = _compare_paired_iv(scores_a, scores_b, score_bounds)
+    rng = np.random.default_rng(rng)
     missing, scores_a, scores_b, mean_a, mean_b = complete_items(all_a, all_b)
     score_a, score_b = float(mean_a.mean()), float(mean_b.mean())
     diff = score_b - score_a
