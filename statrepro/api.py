@@ -432,7 +432,7 @@ def compare_environments(
             preregistration = registration.to_json()
         elif options.sequential:
             from .run.orchestrate import run_sequential
-            from .stats.sequential import SequentialDesign
+            from .stats.looks import SequentialDesign
 
             design = SequentialDesign(max_rounds=options.max_seeds, rules=rules)
             sequential_result, records_a, records_b = run_sequential(

@@ -1,4 +1,5 @@
-"""The benchmarks' Python API (statrepro.bench): figures printed as tables and returned, never asserted.
+"""The benchmarks' Python API (the figures are the statrepro.bench package's): printed as tables and returned, never
+asserted.
 
 One options model per benchmark validates its values (a bad one is a pydantic ValidationError naming the
 field, with the messages the CLI prints); each ``bench_*`` call prints its table and returns its figures.
@@ -243,7 +244,7 @@ class SequentialBenchOptions(_BenchOptions):
 
 def bench_stats(options: StatsBenchOptions | None = None) -> dict[str, float]:
     """Time the statistics core against scipy.stats.bootstrap + permutation_test on the same workload."""
-    from .bench import run_stats_bench
+    from .bench.speed import run_stats_bench
 
     options = options or StatsBenchOptions()
     return run_stats_bench(items=options.items, seeds=options.seeds, benchmarks=options.benchmarks,
@@ -253,7 +254,7 @@ def bench_stats(options: StatsBenchOptions | None = None) -> dict[str, float]:
 def bench_calibration(options: CalibrationBenchOptions | None = None, *, json_path: str | Path | None = None) -> dict:
     """The calibration grid: A/A false 'different', size at the margin, false pass beyond it, 'different' at half
     of it, and CI coverage, each marked against its bound; ``json_path`` receives the figures and failures."""
-    from .bench import run_calibration_bench
+    from .bench.calibration import run_calibration_bench
 
     options = options or CalibrationBenchOptions()
     result = run_calibration_bench(
@@ -299,7 +300,7 @@ class AdviceBenchOptions(_BenchOptions):
 
 def bench_advice(options: AdviceBenchOptions | None = None, *, json_path: str | Path | None = None) -> dict:
     """Realised power of the advice after an inconclusive verdict, with Monte Carlo SEs."""
-    from .bench import run_advice_bench
+    from .bench.advice import run_advice_bench
 
     options = options or AdviceBenchOptions()
     result = run_advice_bench(sims=options.sims, pilot_items=options.pilot_items, tolerance=options.tolerance,
@@ -315,8 +316,8 @@ def bench_advice(options: AdviceBenchOptions | None = None, *, json_path: str | 
 
 def bench_run(options: ThroughputBenchOptions | None = None) -> list:
     """`statrepro bench run`: throughput against a fake 127.0.0.1 endpoint: wall time and speed-up per concurrency, and statrepro's
-    time against the raw lm_eval command at the same concurrency (``bench_throughput.ThroughputRow`` rows)."""
-    from .bench_throughput import run_throughput_bench
+    time against the raw lm_eval command at the same concurrency (``bench.throughput.ThroughputRow`` rows)."""
+    from .bench.throughput import run_throughput_bench
 
     options = options or ThroughputBenchOptions()
     return run_throughput_bench(data_dir=options.data_dir, items=options.items, concurrencies=list(options.concurrency),
@@ -325,7 +326,7 @@ def bench_run(options: ThroughputBenchOptions | None = None) -> list:
 
 def bench_control(options: ControlBenchOptions | None = None) -> dict[str, dict[str, float]]:
     """Calibration of the A/A control's excess-flip test: false alarm on A/A/A and power against extra flips."""
-    from .bench import run_control_bench
+    from .bench.control import run_control_bench
 
     options = options or ControlBenchOptions()
     return run_control_bench(sims=options.sims, alpha=options.alpha, excess_flips=options.excess)
@@ -340,10 +341,10 @@ def bench_sequential(options: SequentialBenchOptions | None = None) -> dict:
     max_seeds = options.max_seeds if options.max_seeds is not None else (3 if over_items else 5)
     rules = dict(tolerance=options.tolerance, alpha=options.alpha, spending=options.spending, seed=options.seed)
     if over_items:
-        from .bench import run_item_sequential_bench
+        from .bench.sequential import run_item_sequential_bench
 
         return run_item_sequential_bench(sims=sims, items=options.item_counts, seeds=max_seeds, blocks=options.blocks,
                                          futility=options.futility, **rules)
-    from .bench import run_sequential_bench
+    from .bench.sequential import run_sequential_bench
 
     return run_sequential_bench(sims=sims, items=options.items, max_seeds=max_seeds, **rules)

@@ -1,6 +1,6 @@
 """`statrepro bench advice`: the realised power of the advice after an inconclusive pilot (issue 21)."""
 
-from statrepro.bench import _advice_task
+from statrepro.bench.advice import _advice_task
 from statrepro.stats import INCONCLUSIVE
 from statrepro.stats.simulate import GREEDY
 

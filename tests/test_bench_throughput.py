@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from typer.testing import CliRunner
 
-from statrepro.bench_throughput import ANSWER, SERVED_MODEL, LatencyEndpoint
+from statrepro.bench.throughput import ANSWER, SERVED_MODEL, LatencyEndpoint
 from statrepro.cli import app
 
 

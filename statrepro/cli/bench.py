@@ -1,4 +1,4 @@
-"""`statrepro bench ...`: performance and calibration figures (benchmarks, never tests)."""
+"""`statrepro bench ...`: the figures of the statrepro.bench package (performance and calibration), never tests."""
 
 from __future__ import annotations
 

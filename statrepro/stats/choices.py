@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from .control import ControlComparison
-from .paired import _bca_interval, paired_score_interval
+from .bootstrap import _bca_interval, paired_score_interval
 from .resampling import bootstrap_item_sums, jackknife_item_sums
 from .results import ResultMixin
 from .rules import VerdictRules

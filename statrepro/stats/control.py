@@ -19,9 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .paired import BenchmarkComparison, item_means, paired_score_interval
+from .bootstrap import paired_score_interval
+from .paired import BenchmarkComparison
 from .resampling import sign_flip_tails
 from .results import ResultMixin
+from .summaries import item_means
 from .verdict import BenchmarkVerdict
 
 

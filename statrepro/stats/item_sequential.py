@@ -25,19 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .results import ResultMixin
+from .looks import LookResult, SequentialRules, StopReason, look, stop_reason_of
 from .sequential import (
-    LookResult,
     OverallDecision,
-    SequentialRules,
-    StopReason,
     calls_json,
     calls_summary,
     fixed_calls_as_run,
     fixed_design_calls,
-    look,
     seed_matrices,
     side_seeds,
-    stop_reason_of,
 )
 from .verdict import PASSING, combine
 
@@ -158,7 +154,7 @@ def item_sequential_step(
 ) -> ItemSequentialDecision:
     """Decide on the items and seeds run so far: ``scores_*`` are (items_run, seeds) matrices whose rows follow
     ``design.item_order()`` (NaN = failed run). Every completed look is re-evaluated from its first rows and
-    seed columns by ``stats.sequential.look`` (the one rule set at that look's spending boundaries); the first
+    seed columns by ``stats.looks.look`` (the one rule set at that look's spending boundaries); the first
     look with a verdict wins. ``benchmarks`` splits the "different" test's alpha over that many benchmarks
     (Bonferroni). A side whose first two seeds are identical counts as holding the other side's seeds, copies of
     its first (``stats.sequential.with_skipped_seeds``: the run skips a deterministic side's later seeds).

@@ -1,7 +1,7 @@
 """stats/advice.py: a need is given only where an inconclusive pilot places it."""
 
 from statrepro.stats.advice import MAX_NEED_SPREAD, advice_text, placed_need
-from statrepro.stats.paired import PowerResult
+from statrepro.stats.power import PowerResult
 
 
 def test_a_need_that_barely_moves_across_the_plausible_range_is_given():

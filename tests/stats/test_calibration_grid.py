@@ -16,8 +16,9 @@ The full grid (1,000 sims per scenario, all 24 cells) is ``statrepro bench calib
 import numpy as np
 import pytest
 
-from statrepro.bench import SHIFTS, calibration_bounds, calibration_figures
-from statrepro.stats.simulate import GREEDY, GreedyScenario, GridCell, Scenario, calibration_grid
+from statrepro.bench.calibration import calibration_figures
+from statrepro.stats.calibration import calibration_bounds
+from statrepro.stats.simulate import GREEDY, SHIFTS, GreedyScenario, GridCell, Scenario, calibration_grid
 
 SIMS = 300  # per scenario; 4 scenarios per cell, about 8 s per cell on one core
 ALPHA = 0.05

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import optimize, special
 
-from statrepro.stats.paired import tost
+from statrepro.stats.tests import tost
 from statrepro.stats.simulate import GreedyScenario
 
 ALPHA = 0.05
@@ -110,7 +110,7 @@ def _one_way_coverage(accuracy: float, n: int, shift: float) -> tuple[float, flo
     probability that the truth lies above the interval."""
     from scipy import stats
 
-    from statrepro.stats.paired import paired_score_interval
+    from statrepro.stats.bootstrap import paired_score_interval
 
     delta = -0.05 * accuracy * shift
     counts = np.arange(n + 1)

@@ -9,9 +9,9 @@ import pytest
 
 from statrepro.errors import InputError
 from statrepro.run.store import ResultStore
+from statrepro.stats.boundaries import boundary_levels, nominal_levels
 from statrepro.stats.item_sequential import ItemSequentialDesign, item_sequential_step
 from statrepro.stats.rules import VerdictRules
-from statrepro.stats.sequential import boundary_levels, nominal_levels
 from statrepro.stats.simulate import GREEDY, GridCell, calibration_grid
 
 ALPHA = 0.05

@@ -15,7 +15,8 @@ import pytest
 from statrepro.stats import compare_paired, decide
 from statrepro.stats.missing import count_missing_runs, filled_item_means
 from statrepro.stats.rules import VerdictRules
-from statrepro.stats.sequential import SequentialDesign, sequential_step
+from statrepro.stats.looks import SequentialDesign
+from statrepro.stats.sequential import sequential_step
 
 ALPHA = 0.05
 

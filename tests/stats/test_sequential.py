@@ -10,14 +10,9 @@ import pytest
 from scipy import stats
 
 from statrepro.stats.rules import VerdictRules
-from statrepro.stats.sequential import (
-    SequentialDesign,
-    fixed_design_calls,
-    nominal_levels,
-    sequential_step,
-    sequential_step_many,
-    spending_function,
-)
+from statrepro.stats.boundaries import nominal_levels, spending_function
+from statrepro.stats.looks import SequentialDesign
+from statrepro.stats.sequential import fixed_design_calls, sequential_step, sequential_step_many
 from statrepro.stats.simulate import Scenario
 
 ALPHA = 0.05
@@ -201,7 +196,8 @@ def test_bench_sequential_command_prints_both_designs():
 def test_each_look_uses_the_metrics_declared_range_as_the_fixed_design_does():
     """Issue 21: the sequential path assumed scores in [0, 1]. On a 0-10 metric with few changed items (the exact
     changed-share path, which bounds each change by the range), its looks must equal the fixed design's TOST."""
-    from statrepro.stats.paired import item_means, tost
+    from statrepro.stats.summaries import item_means
+    from statrepro.stats.tests import tost
 
     rng = np.random.default_rng(4)
     a = np.repeat(np.round(rng.random((300, 1)) * 10), 2, axis=1)

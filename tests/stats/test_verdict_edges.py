@@ -12,8 +12,10 @@ import pytest
 from statrepro.analysis import AnalysisOptions, analyze
 from statrepro.stats import bootstrap_ci, compare_paired, decide
 from statrepro.stats.rules import VerdictRules
-from statrepro.stats.paired import paired_score_interval, tost
-from statrepro.stats.sequential import SequentialDesign, sequential_step
+from statrepro.stats.bootstrap import paired_score_interval
+from statrepro.stats.tests import tost
+from statrepro.stats.looks import SequentialDesign
+from statrepro.stats.sequential import sequential_step
 from statrepro.stats.verdict import DIFFERENT, EQUIVALENT, INCONCLUSIVE, WITHIN_TOLERANCE, EvidenceGate, apply_gates
 
 ALPHA = 0.05
@@ -224,7 +226,8 @@ def test_sequential_passes_a_near_deterministic_aa_as_often_as_the_fixed_design(
 
 def test_items_needed_delivers_about_eighty_percent_power_to_pass():
     """The need computed from (near-)true statistics must give ~80% power, not the 55-61% of the old formula."""
-    from statrepro.stats.paired import power_analysis, variance_split
+    from statrepro.stats.power import power_analysis
+    from statrepro.stats.summaries import variance_split
 
     rng = np.random.default_rng(10)
     accuracy, true_shift = 0.6, -0.01  # relative: well inside the 5% tolerance

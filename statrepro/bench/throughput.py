@@ -139,7 +139,7 @@ class ThroughputRow:
 
 
 def _bench_env(endpoint: LatencyEndpoint, concurrency: int, items: int, data_dir: Path):
-    from .envfile import validate_env
+    from ..envfile import validate_env
 
     return validate_env(
         {
@@ -156,10 +156,10 @@ def _time_statrepro(env, work: Path) -> float:
     """Wall seconds of statrepro's run path for the env's one job, into a fresh store."""
     from rich.console import Console
 
-    from .errors import InputError
-    from .run.executors import LocalExecutor
-    from .run.orchestrate import run_environments
-    from .run.store import ResultStore
+    from ..errors import InputError
+    from ..run.executors import LocalExecutor
+    from ..run.orchestrate import run_environments
+    from ..run.store import ResultStore
 
     with open(os.devnull, "w") as quiet:
         start = time.perf_counter()
@@ -172,10 +172,10 @@ def _time_statrepro(env, work: Path) -> float:
 
 def _time_raw_harness(env, work: Path, data_dir: Path, model_path: Path, endpoint_info) -> float:
     """Wall seconds of the bare harness command statrepro builds for the env's job (tasks written beforehand)."""
-    from .errors import InputError
-    from .harness import get_harness
-    from .harness.contract import JobContext
-    from .run.plan import plan_jobs
+    from ..errors import InputError
+    from ..harness import get_harness
+    from ..harness.contract import JobContext
+    from ..run.plan import plan_jobs
 
     work.mkdir(parents=True)
     job = plan_jobs([env])[0]
@@ -198,9 +198,9 @@ def run_throughput_bench(
     """Measure every concurrency (the fastest of ``repeats`` for each figure) and print the table."""
     from rich.console import Console
 
-    from .benchmarks import resolve_data_dir
-    from .engines.servers import ServerInfo
-    from .models import resolve_model_path
+    from ..benchmarks import resolve_data_dir
+    from ..engines.servers import ServerInfo
+    from ..models import resolve_model_path
 
     console = Console(width=None if Console().is_terminal else 110)
     data_dir = resolve_data_dir(data_dir, ["gsm8k"])
