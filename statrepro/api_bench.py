@@ -13,7 +13,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 # The verdict options' own range checks, so a bench's --tolerance and --alpha fail as compare's do.
-from .api import _open_interval
+from .api import _at_least, _open_interval
 from .stats.rules import DEFAULT_RULES
 
 
@@ -330,6 +330,31 @@ def bench_control(options: ControlBenchOptions | None = None) -> dict[str, dict[
 
     options = options or ControlBenchOptions()
     return run_control_bench(sims=options.sims, alpha=options.alpha, excess_flips=options.excess)
+
+
+class SelectionBenchOptions(_BenchOptions):
+    """Ladders of five greedy candidates against one reference: the error of shipping one."""
+
+    sims: int = 400
+    """Simulated ladders per row."""
+    tolerance: float = DEFAULT_RULES.tolerance
+    """The absolute margin."""
+    alpha: float = DEFAULT_RULES.alpha
+    """The verdicts' significance level."""
+    seed: int = 0
+    """Seed of the simulation."""
+
+    _tolerance = field_validator("tolerance")(_open_interval(0.0, 0.3))
+    _alpha = field_validator("alpha")(_open_interval(0.0, 0.5))
+    _sims = field_validator("sims")(_at_least(1))
+
+
+def bench_selection(options: SelectionBenchOptions | None = None) -> dict[str, dict[str, float]]:
+    """Shipping error of "the smallest candidate that passes" against the fixed sequence (docs/methodology.md §15)."""
+    from .bench.selection import run_selection_bench
+
+    options = options or SelectionBenchOptions()
+    return run_selection_bench(sims=options.sims, tolerance=options.tolerance, alpha=options.alpha, seed=options.seed)
 
 
 def bench_sequential(options: SequentialBenchOptions | None = None) -> dict:

@@ -50,3 +50,13 @@ def test_control_and_throughput_options_refuse_counts_below_one():
     assert cli_message(ThroughputBenchOptions, concurrency=(4, 0)) == (
         "--concurrency, --items and --repeats must be at least 1 and --latency not negative"
     )
+
+
+def test_bench_selection_prints_each_ladder_with_its_errors():
+    from statrepro.api_bench import SelectionBenchOptions, bench_selection
+
+    figures = bench_selection(SelectionBenchOptions(sims=2))
+    assert set(figures) == {"five at the margin", "a degrading ladder", "three good, two at the margin"}
+    assert all(0 <= row["fixed_sequence"] <= 1 and row["fixed_sequence_se"] > 0 for row in figures.values())
+    with pytest.raises(ValueError, match="at least 1"):
+        SelectionBenchOptions(sims=0)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
-from .common import ALPHA, DATA_DIR, MARGIN, RESAMPLES, TOLERANCE, MarginKind, api_options, user_errors
+from .common import ALPHA, DATA_DIR, DEFAULTS, MARGIN, RESAMPLES, TOLERANCE, MarginKind, api_options, user_errors
 
 bench_app = typer.Typer(help="Print performance and calibration figures (benchmarks, never tests).", no_args_is_help=True)
 
@@ -125,6 +125,20 @@ def bench_control(
     from ..api_bench import ControlBenchOptions, bench_control as run_bench
 
     run_bench(api_options(ControlBenchOptions, sims=sims, alpha=alpha, excess=excess))
+
+
+@bench_app.command("selection")
+@user_errors
+def bench_selection(
+    sims: int = typer.Option(400, help="Simulated ladders of five candidates per row."),
+    tolerance: float = typer.Option(DEFAULTS.tolerance, help="The absolute margin."),
+    alpha: float = ALPHA,
+    seed: int = typer.Option(0, help="Seed of the simulation."),
+) -> None:
+    """Shipping error with several candidates: "the smallest that passes" against the fixed sequence compare uses."""
+    from ..api_bench import SelectionBenchOptions, bench_selection as run_bench
+
+    run_bench(api_options(SelectionBenchOptions, sims=sims, tolerance=tolerance, alpha=alpha, seed=seed))
 
 
 @bench_app.command("sequential")
