@@ -58,11 +58,15 @@ class CandidatesAnalysis:
             recovery = {}
             for item in analysis.decision.benchmarks:
                 c = item.comparison
+                choices = analysis.choices.get(item.name)
                 recovery[item.name] = RecoveryJson(
                     ratio=finite(c.score_b / c.score_a) if c.score_a else None,
                     ratio_ci=[finite(1 + bound) for bound in c.bootstrap.rel_diff_ci],
                     flip_rate=c.flips.rate,
                     flip_rate_expected=c.flips.expected_rate,
+                    choice_kl=finite(choices.kl.mean) if choices else None,
+                    choice_kl_ci=[finite(bound) for bound in choices.kl.ci] if choices else None,
+                    top_changed=choices.top_changed.mean if choices else None,
                 )
             weights = self.weights.get(name, {})
             candidates.append(CandidateJson(

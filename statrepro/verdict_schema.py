@@ -321,6 +321,12 @@ class RecoveryJson(_Strict):
     """Share of items whose majority outcome changed between the reference and the candidate."""
     flip_rate_expected: Optional[float] = None
     """The flip rate seed noise alone gives (A/A), for 0/1 scores with 2+ seeds a side."""
+    choice_kl: Optional[float] = None
+    """Mean KL(reference || candidate) of the items' choice distributions (modes ppl and clp); null without them."""
+    choice_kl_ci: Optional[list[Optional[float]]] = None
+    """Its 95% bootstrap interval."""
+    top_changed: Optional[float] = None
+    """Share of items whose top choice changed (modes ppl and clp); null without choice log-likelihoods."""
 
 
 class CandidateJson(_Strict):

@@ -78,16 +78,18 @@ def print_candidates(result) -> None:
     verdict = result.to_json()
     table = Table(title=f"statrepro: {len(verdict.candidates)} candidates against {result.reference}", box=None,
                   padding=(0, 0, 0, 2), pad_edge=False)
-    for column in ("candidate", "benchmark", "recovery [95% CI]", "flips", "verdict", "cleared"):
-        table.add_column(column, justify="right" if column in ("recovery [95% CI]", "flips") else "left")
+    for column in ("candidate", "weights", "benchmark", "recovery [95% CI]", "choice KL", "flips", "verdict", "cleared"):
+        table.add_column(column, justify="right" if column in ("recovery [95% CI]", "choice KL", "flips") else "left")
     for candidate in verdict.candidates:
         for name, recovery in candidate.recovery.items():
             label = candidate.comparison.benchmarks[name].verdict
             ratio = "n/a" if recovery.ratio is None else f"{recovery.ratio:.1%}"
             low, high = (f"{bound:.1%}" if bound is not None else "?" for bound in recovery.ratio_ci)
-            table.add_row(candidate.name, name, f"{ratio} [{low}, {high}]", f"{recovery.flip_rate:.1%}",
-                          f"[{colours[label]}]{label}[/]", "yes" if candidate.cleared else "no")
-    console = Console()
+            size = f" {candidate.size_bytes / 1e6:.0f} MB" if candidate.size_bytes else ""
+            kl = "n/a" if recovery.choice_kl is None else f"{recovery.choice_kl:.3g}"
+            table.add_row(candidate.name, f"{candidate.file_type or '?'}{size}", name, f"{ratio} [{low}, {high}]", kl,
+                          f"{recovery.flip_rate:.1%}", f"[{colours[label]}]{label}[/]", "yes" if candidate.cleared else "no")
+    console = Console(width=max(110, Console().width))  # one row per candidate and benchmark
     console.print(table)
     console.print(result.selection.summary(), markup=False, highlight=False)
     for name, analysis in result.analyses.items():

@@ -131,3 +131,38 @@ def seed_plot(decision, pairing) -> bytes:
         _style(axes)
     figure.tight_layout()
     return _png(figure)
+
+
+def candidates_plot(verdict) -> bytes | None:
+    """Recovery and choice KL of each candidate against its weights' size on disk, one point per candidate and
+    benchmark, marked by its verdict; None when no candidate's size is known."""
+    points = [
+        (candidate.size_bytes / 1e6, candidate.name, name, recovery, candidate.comparison.benchmarks[name].verdict)
+        for candidate in verdict.candidates if candidate.size_bytes
+        for name, recovery in candidate.recovery.items()
+    ]
+    if not points:
+        return None
+    with_kl = any(recovery.choice_kl is not None for *_, recovery, _ in points)
+    figure = _figure(8.5 if with_kl else 4.5, 3.2)
+    panels = figure.subplots(1, 2 if with_kl else 1, squeeze=False, gridspec_kw={"wspace": 0.4})[0]
+    for size, candidate, _, recovery, label in points:
+        marker, filled = VERDICT_MARKERS[label], VERDICT_FILLED[label]
+        style = dict(marker=marker, color=INK, markerfacecolor=INK if filled else "white", linestyle="none", capsize=3)
+        if recovery.ratio is not None:
+            low, high = (bound if bound is not None else recovery.ratio for bound in recovery.ratio_ci)
+            panels[0].errorbar([size], [100 * recovery.ratio], yerr=[[100 * (recovery.ratio - low)], [100 * (high - recovery.ratio)]], **style)
+            panels[0].annotate(candidate, (size, 100 * recovery.ratio), textcoords="offset points", xytext=(5, 4), fontsize=8, color=INK)
+        if with_kl and recovery.choice_kl is not None:
+            low, high = (bound if bound is not None else recovery.choice_kl for bound in recovery.choice_kl_ci)
+            panels[1].errorbar([size], [recovery.choice_kl], yerr=[[recovery.choice_kl - low], [high - recovery.choice_kl]], **style)
+            panels[1].annotate(candidate, (size, recovery.choice_kl), textcoords="offset points", xytext=(5, 4), fontsize=8, color=INK)
+    panels[0].axhline(100, color=INK, linewidth=0.8, linestyle=":")
+    panels[0].set_ylabel("recovery (% of the reference's score)", fontsize=9, color=INK)
+    if with_kl:
+        panels[1].set_yscale("log")
+        panels[1].set_ylabel("mean choice KL(reference ‖ candidate)", fontsize=9, color=INK)
+    for axes in panels:
+        axes.set_xlabel("weights on disk (MB)", fontsize=9, color=INK)
+        _style(axes)
+    return _png(figure)
