@@ -176,7 +176,7 @@ def read_gguf_weights(path: str | Path, *, digest: bool = False) -> GGUFWeights:
     path = Path(path)
     try:
         reader = gguf.GGUFReader(str(path))
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, IndexError) as error:  # IndexError: a file cut short of its header
         raise InputError(f"not a readable GGUF file: {str(error).splitlines()[0] if str(error) else type(error).__name__}", path=path, key="model.path") from None
     field = reader.fields.get(gguf.Keys.General.FILE_TYPE)
     try:

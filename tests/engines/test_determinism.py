@@ -22,6 +22,7 @@ from statrepro.envfile import load_env, validate_env
 from statrepro.errors import InputError
 from statrepro.harness.contract import JobContext
 from statrepro.harness.lm_eval import build_lm_eval_invocation
+from statrepro.models import GGUFWeights
 from statrepro.run.plan import plan_jobs
 
 
@@ -105,6 +106,8 @@ def test_llama_cpp_deterministic_turns_the_prompt_cache_off(tmp_path, monkeypatc
 
     monkeypatch.setattr(llama_cpp, "managed_server", capture)
     monkeypatch.setattr(llama_cpp, "openapi_defaults", lambda *args: {})
+    # Not a real GGUF: what the server is given, not what it holds, is under test.
+    monkeypatch.setattr(llama_cpp, "read_gguf_weights", lambda path, digest: GGUFWeights(str(path), "F32", {"F32": 1}))
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     for deterministic in (False, True):
