@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..stats import INCONCLUSIVE
 from ..stats.power import POWER as POWER_TARGET
+from ..stats.rules import DEFAULT_RULES
 from ..stats.simulate import GREEDY, GridCell
 from .tables import mark
 
@@ -85,7 +86,7 @@ def _advice_task(task: tuple) -> dict:
     return row
 
 
-def advice_figures(*, sims: int, pilot_items: int = 200, tolerance: float = 0.05, alpha: float = 0.05, seed: int = 0,
+def advice_figures(*, sims: int, pilot_items: int = 200, tolerance: float = DEFAULT_RULES.tolerance, alpha: float = DEFAULT_RULES.alpha, seed: int = 0,
                    workers: int = 1) -> dict:
     """Realised power of "items needed" and "seeds needed" over ``ADVICE_ACCURACIES`` x ``ADVICE_ENGINES`` x
     ``ADVICE_SHIFTS`` (relative margin): the share of advised follow-ups that reach a conclusive verdict, with its MC SE."""
@@ -133,7 +134,7 @@ def advice_table(result: dict) -> Table:
     return table
 
 
-def run_advice_bench(*, sims: int, pilot_items: int = 200, tolerance: float = 0.05, alpha: float = 0.05, seed: int = 0,
+def run_advice_bench(*, sims: int, pilot_items: int = 200, tolerance: float = DEFAULT_RULES.tolerance, alpha: float = DEFAULT_RULES.alpha, seed: int = 0,
                      workers: int = 1, console: Console | None = None) -> dict:
     console = console or Console(width=max(150, Console().width))
     start = time.perf_counter()

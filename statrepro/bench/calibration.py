@@ -18,6 +18,7 @@ from ..stats.calibration import (
     cell_figures,
     greedy_edge_figures,
 )
+from ..stats.rules import DEFAULT_RULES
 from ..stats.simulate import GREEDY, SHIFTS, calibration_grid
 from .tables import mark
 
@@ -28,8 +29,8 @@ def calibration_figures(
     cells,
     *,
     sims: int,
-    tolerance: float = 0.05,
-    alpha: float = 0.05,
+    tolerance: float = DEFAULT_RULES.tolerance,
+    alpha: float = DEFAULT_RULES.alpha,
     margin_kind: str = "relative",
     n_resamples: int = 1000,
     workers: int = 1,
@@ -172,8 +173,8 @@ def run_calibration_bench(
     items=(200, 1000),
     accuracies=(0.3, 0.6, 0.9),
     engines=(GREEDY, 1, 3, 5),
-    tolerance: float = 0.05,
-    alpha: float = 0.05,
+    tolerance: float = DEFAULT_RULES.tolerance,
+    alpha: float = DEFAULT_RULES.alpha,
     margin_kind: str = "relative",
     n_resamples: int = 1000,
     workers: int = 1,

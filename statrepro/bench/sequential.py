@@ -23,7 +23,7 @@ from ..stats.design_simulation import (
     seed_round_outcomes,
     seed_round_scenarios,
 )
-from ..stats.rules import VerdictRules
+from ..stats.rules import DEFAULT_RULES, VerdictRules
 
 
 def run_sequential_bench(
@@ -107,8 +107,8 @@ def run_item_sequential_bench(
     blocks: int = 10,
     futility: float = 0.1,
     accuracy: float = 0.6,
-    tolerance: float = 0.05,
-    alpha: float = 0.05,
+    tolerance: float = DEFAULT_RULES.tolerance,
+    alpha: float = DEFAULT_RULES.alpha,
     spending: str = "obrien-fleming",
     seed: int = 0,
 ) -> dict:

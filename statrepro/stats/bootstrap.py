@@ -12,6 +12,7 @@ from scipy import optimize, special, stats
 from .resampling import bootstrap_item_sums, jackknife_item_sums
 from .results import BootstrapCI, ConfidenceInterval
 from .summaries import changed_items, item_means
+from .rules import DEFAULT_RULES
 
 # Below this many changed items BCa's bias and acceleration estimates rest on a few atoms (measured: greedy
 # A/A at 200 items covered 0.82-0.89), so the interval falls back to a score or percentile interval.
@@ -22,7 +23,7 @@ def bootstrap_ci(
     mean_a: np.ndarray,
     mean_b: np.ndarray,
     *,
-    n_resamples: int = 10_000,
+    n_resamples: int = DEFAULT_RULES.n_resamples,
     confidence: float = 0.95,
     method: Literal["BCa", "percentile"] = "BCa",
     rng: np.random.Generator,

@@ -10,7 +10,7 @@ import numpy as np
 
 from .bootstrap import bootstrap_ci
 from .paired import compare_paired
-from .rules import VerdictRules
+from .rules import DEFAULT_RULES, VerdictRules
 from .simulate import GREEDY, SHIFTS, GreedyScenario
 from .tests import tost
 from .verdict import DIFFERENT, INCONCLUSIVE, PASSING, decide
@@ -114,7 +114,7 @@ ONE_WAY_CELLS = ((0.3, 200), (0.3, 1000))  # accuracy, items
 ONE_WAY_SHIFTS = (0.5, 1.0, 1.2, 2.0)  # true loss in margins; every flip right -> wrong
 
 
-def greedy_edge_figures(*, sims: int, tolerance: float = 0.05, alpha: float = 0.05, seed: int = 0) -> dict:
+def greedy_edge_figures(*, sims: int, tolerance: float = DEFAULT_RULES.tolerance, alpha: float = DEFAULT_RULES.alpha, seed: int = 0) -> dict:
     """Size of the relative-margin TOST at exactly the margin (``SIZE_CELLS``) and 95% coverage of ``diff_ci``
     for one-way flips (``ONE_WAY_CELLS`` x ``ONE_WAY_SHIFTS``), each with its Monte Carlo standard error."""
     def share(hits: int) -> dict:

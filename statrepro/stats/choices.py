@@ -34,7 +34,7 @@ from .control import ControlComparison
 from .bootstrap import _bca_interval, paired_score_interval
 from .resampling import bootstrap_item_sums, jackknife_item_sums
 from .results import ResultMixin
-from .rules import VerdictRules
+from .rules import DEFAULT_RULES, VerdictRules
 from .verdict import EvidenceGate
 
 
@@ -169,9 +169,9 @@ def compare_choices(
     gold: np.ndarray | None = None,
     *,
     logprobs_control: np.ndarray | None = None,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_RULES.alpha,
     beyond_alpha: float | None = None,
-    n_resamples: int = 10_000,
+    n_resamples: int = DEFAULT_RULES.n_resamples,
     rng: np.random.Generator | int | None = None,
 ) -> ChoiceComparison:
     """A vs B at the choice level, and with ``logprobs_control`` (A' of the A/A control) A vs A' beside it.

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .rules import DEFAULT_RULES
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -223,7 +225,7 @@ def draw_control(
 
 
 def excess_flip_rejections(
-    scenario: Scenario, rng: np.random.Generator, *, sims: int, excess_flips: float = 0.0, alpha: float = 0.05
+    scenario: Scenario, rng: np.random.Generator, *, sims: int, excess_flips: float = 0.0, alpha: float = DEFAULT_RULES.alpha
 ) -> float:
     """Share of ``sims`` simulated A, A', B (``draw_control``) in which the excess-flip test rejects at ``alpha``."""
     from .control import excess_flip_test, flip_indicators

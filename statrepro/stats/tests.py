@@ -15,7 +15,7 @@ from scipy import optimize, special, stats
 from .bootstrap import paired_score_interval
 from .resampling import sign_flip_tails
 from .results import ConfidenceInterval, McNemarResult, PermutationResult, TostResult
-from .rules import MarginKind, Mode
+from .rules import DEFAULT_RULES, MarginKind, Mode
 from .summaries import changed_items
 
 # Below this many items whose score changed, the t-based TOST is not trusted (its standard error is
@@ -34,7 +34,7 @@ def permutation_test(
     mean_a: np.ndarray,
     mean_b: np.ndarray,
     *,
-    n_resamples: int = 10_000,
+    n_resamples: int = DEFAULT_RULES.n_resamples,
     rng: np.random.Generator,
     lattice_scale: int | None = None,
 ) -> PermutationResult:
@@ -185,7 +185,7 @@ def tost(
     tolerance: float,
     margin_kind: MarginKind = "relative",
     mode: Mode = "equivalence",
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_RULES.alpha,
     score_bounds: tuple[float, float] | None = (0.0, 1.0),
 ) -> TostResult:
     """Tests of B against the margin around A: equivalence (TOST) or non-inferiority, and the reverse tests.
