@@ -4,8 +4,8 @@
     analysis = statrepro.compare_environments("a100.yaml", "h100.yaml", statrepro.CompareOptions(seeds=5))
     print(analysis.decision.verdict)
 
-The API lives in statrepro.api (evaluation), statrepro.api_diagnose (diagnostics) and statrepro.api_bench
-(benchmarks) and is imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
+The API lives in statrepro.api (evaluation), statrepro.api_candidates (one reference against many candidates),
+statrepro.api_diagnose (diagnostics) and statrepro.api_bench (benchmarks) and is imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _EVALUATION = (
     "run_environment_files",
     "verdict_json_schema",
 )
+_CANDIDATES = ("CandidatesAnalysis", "compare_candidates")
 _DIAGNOSTICS = (
     "compare_chat_templates",
     "compare_layer_settings",
@@ -34,23 +35,29 @@ _DIAGNOSTICS = (
     "probe_batch_invariance",
 )
 _BENCHMARKS = (
+    "AdviceBenchOptions",
     "CalibrationBenchOptions",
     "ControlBenchOptions",
+    "SelectionBenchOptions",
     "SequentialBenchOptions",
     "StatsBenchOptions",
     "ThroughputBenchOptions",
+    "bench_advice",
     "bench_calibration",
     "bench_control",
     "bench_run",
+    "bench_selection",
     "bench_sequential",
     "bench_stats",
 )
-__all__ = [*_EVALUATION, *_DIAGNOSTICS, *_BENCHMARKS]
+__all__ = [*_EVALUATION, *_CANDIDATES, *_DIAGNOSTICS, *_BENCHMARKS]
 
 
 def __getattr__(name: str):
     if name in _EVALUATION:
         from . import api as module
+    elif name in _CANDIDATES:
+        from . import api_candidates as module
     elif name in _DIAGNOSTICS:
         from . import api_diagnose as module
     elif name in _BENCHMARKS:
