@@ -609,70 +609,73 @@ def missing_runs_json(bench: PairedBenchmark, missing) -> MissingRunsJson | None
     )
 
 
+def benchmark_json(analysis: Analysis, item) -> BenchmarkJson:
+    """One benchmark's part of the verdict JSON (``item``: a stats.verdict.BenchmarkVerdict of the decision)."""
+    c = item.comparison
+    return BenchmarkJson(
+        metric=analysis.pairing.benchmarks[item.name].metric,
+        n_items=c.n_items,
+        n_missing=c.n_missing,
+        missing_items=[analysis.pairing.benchmarks[item.name].item_keys[i] for i in c.missing_items],
+        missing_runs=missing_runs_json(analysis.pairing.benchmarks[item.name], c.missing),
+        worst_case_tost_p_value=_none_if_nan(c.worst_case_tost_p),
+        worst_case_p_beyond=_none_if_nan(c.tipping_beyond_p),
+        score_range=list(c.score_bounds) if c.score_bounds else None,
+        n_runs_a=c.n_runs_a,
+        n_runs_b=c.n_runs_b,
+        score_a=c.score_a,
+        score_b=c.score_b,
+        diff=c.diff,
+        rel_diff=_none_if_nan(c.rel_diff),
+        diff_ci=[_none_if_nan(v) for v in c.bootstrap.diff_ci],
+        rel_diff_ci=[_none_if_nan(v) for v in c.bootstrap.rel_diff_ci],
+        ci_method=c.bootstrap.method,
+        p_value=c.permutation.p_value,
+        p_adjusted=item.p_adjusted,
+        permutation_exact=c.permutation.exact,
+        tost_p_value=c.tost.p_value,
+        tost_method=c.tost.method,
+        tost_ci=[_none_if_nan(v) for v in c.tost.ci],
+        p_beyond=c.tost.p_beyond,
+        p_beyond_adjusted=item.p_beyond_adjusted,
+        margin=c.tost.margin,
+        mcnemar_p_value=c.mcnemar.p_value if c.mcnemar else None,
+        flip_rate=c.flips.rate,
+        flip_rate_expected=c.flips.expected_rate,
+        flips_up=c.flips.up,
+        flips_down=c.flips.down,
+        mde=_none_if_nan(c.power.mde),
+        variance=VarianceJson(
+            item_var_a=c.variance.item_var_a,
+            item_var_b=c.variance.item_var_b,
+            seed_var_a=c.variance.seed_var_a,
+            seed_var_b=c.variance.seed_var_b,
+            seed_share=c.variance.seed_share,
+        ),
+        power=PowerJson(
+            mde=_none_if_nan(c.power.mde),
+            rel_mde=_none_if_nan(c.power.rel_mde),
+            items_needed=c.power.items_needed,
+            seeds_needed=c.power.seeds_needed,
+            items_needed_range=list(c.power.items_needed_range) if c.power.items_needed_range else None,
+            seeds_needed_range=list(c.power.seeds_needed_range) if c.power.seeds_needed_range else None,
+            items_withheld=c.power.items_withheld,
+            seeds_withheld=c.power.seeds_withheld,
+        ),
+        verdict=item.verdict,
+        reason=item.reason,
+        flip_decomposition=analysis.flips[item.name].to_dict() if item.name in analysis.flips else None,
+        control=control_json(analysis.control[item.name]) if analysis.control else None,
+        choices=analysis.choices[item.name].to_dict() if item.name in analysis.choices else None,
+        gates=[{**gate.to_dict(), "outcome": gate.outcome} for gate in item.gates],
+    )
+
+
 def verdict_json(analysis: Analysis) -> VerdictJson:
     """The versioned JSON verdict (see statrepro.verdict_schema)."""
     decision, options = analysis.decision, analysis.options
     rules = decision.rules
-    benchmarks = {}
-    for item in decision.benchmarks:
-        c = item.comparison
-        benchmarks[item.name] = BenchmarkJson(
-            metric=analysis.pairing.benchmarks[item.name].metric,
-            n_items=c.n_items,
-            n_missing=c.n_missing,
-            missing_items=[analysis.pairing.benchmarks[item.name].item_keys[i] for i in c.missing_items],
-            missing_runs=missing_runs_json(analysis.pairing.benchmarks[item.name], c.missing),
-            worst_case_tost_p_value=_none_if_nan(c.worst_case_tost_p),
-            worst_case_p_beyond=_none_if_nan(c.tipping_beyond_p),
-            score_range=list(c.score_bounds) if c.score_bounds else None,
-            n_runs_a=c.n_runs_a,
-            n_runs_b=c.n_runs_b,
-            score_a=c.score_a,
-            score_b=c.score_b,
-            diff=c.diff,
-            rel_diff=_none_if_nan(c.rel_diff),
-            diff_ci=[_none_if_nan(v) for v in c.bootstrap.diff_ci],
-            rel_diff_ci=[_none_if_nan(v) for v in c.bootstrap.rel_diff_ci],
-            ci_method=c.bootstrap.method,
-            p_value=c.permutation.p_value,
-            p_adjusted=item.p_adjusted,
-            permutation_exact=c.permutation.exact,
-            tost_p_value=c.tost.p_value,
-            tost_method=c.tost.method,
-            tost_ci=[_none_if_nan(v) for v in c.tost.ci],
-            p_beyond=c.tost.p_beyond,
-            p_beyond_adjusted=item.p_beyond_adjusted,
-            margin=c.tost.margin,
-            mcnemar_p_value=c.mcnemar.p_value if c.mcnemar else None,
-            flip_rate=c.flips.rate,
-            flip_rate_expected=c.flips.expected_rate,
-            flips_up=c.flips.up,
-            flips_down=c.flips.down,
-            mde=_none_if_nan(c.power.mde),
-            variance=VarianceJson(
-                item_var_a=c.variance.item_var_a,
-                item_var_b=c.variance.item_var_b,
-                seed_var_a=c.variance.seed_var_a,
-                seed_var_b=c.variance.seed_var_b,
-                seed_share=c.variance.seed_share,
-            ),
-            power=PowerJson(
-                mde=_none_if_nan(c.power.mde),
-                rel_mde=_none_if_nan(c.power.rel_mde),
-                items_needed=c.power.items_needed,
-                seeds_needed=c.power.seeds_needed,
-                items_needed_range=list(c.power.items_needed_range) if c.power.items_needed_range else None,
-                seeds_needed_range=list(c.power.seeds_needed_range) if c.power.seeds_needed_range else None,
-                items_withheld=c.power.items_withheld,
-                seeds_withheld=c.power.seeds_withheld,
-            ),
-            verdict=item.verdict,
-            reason=item.reason,
-            flip_decomposition=analysis.flips[item.name].to_dict() if item.name in analysis.flips else None,
-            control=control_json(analysis.control[item.name]) if analysis.control else None,
-            choices=analysis.choices[item.name].to_dict() if item.name in analysis.choices else None,
-            gates=[{**gate.to_dict(), "outcome": gate.outcome} for gate in item.gates],
-        )
+    benchmarks = {item.name: benchmark_json(analysis, item) for item in decision.benchmarks}
     return VerdictJson(
         statrepro_version=__version__,
         alpha=rules.alpha,
