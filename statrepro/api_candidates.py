@@ -129,7 +129,10 @@ def compare_candidates(
     from .run.orchestrate import check_comparable
 
     for path, config in zip(paths[1:], configs[1:]):
-        check_comparable(configs[0], config)
+        try:
+            check_comparable(configs[0], config)
+        except InputError as error:  # with several candidates, say which one cannot pair with the reference
+            raise InputError(error.message, path=path, key=error.key) from None
         if _same_configuration(configs[0], config):
             console.print(f"[yellow]warning:[/] {path}: configured exactly as the reference; this candidate is an A/A check")
     # Every job at once (the reference's once), so the executor schedules them together; each comparison below

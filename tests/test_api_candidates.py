@@ -62,3 +62,15 @@ def test_two_candidates_with_one_name_are_a_one_line_error(tmp_path, content_sco
     assert result.exit_code == 2, result.output
     assert "share the name 'q8'" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "store").exists() or not list((tmp_path / "store").rglob("manifest.json"))
+
+
+def test_a_candidate_that_cannot_pair_with_the_reference_is_named_in_one_line(tmp_path, content_scored):
+    data_dir(tmp_path / "data")
+    reference, good = _env(tmp_path, "reference"), _env(tmp_path, "q8")
+    other = tmp_path / "q4.yaml"
+    other.write_text(yaml.safe_dump({"name": "q4", "harness": {"name": "content-scored"},
+                                     "benchmarks": {"gsm8k": {"num_fewshot": 0, "limit": 5}}, "seeds": 1}))
+    result = _compare(tmp_path, reference, good, other, report=False)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith(f"error: {other}") and "Traceback" not in result.output
+    assert not list((tmp_path / "store").rglob("manifest.json"))  # refused before anything ran
