@@ -10,7 +10,7 @@
 #   PYTHON                    interpreter that creates the venv (default: python3)
 #   STATREPRO_CACHE_DIR       cache root; wheels go to its wheels/ subdir
 #   LLAMA_CPP_PYTHON_VERSION  llama-cpp-python release to build (default: the tested one)
-#   STATREPRO_EXTRAS          extras to install (default: run,test,ray - everything the tests exercise;
+#   STATREPRO_EXTRAS          extras to install (default: run,test,ray,view - everything the tests exercise;
 #                             the core package needs none of them)
 set -euo pipefail
 
@@ -19,7 +19,7 @@ venv="${VENV:-$repo_root/.venv}"
 python="${PYTHON:-python3}"
 wheel_dir="${STATREPRO_CACHE_DIR:-$HOME/.cache/statrepro}/wheels"
 llama_version="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
-extras="${STATREPRO_EXTRAS:-run,test,ray}"
+extras="${STATREPRO_EXTRAS:-run,test,ray,view}"
 
 log() { printf '[install %(%H:%M:%S)T] %s\n' -1 "$*"; }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from . import diagnose, evaluate, schema
+from .view import view
 from .bench import bench_app
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ for command in (
     diagnose.logprobs,
     diagnose.template,
     diagnose.doctor,
+    view,
 ):
     app.command()(command)
 app.add_typer(bench_app, name="bench")
