@@ -107,6 +107,8 @@ def compare_stored(
         raise InputError("A and B are the same environment: pick two", path=listing.root)
     env_a, env_b = listing.environment(a), listing.environment(b)
     env_control = listing.environment(control) if control else None
+    if env_control is not None and env_control.control_of != env_a.name:
+        raise InputError(f"{env_control.name} is not the A/A control of {env_a.name} (that is {env_a.name}.control)", path=listing.root)
     runs, skipped = _paired_runs(env_a, env_b, env_control)
     if not runs:
         raise InputError(

@@ -27,6 +27,7 @@ from rich.console import Console
 from statrepro.api import AnalyzeOptions
 from statrepro.api_view import bind_view_server, compare_stored
 from statrepro.envfile import validate_env
+from statrepro.errors import InputError
 from statrepro.harness.records import make_records
 from statrepro.run.plan import Job, control_env
 from statrepro.run.store import RECORDS, ResultStore
@@ -71,11 +72,14 @@ def store(tmp_path: Path) -> ResultStore:
     result = ResultStore(tmp_path / "store")
     env_a = _env(tmp_path, "fp32")
     write_runs(result, env_a)
-    write_runs(result, _env(tmp_path, "q4"), flips=4)
+    env_b = _env(tmp_path, "q4")
+    write_runs(result, env_b, flips=4)
+    result.write_failed(Job(env_b, "gsm8k", env_b.benchmarks["gsm8k"], 5), {"error": "harness exited with code 1"})
     write_runs(result, control_env(env_a))
     (result.root / "verdicts").mkdir()
     (result.root / "verdicts" / "fp32-vs-q4.json").write_text(json.dumps(
         {"schema_version": "4", "verdict": "different", "benchmarks": {}, "inputs": {"a": "fp32.yaml", "b": "q4.yaml"}}))
+    (result.root / "verdicts" / "report.html").write_text("<p>saved report</p>")
     (tmp_path / "secret.txt").write_text(SECRET)
     return result
 
@@ -123,9 +127,10 @@ def test_index_lists_environments_runs_controls_and_saved_verdicts(store):
     with served(store.root) as (url, _):
         page = httpx.get(url + "/").text
     assert "fp32" in page and "q4" in page and "A/A control of fp32" in page
-    assert "verdicts/fp32-vs-q4.json" in page and "fp32.yaml" in page
+    assert "verdicts/fp32-vs-q4.json" in page and "fp32.yaml" in page and 'href="/files/verdicts/report.html"' in page
+    assert re.search(r"<td>0, 1</td><td>5</td>", page)  # q4's failed seed
     assert 'id="pick-a"' in page and 'id="pick-control"' in page
-    assert re.search(r"<td>gsm8k</td><td>0, 1</td><td>none</td><td>40</td>", page)
+    assert re.search(r"<td>gsm8k</td><td><span class=\"mono\">gsm8k-\w{10}</span></td><td>0, 1</td><td>none</td><td>40</td>", page)
 
 
 def test_compare_serves_the_report_builders_page_with_analyzes_verdict(store):
@@ -138,6 +143,8 @@ def test_compare_serves_the_report_builders_page_with_analyzes_verdict(store):
     assert f"statrepro report: {expected.analysis.decision.verdict.replace('_', ' ')}" in response.text
     assert expected.analysis.control is not None  # the control was paired beside A vs B
     assert f"{a} vs {b}: {expected.analysis.decision.verdict}" in printed.getvalue()
+    with pytest.raises(InputError, match="fp32.control is not the A/A control of q4"):
+        compare_stored(store.root, b, a, FAST, control=control)
 
 
 def test_an_environment_name_is_escaped_in_the_index(store):

@@ -18,6 +18,10 @@ def _verdict_cell(verdict: str) -> str:
     return _badge(verdict) if verdict in VERDICTS else esc(verdict)
 
 
+def _file_link(path: str) -> str:
+    return f'<a href="/files/{esc(quote(path))}">{esc(path)}</a>'
+
+
 def _seeds(seeds: tuple[int, ...]) -> str:
     return ", ".join(map(str, seeds)) if seeds else "none"
 
@@ -32,9 +36,10 @@ def _environment_rows(listing) -> list[list[str]]:
             first = [esc(env.name), f'<span class="mono">{esc(env.directory)}</span>', esc(role),
                      esc(f"{harness.get('name', '?')} / {engine.get('kind', '?')}")] if index == 0 else ["", "", "", ""]
             if run is None:
-                rows.append(first + ["no runs", "", "", ""])
+                rows.append(first + ["no runs", "", "", "", ""])
                 continue
-            rows.append(first + [esc(run.benchmark), esc(_seeds(run.done)), esc(_seeds(run.failed)), esc(run.items)])
+            rows.append(first + [esc(run.benchmark), f'<span class="mono">{esc(run.directory)}</span>', esc(_seeds(run.done)),
+                                 esc(_seeds(run.failed)), esc(run.items)])
     return rows
 
 
@@ -73,18 +78,19 @@ def _verdicts(listing) -> str:
     if not listing.verdicts:
         return '<p class="note">No saved verdict JSON in the store.</p>'
     rows = [
-        [f'<a href="/files/{quote(verdict.path)}">{esc(verdict.path)}</a>', _verdict_cell(verdict.verdict),
-         esc(verdict.inputs.get("a")), esc(verdict.inputs.get("b")), esc(verdict.inputs.get("control"))]
+        [_file_link(verdict.path), _verdict_cell(verdict.verdict), esc(verdict.inputs.get("a")), esc(verdict.inputs.get("b")),
+         esc(verdict.inputs.get("control")), _file_link(verdict.report) if verdict.report else ""]
         for verdict in listing.verdicts
     ]
-    return _table(["file", "verdict", "A", "B", "control"], rows)
+    return _table(["file", "verdict", "A", "B", "control", "its report"], rows)
 
 
 def store_index_html(listing, notices: list[str]) -> str:
     """The index: notices (a lock held, nothing finished), the environments and their runs, saved verdicts, the picker."""
     notice_html = "".join(f'<div class="banner {WARNING}" role="alert"><p>{esc(text)}</p></div>' for text in notices)
     environments = (
-        _table(["environment", "directory", "role", "harness / engine", "benchmark", "finished seeds", "failed seeds", "items"],
+        _table(["environment", "directory", "role", "harness / engine", "benchmark", "run (its options' fingerprint)",
+                "finished seeds", "failed seeds", "items"],
                _environment_rows(listing))
         if listing.environments else '<p class="note">No environment in the store.</p>'
     )

@@ -63,6 +63,8 @@ class StoredVerdict:
     """Relative to the store root."""
     verdict: str
     inputs: dict = field(default_factory=dict)
+    report: str | None = None
+    """The report.html beside it (``--report DIR`` writes both), relative to the root."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,9 @@ def _verdicts(root: Path, directory: Path, depth: int) -> list[StoredVerdict]:
             value = _read_json(child)
             if value is not None and _VERDICT_KEYS <= set(value):
                 inputs = value.get("inputs") if isinstance(value.get("inputs"), dict) else {}
-                found.append(StoredVerdict(child.relative_to(root).as_posix(), str(value["verdict"]), inputs))
+                report = child.parent / "report.html"
+                report_path = report.relative_to(root).as_posix() if report.is_file() and _inside(root, report) else None
+                found.append(StoredVerdict(child.relative_to(root).as_posix(), str(value["verdict"]), inputs, report_path))
     return found
 
 
