@@ -24,11 +24,13 @@ import httpx
 import pytest
 from rich.console import Console
 
+from statrepro.analysis import AnalysisOptions, analyze as analyze_records
 from statrepro.api import AnalyzeOptions
 from statrepro.api_view import bind_view_server, compare_stored
 from statrepro.envfile import validate_env
 from statrepro.errors import InputError
 from statrepro.harness.records import make_records
+from statrepro.run.orchestrate import load_env_records
 from statrepro.run.plan import Job, control_env
 from statrepro.run.store import RECORDS, ResultStore
 
@@ -133,9 +135,15 @@ def test_index_lists_environments_runs_controls_and_saved_verdicts(store):
     assert re.search(r"<td>gsm8k</td><td><span class=\"mono\">gsm8k-\w{10}</span></td><td>0, 1</td><td>none</td><td>40</td>", page)
 
 
-def test_compare_serves_the_report_builders_page_with_analyzes_verdict(store):
+def test_compare_serves_the_report_builders_page_with_compares_verdict(store, tmp_path):
     a, b, control = env_dir(store, "fp32"), env_dir(store, "q4"), env_dir(store, "fp32.control")
     expected = compare_stored(store.root, a, b, FAST, control=control)
+    # `compare`'s own path to a verdict from the same store: its loader, its pairing rule (failed items missing).
+    env_a = _env(tmp_path, "fp32")
+    records = [load_env_records(env, store) for env in (env_a, _env(tmp_path, "q4"), control_env(env_a))]
+    compares = analyze_records(records[0], records[1], AnalysisOptions(rules=FAST.rules(), unpaired="missing"),
+                               inputs=expected.analysis.inputs, records_control=records[2])
+    assert expected.analysis.to_json() == compares.to_json()
     with served(store.root) as (url, printed):
         response = httpx.get(url + "/compare", params={"a": a, "b": b, "control": control}, timeout=120)
     assert response.status_code == 200
@@ -295,3 +303,25 @@ def test_a_browser_picks_two_environments_and_sees_the_report(store):
             assert f"b={b}" in page.url and page.locator("#flips").count() == 1
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_the_view_of_a_compare_store_is_compares_verdict(tmp_path):
+    """End to end: `statrepro compare --control` with the stub harness fills a store; the view's report of the
+    same pair is the verdict compare wrote, but for the inputs (environment names, not files)."""
+    env_a, env_b = _env(tmp_path, "alpha"), _env(tmp_path, "beta")
+    files = []
+    for env in (env_a, env_b):
+        path = tmp_path / f"{env.name}.yaml"
+        path.write_text(json.dumps(env.model_dump(mode="json", exclude_none=True)))
+        files.append(path)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SUPPORT_DIR), os.environ.get("PYTHONPATH")]))}
+    subprocess.run(
+        [sys.executable, "-c", "from statrepro.cli import app; app()", "compare", *map(str, files), "--control",
+         "--store", str(tmp_path / "store"), "--json", str(tmp_path / "store" / "ab.json")],
+        env=environment, capture_output=True, text=True, timeout=300,
+    )
+    written = json.loads((tmp_path / "store" / "ab.json").read_text())
+    store = ResultStore(tmp_path / "store")
+    viewed = compare_stored(store.root, env_dir(store, "alpha"), env_dir(store, "beta"), control=env_dir(store, "alpha.control"))
+    assert viewed.analysis.to_json().model_dump(mode="json", exclude={"inputs"}) == {k: v for k, v in written.items() if k != "inputs"}
