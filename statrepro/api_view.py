@@ -182,7 +182,7 @@ def _routes(root: Path, options: AnalyzeOptions, say):
     def index(request):
         try:
             listing = list_store(root)
-        except InputError as error:
+        except (InputError, OSError) as error:  # removed or unreadable since the server started
             return failure("cannot read the store", error, 500)
         return HTMLResponse(store_index_html(listing, store_notices(listing)))
 
@@ -250,10 +250,15 @@ def view_app(store: str | Path, options: AnalyzeOptions | None = None, *, host: 
 
 def bind_view_server(store: str | Path, options: AnalyzeOptions | None = None, *, host: str = LOOPBACK,
                      port: int = DEFAULT_PORT, console: Console | None = None):
-    """The uvicorn server of ``view_app``, its listening socket (``port`` 0 picks a free one) and its URL; run it
-    with ``server.run(sockets=[sock])`` and stop it with ``server.should_exit = True`` (or Ctrl-C)."""
+    """The uvicorn server of ``view_app`` and its listening socket (``port`` 0 picks a free one), with what the
+    user must know printed to ``console``: a warning when ``host`` is not a loopback address, the store's notices
+    and the URL. Run it with ``server.run(sockets=[sock])``; ``server.should_exit = True`` (or Ctrl-C) stops it."""
     import uvicorn
+    from rich.console import Console
 
+    from .run.browse import list_store
+
+    console = console or Console(stderr=True)
     app = view_app(store, options, host=host, console=console)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -264,34 +269,30 @@ def bind_view_server(store: str | Path, options: AnalyzeOptions | None = None, *
         sock.close()
         raise InputError(f"cannot listen on {host} port {port}: {error.strerror or error}", key="--port") from None
     sock.listen(128)
-    bound_port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    shown = f"[{host}]" if ":" in host else host
-    return server, sock, f"http://{shown}:{bound_port}/"
-
-
-def serve_store(store: str | Path, options: AnalyzeOptions | None = None, *, host: str = LOOPBACK,
-                port: int = DEFAULT_PORT, console: Console | None = None) -> None:
-    """Serve ``store`` read-only until Ctrl-C: the URL, the store's notices and a warning when ``host`` is not a
-    loopback address go to ``console`` (stderr by default)."""
-    from rich.console import Console
-
-    from .run.browse import list_store
-
-    console = console or Console(stderr=True)
-    listing = list_store(store)
-    server, sock, url = bind_view_server(store, options, host=host, port=port, console=console)
     if not is_loopback(host):
         console.print(
             f"[bold red]warning:[/] listening on {host}, not 127.0.0.1: anyone who can reach this machine can read "
             "the store (environments, records, predictions, harness logs); stop with Ctrl-C unless that is intended",
             highlight=False, soft_wrap=True,
         )
+    listing = list_store(store)
     for notice in store_notices(listing):
         console.print(f"[yellow]note:[/] {notice}", highlight=False, soft_wrap=True)
-    env_count = len(listing.environments)
-    console.print(f"statrepro view: {listing.root} ({env_count} environments) at {url} (read-only; Ctrl-C stops)",
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{sock.getsockname()[1]}/"
+    console.print(f"statrepro view: {listing.root} ({len(listing.environments)} environments) at {url} (read-only; Ctrl-C stops)",
                   markup=False, highlight=False, soft_wrap=True)
+    return server, sock, url
+
+
+def serve_store(store: str | Path, options: AnalyzeOptions | None = None, *, host: str = LOOPBACK,
+                port: int = DEFAULT_PORT, console: Console | None = None) -> None:
+    """Serve ``store`` read-only until Ctrl-C (``bind_view_server`` says where, on ``console``: stderr by default)."""
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    server, sock, _ = bind_view_server(store, options, host=host, port=port, console=console)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on; stopping is what it asked for

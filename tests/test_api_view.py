@@ -219,6 +219,7 @@ def test_an_empty_store_says_so_in_the_page(tmp_path):
         index = httpx.get(url + "/").text
         compare = httpx.get(url + "/compare", params={"a": "x-1", "b": "y-2"})
     assert "holds no finished run yet" in index
+    assert "note: The store holds no finished run yet" in printed.getvalue()
     assert compare.status_code == 400 and "the store has no environment &#x27;x-1&#x27;" in compare.text
     assert "view: cannot compare:" in printed.getvalue() and "no environment 'x-1'" in printed.getvalue()
 
@@ -230,7 +231,8 @@ def test_a_store_being_written_is_reported_and_not_compared(store):
         compare = httpx.get(url + "/compare", params={"a": a, "b": b})
     assert f"being written by a running statrepro run (pid {os.getpid()})" in index
     assert compare.status_code == 409 and "being written by a running statrepro run" in compare.text
-    assert "being written" in printed.getvalue()
+    assert f"note: The store is being written by a running statrepro run (pid {os.getpid()})" in printed.getvalue()
+    assert "view: cannot compare:" in printed.getvalue()
 
 
 def test_truncated_records_name_their_file_and_line(store):
