@@ -39,6 +39,10 @@ SECURITY_HEADERS = {
 }
 
 
+class StoreInUse(InputError):
+    """A running `run` or `compare` holds the store's lock: its runs are incomplete until it finishes."""
+
+
 @dataclass(frozen=True)
 class StoredComparison:
     """A report built from the store: the analysis, the report page, and which runs it paired."""
@@ -102,7 +106,7 @@ def compare_stored(
         raise InputError("needs the A/A control: pick one", key="--flip-margin")
     listing = list_store(store)
     if listing.lock_holder:
-        raise InputError(store_notices(listing)[0], path=listing.root)
+        raise StoreInUse(store_notices(listing)[0], path=listing.root)
     if a == b:
         raise InputError("A and B are the same environment: pick two", path=listing.root)
     env_a, env_b = listing.environment(a), listing.environment(b)
@@ -195,8 +199,10 @@ def _routes(root: Path, options: AnalyzeOptions, say):
         say(f"view: building the report of {a} vs {b}{f' with control {control}' if control else ''} ...")
         try:
             comparison = compare_stored(root, a, b, options, control=control, argv=["statrepro", "view", str(root)])
+        except StoreInUse as error:
+            return failure("cannot compare yet", error, 409)
         except InputError as error:
-            return failure("cannot compare", error, 409 if "being written" in str(error) else 400)
+            return failure("cannot compare", error, 400)
         except Exception as error:  # a page and a console line, never a blank page or a dead server
             return failure("cannot compare", RuntimeError(f"{type(error).__name__}: {error}"), 500)
         for reason in comparison.skipped:

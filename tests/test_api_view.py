@@ -188,8 +188,15 @@ def test_nothing_outside_the_store_is_served(store):
     (store.root / "leak.txt").symlink_to(store.root.parent / "secret.txt")
     (store.root / "outside").symlink_to(store.root.parent)
     (store.root / ".lock").write_text(SECRET)
+    # A run whose records are a symlink out of the store is no finished run: its records are never read.
+    seed_dir = store.root / "linked-1" / "gsm8k-0123456789" / "seed-0"
+    seed_dir.mkdir(parents=True)
+    (store.root / "linked-1" / "env.json").write_text(json.dumps({"name": "linked"}))
+    (seed_dir / "manifest.json").write_text(json.dumps({"status": "done", "items": 1}))
+    (seed_dir / RECORDS).symlink_to(store.root.parent / "secret.txt")
     with served(store.root) as (url, _):
         assert raw_get(url, "/files/verdicts/fp32-vs-q4.json")[0] == 200  # a file inside is served
+        assert 'value="linked-1"' not in raw_get(url, "/")[1]  # not offered for comparison
         for path in TRAVERSALS:
             status, body = raw_get(url, path)
             assert status in (403, 404), path
@@ -232,7 +239,7 @@ def test_a_store_being_written_is_reported_and_not_compared(store):
     assert f"being written by a running statrepro run (pid {os.getpid()})" in index
     assert compare.status_code == 409 and "being written by a running statrepro run" in compare.text
     assert f"note: The store is being written by a running statrepro run (pid {os.getpid()})" in printed.getvalue()
-    assert "view: cannot compare:" in printed.getvalue()
+    assert "view: cannot compare yet:" in printed.getvalue()
 
 
 def test_truncated_records_name_their_file_and_line(store):

@@ -108,9 +108,9 @@ def _stored_run(root: Path, directory: Path) -> StoredRun | None:
     for seed_dir in sorted(directory.glob("seed-*")):
         if not _inside(root, seed_dir) or not seed_dir.name[5:].lstrip("-").isdigit():
             continue
-        manifest = _read_json(seed_dir / MANIFEST) or {}
+        manifest = (_inside(root, seed_dir / MANIFEST) and _read_json(seed_dir / MANIFEST)) or {}
         seed = int(seed_dir.name[5:])
-        if manifest.get("status") == "done" and (seed_dir / RECORDS).is_file():
+        if manifest.get("status") == "done" and (seed_dir / RECORDS).is_file() and _inside(root, seed_dir / RECORDS):
             done.append(seed)
             items = max(items, int(manifest.get("items") or 0))
         elif manifest.get("status") == "failed":
@@ -121,7 +121,7 @@ def _stored_run(root: Path, directory: Path) -> StoredRun | None:
 
 
 def _environment(root: Path, directory: Path) -> StoredEnvironment | None:
-    config = _read_json(directory / ENV_FILE)
+    config = _read_json(directory / ENV_FILE) if _inside(root, directory / ENV_FILE) else None
     if config is None or not isinstance(config.get("name"), str):
         return None
     runs = [run for child in sorted(directory.iterdir()) if child.is_dir() and _inside(root, child)
