@@ -205,6 +205,7 @@ def _routes(root: Path, options: AnalyzeOptions, say):
             return failure("cannot compare", error, 400)
         except Exception as error:  # a page and a console line, never a blank page or a dead server
             return failure("cannot compare", RuntimeError(f"{type(error).__name__}: {error}"), 500)
+        say(f"view: paired runs {', '.join(comparison.runs)}")
         for reason in comparison.skipped:
             say(f"view: left out {reason}")
         say(f"view: {a} vs {b}: {comparison.analysis.decision.verdict} ({time.monotonic() - started:.1f} s)")
