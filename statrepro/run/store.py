@@ -274,7 +274,7 @@ class ResultStore:
         path = self.root / STORE_FILE
         try:
             found = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no store yet, or not a directory: said where it is opened
             return 1
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InputError("unreadable store description (not JSON)", path=path) from None
