@@ -246,7 +246,7 @@ class ResultStore:
             manifest = self.manifest(job) or {}
             frame = self._read_records(directory, manifest)
             if self.check_harness_files:
-                found = job_damage(directory, manifest, only=lambda name: name != RECORDS)
+                found = job_damage(directory, manifest, only=lambda name: name.startswith(f"{HARNESS_DIR}/"))
                 if found:
                     raise damaged_error(self.root, *found)
             if len(frame):
@@ -258,7 +258,8 @@ class ResultStore:
 
     def _read_records(self, directory: Path, manifest: dict) -> pd.DataFrame:
         path = directory / RECORDS
-        expected = (manifest.get("checksums") or {}).get(RECORDS)
+        checksums = manifest.get("checksums")
+        expected = checksums.get(RECORDS) if isinstance(checksums, dict) else None
         why = damage(path, expected) if isinstance(expected, dict) else None
         if why:
             raise damaged_error(self.root, path, why)
