@@ -6,7 +6,7 @@
 
 The API lives in statrepro.api (evaluation), statrepro.api_candidates (one reference against many candidates), statrepro.api_view
 (browsing a result store: ``statrepro view``),
-statrepro.api_diagnose (diagnostics) and statrepro.api_bench (benchmarks) and is imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
+statrepro.api_diagnose (diagnostics), statrepro.api_bench (benchmarks) and statrepro.api_store (the result store) and is imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ _BENCHMARKS = (
     "bench_sequential",
     "bench_stats",
 )
-__all__ = [*_EVALUATION, *_CANDIDATES, *_VIEW, *_DIAGNOSTICS, *_BENCHMARKS]
+_STORE = ("verify_store",)
+__all__ = [*_EVALUATION, *_CANDIDATES, *_VIEW, *_DIAGNOSTICS, *_BENCHMARKS, *_STORE]
 
 
 def __getattr__(name: str):
@@ -66,6 +67,8 @@ def __getattr__(name: str):
         from . import api_diagnose as module
     elif name in _BENCHMARKS:
         from . import api_bench as module
+    elif name in _STORE:
+        from . import api_store as module
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(module, name)

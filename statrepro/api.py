@@ -263,7 +263,7 @@ def explain_environments(
     console = console or Console(stderr=True)
     config_a, config_b = load_environments([Path(env_a), Path(env_b)], run)
     check_comparable(config_a, config_b)
-    store = ResultStore(run.store)
+    store = ResultStore(run.store, check_harness_files=True)  # explain reads the harness output the records point to
     if not store.root.is_dir():
         raise InputError("no such store directory", path=store.root)
     # A comparison run in item blocks (compare --sequential --block-size) stored its blocks, not full runs.

@@ -3,8 +3,11 @@ test doubles of tests/support/ importable as top-level modules (``fakes``, ``stu
 makes the stub harness the plugin harness ``stub`` (its entry point: tests/support/statrepro_test_doubles-0.dist-info)."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SUPPORT_DIR = Path(__file__).resolve().parent / "support"
 sys.path.insert(0, str(SUPPORT_DIR))
@@ -17,3 +20,17 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 # The fault-injecting fake OpenAI server as a fixture for every test module.
 from fakes import fake_openai  # noqa: E402,F401
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path):
+    """A 1 MiB tmpfs (a real filesystem that fills up and can be remounted read-only); skipped without mount rights."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

@@ -12,6 +12,7 @@ import typer
 from . import diagnose, evaluate, schema
 from .view import view
 from .bench import bench_app
+from .store import store_app
 
 app = typer.Typer(
     add_completion=False,
@@ -36,3 +37,4 @@ for command in (
     app.command()(command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(diagnose.layers_app, name="layers")
+app.add_typer(store_app, name="store")

@@ -327,20 +327,6 @@ def _snapshot(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path):
-    """A 1 MiB tmpfs (a real filesystem that fills up and can be remounted read-only); skipped without mount rights."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
 @pytest.mark.parametrize("fault", ["disk-full", "read-only"])
 def test_full_or_read_only_store_gives_a_clear_error_and_keeps_results(workspace, tiny_tmpfs, fault):
     store = tiny_tmpfs / "store"

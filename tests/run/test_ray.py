@@ -28,6 +28,7 @@ from statrepro.run.executors import LocalExecutor
 from statrepro.run.orchestrate import run_environments
 from statrepro.run.plan import plan_jobs
 from statrepro.run.ray_executor import RayExecutor, hardware_resource, task_resources
+from statrepro.run.integrity import verify_store
 from statrepro.run.store import MANIFEST, RECORDS, ResultStore
 
 ray = pytest.importorskip("ray")
@@ -154,6 +155,8 @@ def test_local_ray_instance_writes_the_same_store_as_the_local_executor(tmp_path
     manifests = _manifests(ray_store, envs)
     assert all(m["status"] == "done" and m["executor"] == "ray" and m["ray"]["node_id"] for m in manifests.values())
     assert (ray_store.root / "fp32-{}".format(envs[0].fingerprint()) / "env.json").is_file()
+    # The driver checksums the shipped harness files as a local run does.
+    assert [check.status for check in verify_store(ray_store.root).jobs] == ["ok"] * 4
 
 
 # ---------------------------------------------------------------------------------------------------
