@@ -84,3 +84,19 @@ def test_the_documented_workflow_and_gitlab_job_run(workspace):
     junit = workspace / gitlab["artifacts"]["reports"]["junit"]
     assert JUnitXml.fromfile(str(junit)).tests == 1
     assert all((workspace / path).exists() for path in gitlab["artifacts"]["paths"])
+
+
+def test_compare_with_several_candidates_writes_a_case_per_candidate_and_benchmark(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from statrepro.cli import app
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "data" / "gsm8k").mkdir(parents=True)
+    files = [write_yaml(tmp_path / f"{name}.yaml", stub_env(tmp_path, name, benchmarks={"gsm8k": {"limit": 20}}))
+             for name in ("ref", "q8", "q4")]
+    junit = tmp_path / "junit.xml"
+    result = CliRunner().invoke(app, ["compare", *map(str, files), "--store", str(tmp_path / "store"), "--junit", str(junit)])
+    xml = JUnitXml.fromfile(str(junit))
+    assert sorted((case.classname, case.name) for suite in xml for case in suite) == [("statrepro.q4", "gsm8k"), ("statrepro.q8", "gsm8k")]
+    assert result.exit_code == (3 if xml.failures else 4 if xml.errors else 0), result.output

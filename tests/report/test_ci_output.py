@@ -168,3 +168,4 @@ def test_analyze_cli_writes_junit_and_github_outputs(tmp_path: Path):
     assert f"(exit code {result.exit_code})" in summary.read_text(encoding="utf-8")
     result = CliRunner().invoke(app, args, env={"GITHUB_STEP_SUMMARY": ""})
     assert result.stderr.count("GitHub job summary skipped") == 1
+
