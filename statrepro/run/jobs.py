@@ -109,19 +109,26 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _wait(process: subprocess.Popen, log_path: Path, on_progress: Callable[[HarnessProgress], None] | None) -> int:
-    """Wait for the harness; meanwhile hand ``on_progress`` its request bar from its log, as it advances."""
+    """Wait for the harness; meanwhile a thread hands ``on_progress`` its request bar from its log, as it advances."""
     if on_progress is None:
         return process.wait()
-    log = LogProgress(log_path)
+    finished = threading.Event()
+    watcher = threading.Thread(target=_watch_progress, args=(LogProgress(log_path), on_progress, finished), daemon=True)
+    watcher.start()
+    try:
+        return process.wait()
+    finally:
+        finished.set()
+        watcher.join()
+
+
+def _watch_progress(log: LogProgress, on_progress: Callable[[HarnessProgress], None], finished: threading.Event) -> None:
     reported = None
-    while True:
-        try:
-            return process.wait(timeout=progress.POLL_SECONDS)
-        except subprocess.TimeoutExpired:
-            latest = log.read()
-            if latest is not None and latest != reported:
-                on_progress(latest)
-                reported = latest
+    while not finished.wait(progress.POLL_SECONDS):
+        latest = log.read()
+        if latest is not None and latest != reported:
+            on_progress(latest)
+            reported = latest
 
 
 def _run_harness(argv, *, log_path: Path, env: dict, cwd: Path, on_progress: Callable[[HarnessProgress], None] | None = None) -> int:
