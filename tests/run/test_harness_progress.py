@@ -4,12 +4,17 @@ streams in, request counts out, and the plain CI-log lines throttled on an injec
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 
 import pytest
 from tqdm import tqdm
 
 from statrepro.run.progress import HarnessProgress, LogProgress, ProgressLines, parse_progress, progress_line
 
+# An excerpt of a real lm-eval 0.4 harness.log (API model, 800 requests; every 25th redraw of its request bar kept,
+# its context-building and tokenizing bars before it): carriage returns as tqdm wrote them.
+RECORDED_LOG = Path(__file__).parent / "data" / "lm_eval_api_harness_log.txt"  # .txt: *.log is git-ignored
 # Redraws as lm-eval (0.4, tqdm) and evalscope (1.x) write them into a file, one carriage return per redraw.
 LM_EVAL_API = "Requesting API:  45%|████▌     | 90/200 [00:28<00:34,  3.20it/s]"
 LM_EVAL_HF = "Running loglikelihood requests:   1%|          | 12/1000 [00:30<41:10,  2.50s/it]"
@@ -86,3 +91,28 @@ def test_a_line_at_most_every_interval_and_only_when_requests_advance():
 def test_the_line_says_what_it_does_not_know():
     line = progress_line("a ceval seed 1", HarnessProgress("Requesting API", 0, 200, None, None))
     assert line == "a ceval seed 1: 0/200 requests (0%, Requesting API), ? requests/s, ETA ?"
+
+
+def test_a_recorded_lm_eval_log_gives_its_request_bar_and_lines_every_30_s_of_its_own_time():
+    data = RECORDED_LOG.read_bytes()
+    redraws = re.split(r"[\r\n]", data.decode())
+    first = next(index for index, text in enumerate(redraws) if "Requesting API" in text)
+    assert any("Tokenizing inputs" in text for text in redraws[:first])  # other bars come first, and are not requests
+    assert parse_progress("\r".join(redraws[:first])) is None
+    # Replayed redraw by redraw, the clock being the bar's own elapsed time: a line per 30 s of it while requests advance.
+    now = [0.0]
+    lines = ProgressLines(clock=lambda: now[0])
+    printed = []
+    for text in redraws[first:]:
+        progress = parse_progress(text)
+        if progress is None:
+            continue
+        last = progress
+        minutes, seconds = re.search(r"\[(\d+):(\d+)<", text).groups()
+        now[0] = int(minutes) * 60 + int(seconds)
+        line = lines.line("job", "q8_0 mmlu_redux seed 0", progress)
+        printed += [(now[0], line)] if line else []
+    assert last == HarnessProgress("Requesting API", 800, 800, 3.61, 0.0)  # the bar's last redraw: 03:41 elapsed
+    times = [at for at, _ in printed]
+    assert all(later - earlier >= 30 for earlier, later in zip(times, times[1:])) and 4 <= len(times) <= 7
+    assert printed[0][1].startswith("q8_0 mmlu_redux seed 0: ") and " requests (" in printed[0][1]
