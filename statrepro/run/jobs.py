@@ -222,8 +222,7 @@ def execute_job(
         context = JobContext(job, data_dir, work_dir, model_path, endpoint)
         invocation = adapter.build_invocation(context)
         try:
-            returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=work_dir,
-                                      on_progress=on_progress)
+            returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=work_dir, on_progress=on_progress)
         except BaseException:  # JobCancelled, KeyboardInterrupt, SIGTERM's SystemExit
             shutil.rmtree(work_dir, ignore_errors=True)  # partial output of a stopped harness is never kept
             raise
