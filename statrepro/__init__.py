@@ -24,6 +24,7 @@ _EVALUATION = (
     "explain_environments",
     "run_environment_files",
     "verdict_json_schema",
+    "write_ci_outputs",
 )
 _CANDIDATES = ("CandidatesAnalysis", "compare_candidates")
 _VIEW = ("StoredComparison", "compare_stored", "serve_store")

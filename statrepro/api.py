@@ -299,16 +299,29 @@ def _doctor(a: Path, b: Path) -> dict | None:
         return None
 
 
-def _write_outputs(analysis, json_path, report, *, argv, **report_parts) -> None:
-    """The JSON verdict and the report directory (with explain.json when an explanation is given)."""
+def write_ci_outputs(verdict, *, junit: str | Path | None = None, github: bool = False) -> None:
+    """What CI systems read, from a verdict JSON: the JUnit file, and with ``github`` the annotations (stdout) and
+    the job summary ($GITHUB_STEP_SUMMARY); what was skipped is one note on stderr (``statrepro.report.ci``)."""
+    if junit is None and not github:
+        return
+    from .report.ci import write_ci_outputs as write
+
+    for note in write(verdict, junit=junit, github=github):
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _write_outputs(analysis, json_path, report, *, argv, junit=None, github=False, **report_parts) -> None:
+    """The JSON verdict, the report directory (with explain.json when an explanation is given) and the CI outputs."""
     from .atomic import atomic_write_text
 
+    verdict = analysis.to_json()
     if json_path is not None:
-        atomic_write_text(json_path, analysis.to_json().model_dump_json(indent=2))
+        atomic_write_text(json_path, verdict.model_dump_json(indent=2))
     if report is not None:
         from .report import write_report
 
         write_report(report, analysis, argv=argv, **report_parts)
+    write_ci_outputs(verdict, junit=junit, github=github)
 
 
 def analyze(
@@ -320,12 +333,15 @@ def analyze(
     report: str | Path | None = None,
     argv: list[str] | None = None,
     control: str | Path | None = None,
+    junit: str | Path | None = None,
+    github: bool = False,
 ) -> Analysis:
     """Compare two existing result sets (lm-eval output dirs, evalscope work dirs, ...) item by item.
 
     ``json_path`` receives the versioned JSON verdict, ``report`` a directory with report.html, report.md
     and verdict.json (``argv`` is the command line shown in its provenance). ``control`` is a third result set
-    from A's environment (the A/A control A'), set beside A vs B without changing its verdict.
+    from A's environment (the A/A control A'), set beside A vs B without changing its verdict. ``junit`` receives
+    a JUnit XML file, ``github`` adds GitHub Actions annotations and a job summary (``write_ci_outputs``).
     """
     from .analysis import analyze as analyze_records
     from .harness import load_side
@@ -347,7 +363,8 @@ def analyze(
         records_control = load_side(Path(control), metric_overrides=options.metric_overrides)
         inputs["control"] = str(control)
     analysis = analyze_records(records_a, records_b, analysis_options, inputs=inputs, records_control=records_control)
-    _write_outputs(analysis, json_path, report, argv=argv or sys.argv, records_a=records_a, records_b=records_b, doctor=_doctor(a, b))
+    _write_outputs(analysis, json_path, report, argv=argv or sys.argv, junit=junit, github=github, records_a=records_a,
+                   records_b=records_b, doctor=_doctor(a, b))
     return analysis
 
 
@@ -390,12 +407,14 @@ def compare_environments(
     report: str | Path | None = None,
     argv: list[str] | None = None,
     console: Console | None = None,
+    junit: str | Path | None = None,
+    github: bool = False,
 ) -> Analysis:
     """Run whatever is missing for both environment files, then decide whether B still scores like A.
 
     Plans the (environment, benchmark, seed) jobs, locks the store, runs the missing ones (or sequential
-    rounds), loads and analyses the records, and writes the JSON verdict and the report when asked.
-    Progress goes to ``console`` (stderr by default).
+    rounds), loads and analyses the records, and writes the JSON verdict, the report and the CI outputs
+    (``junit``, ``github``: see ``analyze``) when asked. Progress goes to ``console`` (stderr by default).
     """
     from rich.console import Console
 
@@ -469,7 +488,7 @@ def compare_environments(
     explained = _explain(config_a, config_b, records_a, records_b, options.explain, console) if options.explain else None
     manifests = {side: env_manifest(config, store) for side, config in (("A", config_a), ("B", config_b))}
     _write_outputs(
-        analysis, json_path, report, argv=argv or sys.argv, records_a=records_a, records_b=records_b,
+        analysis, json_path, report, argv=argv or sys.argv, junit=junit, github=github, records_a=records_a, records_b=records_b,
         manifests={side: manifest for side, manifest in manifests.items() if manifest}, doctor=_doctor(env_a, env_b),
         explain=explained.to_dict() if explained else None,
     )

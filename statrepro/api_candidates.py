@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .api import CompareOptions, compare_environments, load_environments, run_environment_files
+from .api import CompareOptions, compare_environments, load_environments, run_environment_files, write_ci_outputs
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -108,11 +108,13 @@ def compare_candidates(
     report: str | Path | None = None,
     argv: list[str] | None = None,
     console: Console | None = None,
+    junit: str | Path | None = None,
+    github: bool = False,
 ) -> CandidatesAnalysis:
     """Compare the reference environment file with each candidate's, in the order given (the safest first), under
     one set of options; clear the candidates as a fixed sequence. ``report`` gets one sub-directory per candidate
     (``<report>/<candidate name>/``) and a summary, ``json_path`` the worst candidate's verdict with every candidate
-    and the selection."""
+    and the selection; ``junit`` and ``github`` one test case and one summary row per candidate and benchmark."""
     from rich.console import Console
 
     from .atomic import atomic_write_text
@@ -159,4 +161,5 @@ def compare_candidates(
         from .report.candidates import write_candidates_report
 
         write_candidates_report(Path(report), verdict)
+    write_ci_outputs(verdict, junit=junit, github=github)
     return result

@@ -34,6 +34,12 @@ MARGIN = typer.Option(MarginKind(DEFAULTS.margin_kind), help="relative: toleranc
 CORRECTION = typer.Option(Correction(DEFAULTS.correction), help="Multiple-benchmark adjustment for 'any benchmark differs'.")
 JSON_PATH = typer.Option(None, "--json", help="Write the versioned JSON verdict here.")
 REPORT = typer.Option(None, help="Write report.html, report.md and verdict.json into this directory.")
+JUNIT = typer.Option(
+    None, "--junit", help="Write a JUnit XML file here: one test case per benchmark (per candidate and benchmark); different is a failure, inconclusive an error.",
+)
+GITHUB = typer.Option(
+    False, "--github", help="GitHub Actions: ::error/::warning annotations on stdout and a Markdown job summary appended to $GITHUB_STEP_SUMMARY.",
+)
 RNG_SEED = typer.Option(0, help="Seed of the resampling RNG (bootstrap and permutations).")
 SCORE_RANGE = typer.Option(
     None, help="The metric's range LOW,HIGH when statrepro does not know it (accuracy-like metrics are 0,1)."

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .common import (
-    ALPHA, BENCHMARKS, CORRECTION, DATA_DIR, EXECUTOR, FLIP_MARGIN, JSON_PATH, KL_MARGIN, LIMIT, MARGIN, MAX_MISSING, MODE,
+    ALPHA, BENCHMARKS, CORRECTION, DATA_DIR, EXECUTOR, FLIP_MARGIN, GITHUB, JSON_PATH, JUNIT, KL_MARGIN, LIMIT, MARGIN, MAX_MISSING, MODE,
     RAY_ADDRESS, REPORT, TOP1_MARGIN,
     RESAMPLES, RNG_SEED, SCORE_RANGE, SEEDS, STORE, TOLERANCE, WAIT, Correction, MarginKind, Mode, api_options, parse_benchmarks,
     parse_metric_overrides, parse_score_range, parse_seeds, stop_on_sigterm, user_errors,
@@ -32,6 +32,8 @@ def analyze(
     metric: list[str] = typer.Option([], help="Primary metric override, BENCHMARK=METRIC (e.g. gsm8k=exact_match,strict-match)."),
     json_path: Optional[Path] = JSON_PATH,
     report: Optional[Path] = REPORT,
+    junit: Optional[Path] = JUNIT,
+    github: bool = GITHUB,
     rng_seed: int = RNG_SEED,
     resamples: int = RESAMPLES,
     seed_level: bool = typer.Option(False, help="Two-level bootstrap: also resample seeds within items."),
@@ -54,7 +56,7 @@ def analyze(
         metric_overrides=parse_metric_overrides(metric), score_range=parse_score_range(score_range),
         kl_margin=kl_margin, top1_margin=top1_margin, flip_margin=flip_margin,
     )
-    analysis = analyze_results(a, b, options, json_path=json_path, report=report, control=control)
+    analysis = analyze_results(a, b, options, json_path=json_path, report=report, control=control, junit=junit, github=github)
     print_decision(analysis)
     raise typer.Exit(analysis.decision.exit_code)
 
@@ -102,6 +104,8 @@ def compare(
     correction: Correction = CORRECTION,
     json_path: Optional[Path] = JSON_PATH,
     report: Optional[Path] = REPORT,
+    junit: Optional[Path] = JUNIT,
+    github: bool = GITHUB,
     store: Path = STORE,
     data_dir: Optional[Path] = DATA_DIR,
     executor: str = EXECUTOR,
@@ -147,10 +151,10 @@ def compare(
     if len(envs) > 2:
         from ..api_candidates import compare_candidates
 
-        result = compare_candidates(envs[0], envs[1:], options, json_path=json_path, report=report)
+        result = compare_candidates(envs[0], envs[1:], options, json_path=json_path, report=report, junit=junit, github=github)
         print_candidates(result)
         raise typer.Exit(result.exit_code)
-    analysis = compare_environments(envs[0], envs[1], options, json_path=json_path, report=report)
+    analysis = compare_environments(envs[0], envs[1], options, json_path=json_path, report=report, junit=junit, github=github)
     print_decision(analysis)
     raise typer.Exit(analysis.decision.exit_code)
 

@@ -134,8 +134,11 @@ def row_ids_of(output: Path) -> dict[str, list[int]]:
 def harness_environment(work_dir: Path) -> dict[str, str]:
     """Environment every harness subprocess gets: offline, and a per-job `datasets` cache, because offline
     `datasets` may otherwise serve a stale cached copy of a same-named dataset (seen: evalscope read another
-    run's gsm8k instead of this job's prepared files)."""
+    run's gsm8k instead of this job's prepared files). The Hugging Face libraries' own bars (dataset maps,
+    checkpoint shards) are off: the harness's request bars are what its log is read for (``run.progress``)."""
     return {
+        "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "HF_DATASETS_CACHE": str(work_dir / "datasets-cache"),
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",

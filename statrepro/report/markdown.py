@@ -23,8 +23,39 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
 
-def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None) -> str:
-    decision, options = analysis.decision, analysis.options
+# GitHub's limit on a pull-request comment's body, in characters: report.md is kept within it.
+PR_COMMENT_LIMIT = 65_536
+
+
+def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None, limit: int = PR_COMMENT_LIMIT) -> str:
+    """The verdict table and each benchmark's reason first; the plot and the other sections folded in <details>.
+    Within ``limit`` characters: the folded part gives way first, then the tail of the summary."""
+    closing = ["", "Full report with flips, noise and provenance: `report.html`.", ""]
+    summary, details = _summary_lines(analysis), _detail_lines(analysis, forest_plot_name, explain)
+    folded = ["", "<details><summary>Details: forest plot, design, evidence and configuration</summary>", "", *details, "", "</details>"]
+    text = "\n".join(summary + folded + closing)
+    if len(text) <= limit:
+        return text
+    omitted = ["", f"Details omitted: they would take report.md past {limit:,} characters (a pull-request comment's limit)."]
+    text = "\n".join(summary + omitted + closing)
+    if len(text) <= limit:
+        return text
+    kept, size = [], len("\n".join(omitted + closing)) + 200  # room for the truncation note
+    for line in summary:
+        if size + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    note = f"Truncated: {len(summary) - len(kept)} more summary lines are in report.html."
+    return "\n".join(kept + ["", note] + omitted + closing)
+
+
+def _summary_lines(analysis) -> list[str]:
+    """The verdict, the rules, one table row per benchmark and each benchmark's reason (and what would conclude it)."""
+    from ..stats import INCONCLUSIVE
+    from ..stats.advice import advice_text
+
+    decision = analysis.decision
     margin = f"{decision.rules.tolerance:.2%} relative" if decision.rules.margin_kind == "relative" else f"{decision.rules.tolerance:g} absolute"
     lines = [
         f"## statrepro verdict: **{decision.verdict.replace('_', ' ')}**",
@@ -44,14 +75,19 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
             f"| [{_fmt(c.tost.ci[0], '+.4f')}, {_fmt(c.tost.ci[1], '+.4f')}] | ±{c.tost.margin:.4f} | {item.p_adjusted:.3g} "
             f"| {c.tost.p_value:.3g} | {_fmt(c.flips.rate, '.1%')} | **{item.verdict.replace('_', ' ')}** |"
         )
-    lines += ["", f"![Difference per benchmark with {1 - decision.rules.alpha:.0%} CI and tolerance band]({forest_plot_name})", ""]
-    from ..stats import INCONCLUSIVE
-    from ..stats.advice import advice_text
-
+    lines.append("")
     for item in decision.benchmarks:
         lines.append(f"- **{_cell(item.name)}**: {_cell(item.reason)}")
         if item.verdict == INCONCLUSIVE:
             lines.append(f"  - to conclude: {_cell(advice_text(item.comparison.power, item.comparison.tost.margin))}")
+    return lines
+
+
+def _detail_lines(analysis, forest_plot_name: str, explain: dict | None) -> list[str]:
+    """The folded part: the forest plot, the sequential design, the A/A control, the choice-level evidence, the
+    configuration differences and the explanation of moved items."""
+    decision = analysis.decision
+    lines = [f"![Difference per benchmark with {1 - decision.rules.alpha:.0%} CI and tolerance band]({forest_plot_name})"]
     if analysis.sequential:
         from .content import sequential_lines
 
@@ -76,6 +112,7 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
             lines += ["| " + " | ".join(CHOICE_COLUMNS) + " |", "|---|---|" + "---:|" * (len(CHOICE_COLUMNS) - 2)]
             lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
         lines += [""] + [f"- evidence gate {_cell(line)}" for line in gate_lines(analysis)]
+    lines += [""] if analysis.pairing.config_differences else []
     for difference in analysis.pairing.config_differences:
         lines.append(f"- config difference in {_cell(difference.benchmark)}: {_cell(difference.factor)}: {_cell(difference.detail)}")
     if explain is not None:
@@ -87,5 +124,4 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
                 f"| {_cell(item['flip_class'])} | {_cell(item['detail'])} |"
                 for item in explain["items"]
             ]
-    lines += ["", "Full report with flips, noise and provenance: `report.html`.", ""]
-    return "\n".join(lines)
+    return lines

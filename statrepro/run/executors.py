@@ -16,6 +16,7 @@ from .store import ResultStore
 if TYPE_CHECKING:
     from ..config import EnvConfig
     from ..engines.servers import ServerInfo
+    from .progress import HarnessProgress
 
 RunOne = Callable[[Job], JobOutcome]
 OnDone = Callable[[JobOutcome], None]
@@ -23,20 +24,22 @@ OnDone = Callable[[JobOutcome], None]
 
 @dataclass(frozen=True)
 class JobRunner:
-    """Runs one environment's jobs into a store. Plain data apart from ``describe``, so remote executors
-    can ship it to other machines (without ``describe``, which only updates this process's progress)."""
+    """Runs one environment's jobs into a store. Plain data apart from ``describe`` and ``on_progress``, so remote
+    executors can ship it to other machines (without those two, which only feed this process's progress)."""
 
     store_root: Path
     data_dir: Path
     model_path: Path
     endpoint: ServerInfo | None
     describe: Callable[[str], None] | None = field(default=None, compare=False)
+    on_progress: Callable[[Job, HarnessProgress], None] | None = field(default=None, compare=False)
 
     def __call__(self, job: Job) -> JobOutcome:
         if self.describe:
             self.describe(job.label)
         return execute_job(
-            job, ResultStore(self.store_root), data_dir=self.data_dir, model_path=self.model_path, endpoint=self.endpoint
+            job, ResultStore(self.store_root), data_dir=self.data_dir, model_path=self.model_path, endpoint=self.endpoint,
+            on_progress=(lambda progress: self.on_progress(job, progress)) if self.on_progress else None,
         )
 
 

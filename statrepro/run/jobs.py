@@ -23,7 +23,9 @@ from ..errors import InputError
 from ..harness.contract import ROW_IDS_FILE, JobContext, row_key
 from ..redaction import redact_secrets, scrub_files
 from ..machine import detect_hardware, package_versions
+from . import progress
 from .plan import Job
+from .progress import HarnessProgress, LogProgress
 from .store import ResultStore
 
 if TYPE_CHECKING:
@@ -106,9 +108,32 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def _run_harness(argv, *, log_path: Path, env: dict, cwd: Path) -> int:
+def _wait(process: subprocess.Popen, log_path: Path, on_progress: Callable[[HarnessProgress], None] | None) -> int:
+    """Wait for the harness; meanwhile a thread hands ``on_progress`` its request bar from its log, as it advances."""
+    if on_progress is None:
+        return process.wait()
+    finished = threading.Event()
+    watcher = threading.Thread(target=_watch_progress, args=(LogProgress(log_path), on_progress, finished), daemon=True)
+    watcher.start()
+    try:
+        return process.wait()
+    finally:
+        finished.set()
+        watcher.join()
+
+
+def _watch_progress(log: LogProgress, on_progress: Callable[[HarnessProgress], None], finished: threading.Event) -> None:
+    reported = None
+    while not finished.wait(progress.POLL_SECONDS):
+        latest = log.read()
+        if latest is not None and latest != reported:
+            on_progress(latest)
+            reported = latest
+
+
+def _run_harness(argv, *, log_path: Path, env: dict, cwd: Path, on_progress: Callable[[HarnessProgress], None] | None = None) -> int:
     """Run the harness to its end and return its exit status; JobCancelled (or the KeyboardInterrupt itself,
-    in the main thread) when Ctrl-C stopped it."""
+    in the main thread) when Ctrl-C stopped it. Its output, progress bars included, goes to ``log_path`` only."""
     if _CANCELLED.is_set():
         raise JobCancelled()
     with open(log_path, "wb") as log:
@@ -116,7 +141,7 @@ def _run_harness(argv, *, log_path: Path, env: dict, cwd: Path) -> int:
     with _RUNNING_LOCK:
         _RUNNING.add(process)
     try:
-        returncode = process.wait()
+        returncode = _wait(process, log_path, on_progress)
     except BaseException:  # KeyboardInterrupt while this thread waits (the sequential path runs in the main thread)
         _CANCELLED.set()
         _stop(process)
@@ -175,9 +200,11 @@ def execute_job(
     model_path: Path,
     endpoint: ServerInfo | None,
     on_attempt: Callable[[int], None] | None = None,
+    on_progress: Callable[[HarnessProgress], None] | None = None,
     backoff_seconds: float = 2.0,
 ) -> JobOutcome:
-    """Run one job to completion (with bounded retries of transient failures) and record the outcome."""
+    """Run one job to completion (with bounded retries of transient failures) and record the outcome.
+    ``on_progress`` gets the harness's request bar (``run.progress``) as it advances."""
     from ..harness import get_harness
 
     if store.is_done(job):
@@ -195,7 +222,7 @@ def execute_job(
         context = JobContext(job, data_dir, work_dir, model_path, endpoint)
         invocation = adapter.build_invocation(context)
         try:
-            returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=work_dir)
+            returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=work_dir, on_progress=on_progress)
         except BaseException:  # JobCancelled, KeyboardInterrupt, SIGTERM's SystemExit
             shutil.rmtree(work_dir, ignore_errors=True)  # partial output of a stopped harness is never kept
             raise

@@ -19,6 +19,7 @@ from ..stats.rules import VerdictRules
 from .executors import Executor, JobRunner, LocalExecutor
 from .jobs import JobCancelled, JobOutcome, cancel_running_jobs, reset_cancellation, stop_running_jobs
 from .plan import Job, plan_jobs
+from .progress import HarnessProgress, ProgressLines
 from .store import ResultStore
 
 
@@ -154,7 +155,8 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, console) -> RunSummary:
-    # Without a terminal (a CI log, a pipe) a live bar shows nothing until the end: one plain line per job instead.
+    # Without a terminal (a CI log, a pipe) a live bar shows nothing until the end: one plain line per finished job
+    # instead, and while a job runs a line from its harness's request bar at most every 30 s (run.progress).
     plain = not console.is_terminal
     # Environments run side by side report from their own threads.
     lock = threading.Lock()
@@ -176,6 +178,18 @@ def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, c
                 elif outcome.status == "failed":
                     progress.console.print(f"[red]failed[/] {outcome.job.label}: {outcome.error}")
 
+        lines = ProgressLines()
+
+        def on_progress(job: Job, harness: HarnessProgress) -> None:
+            """A running job's request bar: a plain line now and then without a terminal, else on the live bar."""
+            if not plain:
+                describe(job.env, f"{job.label}: {harness.done}/{harness.total} requests")
+                return
+            with lock:
+                line = lines.line(job.key, job.label, harness)
+                if line is not None:
+                    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
         def describe(env: EnvConfig, text: str | None) -> None:
             """What ``env`` is doing now (None: finished); side by side, the bar shows every running env."""
             with lock:
@@ -194,7 +208,8 @@ def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, c
                 with engine_endpoint(env, server_dir) as endpoint:
                     describe(env, env.name)
                     run_one = JobRunner(
-                        store.root, data_dirs[id(env)], model_path, endpoint, describe=lambda text: describe(env, text)
+                        store.root, data_dirs[id(env)], model_path, endpoint, describe=lambda text: describe(env, text),
+                        on_progress=on_progress,
                     )
                     return executor.run(env_jobs, run_one, on_done)
             finally:

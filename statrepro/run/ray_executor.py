@@ -257,7 +257,7 @@ class RayExecutor:
         store = ResultStore(run_one.store_root)
         driver_node = ray.get_runtime_context().get_node_id()
         board = board_actor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(driver_node, soft=True)).remote()
-        shipped_runner = replace(run_one, describe=None)  # small: travels inline with each task
+        shipped_runner = replace(run_one, describe=None, on_progress=None)  # small: travels inline with each task
         # A managed server listens on this machine's loopback: only this node's workers can reach it.
         pinned = run_one.endpoint is not None and urlparse(run_one.endpoint.base_url).hostname in LOOPBACK_HOSTS
 

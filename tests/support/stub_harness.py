@@ -15,6 +15,7 @@ Options come from the env's ``harness.extra_args``:
     --fail-on-broken-node   exit 3 on a machine whose environment sets STATREPRO_STUB_BROKEN (one bad node)
     --meet DIR              note the job in DIR, then wait (up to MEET_SECONDS) until another job has too:
                             the first job of two environments run at once waits for the other's first
+    --progress-seconds S    draw lm-eval's tqdm bar ("Requesting API") on stderr, one redraw per item, S seconds apart
 
 Offline (no endpoint), an item's score is a fixed function of (benchmark, item, seed). With an endpoint,
 each item is one request through statrepro.engines.client.OpenAIClient (prompt "<benchmark> item <i>",
@@ -147,6 +148,18 @@ def _ask_endpoint(args) -> tuple[list[dict], list[dict]]:
     return answered, failures
 
 
+def _draw_requests_bar(items: int, seconds: float) -> None:
+    """lm-eval's API progress bar as tqdm draws it into a file: carriage returns, no newline until it closes."""
+    for done in range(items + 1):
+        filled = 10 * done // items
+        sys.stderr.write(f"\rRequesting API: {100 * done // items:3d}%|{'█' * filled}{' ' * (10 - filled)}| {done}/{items} "
+                         f"[00:{done:02d}<00:{items - done:02d},  {1 / seconds if seconds else 99:.2f}it/s]")
+        sys.stderr.flush()
+        if done < items:
+            time.sleep(seconds)
+    sys.stderr.write("\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stub_harness")
     parser.add_argument("--out", type=Path, required=True)
@@ -159,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tries", type=int, default=4)
     parser.add_argument("--fail-on-broken-node", action="store_true")
     parser.add_argument("--meet", type=Path)
+    parser.add_argument("--progress-seconds", type=float)
     parser.add_argument("--base-url")
     parser.add_argument("--model")
     args = parser.parse_args(argv)
@@ -178,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         while len(list(args.meet.iterdir())) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
     time.sleep(args.sleep)
+    if args.progress_seconds is not None:
+        _draw_requests_bar(args.items, args.progress_seconds)
     if args.base_url:
         answered, failures = _ask_endpoint(args)
     else:
