@@ -5,7 +5,7 @@
     print(analysis.decision.verdict)
 
 The API lives in statrepro.api (evaluation), statrepro.api_candidates (one reference against many candidates),
-statrepro.api_diagnose (diagnostics) and statrepro.api_bench (benchmarks) and is imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
+statrepro.api_diagnose (diagnostics), statrepro.api_bench (benchmarks) and statrepro.api_plan (planning) and is imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ _BENCHMARKS = (
     "AdviceBenchOptions",
     "CalibrationBenchOptions",
     "ControlBenchOptions",
+    "GatesBenchOptions",
     "SelectionBenchOptions",
     "SequentialBenchOptions",
     "StatsBenchOptions",
@@ -45,12 +46,14 @@ _BENCHMARKS = (
     "bench_advice",
     "bench_calibration",
     "bench_control",
+    "bench_gates",
     "bench_run",
     "bench_selection",
     "bench_sequential",
     "bench_stats",
 )
-__all__ = [*_EVALUATION, *_CANDIDATES, *_DIAGNOSTICS, *_BENCHMARKS]
+_PLANNING = ("PlanOptions", "plan_from_baseline_scores", "plan_from_flip_rate", "plan_from_pilot", "plan_noises")
+__all__ = [*_EVALUATION, *_CANDIDATES, *_DIAGNOSTICS, *_BENCHMARKS, *_PLANNING]
 
 
 def __getattr__(name: str):
@@ -62,6 +65,8 @@ def __getattr__(name: str):
         from . import api_diagnose as module
     elif name in _BENCHMARKS:
         from . import api_bench as module
+    elif name in _PLANNING:
+        from . import api_plan as module
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(module, name)

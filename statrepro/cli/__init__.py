@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from . import diagnose, evaluate, schema
+from . import diagnose, evaluate, plan, schema
 from .bench import bench_app
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ for command in (
     diagnose.logprobs,
     diagnose.template,
     diagnose.doctor,
+    plan.plan,
 ):
     app.command()(command)
 app.add_typer(bench_app, name="bench")
