@@ -245,12 +245,15 @@ def planning_rows(analysis) -> list[list[str]]:
 
     rules, rows = analysis.decision.rules, []
     for item in analysis.decision.benchmarks:
-        bench = analysis.pairing.benchmarks[item.name]
+        bench, bounds = analysis.pairing.benchmarks[item.name], item.comparison.score_bounds
         try:
+            if bounds is None:
+                raise ValueError("the metric's range is unknown (--score-range)")
             *_, mean_a, mean_b = complete_items(bench.scores_a, bench.scores_b)
             plan = plan_benchmark(noise_from_pair(mean_a, mean_b, source="A vs B"), n_items=int(mean_a.size),
-                                  tolerance=rules.tolerance, margin_kind=rules.margin_kind, mode=rules.mode, alpha=rules.alpha)
-        except ValueError as error:  # fewer than 2 paired items, or a relative margin of a zero score
+                                  tolerance=rules.tolerance, margin_kind=rules.margin_kind, mode=rules.mode, alpha=rules.alpha,
+                                  score_range=bounds[1] - bounds[0])
+        except ValueError as error:  # no range, fewer than 2 paired items, or a relative margin of a zero score
             rows.append([item.name, f"n/a: {error}", *[""] * (len(PLANNING_COLUMNS) - 2)])
             continue
         rows.append([item.name, *plan.cells()])

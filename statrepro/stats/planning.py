@@ -118,30 +118,32 @@ def _changed_share_of_rates(rates: np.ndarray, runs: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class BenchmarkPlan(ResultMixin):
-    """One benchmark's plan. Margins are in score points (a relative margin is tolerance x accuracy); the
+    """One benchmark's plan. Margins are on the score's scale (a relative margin is tolerance x accuracy); the
     TensorRT-LLM figures are its unpaired test held to the same guarantees (alpha at the margin, 80% power)."""
 
     n_items: int | None  # items at hand (None: none yet)
-    margin: float  # the margin planned for, in score points
+    margin: float  # the margin planned for, on the score's scale
     items_needed: int | None  # for 80% power to pass when B equals A (None: no finite size)
     power_at_n: float | None  # power to pass at the items at hand
     certifiable_margin: float | None  # smallest margin with 80% power at the items at hand (None: none within the range)
     trt_items_needed: int | None
     trt_certifiable_margin: float | None
     noise: AANoise
+    score_range: float = 1.0  # width of the metric's range
 
     def cells(self) -> list[str]:
-        """The plan as text, in the order of PLANNING_COLUMNS after the benchmark's name (margins in points)."""
+        """The plan as text, in the order of PLANNING_COLUMNS after the benchmark's name (margins in points:
+        hundredths of the metric's range)."""
 
         def items(value: int | None) -> str:
             return "none" if value is None else f"{value:,}"
 
         def points(value: float | None) -> str:
-            return "n/a" if self.n_items is None else "none" if value is None else f"{100 * value:.2f}"
+            return "n/a" if self.n_items is None else "none" if value is None else f"{100 * value / self.score_range:.2f}"
 
         return [
             "n/a" if self.n_items is None else f"{self.n_items:,}", f"{self.noise.changed_share:.1%} ({self.noise.source})",
-            f"{100 * self.margin:.2f}", items(self.items_needed), points(self.certifiable_margin),
+            f"{100 * self.margin / self.score_range:.2f}", items(self.items_needed), points(self.certifiable_margin),
             items(self.trt_items_needed), points(self.trt_certifiable_margin),
         ]
 
@@ -154,15 +156,16 @@ PLANNING_COLUMNS = (
 
 
 def _pass_power(
-    noise: AANoise, items: int, margin: float, *, margin_kind: MarginKind, mode: Mode, alpha: float, paired: bool
+    noise: AANoise, items: int, margin: float, *, margin_kind: MarginKind, mode: Mode, alpha: float, paired: bool,
+    score_range: float,
 ) -> float:
-    """Power to pass at ``items`` items and a margin of ``margin`` points when B equals A."""
+    """Power to pass at ``items`` items and a margin of ``margin`` (on the score's scale) when B equals A."""
     if not paired:
-        sd = TRT_SIGMA * math.sqrt(2)
+        sd = TRT_SIGMA * score_range * math.sqrt(2)
         return _tost_power(items, 0.0, margin, sd, sd, alpha, mode)
     if noise.changed_share * items < MIN_CHANGED_ITEMS_FOR_T:
         half = noise.changed_share / 2
-        return _exact_share_power(items, half, half, min(1.0, margin), alpha, mode)
+        return _exact_share_power(items, half, half, min(1.0, margin / score_range), alpha, mode)
     tau = margin / noise.accuracy if margin_kind == "relative" else 0.0
     var_lower = noise.var_d + tau**2 * noise.var_a + 2 * tau * noise.cov_da
     var_upper = noise.var_d + tau**2 * noise.var_a - 2 * tau * noise.cov_da
@@ -171,11 +174,11 @@ def _pass_power(
                        max(math.sqrt(max(var_upper, 0.0)), floor), alpha, mode)
 
 
-def _smallest_margin(power_at) -> float | None:
-    """The smallest margin in (0, 1] score points with 80% power (power rises with the margin); None if none."""
-    if power_at(1.0) < POWER:
+def _smallest_margin(power_at, score_range: float) -> float | None:
+    """The smallest margin up to the score's range with 80% power (power rises with the margin); None if none."""
+    if power_at(score_range) < POWER:
         return None
-    low, high = 0.0, 1.0
+    low, high = 0.0, score_range
     for _ in range(40):
         middle = (low + high) / 2
         low, high = (low, middle) if power_at(middle) >= POWER else (middle, high)
@@ -190,15 +193,17 @@ def plan_benchmark(
     margin_kind: MarginKind = DEFAULT_RULES.margin_kind,
     mode: Mode = DEFAULT_RULES.mode,
     alpha: float = DEFAULT_RULES.alpha,
+    score_range: float = 1.0,
 ) -> BenchmarkPlan:
     """Items needed for 80% power to pass when B equals A at the margin, and the margin certifiable at ``n_items``,
-    for statrepro's paired test and for TensorRT-LLM's unpaired one under the same guarantees."""
+    for statrepro's paired test and for TensorRT-LLM's unpaired one under the same guarantees. ``score_range`` is
+    the width of the metric's declared range (the exact test's bound, TensorRT-LLM's sigma of half of it)."""
     if not tolerance > 0:
         raise ValueError(f"the margin must be greater than 0, got {tolerance}")
     margin = tolerance * noise.accuracy if margin_kind == "relative" else tolerance
     if not margin > 0:
         raise ValueError("a relative margin of a zero score is zero: use an absolute margin")
-    rules = dict(margin_kind=margin_kind, mode=mode, alpha=alpha)
+    rules = dict(margin_kind=margin_kind, mode=mode, alpha=alpha, score_range=score_range)
 
     def needed(paired: bool) -> int | None:
         return _smallest(lambda items: _pass_power(noise, items, margin, paired=paired, **rules) >= POWER, 2)
@@ -206,7 +211,8 @@ def plan_benchmark(
     def certifiable(paired: bool) -> float | None:
         if n_items is None:
             return None
-        return _smallest_margin(lambda m: _pass_power(noise, n_items, m, paired=paired, **rules))
+        return _smallest_margin(lambda m: _pass_power(noise, n_items, m, paired=paired, **rules), score_range)
 
     power_at_n = None if n_items is None else _pass_power(noise, n_items, margin, paired=True, **rules)
-    return BenchmarkPlan(n_items, margin, needed(True), power_at_n, certifiable(True), needed(False), certifiable(False), noise)
+    return BenchmarkPlan(n_items, margin, needed(True), power_at_n, certifiable(True), needed(False), certifiable(False),
+                         noise, score_range)

@@ -131,3 +131,18 @@ def test_a_flip_rate_outside_its_range_is_refused(accuracy, flip_rate):
 def test_a_margin_of_zero_or_below_is_refused(tolerance):
     with pytest.raises(ValueError, match="greater than 0"):
         plan_benchmark(noise_from_flip_rate(0.6, 0.02), n_items=100, tolerance=tolerance)
+
+
+def test_a_metric_on_another_scale_plans_the_same_in_points():
+    """Scores on 0-100 with a 3-point margin plan exactly as 0-1 scores with 0.03 (noise, margins, TensorRT-LLM's
+    sigma and the exact test's bound all scale), and the table shows the same points."""
+    rng = np.random.default_rng(6)
+    a = (rng.random(2000) < 0.6).astype(float)
+    b = np.where(rng.random(2000) < 0.006, 1 - a, a)  # few flips: the exact path at small n
+    unit = plan_benchmark(noise_from_pair(a, b), n_items=2000, tolerance=0.03, margin_kind="absolute")
+    scaled = plan_benchmark(noise_from_pair(100 * a, 100 * b), n_items=2000, tolerance=3.0, margin_kind="absolute",
+                            score_range=100.0)
+    assert (scaled.items_needed, scaled.trt_items_needed) == (unit.items_needed, unit.trt_items_needed)
+    assert scaled.certifiable_margin == pytest.approx(100 * unit.certifiable_margin, rel=1e-6)
+    assert scaled.trt_certifiable_margin == pytest.approx(100 * unit.trt_certifiable_margin, rel=1e-6)
+    assert scaled.cells()[2:] == unit.cells()[2:]
