@@ -1,5 +1,5 @@
-"""`statrepro plan` (from a flip rate, from an A/A pilot of lm-eval outputs, its bad input) and the quick
-`statrepro bench gates`."""
+"""`statrepro plan`: from a flip rate, from an A/A pilot of lm-eval outputs, from a baseline's scores, and its bad
+input."""
 
 from __future__ import annotations
 
@@ -66,12 +66,3 @@ def test_plan_bad_input_is_one_line_and_exit_2(args, message):
     result = CliRunner().invoke(app, ["plan", *args])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {message}"
-
-
-def test_bench_gates_runs_small_and_refuses_an_unreachable_flip_rate():
-    result = CliRunner().invoke(app, ["bench", "gates", "--items", "150", "--flip-rates", "0.1", "--sims", "20"])
-    assert result.exit_code == 0, result.output
-    for gate in ("statrepro", "TensorRT-LLM", "vLLM", "SGLang", "lm-eval"):
-        assert gate in result.output
-    result = CliRunner().invoke(app, ["bench", "gates", "--flip-rates", "0.9"])
-    assert result.exit_code == 2 and result.output.strip().startswith("error: --flip-rates:")
