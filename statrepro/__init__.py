@@ -4,9 +4,10 @@
     analysis = statrepro.compare_environments("a100.yaml", "h100.yaml", statrepro.CompareOptions(seeds=5))
     print(analysis.decision.verdict)
 
-The API lives in statrepro.api (evaluation), statrepro.api_candidates (one reference against many candidates), statrepro.api_view
-(browsing a result store: ``statrepro view``),
-statrepro.api_diagnose (diagnostics), statrepro.api_bench (benchmarks) and statrepro.api_store (the result store) and is imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
+The API lives in statrepro.api (evaluation), statrepro.api_candidates (one reference against many candidates),
+statrepro.api_view (browsing a result store: ``statrepro view``), statrepro.api_store (the result store),
+statrepro.api_plan (planning), statrepro.api_diagnose (diagnostics) and statrepro.api_bench (benchmarks), and is
+imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _BENCHMARKS = (
     "AdviceBenchOptions",
     "CalibrationBenchOptions",
     "ControlBenchOptions",
+    "GatesBenchOptions",
     "SelectionBenchOptions",
     "SequentialBenchOptions",
     "StatsBenchOptions",
@@ -48,13 +50,15 @@ _BENCHMARKS = (
     "bench_advice",
     "bench_calibration",
     "bench_control",
+    "bench_gates",
     "bench_run",
     "bench_selection",
     "bench_sequential",
     "bench_stats",
 )
 _STORE = ("verify_store",)
-__all__ = [*_EVALUATION, *_CANDIDATES, *_VIEW, *_DIAGNOSTICS, *_BENCHMARKS, *_STORE]
+_PLANNING = ("PlanOptions", "plan_from_baseline_scores", "plan_from_flip_rate", "plan_from_pilot", "plan_noises")
+__all__ = [*_EVALUATION, *_CANDIDATES, *_VIEW, *_DIAGNOSTICS, *_BENCHMARKS, *_STORE, *_PLANNING]
 
 
 def __getattr__(name: str):
@@ -70,6 +74,8 @@ def __getattr__(name: str):
         from . import api_bench as module
     elif name in _STORE:
         from . import api_store as module
+    elif name in _PLANNING:
+        from . import api_plan as module
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(module, name)

@@ -373,3 +373,63 @@ def bench_sequential(options: SequentialBenchOptions | None = None) -> dict:
     from .bench.sequential import run_sequential_bench
 
     return run_sequential_bench(sims=sims, items=options.items, max_seeds=max_seeds, **rules)
+
+
+class GatesBenchOptions(_BenchOptions):
+    """statrepro's paired test beside the peer gates (TensorRT-LLM, vLLM, SGLang, lm-eval) on greedy comparisons."""
+
+    accuracies: tuple[float, ...] = (0.6,)
+    """Base accuracies, in (0, 1)."""
+    items: tuple[int, ...] = (200, 1319)
+    """Item counts (at least 10 each)."""
+    flip_rates: tuple[float, ...] = (0.02, 0.1, 0.2)
+    """Shares of the items an A/A comparison flips (half each way), in [0, 1]."""
+    tolerance: float = DEFAULT_RULES.tolerance
+    """The margin relative to the base accuracy (a 5% tolerance at 0.6 is a 3-point margin)."""
+    alpha: float = DEFAULT_RULES.alpha
+    """statrepro's significance level; the equal guarantees ask every gate for a false pass at most alpha."""
+    mode: Literal["equivalence", "non-inferiority"] = "non-inferiority"
+    """statrepro's test: one-sided, as TensorRT-LLM's and SGLang's gates are, or two-sided equivalence."""
+    sims: int = 200
+    """Simulated comparisons per figure."""
+    seed: int = 0
+    """Seed of the simulation (every drop is simulated from it: common random numbers)."""
+
+    _tolerance = field_validator("tolerance")(_open_interval(0.0, 1.0))
+    _alpha = field_validator("alpha")(_open_interval(0.0, 0.5))
+    _sims = field_validator("sims")(_at_least(10))
+
+    @field_validator("items")
+    @classmethod
+    def _item_counts(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if min(value, default=10) < 10:
+            raise ValueError("item counts must be at least 10")
+        return value
+
+    @field_validator("accuracies")
+    @classmethod
+    def _accuracies(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not all(0 < accuracy < 1 for accuracy in value):
+            raise ValueError("accuracies must be in (0, 1)")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> GatesBenchOptions:
+        for accuracy in self.accuracies:
+            for flips in self.flip_rates:
+                if not 0 <= flips <= 2 * min(accuracy, 1 - accuracy):
+                    raise ValueError(f"--flip-rates: {flips:g} is not reachable at accuracy {accuracy:g} (half the flips go each way)")
+                if self.tolerance * accuracy > accuracy - flips / 2:
+                    raise ValueError(f"--tolerance: a loss of the margin is not reachable at accuracy {accuracy:g} with {flips:g} flips")
+        return self
+
+
+def bench_gates(options: GatesBenchOptions | None = None) -> dict[str, dict[str, dict]]:
+    """False alarm, false pass at the margin, the drop detected in 80% of runs and the margin certifiable under
+    equal guarantees, for statrepro and each peer gate (docs/gates.md)."""
+    from .bench.gates import run_gates_bench
+
+    options = options or GatesBenchOptions()
+    return run_gates_bench(accuracies=options.accuracies, items=options.items, flip_rates=options.flip_rates,
+                           tolerance=options.tolerance, sims=options.sims, alpha=options.alpha, mode=options.mode,
+                           seed=options.seed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from . import diagnose, evaluate, schema
+from . import diagnose, evaluate, plan, schema
 from .view import view
 from .bench import bench_app
 from .store import store_app
@@ -33,6 +33,7 @@ for command in (
     diagnose.template,
     diagnose.doctor,
     view,
+    plan.plan,
 ):
     app.command()(command)
 app.add_typer(bench_app, name="bench")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import InputError
-from .common import ALPHA, DATA_DIR, DEFAULTS, MARGIN, RESAMPLES, TOLERANCE, MarginKind, api_options, user_errors
+from .common import ALPHA, DATA_DIR, DEFAULTS, MARGIN, RESAMPLES, TOLERANCE, MarginKind, Mode, api_options, user_errors
 
 bench_app = typer.Typer(help="Print performance and calibration figures (benchmarks, never tests).", no_args_is_help=True)
 
@@ -125,6 +125,29 @@ def bench_control(
     from ..api_bench import ControlBenchOptions, bench_control as run_bench
 
     run_bench(api_options(ControlBenchOptions, sims=sims, alpha=alpha, excess=excess))
+
+
+@bench_app.command("gates")
+@user_errors
+def bench_gates(
+    accuracies: str = typer.Option("0.6", help="Comma-separated base accuracies, in (0, 1)."),
+    items: str = typer.Option("200,1319", help="Comma-separated item counts."),
+    flip_rates: str = typer.Option("0.02,0.1,0.2", help="Comma-separated shares of items an A/A flips (half each way)."),
+    tolerance: float = typer.Option(DEFAULTS.tolerance, help="The margin, relative to the base accuracy."),
+    alpha: float = ALPHA,
+    mode: Mode = typer.Option(Mode.non_inferiority, help="statrepro's test: non-inferiority (one-sided, as the peers) or equivalence."),
+    sims: int = typer.Option(200, help="Simulated comparisons per figure."),
+    seed: int = typer.Option(0, help="Seed of the simulation."),
+) -> None:
+    """statrepro beside the accuracy gates of TensorRT-LLM, vLLM, SGLang and lm-eval (docs/gates.md): false alarm
+    at no change, false pass at the margin, the drop detected in 80% of runs, and the margin certifiable at n."""
+    from ..api_bench import GatesBenchOptions, bench_gates as run_bench
+
+    run_bench(api_options(
+        GatesBenchOptions, accuracies=_parse_numbers("accuracies", accuracies, float), items=_parse_numbers("items", items, int),
+        flip_rates=_parse_numbers("flip-rates", flip_rates, float), tolerance=tolerance, alpha=alpha, mode=mode.value,
+        sims=sims, seed=seed,
+    ))
 
 
 @bench_app.command("selection")

@@ -249,3 +249,19 @@ def print_doctor(result) -> None:
     if result.not_comparable:
         console.print(f"unknown on one side: {', '.join(result.not_comparable)}")
     console.print(result.summary())
+
+
+def print_plan(plans: dict, options) -> None:
+    """The planning table of `statrepro plan` (margins in score points)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..stats.planning import PLANNING_COLUMNS
+
+    margin = f"{options.tolerance:.2%} relative" if options.margin == "relative" else f"{options.tolerance:g} absolute"
+    table = Table(title=f"plan: margin {margin}, alpha {options.alpha:g}, {options.mode}; 80% power to pass when B equals A")
+    for column in PLANNING_COLUMNS:
+        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for name, plan in plans.items():
+        table.add_row(name, *plan.cells())
+    Console(width=max(160, Console().width)).print(table)

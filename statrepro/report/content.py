@@ -235,3 +235,26 @@ def _calls_sentence(sequential: dict) -> str:
     if nominal:
         parts.append(f"{nominal} for every seed of every item ({1 - spent / nominal:.0%} fewer than every seed of every item)")
     return parts[0] + " against " + " and ".join(parts[1:]) + "." if len(parts) > 1 else parts[0] + "."
+
+
+def planning_rows(analysis) -> list[list[str]]:
+    """The planning table (stats.planning.PLANNING_COLUMNS) from the analysis at hand: per benchmark, A vs B's
+    item differences taken as the noise of a rerun, its items and the verdict's margin and guarantees."""
+    from ..stats.paired import complete_items
+    from ..stats.planning import PLANNING_COLUMNS, noise_from_pair, plan_benchmark
+
+    rules, rows = analysis.decision.rules, []
+    for item in analysis.decision.benchmarks:
+        bench, bounds = analysis.pairing.benchmarks[item.name], item.comparison.score_bounds
+        try:
+            if bounds is None:
+                raise ValueError("the metric's range is unknown (--score-range)")
+            *_, mean_a, mean_b = complete_items(bench.scores_a, bench.scores_b)
+            plan = plan_benchmark(noise_from_pair(mean_a, mean_b, source="A vs B"), n_items=int(mean_a.size),
+                                  tolerance=rules.tolerance, margin_kind=rules.margin_kind, mode=rules.mode, alpha=rules.alpha,
+                                  score_range=bounds[1] - bounds[0])
+        except ValueError as error:  # no range, fewer than 2 paired items, or a relative margin of a zero score
+            rows.append([item.name, f"n/a: {error}", *[""] * (len(PLANNING_COLUMNS) - 2)])
+            continue
+        rows.append([item.name, *plan.cells()])
+    return rows

@@ -19,6 +19,7 @@ from .. import __version__
 from ..redaction import REDACTED, redact_argv, redact_secret_keys
 from ..stats import DIFFERENT, EQUIVALENT, INCONCLUSIVE, VERDICTS, WITHIN_TOLERANCE
 from ..stats.advice import advice_text
+from ..stats.planning import PLANNING_COLUMNS
 from .content import (
     CONTROL_COLUMNS,
     FLIP_COLUMNS,
@@ -33,6 +34,7 @@ from .content import (
     flip_decomposition_cells,
     flipped_items,
     has_prompt_text,
+    planning_rows,
     printable,
 )
 from .markdown import CORRECTION_NAMES
@@ -372,7 +374,19 @@ def _noise_section(analysis) -> str:
 <p class="note">Item variance is the spread of per-item mean scores; seed variance is the mean spread of one item across
 seeds. The variance of the paired differences d<sub>i</sub> splits into a part from items (which more seeds cannot
 remove) and a part from seeds (which more seeds average away). MDE is the smallest absolute difference this data
-detects with 80% power at alpha (two-sided); compare it with the margin.</p>{table}{needed}</section>"""
+detects with 80% power at alpha (two-sided); compare it with the margin.</p>{table}{needed}{_planning_part(analysis)}</section>"""
+
+
+def _planning_part(analysis) -> str:
+    """The planning table: what this comparison's noise needs and certifies, beside TensorRT-LLM's unpaired gate."""
+    table = _table(list(PLANNING_COLUMNS), [[esc(cell) for cell in row] for row in planning_rows(analysis)],
+                   numeric=set(range(1, len(PLANNING_COLUMNS))))
+    return f"""
+<h3>Planning</h3>
+<p class="note">With A vs B's item differences as the noise of a rerun: the items needed for 80% power to pass when B
+equals A (the false pass at the margin held to alpha), and the smallest margin (score points) certifiable with these
+items; beside them TensorRT-LLM's unpaired gate under the same guarantees. <code>statrepro plan</code> plans from an A/A
+pilot or a flip rate (docs/gates.md).</p>{table}"""
 
 
 def _generic_table(value: Any) -> str:

@@ -112,6 +112,14 @@ def _detail_lines(analysis, forest_plot_name: str, explain: dict | None) -> list
             lines += ["| " + " | ".join(CHOICE_COLUMNS) + " |", "|---|---|" + "---:|" * (len(CHOICE_COLUMNS) - 2)]
             lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
         lines += [""] + [f"- evidence gate {_cell(line)}" for line in gate_lines(analysis)]
+    from ..stats.planning import PLANNING_COLUMNS
+    from .content import planning_rows
+
+    lines += ["", "### Planning", "",
+              "A vs B's item differences as the noise of a rerun: items needed for 80% power to pass when B equals A, and the "
+              "margin (points) certifiable at these items, beside TensorRT-LLM's unpaired gate under the same guarantees.", "",
+              "| " + " | ".join(PLANNING_COLUMNS) + " |", "|---|" + "---:|" * (len(PLANNING_COLUMNS) - 1)]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in planning_rows(analysis)]
     lines += [""] if analysis.pairing.config_differences else []
     for difference in analysis.pairing.config_differences:
         lines.append(f"- config difference in {_cell(difference.benchmark)}: {_cell(difference.factor)}: {_cell(difference.detail)}")

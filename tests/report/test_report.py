@@ -148,7 +148,9 @@ def test_markdown_renders_with_table_and_plot(report):
     _, paths = report
     text = paths["markdown"].read_text()
     rendered = MarkdownIt("commonmark").enable("table").render(text)
-    assert rendered.count("<tr>") == 4 + 3  # header + three benchmarks; the Explain table: header + two items
+    # header + three benchmarks; the planning table: header + three benchmarks; the Explain table: header + two items
+    assert rendered.count("<tr>") == 4 + 4 + 3
+    assert "<h3>Planning</h3>" in rendered
     assert f'<img src="{FOREST_PLOT_NAME}"' in rendered
     assert "<strong>different</strong>" in rendered
     assert text.count("to conclude: ") == 1 and ("(MDE)" in text or "likely need" in text)  # ceval is inconclusive
@@ -305,8 +307,11 @@ def test_report_handles_absolute_non_inferiority_and_zero_scores(tmp_path):
         paths = write_report(tmp_path / margin_kind, analysis, records_a=records_a, records_b=records_b)
         VerdictJson.model_validate_json(paths["verdict"].read_text())
         assert "n/a" in paths["markdown"].read_text()  # livebench: A scores 0, so no relative difference
-        assert MarkdownIt("commonmark").enable("table").render(paths["markdown"].read_text()).count("<tr>") == 3
+        # the verdict table and the planning table: a header and two benchmarks each
+        assert MarkdownIt("commonmark").enable("table").render(paths["markdown"].read_text()).count("<tr>") == 3 + 3
         assert "mode non-inferiority" in paths["html"].read_text()
+        # a relative margin of a zero score plans nothing, and says why
+        assert ("relative margin of a zero score" in paths["markdown"].read_text()) == (margin_kind == "relative")
 
 
 def test_analyze_cli_writes_the_report(tmp_path):

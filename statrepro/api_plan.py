@@ -1,0 +1,142 @@
+"""Planning before a comparison: ``plan`` (``statrepro plan``), per benchmark the items needed for 80% power to
+pass when B equals A and the margin certifiable with the items at hand, beside TensorRT-LLM's unpaired gate under
+the same guarantees (``stats.planning``; docs/methodology.md §10, docs/gates.md).
+
+The A/A noise comes from one of: a stated flip rate (``plan_from_flip_rate``), an A/A pilot of two result sets of
+the same environment (``plan_from_pilot``), or per-benchmark score matrices of a baseline
+(``plan_from_baseline_scores``, the entry point for a baseline loader: items x runs per benchmark).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from .errors import InputError
+from .stats.rules import DEFAULT_RULES
+
+if TYPE_CHECKING:
+    from .stats.planning import AANoise, BenchmarkPlan
+
+STATED = "(stated flip rate)"  # the benchmark name of a plan from a flip rate alone
+
+
+class PlanOptions(BaseModel):
+    """The margin and guarantees to plan for (the verdict's own flags), and a stated flip rate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tolerance: float = DEFAULT_RULES.tolerance
+    """Relative tolerance (margin = tolerance x score_A); absolute, in score points, with margin 'absolute'."""
+    margin: Literal["relative", "absolute"] = DEFAULT_RULES.margin_kind
+    """How the tolerance becomes a margin."""
+    mode: Literal["equivalence", "non-inferiority"] = DEFAULT_RULES.mode
+    """Two-sided equivalence, or one-sided non-inferiority."""
+    alpha: float = DEFAULT_RULES.alpha
+    """The false pass at the margin is held to alpha."""
+    flip_rate: Optional[float] = None
+    """Share of items two runs of A answer differently (a greedy engine's A/A flips, half each way)."""
+    accuracy: float = 0.6
+    """With a flip rate and no data: the base accuracy."""
+    items: Optional[int] = None
+    """With a flip rate and no data: the items at hand (for the certifiable margin)."""
+
+    @field_validator("tolerance")
+    @classmethod
+    def _positive_margin(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"the margin must be in (0, 1), got {value}")
+        return value
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, value: float) -> float:
+        if not 0 < value < 0.5:
+            raise ValueError(f"must be in (0, 0.5), got {value}")
+        return value
+
+    @field_validator("flip_rate")
+    @classmethod
+    def _flip_rate(cls, value: Optional[float]) -> Optional[float]:
+        if value is not None and not 0 <= value <= 1:
+            raise ValueError(f"must be in [0, 1], got {value}")
+        return value
+
+    @field_validator("accuracy")
+    @classmethod
+    def _accuracy(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"must be in (0, 1), got {value}")
+        return value
+
+    @field_validator("items")
+    @classmethod
+    def _items(cls, value: Optional[int]) -> Optional[int]:
+        if value is not None and value < 2:
+            raise ValueError(f"must be at least 2, got {value}")
+        return value
+
+
+def plan_noises(noises: dict[str, AANoise], n_items: dict[str, int | None], options: PlanOptions) -> dict[str, BenchmarkPlan]:
+    """The plan of each benchmark from its A/A noise and its items at hand."""
+    from .stats.planning import plan_benchmark
+
+    plans = {}
+    for name, noise in sorted(noises.items()):
+        try:
+            plans[name] = plan_benchmark(noise, n_items=n_items.get(name), tolerance=options.tolerance,
+                                         margin_kind=options.margin, mode=options.mode, alpha=options.alpha)
+        except ValueError as error:
+            raise InputError(f"benchmark {name!r}: {error}", key="--margin") from None
+    return plans
+
+
+def plan_from_flip_rate(options: PlanOptions) -> dict[str, BenchmarkPlan]:
+    """The plan of a greedy engine with the stated flip rate at ``options.accuracy``, ``options.items`` at hand."""
+    from .stats.planning import noise_from_flip_rate
+
+    if options.flip_rate is None:
+        raise InputError("needs --flip-rate, --pilot or a baseline", key="--flip-rate")
+    try:
+        noise = noise_from_flip_rate(options.accuracy, options.flip_rate)
+    except ValueError as error:
+        raise InputError(str(error), key="--flip-rate") from None
+    return plan_noises({STATED: noise}, {STATED: options.items}, options)
+
+
+def plan_from_baseline_scores(scores: dict[str, np.ndarray], options: PlanOptions) -> dict[str, BenchmarkPlan]:
+    """The plan from a baseline: per benchmark its score matrix (items x runs, NaN = a missing run). Its seeds give
+    the A/A noise; a greedy baseline (runs that agree on every item) needs ``options.flip_rate``, which, when given,
+    is used at every benchmark's own accuracy."""
+    from .stats.planning import noise_from_baseline
+
+    noises, n_items = {}, {}
+    for name, matrix in scores.items():
+        try:
+            noises[name] = noise_from_baseline(matrix, options.flip_rate)
+        except ValueError as error:
+            raise InputError(f"benchmark {name!r}: {error}", key="--flip-rate") from None
+        n_items[name] = int(np.sum(np.any(~np.isnan(np.asarray(matrix, float).reshape(len(matrix), -1)), axis=1)))
+    return plan_noises(noises, n_items, options)
+
+
+def plan_from_pilot(a: str | Path, a_again: str | Path, options: PlanOptions) -> dict[str, BenchmarkPlan]:
+    """The plan from an A/A pilot: two result sets of the same environment, paired item by item as ``analyze``
+    pairs A and B (the same loaders and checks); the items at hand are the pilot's."""
+    from .analysis import pair
+    from .harness import load_side
+    from .stats.paired import complete_items
+    from .stats.planning import noise_from_pair
+
+    pairing = pair(load_side(Path(a)), load_side(Path(a_again)))
+    noises, n_items = {}, {}
+    for name, bench in pairing.benchmarks.items():
+        try:
+            *_, mean_a, mean_b = complete_items(bench.scores_a, bench.scores_b)
+        except ValueError as error:
+            raise InputError(f"benchmark {name!r}: {error}", path=a) from None
+        noises[name], n_items[name] = noise_from_pair(mean_a, mean_b), int(mean_a.size)
+    return plan_noises(noises, n_items, options)

@@ -1,0 +1,68 @@
+"""`statrepro plan`: from a flip rate, from an A/A pilot of lm-eval outputs, from a baseline's scores, and its bad
+input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from harness_output import DATES, generation_samples, write_lm_eval_run
+from statrepro.api_plan import PlanOptions, plan_from_baseline_scores, plan_from_pilot
+from statrepro.cli import app
+from statrepro.errors import InputError
+
+
+def _tree(root: Path, scores: np.ndarray) -> Path:
+    """An lm-eval output dir with one run per column of ``scores`` (items x seeds) on gsm8k."""
+    for seed in range(scores.shape[1]):
+        write_lm_eval_run(root, DATES[seed], seed + 1, {"gsm8k": generation_samples("gsm8k", {"strict-match": list(scores[:, seed])})})
+    return root
+
+
+def test_plan_from_a_flip_rate_prints_the_planning_table():
+    result = CliRunner().invoke(app, ["plan", "--flip-rate", "0.02", "--items", "1319", "--mode", "non-inferiority",
+                                      "--margin", "absolute", "--tolerance", "0.03"])
+    assert result.exit_code == 0, result.output
+    # 348 items needed; 0.97 points certifiable at 1,319 items against TensorRT-LLM's 4.84 (its theta)
+    assert "348" in result.output and "0.97" in result.output and "4.84" in result.output
+
+
+def test_plan_from_an_a_a_pilot(tmp_path: Path):
+    rng = np.random.default_rng(3)
+    scores = (rng.random((300, 1)) < 0.6).astype(float)
+    again = scores.copy()
+    again[:30] = 1 - again[:30]  # 10% of the items flip between the two runs of A
+    a, a_again = _tree(tmp_path / "a", scores), _tree(tmp_path / "a2", again)
+    plan = plan_from_pilot(a, a_again, PlanOptions(margin="absolute", tolerance=0.03))["gsm8k"]
+    assert plan.n_items == 300 and plan.noise.changed_share == pytest.approx(0.1) and plan.noise.source == "A/A pilot"
+    result = CliRunner().invoke(app, ["plan", "--pilot", str(a), str(a_again)])
+    assert result.exit_code == 0, result.output
+    assert "gsm8k" in result.output and "10.0%" in result.output
+
+
+def test_plan_from_baseline_scores_is_the_baseline_loaders_entry_point():
+    rng = np.random.default_rng(4)
+    greedy = np.repeat((rng.random((200, 1)) < 0.6).astype(float), 3, axis=1)
+    with pytest.raises(InputError, match="state a flip rate"):
+        plan_from_baseline_scores({"gsm8k": greedy}, PlanOptions())
+    plans = plan_from_baseline_scores({"gsm8k": greedy}, PlanOptions(flip_rate=0.04))
+    assert plans["gsm8k"].n_items == 200 and plans["gsm8k"].noise.var_d == pytest.approx(0.04)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--flip-rate", "0.02", "--tolerance", "0"], "--tolerance: the margin must be in (0, 1), got 0.0"),
+        (["--flip-rate", "0.02", "--tolerance", "-0.01"], "--tolerance: the margin must be in (0, 1), got -0.01"),
+        (["--flip-rate", "1.5"], "--flip-rate: must be in [0, 1], got 1.5"),
+        (["--flip-rate", "-0.1"], "--flip-rate: must be in [0, 1], got -0.1"),
+        ([], "--flip-rate: needs --flip-rate, --pilot or a baseline"),
+    ],
+)
+def test_plan_bad_input_is_one_line_and_exit_2(args, message):
+    result = CliRunner().invoke(app, ["plan", *args])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {message}"
