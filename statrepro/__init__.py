@@ -5,6 +5,7 @@
     print(analysis.decision.verdict)
 
 The API lives in statrepro.api (evaluation), statrepro.api_candidates (one reference against many candidates),
+statrepro.api_ci (stored baselines and the CI gate),
 statrepro.api_diagnose (diagnostics) and statrepro.api_bench (benchmarks) and is imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
 """
 
@@ -25,6 +26,7 @@ _EVALUATION = (
     "verdict_json_schema",
 )
 _CANDIDATES = ("CandidatesAnalysis", "compare_candidates")
+_BASELINES = ("GateOptions", "SaveBaselineOptions", "gate", "list_baselines", "save_baseline", "show_baseline")
 _DIAGNOSTICS = (
     "compare_chat_templates",
     "compare_layer_settings",
@@ -50,7 +52,7 @@ _BENCHMARKS = (
     "bench_sequential",
     "bench_stats",
 )
-__all__ = [*_EVALUATION, *_CANDIDATES, *_DIAGNOSTICS, *_BENCHMARKS]
+__all__ = [*_EVALUATION, *_CANDIDATES, *_BASELINES, *_DIAGNOSTICS, *_BENCHMARKS]
 
 
 def __getattr__(name: str):
@@ -58,6 +60,8 @@ def __getattr__(name: str):
         from . import api as module
     elif name in _CANDIDATES:
         from . import api_candidates as module
+    elif name in _BASELINES:
+        from . import api_ci as module
     elif name in _DIAGNOSTICS:
         from . import api_diagnose as module
     elif name in _BENCHMARKS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from . import diagnose, evaluate, schema
+from . import baseline, diagnose, evaluate, schema
 from .bench import bench_app
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ for command in (
     schema.schema,
     evaluate.run,
     evaluate.compare,
+    baseline.gate,
     diagnose.explain,
     diagnose.probe,
     diagnose.logprobs,
@@ -33,4 +34,5 @@ for command in (
 ):
     app.command()(command)
 app.add_typer(bench_app, name="bench")
+app.add_typer(baseline.baseline_app, name="baseline")
 app.add_typer(diagnose.layers_app, name="layers")
