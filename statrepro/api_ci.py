@@ -47,10 +47,15 @@ class SaveBaselineOptions(RunOptions):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: Optional[str]) -> Optional[str]:
+        from pydantic import ValidationError
+
         from .config import EnvConfig
 
-        if value is not None:
-            EnvConfig.model_validate({"name": value})  # the same rule as an environment's name
+        try:
+            if value is not None:
+                EnvConfig.model_validate({"name": value})  # the same rule as an environment's name
+        except ValidationError as error:
+            raise ValueError(error.errors()[0]["ctx"]["error"]) from None
         return value
 
 
@@ -90,7 +95,7 @@ def _recorded_mode(manifests: list[dict], benchmark: str) -> str | None:
     return sorted(modes)[0] if modes else None
 
 
-def _finished_runs(config, store, console) -> tuple[Any, list[dict], dict[str, str]]:
+def _finished_runs(config, store) -> tuple[Any, list[dict], dict[str, str]]:
     """The records and manifests of every job of ``config``; seeds skipped as a deterministic side's repeats are
     allowed (job key -> why), any other unfinished job is refused."""
     from .run.orchestrate import load_env_records, unneeded_seeds
@@ -120,8 +125,8 @@ def _baseline_from_env(path: Path, options: SaveBaselineOptions, console) -> tup
         summary = run_environments(envs, store, get_executor(options.executor, ray_address=options.ray_address),
                                    data_dir=options.data_dir, console=console)
     console.print(summary.summary())
-    records, manifests, skipped = _finished_runs(config, store, console)
-    control = _finished_runs(envs[1], store, console)[0] if options.control else None
+    records, manifests, skipped = _finished_runs(config, store)
+    control = _finished_runs(envs[1], store)[0] if options.control else None
     benchmarks = {}
     for name, spec in config.benchmarks.items():
         benchmarks[name] = {
@@ -129,12 +134,13 @@ def _baseline_from_env(path: Path, options: SaveBaselineOptions, console) -> tup
             "mode": _recorded_mode(manifests, name) or spec.mode, "data_sha256": _dataset_hashes(manifests, name),
             "skipped_seeds": sorted(int(job.rsplit("/seed-", 1)[1]) for job in skipped if f"/{name}-" in job),
         }
-    versions = {"statrepro": __version__, **((manifests[0] or {}).get("versions") or {})} if manifests else {"statrepro": __version__}
-    engine = (manifests[0].get("endpoint") or {}) if manifests else {}
+    first = manifests[0] if manifests else {}
+    server = first.get("endpoint") or {}
     header = {
         "source": {"kind": "environment", "path": str(path)}, "env": config.public_dict(), "seeds": config.seed_list,
         "benchmarks": benchmarks, "template": _template(config.public_dict()["harness"]), "factors": factors_of_config(config),
-        "versions": {**versions, "engine": config.engine.kind, "engine_server": {k: engine.get(k) for k in ("engine", "version") if engine.get(k)}},
+        "versions": {**(first.get("versions") or {}), "statrepro": __version__, "engine": config.engine.kind,
+                     "engine_server": server.get("version")},
     }
     return header, records, control, manifests
 
