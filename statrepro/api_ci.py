@@ -175,6 +175,15 @@ def _baseline_from_results(paths: list[Path], control_dir: Path | None) -> tuple
     return header, records, control, [{"source": str(path)} for path in paths]
 
 
+def _directory_name(path: Path) -> str:
+    from pydantic import ValidationError
+
+    try:
+        return SaveBaselineOptions(name=path.resolve().name).name
+    except ValidationError:
+        raise InputError(f"the directory's name {path.resolve().name!r} cannot name a baseline: pass --name", path=path) from None
+
+
 def save_baseline(
     sources: list[str | Path], options: SaveBaselineOptions | None = None, *, control_dir: str | Path | None = None,
     console: Console | None = None,
@@ -191,14 +200,15 @@ def save_baseline(
     if not paths:
         raise InputError("needs an environment file or result directories", key="SOURCES")
     if len(paths) == 1 and paths[0].suffix.lower() in (".yaml", ".yml"):
+        if control_dir is not None:
+            raise InputError("with an environment file the control is run: pass --control, not --control-dir", key="--control-dir")
         header, records, control, manifests = _baseline_from_env(paths[0], options, console)
-        default_name = header["env"]["name"]
+        name = options.name or header["env"]["name"]
     else:
         if options.control:
             raise InputError("with result directories the control is read, not run: pass --control-dir DIR", key="--control")
         header, records, control, manifests = _baseline_from_results(paths, Path(control_dir) if control_dir else None)
-        default_name = paths[0].resolve().name
-    name = options.name or default_name
+        name = options.name or _directory_name(paths[0])
     if records.empty:
         raise InputError("no finished runs to save; see the failures above", path=paths[0])
     label = f"baseline {name}"

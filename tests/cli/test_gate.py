@@ -153,3 +153,42 @@ def test_bad_bundles_and_unknown_names_are_one_line(saved: dict, tmp_path: Path)
     assert "truncated or damaged" in one_error_line(cli("gate", cand, "--baseline", truncated, "--store", tmp_path / "store"))
     assert "did you mean 'ref'?" in one_error_line(cli("gate", cand, "--baseline", "rfe", *where(workspace)))
     assert "did you mean 'ref'?" in one_error_line(cli("baseline", "show", "rfe", "--baselines-dir", workspace / "baselines"))
+
+
+def test_a_newer_format_or_missing_seeds_are_one_line(saved: dict, tmp_path: Path, monkeypatch) -> None:
+    import statrepro.run.baseline as bundle_format
+
+    stored = load_bundle(saved["bundle"])
+    missing = write_bundle(tmp_path, {**stored.header, "seeds": [0, 1, 2]}, stored.records, None, stored.manifests)
+    assert one_error_line(cli("baseline", "show", missing)).endswith("3 runs (seed-2): missing seeds")
+    monkeypatch.setattr(bundle_format, "FORMAT_VERSION", 2)
+    newer = write_bundle(tmp_path / "newer", stored.header, stored.records, None, stored.manifests)
+    monkeypatch.setattr(bundle_format, "FORMAT_VERSION", 1)
+    assert "bundle format 2 is newer than this statrepro reads (1)" in one_error_line(cli("baseline", "show", newer))
+
+
+def _stub_results(directory: Path, items: int, seeds=(0, 1)) -> Path:
+    """A stub harness output of ``items`` gsm8k items x ``seeds``, scored as the stub scores them offline."""
+    from stub_harness import offline_score
+
+    directory.mkdir()
+    lines = [json.dumps({"benchmark": "gsm8k", "seed": seed, "doc_id": item, "score": offline_score("gsm8k", item, seed)})
+             for seed in seeds for item in range(items)]
+    (directory / "stub_samples.jsonl").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def test_a_baseline_saved_from_result_directories_gates_results_and_environments(saved: dict, tmp_path: Path) -> None:
+    workspace, baselines = saved["workspace"], tmp_path / "baselines"
+    reference = _stub_results(tmp_path / "reference", items=6)
+    result = cli("baseline", "save", reference, "--name", "from-results", "--baselines-dir", baselines)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(cli("baseline", "show", "from-results", "--baselines-dir", baselines, "--json").output)
+    assert shown["source"] == {"kind": "results", "paths": [str(reference)]} and shown["seeds"] is None
+    # The same scores as results, then as a run of a stub environment (2 seeds: the baseline's run count).
+    same = cli("gate", "--results", _stub_results(tmp_path / "candidate", items=6), "--baseline", "from-results",
+               "--baselines-dir", baselines, "--margin", "absolute", "--tolerance", "0.5")
+    assert same.exit_code == 0, same.output
+    ran = cli("gate", candidate(saved, "cand-results"), "--baseline", "from-results", "--baselines-dir", baselines,
+              "--store", workspace / "store")
+    assert ran.exit_code in (0, 3, 4), ran.output
