@@ -6,7 +6,7 @@
 
 The API lives in statrepro.api (evaluation), statrepro.api_candidates (one reference against many candidates),
 statrepro.api_view (browsing a result store: ``statrepro view``), statrepro.api_store (the result store),
-statrepro.api_plan (planning), statrepro.api_diagnose (diagnostics) and statrepro.api_bench (benchmarks), and is
+statrepro.api_plan (planning), statrepro.api_ci (stored baselines and the CI gate), statrepro.api_diagnose (diagnostics) and statrepro.api_bench (benchmarks), and is
 imported on first use, so that `import statrepro` (and the CLI's --help) stays fast.
 """
 
@@ -29,6 +29,7 @@ _EVALUATION = (
 )
 _CANDIDATES = ("CandidatesAnalysis", "compare_candidates")
 _VIEW = ("StoredComparison", "compare_stored", "serve_store")
+_BASELINES = ("GateOptions", "SaveBaselineOptions", "gate", "list_baselines", "save_baseline", "show_baseline")
 _DIAGNOSTICS = (
     "compare_chat_templates",
     "compare_layer_settings",
@@ -58,7 +59,7 @@ _BENCHMARKS = (
 )
 _STORE = ("verify_store",)
 _PLANNING = ("PlanOptions", "plan_from_baseline_scores", "plan_from_flip_rate", "plan_from_pilot", "plan_noises")
-__all__ = [*_EVALUATION, *_CANDIDATES, *_VIEW, *_DIAGNOSTICS, *_BENCHMARKS, *_STORE, *_PLANNING]
+__all__ = [*_EVALUATION, *_CANDIDATES, *_VIEW, *_DIAGNOSTICS, *_BENCHMARKS, *_STORE, *_PLANNING, *_BASELINES]
 
 
 def __getattr__(name: str):
@@ -68,6 +69,8 @@ def __getattr__(name: str):
         from . import api_candidates as module
     elif name in _VIEW:
         from . import api_view as module
+    elif name in _BASELINES:
+        from . import api_ci as module
     elif name in _DIAGNOSTICS:
         from . import api_diagnose as module
     elif name in _BENCHMARKS:

@@ -31,7 +31,7 @@ LAYERS = (
     ("measurements", ("statrepro.bench",)),
     ("entry points", ("statrepro.api",)),
     ("more entry points", ("statrepro.api_bench", "statrepro.api_candidates", "statrepro.api_diagnose", "statrepro.api_view", "statrepro.api_store",
-     "statrepro.api_plan")),
+     "statrepro.api_plan", "statrepro.api_ci")),
     ("interface", ("statrepro.cli", "statrepro")),
 )
 # Narrower than their layer: reports render an Analysis; they run, serve and read nothing themselves. The one
@@ -42,7 +42,7 @@ NARROWER = {
 ALLOWED = {"statrepro.report.config_reference": ("statrepro.engines.kinds",)}
 # The public API: statrepro/__init__.py re-exports these modules' entries.
 API_MODULES = ("statrepro.api", "statrepro.api_bench", "statrepro.api_candidates", "statrepro.api_diagnose", "statrepro.api_view", "statrepro.api_store",
-               "statrepro.api_plan")
+               "statrepro.api_plan", "statrepro.api_ci")
 # The version string, set first in statrepro/__init__.py, is a constant: importing it is not importing the API.
 VERSION = "statrepro.__version__"
 # File and network I/O: the statistics core takes arrays and returns results.

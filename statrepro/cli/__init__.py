@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from . import diagnose, evaluate, plan, schema
+from . import baseline, diagnose, evaluate, plan, schema
 from .view import view
 from .bench import bench_app
 from .store import store_app
@@ -27,6 +27,7 @@ for command in (
     schema.schema,
     evaluate.run,
     evaluate.compare,
+    baseline.gate,
     diagnose.explain,
     diagnose.probe,
     diagnose.logprobs,
@@ -37,5 +38,6 @@ for command in (
 ):
     app.command()(command)
 app.add_typer(bench_app, name="bench")
+app.add_typer(baseline.baseline_app, name="baseline")
 app.add_typer(diagnose.layers_app, name="layers")
 app.add_typer(store_app, name="store")

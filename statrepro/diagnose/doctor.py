@@ -279,6 +279,12 @@ def factors_from_env(
     }
 
 
+def factors_of_config(env: EnvConfig) -> dict[str, Any]:
+    """The factors of a loaded environment, its engine kind's view of the weights included."""
+    kind = ENGINE_KINDS[env.engine.kind]
+    return {**factors_from_env(env.public_dict(), concurrency=kind.requests_in_flight(env)), **kind.weights_factors(env)}
+
+
 def _determinism_factors(engine_kind, hardware: str, deterministic: bool, recorded: dict | None = None) -> dict[str, Any]:
     """The checklist facts: as a run manifest recorded them, else as the engine kind states them."""
     if isinstance(recorded, dict) and all(key in recorded for key in DETERMINISM_FACTORS):
@@ -382,9 +388,7 @@ def _read_source(source: str | Path) -> _Source:
         from ..envfile import load_env
 
         env = load_env(path)
-        kind = ENGINE_KINDS[env.engine.kind]
-        factors = {**factors_from_env(env.public_dict(), concurrency=kind.requests_in_flight(env)), **kind.weights_factors(env)}
-        return _env_source(env.public_dict(), factors, "env file", env)
+        return _env_source(env.public_dict(), factors_of_config(env), "env file", env)
     raise InputError("expected an env .yaml, an lm-eval results .json or dir, an evalscope task_config .yaml or a manifest .json", path=path)
 
 

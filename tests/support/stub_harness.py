@@ -13,6 +13,7 @@ Options come from the env's ``harness.extra_args``:
     --counter-dir DIR       append one line per invocation to DIR/<job key>.count (the line is $STUB_GENERATION)
     --max-tries N           tries per item against an endpoint (engine kind openai)
     --fail-on-broken-node   exit 3 on a machine whose environment sets STATREPRO_STUB_BROKEN (one bad node)
+    --prompt-variant TEXT   logs other prompt hashes (as a changed prompt template would)
     --meet DIR              note the job in DIR, then wait (up to MEET_SECONDS) until another job has too:
                             the first job of two environments run at once waits for the other's first
     --progress-seconds S    draw lm-eval's tqdm bar ("Requesting API") on stderr, one redraw per item, S seconds apart
@@ -94,7 +95,7 @@ class StubHarness:
                         "score": coerce_score(item["score"], path=str(samples), line=line, key="score"),
                         "prediction": item.get("prediction"),
                         "target": CORRECT_ANSWER,
-                        "prompt_hash": _sha(f"prompt {item['benchmark']} {item['doc_id']}"),
+                        "prompt_hash": _sha(f"prompt{item.get('prompt_variant', '')} {item['benchmark']} {item['doc_id']}"),
                         "doc_hash": _sha(f"doc {item['benchmark']} {item['doc_id']}"),
                         "model": "stub-model",
                         "source": str(samples),
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-on-broken-node", action="store_true")
     parser.add_argument("--meet", type=Path)
     parser.add_argument("--progress-seconds", type=float)
+    parser.add_argument("--prompt-variant", default="")
     parser.add_argument("--base-url")
     parser.add_argument("--model")
     args = parser.parse_args(argv)
@@ -208,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with open(args.out / OUTPUT, "w", encoding="utf-8") as handle:
         for item in answered:
-            handle.write(json.dumps({"benchmark": args.benchmark, "seed": args.seed, **item}) + "\n")
+            variant = {"prompt_variant": args.prompt_variant} if args.prompt_variant else {}
+            handle.write(json.dumps({"benchmark": args.benchmark, "seed": args.seed, **variant, **item}) + "\n")
     return 0
 
 
