@@ -70,12 +70,12 @@ def compare_token_distributions(
     gold answers; ``texts``: a file, one text per line), over the whole vocabulary: llama-perplexity
     --kl-divergence's figures (docs/diagnose.md, "kld")."""
     from .diagnose.common import progress_bar, write_json
-    from .diagnose.kld import DEFAULT_TEXTS, compare_token_distributions as compare, text_set
+    from .diagnose.kld import compare_token_distributions as compare, text_set
     from .envfile import load_env
 
     paths = (Path(reference), Path(candidate))
     env_ref, env_cand = (load_env(path) for path in paths)
-    chosen = text_set(env_ref, texts=texts, limit=DEFAULT_TEXTS if limit is None else limit, data_dir=data_dir)
+    chosen = text_set(env_ref, texts=texts, limit=limit, data_dir=data_dir)
     with progress_bar() as progress:
         result = compare(env_ref, env_cand, chosen, sources=paths, progress=progress)
     if json_path is not None:

@@ -186,7 +186,7 @@ def kld(
     reference: Path = typer.Argument(..., help="The reference's environment file (engine kind llama-cpp or hf)."),
     candidate: Path = typer.Argument(..., help="The candidate's environment file, on the same vocabulary."),
     texts: Optional[Path] = typer.Option(None, "--texts", help="Text file, one text per line (\\n escapes allowed) (default: the reference's first benchmark's prompts with their gold answers)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="How many texts (default 32), spread over the benchmark's subsets."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="How many texts (default: 32 of the benchmark, spread over its subsets; every line of --texts)."),
     data_dir: Optional[Path] = DATA_DIR,
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON here."),
 ) -> None:

@@ -65,6 +65,8 @@ def print_decision(analysis) -> None:
     console.print(f"[bold]overall: [{colours[decision.verdict]}]{decision.verdict}[/][/]")
     if analysis.explain is not None:
         print_explanation(analysis.explain)
+    if analysis.token_kld is not None:
+        print_token_kld(analysis.token_kld)
 
 
 def print_candidates(result) -> None:

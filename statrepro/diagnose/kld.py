@@ -41,15 +41,16 @@ class TextSet:
         return digest.hexdigest()
 
 
-def text_set(env, *, texts: str | Path | None = None, limit: int = DEFAULT_TEXTS, data_dir: str | Path | None = None) -> TextSet:
-    """The lines of ``texts`` (``\\n`` escapes allowed), or ``limit`` prompts of ``env``'s first benchmark with
-    their gold answers (its subsets, spread over them)."""
+def text_set(env, *, texts: str | Path | None = None, limit: int | None = None, data_dir: str | Path | None = None) -> TextSet:
+    """The lines of ``texts`` (``\\n`` escapes allowed; the first ``limit``, default all), or ``limit`` (default
+    DEFAULT_TEXTS) prompts of ``env``'s first benchmark with their gold answers (its subsets, spread over them)."""
     from .common import benchmark_prompts, read_prompts
 
-    if limit < 1:
+    if limit is not None and limit < 1:
         raise InputError(f"must be at least 1, got {limit}", key="--limit")
     if texts is not None:
         return TextSet(tuple(read_prompts(texts)[:limit]), f"file {texts}")
+    limit = DEFAULT_TEXTS if limit is None else limit
     if not env.benchmarks:
         raise InputError("the reference environment names no benchmark; give --texts FILE", key="benchmarks")
     name, spec = next(iter(env.benchmarks.items()))
@@ -81,18 +82,23 @@ class TokenKLDReport:
         }
 
 
-def scorer(env, *, max_tokens: int, source: Path | None = None):
-    """``env``'s NextTokenScorer, or a one-line InputError when its engine kind gives no full next-token logits."""
+def check_full_logits(env, source: Path | None = None):
+    """``env``'s engine kind, or a one-line InputError when it gives no full next-token logits."""
     from ..engines import engine_kind
 
     kind = engine_kind(env.engine.kind)
     if not kind.capabilities.full_logits:
         raise InputError(
-            f"engine kind {kind.name!r} gives no next-token logits over the whole vocabulary here; statrepro kld needs "
+            f"engine kind {kind.name!r} gives no next-token logits over the whole vocabulary here; the token KLD needs "
             "a kind that runs the model in-process or through llama.cpp (hf, llama-cpp)",
             path=source, key="engine.kind",
         )
-    return kind.next_token_scorer(env, max_tokens=max_tokens)
+    return kind
+
+
+def scorer(env, *, max_tokens: int, source: Path | None = None):
+    """``env``'s NextTokenScorer (check_full_logits first)."""
+    return check_full_logits(env, source).next_token_scorer(env, max_tokens=max_tokens)
 
 
 def compare_token_distributions(env_ref, env_cand, texts: TextSet, *, sources: tuple[Path | None, Path | None] = (None, None),

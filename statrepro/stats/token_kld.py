@@ -50,31 +50,30 @@ class TokenFigures:
         return cls(*(np.concatenate([getattr(part, name) for part in parts]) for name in ("kld", "same_top", "nll_ref", "nll_cand")))
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - np.max(logits, axis=-1, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-
-
 def token_figures(logits_ref: np.ndarray, logits_cand: np.ndarray, targets: np.ndarray) -> TokenFigures:
-    """The per-token figures of positions whose next-token logits are the rows of ``logits_ref`` and
+    """The per-token figures of positions whose next-token logits (finite) are the rows of ``logits_ref`` and
     ``logits_cand`` (shape (n, vocab)); ``targets`` are the actual next tokens (n,). Identical logits give a
     KLD of exactly 0."""
     logits_ref, logits_cand = np.asarray(logits_ref), np.asarray(logits_cand)
     targets = np.asarray(targets, dtype=np.int64)
     if logits_ref.shape != logits_cand.shape or logits_ref.ndim != 2 or targets.shape != (logits_ref.shape[0],):
         raise ValueError(f"need (n, vocab) logits of equal shape and n targets, got {logits_ref.shape}, {logits_cand.shape}, {targets.shape}")
-    log_ref, log_cand = _log_softmax(logits_ref), _log_softmax(logits_cand)
-    p_ref = np.exp(log_ref)
-    with np.errstate(invalid="ignore"):
-        # 0 log 0 = 0: a token the reference gives no mass adds nothing, whatever the candidate gives it.
-        kld = np.sum(np.where(p_ref > 0, p_ref * (log_ref - log_cand), 0.0), axis=-1)
+    x_ref, x_cand = logits_ref.astype(np.float64), logits_cand.astype(np.float64)
+    # With log p = x - logsumexp(x): KL = sum p_ref (x_ref - x_cand) - lse_ref + lse_cand, as sum p_ref = 1. One
+    # exp per side over the vocabulary, and identical logits cancel term by term to exactly 0.
+    top_ref, top_cand = x_ref.max(axis=-1, keepdims=True), x_cand.max(axis=-1, keepdims=True)
+    p_ref = np.exp(x_ref - top_ref)
+    z_ref = p_ref.sum(axis=-1, keepdims=True)
+    p_ref /= z_ref
+    lse_ref = (top_ref + np.log(z_ref))[:, 0]
+    lse_cand = (top_cand + np.log(np.exp(x_cand - top_cand).sum(axis=-1, keepdims=True)))[:, 0]
+    kld = np.einsum("ij,ij->i", p_ref, x_ref - x_cand) - lse_ref + lse_cand
     rows = np.arange(targets.size)
     return TokenFigures(
-        kld=kld,
+        kld=np.maximum(kld, 0.0),  # rounding may leave a true 0 a hair below it
         same_top=np.argmax(logits_ref, axis=-1) == np.argmax(logits_cand, axis=-1),
-        nll_ref=-log_ref[rows, targets],
-        nll_cand=-log_cand[rows, targets],
+        nll_ref=lse_ref - x_ref[rows, targets],
+        nll_cand=lse_cand - x_cand[rows, targets],
     )
 
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from statrepro import compare_token_distributions
 from statrepro.cli import app
+from statrepro.verdict_schema import TokenKLDJson
 
 TEXTS = (
     "The capital of France is Paris, and the capital of Italy is Rome.",
@@ -96,6 +97,7 @@ def test_the_cli_prints_llama_perplexitys_figures_and_a_against_a_is_zero(ladder
     written = json.loads(out.read_text())
     assert written["mean_kld"] == 0 and written["max_kld"] == 0 and written["same_top"] == 1 and written["ln_ppl_ratio"] == 0
     assert written["kld_ci"] == [0, 0] and len(written["text_sha256"]) == 64
+    TokenKLDJson.model_validate(written)  # what compare --kld writes into the verdict JSON, field for field
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
