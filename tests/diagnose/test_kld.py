@@ -100,6 +100,17 @@ def test_the_cli_prints_llama_perplexitys_figures_and_a_against_a_is_zero(ladder
     TokenKLDJson.model_validate(written)  # what compare --kld writes into the verdict JSON, field for field
 
 
+@pytest.mark.slow  # loads torch and transformers besides llama.cpp: about 30 s on a busy 2-core machine
+@pytest.mark.model
+def test_in_process_transformers_against_llama_cpp_on_the_same_float32_weights_is_near_zero(ladder, tmp_path):
+    """Kind hf (transformers, its own tokenizer feeding both) against kind llama-cpp on the same float32 values:
+    an engine change alone, so the distributions agree to rounding."""
+    hf = tmp_path / "hf.yaml"
+    hf.write_text("name: hf32\nmodel: {path: embedded, dtype: float32}\nengine: {kind: hf}\nbenchmarks: {mmlu_redux: {limit: 10}}\n")
+    figures = compare_token_distributions(hf, ladder["f32"], texts=ladder["texts"]).figures
+    assert figures.n_tokens > 30 and figures.mean_kld < 1e-4 and figures.same_top == 1.0 and abs(figures.ln_ppl_ratio) < 1e-2
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     missing = CliRunner().invoke(app, ["kld", str(tmp_path / "nowhere.yaml"), str(tmp_path / "nowhere.yaml")])
     assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1 and "nowhere.yaml" in missing.output
