@@ -417,11 +417,7 @@ def compare_environments(
     env_a, env_b = Path(env_a), Path(env_b)
     config_a, config_b = load_environments([env_a, env_b], options)
     check_comparable(config_a, config_b)
-    if options.kld:
-        from .diagnose.kld import check_full_logits
-
-        check_full_logits(config_a, env_a)
-        check_full_logits(config_b, env_b)
+    _check_kld_kinds(options, (config_a, env_a), (config_b, env_b))
     config_control = control_env(config_a) if options.control else None
     if config_control is not None and config_control.name == config_b.name:
         raise InputError(f"B is named {config_b.name!r}, the name of A's control; names key the store", key="name")
@@ -480,8 +476,7 @@ def compare_environments(
         console.print(sequential_result.summary(), markup=False, highlight=False, soft_wrap=True)
     _check_prompt_tokens(analysis, config_a, config_b, records_a, records_b, console)
     explained = _explain(config_a, config_b, records_a, records_b, options.explain, console) if options.explain else None
-    if options.kld:
-        analysis = replace(analysis, token_kld=_token_kld(config_a, config_b, (env_a, env_b), options, console))
+    analysis = replace(analysis, token_kld=_token_kld(config_a, config_b, (env_a, env_b), options, console)) if options.kld else analysis
     manifests = {side: env_manifest(config, store) for side, config in (("A", config_a), ("B", config_b))}
     _write_outputs(
         analysis, json_path, report, argv=argv or sys.argv, records_a=records_a, records_b=records_b,
@@ -489,6 +484,15 @@ def compare_environments(
         explain=explained.to_dict() if explained else None,
     )
     return analysis if explained is None else replace(analysis, explain=explained)
+
+
+def _check_kld_kinds(options: CompareOptions, *sides) -> None:
+    """With --kld, refuse an environment whose engine kind gives no full logits before anything runs."""
+    if options.kld:
+        from .diagnose.kld import check_full_logits
+
+        for config, path in sides:
+            check_full_logits(config, path)
 
 
 def _token_kld(config_a, config_b, paths: tuple[Path, Path], options: CompareOptions, console: Console) -> dict:
