@@ -387,8 +387,8 @@ class TokenKLDJson(_Strict):
     """Mean over tokens of KL(A || B) of the next-token distributions (nats)."""
     kld_se: float
     """llama.cpp's standard error of mean_kld (tokens as independent)."""
-    kld_ci: tuple[float, float]
-    """The interval of mean_kld at `confidence` with texts as clusters (the one to read)."""
+    kld_ci: tuple[Optional[float], Optional[float]]
+    """The interval of mean_kld at `confidence` with texts as clusters (the one to read); nulls with one text."""
     kld_percentiles: dict[str, float]
     """The 90th, 95th, 99th and 99.9th percentiles of the per-token KLD, keyed "90", "95", "99", "99.9"."""
     median_kld: float

@@ -256,12 +256,13 @@ def print_doctor(result) -> None:
 def token_kld_lines(report: dict) -> list[str]:
     """A token KLD report (its to_dict) in llama-perplexity --kl-divergence's layout and wording, so the two read side by side."""
     low, high = report["kld_ci"]
+    interval = "n/a with one text" if low is None else f"[{low:.6f}, {high:.6f}]"
     lines = [
         f"====== KL divergence statistics: {report['candidate']} (Q) against {report['reference']} (base) ======",
         f"texts: {report['text_source']} (sha256 {report['text_sha256'][:16]}); {report['n_tokens']} tokens of {report['n_texts']} texts, "
         f"{report['distributions']}",
         f"Mean    KLD: {report['mean_kld']:10.6f} ± {report['kld_se']:10.6f}   ({report['confidence']:.0%} CI, texts as clusters: "
-        f"[{low:.6f}, {high:.6f}])",
+        f"{interval})",
         f"Maximum KLD: {report['max_kld']:10.6f}",
     ]
     lines += [f"{float(key):4.1f}%   KLD: {report['kld_percentiles'][key]:10.6f}" for key in sorted(report["kld_percentiles"], key=float, reverse=True)]
