@@ -240,6 +240,8 @@ class CompareOptions(VerdictOptions, RunOptions):
             raise ValueError("the evidence gates (--kl-margin, --top1-margin, --flip-margin) run with the fixed design only, not with --sequential")
         if self.flip_margin is not None and not self.control:
             raise ValueError("--flip-margin needs the A/A control: add --control")
+        if self.kld_limit is not None and not self.kld:
+            raise ValueError("--kld-limit sets the texts of the token KLD: add --kld")
         return self
 
 
