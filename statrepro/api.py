@@ -192,7 +192,8 @@ class CompareOptions(VerdictOptions, RunOptions):
     kld: bool = False
     """After the verdict, the token-level KL divergence of B's next-token distributions from A's (both models loaded
     here, teacher-forced on A's first benchmark's prompts with gold answers; statrepro.diagnose.kld): evidence printed
-    and written beside the verdict, never part of it. Needs engine kinds that give full logits (llama-cpp, hf)."""
+    and written beside the verdict, never part of it. Over the whole vocabulary where both engine kinds give full
+    logits (llama-cpp, hf), else over each served endpoint's top-20 prompt logprobs (the KLD then a lower bound)."""
     kld_limit: Optional[int] = None
     """With kld: how many texts (spread over the benchmark's subsets), as `statrepro kld --limit` (None: its default, 32)."""
     control: bool = False
@@ -419,7 +420,7 @@ def compare_environments(
     env_a, env_b = Path(env_a), Path(env_b)
     config_a, config_b = load_environments([env_a, env_b], options)
     check_comparable(config_a, config_b)
-    _check_kld_kinds(options, (config_a, env_a), (config_b, env_b))
+    _check_kld_kinds(options, config_a, config_b, (env_a, env_b))
     config_control = control_env(config_a) if options.control else None
     if config_control is not None and config_control.name == config_b.name:
         raise InputError(f"B is named {config_b.name!r}, the name of A's control; names key the store", key="name")
@@ -488,13 +489,12 @@ def compare_environments(
     return analysis if explained is None else replace(analysis, explain=explained)
 
 
-def _check_kld_kinds(options: CompareOptions, *sides) -> None:
-    """With --kld, refuse an environment whose engine kind gives no full logits before anything runs."""
+def _check_kld_kinds(options: CompareOptions, config_a, config_b, paths: tuple[Path, Path]) -> None:
+    """With --kld, refuse a pair of engine kinds that give no next-token distributions before anything runs."""
     if options.kld:
-        from .diagnose.kld import check_full_logits
+        from .diagnose.kld import token_kld_path
 
-        for config, path in sides:
-            check_full_logits(config, path)
+        token_kld_path(config_a, config_b, paths)
 
 
 def _token_kld(config_a, config_b, paths: tuple[Path, Path], options: CompareOptions, console: Console) -> dict:

@@ -63,21 +63,22 @@ def compare_logprobs(
 
 def compare_token_distributions(
     reference: str | Path, candidate: str | Path, *, texts: str | Path | None = None, limit: Optional[int] = None,
-    data_dir: str | Path | None = None, json_path: str | Path | None = None,
+    data_dir: str | Path | None = None, top_k: Optional[int] = None, json_path: str | Path | None = None,
 ) -> TokenKLDReport:
     """Token-level KL divergence of the candidate environment's next-token distributions from the reference's,
     teacher-forced on a fixed text set (default: ``limit`` prompts of the reference's first benchmark with their
-    gold answers; ``texts``: a file, one text per line), over the whole vocabulary: llama-perplexity
-    --kl-divergence's figures (docs/diagnose.md, "kld")."""
+    gold answers; ``texts``: a file, one text per line), over the whole vocabulary where both engine kinds give full
+    logits, else over each served endpoint's ``top_k`` prompt logprobs (default 20; the KLD then a lower bound):
+    llama-perplexity --kl-divergence's figures (docs/diagnose.md, "kld")."""
     from .diagnose.common import progress_bar, write_json
-    from .diagnose.kld import compare_token_distributions as compare, text_set
+    from .diagnose.kld import DEFAULT_TOP_K, compare_token_distributions as compare, text_set
     from .envfile import load_env
 
     paths = (Path(reference), Path(candidate))
     env_ref, env_cand = (load_env(path) for path in paths)
     chosen = text_set(env_ref, texts=texts, limit=limit, data_dir=data_dir)
     with progress_bar() as progress:
-        result = compare(env_ref, env_cand, chosen, sources=paths, progress=progress)
+        result = compare(env_ref, env_cand, chosen, sources=paths, top_k=DEFAULT_TOP_K if top_k is None else top_k, progress=progress)
     if json_path is not None:
         write_json(json_path, result.to_dict())
     return result

@@ -378,7 +378,7 @@ class TokenKLDJson(_Strict):
     text_sha256: str
     """SHA-256 over the texts' own SHA-256s, in order: the fixed text set."""
     distributions: str
-    """What the figures were computed over: the full vocabulary."""
+    """What the figures were computed over: the full vocabulary, or each endpoint's top-k (the KLD figures then lower bounds)."""
     n_tokens: int
     """Scored positions (every token of every text but its first)."""
     n_texts: int

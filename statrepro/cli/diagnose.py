@@ -183,20 +183,23 @@ def logprobs(
 
 @user_errors
 def kld(
-    reference: Path = typer.Argument(..., help="The reference's environment file (engine kind llama-cpp or hf)."),
+    reference: Path = typer.Argument(..., help="The reference's environment file."),
     candidate: Path = typer.Argument(..., help="The candidate's environment file, on the same vocabulary."),
     texts: Optional[Path] = typer.Option(None, "--texts", help="Text file, one text per line (\\n escapes allowed) (default: the reference's first benchmark's prompts with their gold answers)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="How many texts (default: 32 of the benchmark, spread over its subsets; every line of --texts)."),
     data_dir: Optional[Path] = DATA_DIR,
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Where a side is an endpoint: the top logprobs per position it is asked for (default 20); the KLD is then a lower bound."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON here."),
 ) -> None:
-    """Token-level KL divergence of the candidate's next-token distributions from the reference's, over the whole vocabulary.
+    """Token-level KL divergence of the candidate's next-token distributions from the reference's, teacher-forced on the same tokens.
 
-    Both models run here, teacher-forced on the same tokens; prints llama-perplexity --kl-divergence's figures. Exit code 0, 2 on bad input.
+    Over the whole vocabulary where both engine kinds give full logits (llama-cpp, hf: the models run here); where
+    both sides are served, over each endpoint's top-k prompt logprobs, a lower bound. Prints llama-perplexity
+    --kl-divergence's figures. Exit code 0, 2 on bad input.
     """
     from ..api_diagnose import compare_token_distributions
 
-    result = compare_token_distributions(reference, candidate, texts=texts, limit=limit, data_dir=data_dir, json_path=json_path)
+    result = compare_token_distributions(reference, candidate, texts=texts, limit=limit, data_dir=data_dir, top_k=top_k, json_path=json_path)
     print_token_kld(result.to_dict())
 
 

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..stats.token_kld import TokenFigures, TokenKLD, summarize_token_kld, token_figures
+from ..stats.token_kld import TokenFigures, TokenKLD, summarize_token_kld, token_figures, topk_token_figures
 
 DEFAULT_TEXTS = 32  # MMLU-Redux prompts with gold answers: about 2,000 tokens, some 25 s of CPU for the 135M model
+DEFAULT_TOP_K = 20  # an endpoint's top-k per position (vLLM's default max_logprobs is 20)
 PLAIN_PROGRESS_SECONDS = 20.0  # without a terminal, a plain progress line at least this often
 
 
@@ -66,10 +67,12 @@ class TokenKLDReport:
     candidate: str
     text_source: str
     text_sha256: str
+    distributions: str  # "full vocabulary", or the top-k an endpoint gave (the KLD figures then lower bounds)
     figures: TokenKLD
 
     def summary(self) -> str:
-        return f"{self.candidate} against {self.reference} on {self.text_source} (sha256 {self.text_sha256[:12]}): {self.figures.summary()}"
+        return (f"{self.candidate} against {self.reference} on {self.text_source} (sha256 {self.text_sha256[:12]}), "
+                f"{self.distributions}: {self.figures.summary()}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,57 +80,93 @@ class TokenKLDReport:
             "candidate": self.candidate,
             "text_source": self.text_source,
             "text_sha256": self.text_sha256,
-            "distributions": "full vocabulary",
+            "distributions": self.distributions,
             **self.figures.to_dict(),
         }
 
 
-def check_full_logits(env, source: Path | None = None):
-    """``env``'s engine kind, or a one-line InputError when it gives no full next-token logits."""
+def token_kld_path(env_ref, env_cand, sources: tuple[Path | None, Path | None] = (None, None)) -> str:
+    """"full" when both engine kinds give full next-token logits here, "top-k" when both sides are served with
+    prompt logprobs (an endpoint, or a managed server statrepro starts), else a one-line InputError."""
     from ..engines import engine_kind
 
-    kind = engine_kind(env.engine.kind)
-    if not kind.capabilities.full_logits:
-        raise InputError(
-            f"engine kind {kind.name!r} gives no next-token logits over the whole vocabulary here; the token KLD needs "
-            "a kind that runs the model in-process or through llama.cpp (hf, llama-cpp)",
-            path=source, key="engine.kind",
-        )
-    return kind
-
-
-def scorer(env, *, max_tokens: int, source: Path | None = None):
-    """``env``'s NextTokenScorer (check_full_logits first)."""
-    return check_full_logits(env, source).next_token_scorer(env, max_tokens=max_tokens)
+    kinds = [engine_kind(env.engine.kind) for env in (env_ref, env_cand)]
+    if all(kind.capabilities.full_logits for kind in kinds):
+        return "full"
+    needs = "the token KLD needs both sides with full logits (hf, llama-cpp) or both served with prompt logprobs"
+    for kind, source in zip(kinds, sources):
+        if kind.capabilities.in_process:
+            raise InputError(f"engine kind {kind.name!r} runs in-process and the other side is an endpoint that gives only its top-k; {needs}",
+                             path=source, key="engine.kind")
+        if kind.capabilities.prompt_logprobs is False:
+            raise InputError(f"engine kind {kind.name!r} gives neither full next-token logits nor prompt logprobs; {needs}",
+                             path=source, key="engine.kind")
+    return "top-k"
 
 
 def compare_token_distributions(env_ref, env_cand, texts: TextSet, *, sources: tuple[Path | None, Path | None] = (None, None),
-                                progress=None) -> TokenKLDReport:
-    """Teacher-force both models on ``texts`` and compare their next-token distributions token by token."""
-    # A token holds at least one byte, so a text's bytes (+ a BOS) bound its tokens before any tokenizer is loaded.
-    max_tokens = max(len(text.encode("utf-8")) for text in texts.texts) + 2
-    with ExitStack() as models:
-        ref = models.enter_context(closing(scorer(env_ref, max_tokens=max_tokens, source=sources[0])))
-        cand = models.enter_context(closing(scorer(env_cand, max_tokens=max_tokens, source=sources[1])))
-        if ref.vocab_size != cand.vocab_size:
-            raise InputError(f"the models' vocabularies differ ({ref.vocab_size} and {cand.vocab_size} tokens): no token-level comparison",
-                             path=sources[1], key="model.path")
-        parts, lengths = _score_texts(ref, cand, texts.texts, progress)
-    return TokenKLDReport(env_ref.name, env_cand.name, texts.source, texts.sha256,
+                                top_k: int = DEFAULT_TOP_K, progress=None) -> TokenKLDReport:
+    """Teacher-force both models on ``texts`` and compare their next-token distributions token by token: over the
+    whole vocabulary where both kinds give full logits, else over each endpoint's top ``top_k`` (a lower bound)."""
+    if token_kld_path(env_ref, env_cand, sources) == "full":
+        parts, lengths = _full_logits(env_ref, env_cand, texts, sources, progress)
+        distributions = "full vocabulary"
+    else:
+        if top_k < 1:
+            raise InputError(f"must be at least 1, got {top_k}", key="--top-k")
+        parts, lengths = _endpoint_top_k(env_ref, env_cand, texts, sources, top_k, progress)
+        distributions = f"top-{top_k} of each endpoint's prompt logprobs: the KLD figures are lower bounds"
+    return TokenKLDReport(env_ref.name, env_cand.name, texts.source, texts.sha256, distributions,
                           summarize_token_kld(TokenFigures.concatenate(parts), np.array(lengths)))
 
 
-def _score_texts(ref, cand, texts, progress) -> tuple[list[TokenFigures], list[int]]:
+def _full_logits(env_ref, env_cand, texts: TextSet, sources, progress):
+    from ..engines import engine_kind
+
+    # A token holds at least one byte, so a text's bytes (+ a BOS) bound its tokens before any tokenizer is loaded.
+    max_tokens = max(len(text.encode("utf-8")) for text in texts.texts) + 2
+    with ExitStack() as models:
+        ref, cand = (models.enter_context(closing(engine_kind(env.engine.kind).next_token_scorer(env, max_tokens=max_tokens)))
+                     for env in (env_ref, env_cand))
+        if ref.vocab_size != cand.vocab_size:
+            raise InputError(f"the models' vocabularies differ ({ref.vocab_size} and {cand.vocab_size} tokens): no token-level comparison",
+                             path=sources[1], key="model.path")
+
+        def figures(text: str) -> TokenFigures | None:
+            ids = ref.tokenize(text)
+            if len(ids) < 2:  # every position but the last predicts a known next token
+                return None
+            return token_figures(ref.logits(ids)[:-1], cand.logits(ids)[:-1], np.asarray(ids[1:]))
+
+        return _score_texts(figures, texts.texts, progress)
+
+
+def _endpoint_top_k(env_ref, env_cand, texts: TextSet, sources, top_k: int, progress):
+    from .logprobs import side_from_env
+
+    with ExitStack() as servers:
+        ref, cand = (side_from_env(env, servers=servers, source=source) for env, source in zip((env_ref, env_cand), sources))
+
+        def figures(text: str) -> TokenFigures | None:
+            tokens, values_ref, tops_ref = ref.prompt_logprobs(text, top_k=top_k)
+            tokens_cand, values_cand, tops_cand = cand.prompt_logprobs(text, top_k=top_k)
+            if tokens != tokens_cand:
+                raise InputError(f"the two servers tokenize text {text[:40]!r} differently: no token-level comparison", path=sources[1])
+            return topk_token_figures(tops_ref, tops_cand, tokens, np.array(values_ref), np.array(values_cand)) if tokens else None
+
+        return _score_texts(figures, texts.texts, progress)
+
+
+def _score_texts(figures, texts, progress) -> tuple[list[TokenFigures], list[int]]:
     task = progress.add_task("kld: texts", total=len(texts)) if progress else None
     plain = not sys.stderr.isatty()
     last_line = time.monotonic()
     parts, lengths = [], []
     for number, text in enumerate(texts, start=1):
-        ids = ref.tokenize(text)
-        if len(ids) >= 2:  # every position but the last predicts a known next token
-            figures = token_figures(ref.logits(ids)[:-1], cand.logits(ids)[:-1], np.asarray(ids[1:]))
-            parts.append(figures)
-            lengths.append(len(ids) - 1)
+        part = figures(text)
+        if part is not None:
+            parts.append(part)
+            lengths.append(part.kld.size)
         if progress:
             progress.advance(task)
         if plain and time.monotonic() - last_line >= PLAIN_PROGRESS_SECONDS:

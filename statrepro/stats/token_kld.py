@@ -34,6 +34,7 @@ from scipy import stats
 from .results import ResultMixin
 
 PERCENTILES = (0.90, 0.95, 0.99, 0.999)
+REST_FLOOR = 1e-12  # the least probability a top-k bound gives the candidate's tokens outside the shared ones
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,35 @@ def token_figures(logits_ref: np.ndarray, logits_cand: np.ndarray, targets: np.n
         nll_ref=lse_ref - x_ref[rows, targets],
         nll_cand=lse_cand - x_cand[rows, targets],
     )
+
+
+def topk_token_figures(tops_ref: list[dict[str, float]], tops_cand: list[dict[str, float]], targets: list[str],
+                       target_ref: np.ndarray, target_cand: np.ndarray) -> TokenFigures:
+    """The per-token figures where each side gives only its top-k log-probabilities (an HTTP endpoint's prompt
+    logprobs): ``tops_*`` per position (token -> log-probability), the actual next token and its log-probability
+    on each side.
+
+    The KLD is then a lower bound: the KL of both distributions coarse-grained to the tokens whose probability both
+    sides state (both top-k lists, plus the actual next token) and one bin for the rest, which by the log-sum
+    inequality never exceeds the full KL (and equals it when k covers the vocabulary). Per-token lower bounds
+    bound the mean and every percentile from below. Same top and the NLLs are exact.
+    """
+    target_ref, target_cand = np.asarray(target_ref, dtype=np.float64), np.asarray(target_cand, dtype=np.float64)
+    kld = np.empty(len(targets))
+    for index, (top_ref, top_cand, target) in enumerate(zip(tops_ref, tops_cand, targets)):
+        known_ref = dict(top_ref) | {target: float(target_ref[index])}
+        known_cand = dict(top_cand) | {target: float(target_cand[index])}
+        shared = sorted(set(known_ref) & set(known_cand))
+        p = np.exp([known_ref[token] for token in shared])
+        q = np.exp([known_cand[token] for token in shared])
+        # The returned log-probabilities are rounded: a rest may come out a hair below 0, or 0 where it is not.
+        rest_p, rest_q = max(1.0 - p.sum(), 0.0), max(1.0 - q.sum(), REST_FLOOR)
+        terms = np.sum(p * (np.log(p) - np.log(q)))
+        if rest_p > 0:
+            terms += rest_p * (np.log(rest_p) - np.log(rest_q))
+        kld[index] = max(terms, 0.0)
+    same_top = np.array([max(a, key=a.get) == max(b, key=b.get) for a, b in zip(tops_ref, tops_cand)], dtype=bool)
+    return TokenFigures(kld=kld, same_top=same_top, nll_ref=-target_ref, nll_cand=-target_cand)
 
 
 def _mean_and_se(values: np.ndarray) -> tuple[float, float]:

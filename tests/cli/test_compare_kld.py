@@ -1,6 +1,6 @@
 """`statrepro compare A B --kld` through the real CLI (stub harness, the embedded model in-process with transformers):
-the token KLD is printed after the verdict and written into the verdict JSON; a kind without full logits is refused
-before anything runs."""
+the token KLD is printed after the verdict and written into the verdict JSON; an in-process side against an endpoint is
+refused before anything runs."""
 
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ def test_compare_kld_adds_the_token_kld_to_the_output_and_the_verdict_json(works
     assert "Mean    KLD:" in result.stdout and "Same top p:" in result.stdout
 
 
-def test_compare_kld_refuses_a_kind_without_full_logits_before_running(workspace: Path) -> None:
+def test_compare_kld_refuses_an_in_process_side_against_an_endpoint_before_running(workspace: Path) -> None:
     env_a = write_yaml(workspace / "a.yaml", stub_env(workspace, "a"))
     env_b = write_yaml(workspace / "b.yaml", stub_env(workspace, "b", engine={"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}))
     result = statrepro("compare", env_a, env_b, "--kld", "--store", workspace / "store")
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "engine.kind" in result.stderr and "b.yaml" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "engine.kind" in result.stderr and "a.yaml" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (workspace / "store").exists() or not any((workspace / "store").iterdir())

@@ -1,9 +1,13 @@
 """statrepro kld on the real embedded model: its figures against a direct computation from llama-cpp-python's own
-full logits (numpy and scipy, by brute force), A/A = 0, the CLI, bad input, and the quantization ladder (slow)."""
+full logits (numpy and scipy, by brute force), A/A = 0, the CLI, bad input, and the quantization ladder (slow);
+the top-k lower bound on two endpoints of a toy model whose full distributions are known."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,7 @@ from typer.testing import CliRunner
 
 from statrepro import compare_token_distributions
 from statrepro.cli import app
+from statrepro.stats.token_kld import summarize_token_kld, token_figures
 from statrepro.verdict_schema import TokenKLDJson
 
 TEXTS = (
@@ -111,11 +116,92 @@ def test_in_process_transformers_against_llama_cpp_on_the_same_float32_weights_i
     assert figures.n_tokens > 30 and figures.mean_kld < 1e-4 and figures.same_top == 1.0 and abs(figures.ln_ppl_ratio) < 1e-2
 
 
+VOCAB = sorted(set("".join(TEXTS)) | set("xyz"))
+
+
+def _char_logits(prefix: str, noise: float) -> np.ndarray:
+    """A toy character model: next-character logits fixed by the prefix (plus the candidate's own perturbation)."""
+    seed = int.from_bytes(hashlib.sha256(prefix.encode()).digest()[:4], "little")
+    logits = np.random.default_rng(seed).normal(0, 2, len(VOCAB))
+    return logits + noise * np.random.default_rng(seed + 1).normal(0, 1, len(VOCAB))
+
+
+class _EchoHandler(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint of the toy model: /v1/models, and /v1/completions with echo and top-k logprobs."""
+
+    noise = 0.0
+
+    def _send(self, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        self._send({"data": [{"id": "toy"}]})
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt, k = body["prompt"], body["logprobs"]
+        values, tops = [None], [None]
+        for i in range(1, len(prompt)):
+            logits = _char_logits(prompt[:i], self.noise)
+            log_p = logits - np.log(np.sum(np.exp(logits)))
+            order = sorted(range(len(VOCAB)), key=lambda v: (-log_p[v], v))[:k]
+            values.append(float(log_p[VOCAB.index(prompt[i])]))
+            tops.append({VOCAB[v]: float(log_p[v]) for v in order})
+        tokens = [*prompt, "x"]  # the echoed prompt, then one generated token
+        logprobs = {"tokens": tokens, "token_logprobs": [*values, -1.0], "top_logprobs": [*tops, {"x": -1.0}]}
+        self._send({"choices": [{"text": prompt + "x", "logprobs": logprobs}]})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def toy_endpoints(tmp_path):
+    """Environment files of two endpoints of the toy model, the reference and a perturbed candidate."""
+    envs, servers = {}, []
+    for name, noise in (("ref", 0.0), ("cand", 0.7)):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), type(f"{name}Handler", (_EchoHandler,), {"noise": noise}))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        envs[name] = tmp_path / f"{name}.yaml"
+        envs[name].write_text(f"name: {name}\nmodel: {{path: toy}}\nengine: {{kind: openai, base_url: 'http://127.0.0.1:{server.server_address[1]}/v1'}}\n")
+    envs["texts"] = tmp_path / "texts.txt"
+    envs["texts"].write_text("\n".join(text.replace("\n", "\\n") for text in TEXTS) + "\n")
+    yield envs
+    for server in servers:
+        server.shutdown()
+
+
+def test_endpoints_give_a_top_k_lower_bound_that_the_whole_vocabulary_makes_exact(toy_endpoints):
+    rows_ref, rows_cand, targets, lengths = [], [], [], []
+    for text in TEXTS:
+        rows_ref += [_char_logits(text[:i], 0.0) for i in range(1, len(text))]
+        rows_cand += [_char_logits(text[:i], 0.7) for i in range(1, len(text))]
+        targets += [VOCAB.index(char) for char in text[1:]]
+        lengths.append(len(text) - 1)
+    exact = summarize_token_kld(token_figures(np.array(rows_ref), np.array(rows_cand), np.array(targets)), np.array(lengths))
+    bounds = [compare_token_distributions(toy_endpoints["ref"], toy_endpoints["cand"], texts=toy_endpoints["texts"], top_k=k)
+              for k in (3, len(VOCAB))]
+    assert "lower bound" in bounds[0].distributions and "top-3" in bounds[0].distributions
+    assert 0 < bounds[0].figures.mean_kld < bounds[1].figures.mean_kld
+    assert bounds[0].figures.kld_percentiles["95"] <= exact.kld_percentiles["95"] + 1e-12
+    assert bounds[1].figures.mean_kld == pytest.approx(exact.mean_kld, rel=1e-9)
+    for bound in bounds:  # the rest is exact at any k
+        assert bound.figures.n_tokens == exact.n_tokens and bound.figures.same_top == exact.same_top
+        assert bound.figures.ln_ppl_ratio == pytest.approx(exact.ln_ppl_ratio, rel=1e-9)
+        assert bound.figures.rms_dp == pytest.approx(exact.rms_dp, rel=1e-9)
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     missing = CliRunner().invoke(app, ["kld", str(tmp_path / "nowhere.yaml"), str(tmp_path / "nowhere.yaml")])
     assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1 and "nowhere.yaml" in missing.output
-    served = tmp_path / "served.yaml"
-    served.write_text("name: served\nmodel: {path: some-model}\nengine: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}\n")
+    served = tmp_path / "served.yaml"  # transformers serve returns no prompt logprobs
+    served.write_text("name: served\nmodel: {path: embedded}\nengine: {kind: transformers-serve}\n")
     texts = tmp_path / "texts.txt"
     texts.write_text("one text\n")
     no_logits = CliRunner().invoke(app, ["kld", str(served), str(served), "--texts", str(texts)])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from statrepro.stats.token_kld import TokenFigures, clustered_mean_ci, summarize_token_kld, token_figures
+from statrepro.stats.token_kld import TokenFigures, clustered_mean_ci, summarize_token_kld, token_figures, topk_token_figures
 
 
 def _brute(logits_ref, logits_cand, targets):
@@ -129,3 +129,43 @@ def test_interval_needs_two_texts_and_lengths_that_add_up():
         clustered_mean_ci(np.ones(5), np.array([2, 2]), 0.95)
     with pytest.raises(ValueError):
         token_figures(np.zeros((2, 3)), np.zeros((2, 4)), np.array([0, 1]))
+
+
+def _topk(logits_row, k):
+    """The top-k of one row as an endpoint returns it: token string -> log-probability, most likely first (ties by index)."""
+    log_p = logits_row - np.log(np.sum(np.exp(logits_row - logits_row.max()))) - logits_row.max()
+    order = sorted(range(len(log_p)), key=lambda v: (-log_p[v], v))[:k]
+    return {f"t{v}": float(log_p[v]) for v in order}, log_p
+
+
+def test_top_k_gives_a_lower_bound_that_grows_with_k_and_is_exact_over_the_whole_vocabulary():
+    rng = np.random.default_rng(5)
+    vocab = 12
+    ref = _tied_logits(rng, 50, vocab)
+    cand = ref + np.round(rng.normal(0, 0.8, size=ref.shape) * 2) / 2
+    targets = rng.integers(0, vocab, size=50)
+    exact = token_figures(ref, cand, targets)
+    previous = np.zeros(50)
+    for k in (1, 2, 4, 8, vocab):
+        tops_ref, tops_cand, lp_ref, lp_cand = [], [], [], []
+        for row_ref, row_cand, target in zip(ref, cand, targets):
+            (top_ref, log_ref), (top_cand, log_cand) = _topk(row_ref, k), _topk(row_cand, k)
+            tops_ref.append(top_ref)
+            tops_cand.append(top_cand)
+            lp_ref.append(log_ref[target])
+            lp_cand.append(log_cand[target])
+        bound = topk_token_figures(tops_ref, tops_cand, [f"t{t}" for t in targets], np.array(lp_ref), np.array(lp_cand))
+        assert (bound.kld <= exact.kld + 1e-12).all()
+        assert (bound.kld >= previous - 1e-12).all()  # a finer partition never lowers the bound
+        np.testing.assert_array_equal(bound.same_top, exact.same_top)  # the first maximal logit, as in the full path
+        np.testing.assert_allclose(bound.nll_ref, exact.nll_ref, rtol=1e-12)
+        np.testing.assert_allclose(bound.nll_cand, exact.nll_cand, rtol=1e-12)
+        previous = bound.kld
+    np.testing.assert_allclose(previous, exact.kld, rtol=1e-9, atol=1e-12)
+    assert (previous > 0).any() and summarize_token_kld(bound, np.array([50])).mean_kld > 0
+
+
+def test_top_k_of_identical_sides_is_exactly_zero():
+    tops = [{"a": -0.5, "b": -1.5}, {"b": -0.1, "c": -3.0}]
+    figures = topk_token_figures(tops, [dict(top) for top in tops], ["b", "c"], np.array([-1.5, -3.0]), np.array([-1.5, -3.0]))
+    assert (figures.kld == 0).all() and figures.same_top.all() and (figures.nll_ref == figures.nll_cand).all()
