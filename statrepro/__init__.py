@@ -34,6 +34,7 @@ _DIAGNOSTICS = (
     "compare_chat_templates",
     "compare_layer_settings",
     "compare_logprobs",
+    "compare_token_distributions",
     "diff_layer_dumps",
     "doctor",
     "dump_layers",

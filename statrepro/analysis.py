@@ -91,6 +91,7 @@ class Analysis:
     flips: dict[str, Any] = field(default_factory=dict)  # per benchmark, A vs B's stats.control.FlipDecomposition
     choices: dict[str, Any] = field(default_factory=dict)  # per benchmark with choice log-likelihoods, stats.choices.ChoiceComparison
     explain: Any = None  # compare --explain: the statrepro.diagnose.explain.ExplainResult of the moved items
+    token_kld: dict[str, Any] | None = None  # compare --kld: the statrepro.diagnose.kld.TokenKLDReport's to_dict()
 
     def to_json(self) -> VerdictJson:
         return verdict_json(self)
@@ -694,4 +695,5 @@ def verdict_json(analysis: Analysis) -> VerdictJson:
         rng_seed=options.rng_seed,
         inputs=analysis.inputs,
         sequential=analysis.sequential,
+        token_kld=analysis.token_kld,
     )

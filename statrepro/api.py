@@ -189,10 +189,19 @@ class CompareOptions(VerdictOptions, RunOptions):
     first_seeds: Optional[int] = None
     """With block_size: seeds per item while the blocks run; once every block has run, the environment's other
     seeds follow in rounds over the budgeted items (None: every seed within each block)."""
+    kld: bool = False
+    """After the verdict, the token-level KL divergence of B's next-token distributions from A's (both models loaded
+    here, teacher-forced on A's first benchmark's prompts with gold answers; statrepro.diagnose.kld): evidence printed
+    and written beside the verdict, never part of it. Over the whole vocabulary where both engine kinds give full
+    logits (llama-cpp, hf), else over each served endpoint's top-20 prompt logprobs (the KLD then a lower bound)."""
+    kld_limit: Optional[int] = None
+    """With kld: how many texts (spread over the benchmark's subsets), as `statrepro kld --limit` (None: its default, 32)."""
     control: bool = False
     """Run A's environment a second time as the A/A control A' (stored as ``<A name>.control``: same
     configuration and seeds, its own run-to-run nondeterminism) and set A vs A' beside A vs B: flip rates, their
     excess over the control and its exact test. It changes the A-vs-B verdict only through ``flip_margin``."""
+
+    _kld_limit = field_validator("kld_limit")(_at_least(1))
 
     @field_validator("max_seeds")
     @classmethod
@@ -232,6 +241,8 @@ class CompareOptions(VerdictOptions, RunOptions):
             raise ValueError("the evidence gates (--kl-margin, --top1-margin, --flip-margin) run with the fixed design only, not with --sequential")
         if self.flip_margin is not None and not self.control:
             raise ValueError("--flip-margin needs the A/A control: add --control")
+        if self.kld_limit is not None and not self.kld:
+            raise ValueError("--kld-limit sets the texts of the token KLD: add --kld")
         return self
 
 
@@ -428,6 +439,7 @@ def compare_environments(
     env_a, env_b = Path(env_a), Path(env_b)
     config_a, config_b = load_environments([env_a, env_b], options)
     check_comparable(config_a, config_b)
+    _check_kld_kinds(options, config_a, config_b, (env_a, env_b))
     config_control = control_env(config_a) if options.control else None
     if config_control is not None and config_control.name == config_b.name:
         raise InputError(f"B is named {config_b.name!r}, the name of A's control; names key the store", key="name")
@@ -486,6 +498,7 @@ def compare_environments(
         console.print(sequential_result.summary(), markup=False, highlight=False, soft_wrap=True)
     _check_prompt_tokens(analysis, config_a, config_b, records_a, records_b, console)
     explained = _explain(config_a, config_b, records_a, records_b, options.explain, console) if options.explain else None
+    analysis = replace(analysis, token_kld=_token_kld(config_a, config_b, (env_a, env_b), options, console)) if options.kld else analysis
     manifests = {side: env_manifest(config, store) for side, config in (("A", config_a), ("B", config_b))}
     _write_outputs(
         analysis, json_path, report, argv=argv or sys.argv, junit=junit, github=github, records_a=records_a, records_b=records_b,
@@ -493,6 +506,25 @@ def compare_environments(
         explain=explained.to_dict() if explained else None,
     )
     return analysis if explained is None else replace(analysis, explain=explained)
+
+
+def _check_kld_kinds(options: CompareOptions, config_a, config_b, paths: tuple[Path, Path]) -> None:
+    """With --kld, refuse a pair of engine kinds that give no next-token distributions before anything runs."""
+    if options.kld:
+        from .diagnose.kld import token_kld_path
+
+        token_kld_path(config_a, config_b, paths)
+
+
+def _token_kld(config_a, config_b, paths: tuple[Path, Path], options: CompareOptions, console: Console) -> dict:
+    """compare --kld: the token KLD of B from A on A's default text set (statrepro kld's), as its to_dict."""
+    from .diagnose.common import progress_bar
+    from .diagnose.kld import compare_token_distributions, text_set
+
+    texts = text_set(config_a, limit=options.kld_limit, data_dir=options.data_dir)
+    console.print(f"token KLD of {config_b.name} from {config_a.name} on {len(texts.texts)} texts ({texts.source})")
+    with progress_bar() as progress:
+        return compare_token_distributions(config_a, config_b, texts, sources=paths, progress=progress).to_dict()
 
 
 PROMPT_TOKEN_CHECKS = 50  # items whose prompt tokens compare checks when their hashes differ

@@ -126,6 +126,8 @@ def compare_candidates(
         raise InputError("compare_candidates needs at least two candidates; compare_environments takes one")
     if options.sequential or options.control or options.explain:
         raise InputError("several candidates run the fixed design only: drop --sequential, --control and --explain")
+    if options.kld:
+        raise InputError("--kld compares one candidate with the reference; run `statrepro kld REF CAND` per candidate", key="--kld")
     paths = [Path(reference)] + [Path(candidate) for candidate in candidates]
     configs = load_environments(paths, options)  # one line when two of them share a name
     from .run.orchestrate import check_comparable

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from .diagnose.doctor import DoctorResult
     from .diagnose.dumps import LayersDump
+    from .diagnose.kld import TokenKLDReport
     from .diagnose.layers import LayersResult
     from .diagnose.logprobs import LogprobsResult
     from .diagnose.probe import ProbeResult
@@ -55,6 +56,29 @@ def compare_logprobs(
         side_b = side_from_spec(b, chat=chat, timeout=timeout, params=params_b or {}, model=model, servers=servers)
         with progress_bar() as progress:
             result = compare_sides(side_a, side_b, prompt_list, max_tokens=max_tokens, top_k=top_k, epsilon=epsilon, progress=progress)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+    return result
+
+
+def compare_token_distributions(
+    reference: str | Path, candidate: str | Path, *, texts: str | Path | None = None, limit: Optional[int] = None,
+    data_dir: str | Path | None = None, top_k: Optional[int] = None, json_path: str | Path | None = None,
+) -> TokenKLDReport:
+    """Token-level KL divergence of the candidate environment's next-token distributions from the reference's,
+    teacher-forced on a fixed text set (default: ``limit`` prompts of the reference's first benchmark with their
+    gold answers; ``texts``: a file, one text per line), over the whole vocabulary where both engine kinds give full
+    logits, else over each served endpoint's ``top_k`` prompt logprobs (default 20; the KLD then a lower bound):
+    llama-perplexity --kl-divergence's figures (docs/diagnose.md, "kld")."""
+    from .diagnose.common import progress_bar, write_json
+    from .diagnose.kld import DEFAULT_TOP_K, compare_token_distributions as compare, text_set
+    from .envfile import load_env
+
+    paths = (Path(reference), Path(candidate))
+    env_ref, env_cand = (load_env(path) for path in paths)
+    chosen = text_set(env_ref, texts=texts, limit=limit, data_dir=data_dir)
+    with progress_bar() as progress:
+        result = compare(env_ref, env_cand, chosen, sources=paths, top_k=DEFAULT_TOP_K if top_k is None else top_k, progress=progress)
     if json_path is not None:
         write_json(json_path, result.to_dict())
     return result

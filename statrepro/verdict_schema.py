@@ -365,6 +365,56 @@ class SelectionJson(_Strict):
     """The first candidate that did not pass; null when all passed."""
 
 
+class TokenKLDJson(_Strict):
+    """compare --kld: B's next-token distributions against A's, token by token over the whole vocabulary, with the
+    figures of llama-perplexity --kl-divergence (docs/diagnose.md, "kld"). Evidence beside the verdict, never part of it."""
+
+    reference: str
+    """A's environment name."""
+    candidate: str
+    """B's environment name."""
+    text_source: str
+    """Where the teacher-forced texts came from (by default A's first benchmark's prompts with gold answers)."""
+    text_sha256: str
+    """SHA-256 over the texts' own SHA-256s, in order: the fixed text set."""
+    distributions: str
+    """What the figures were computed over: the full vocabulary, or each endpoint's top-k (the KLD figures then lower bounds)."""
+    n_tokens: int
+    """Scored positions (every token of every text but its first)."""
+    n_texts: int
+    """Texts with at least one scored position."""
+    mean_kld: float
+    """Mean over tokens of KL(A || B) of the next-token distributions (nats)."""
+    kld_se: float
+    """llama.cpp's standard error of mean_kld (tokens as independent)."""
+    kld_ci: tuple[Optional[float], Optional[float]]
+    """The interval of mean_kld at `confidence` with texts as clusters (the one to read); nulls with one text."""
+    kld_percentiles: dict[str, float]
+    """The 90th, 95th, 99th and 99.9th percentiles of the per-token KLD, keyed "90", "95", "99", "99.9"."""
+    median_kld: float
+    """Median per-token KLD."""
+    max_kld: float
+    """Largest per-token KLD."""
+    same_top: float
+    """Share of tokens whose most likely next token is the same ("Same top p")."""
+    same_top_se: float
+    """Its standard error."""
+    rms_dp: float
+    """Root mean square of B's minus A's probability of the actual next token ("RMS Δp")."""
+    rms_dp_se: float
+    """Its standard error."""
+    ln_ppl_ratio: float
+    """ln(PPL(B) / PPL(A)) over the texts: mean NLL of the actual next tokens, B minus A."""
+    ln_ppl_ratio_se: float
+    """Its standard error."""
+    ppl_ref: float
+    """A's perplexity on the texts."""
+    ppl_cand: float
+    """B's perplexity on the texts."""
+    confidence: float
+    """Confidence level of kld_ci."""
+
+
 class VerdictJson(_Strict):
     schema_version: Literal["4"] = SCHEMA_VERSION
     """Version of this schema. 3 added per benchmark `flip_decomposition` and, with --control, `control` (the A/A
@@ -416,4 +466,6 @@ class VerdictJson(_Strict):
     An item design also records its item `order` (seed, derived seed, whether the user gave it, the registry
     file) and `design_changes`, the earlier designs of the same pair a `--new-design` run replaced
     (docs/methodology.md §12 and §13)."""
+    token_kld: Optional[TokenKLDJson] = None
+    """compare --kld: the token-level KL divergence of B's next-token distributions from A's (null without --kld)."""
 CandidateJson.model_rebuild()

@@ -31,6 +31,7 @@ for command in (
     diagnose.explain,
     diagnose.probe,
     diagnose.logprobs,
+    diagnose.kld,
     diagnose.template,
     diagnose.doctor,
     view,

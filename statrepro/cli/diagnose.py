@@ -13,7 +13,7 @@ from .common import (
     BENCHMARKS, COSINE_THRESHOLD, DATA_DIR, DEVICE, LAYERS_PLOT, MODEL, PROMPT_BENCHMARK, PROMPT_LIMIT, SEEDS, STORE,
     SUBMODULES, api_options, parse_benchmarks, parse_seeds, stop_on_sigterm, user_errors,
 )
-from .render import print_doctor, print_explanation, print_layers, print_logprobs, print_probe, print_template
+from .render import print_doctor, print_explanation, print_layers, print_logprobs, print_probe, print_template, print_token_kld
 
 
 @user_errors
@@ -179,6 +179,28 @@ def logprobs(
     )
     print_logprobs(result)
     raise typer.Exit(1 if result.behaviour_differs else 0)
+
+
+@user_errors
+def kld(
+    reference: Path = typer.Argument(..., help="The reference's environment file."),
+    candidate: Path = typer.Argument(..., help="The candidate's environment file, on the same vocabulary."),
+    texts: Optional[Path] = typer.Option(None, "--texts", help="Text file, one text per line (\\n escapes allowed) (default: the reference's first benchmark's prompts with their gold answers)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="How many texts (default: 32 of the benchmark, spread over its subsets; every line of --texts)."),
+    data_dir: Optional[Path] = DATA_DIR,
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Where a side is an endpoint: the top logprobs per position it is asked for (default 20); the KLD is then a lower bound."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON here."),
+) -> None:
+    """Token-level KL divergence of the candidate's next-token distributions from the reference's, teacher-forced on the same tokens.
+
+    Over the whole vocabulary where both engine kinds give full logits (llama-cpp, hf: the models run here); where
+    both sides are served, over each endpoint's top-k prompt logprobs, a lower bound. Prints llama-perplexity
+    --kl-divergence's figures. Exit code 0, 2 on bad input.
+    """
+    from ..api_diagnose import compare_token_distributions
+
+    result = compare_token_distributions(reference, candidate, texts=texts, limit=limit, data_dir=data_dir, top_k=top_k, json_path=json_path)
+    print_token_kld(result.to_dict())
 
 
 @user_errors

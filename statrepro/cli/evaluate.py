@@ -122,6 +122,8 @@ def compare(
     first_seeds: Optional[int] = typer.Option(None, help="With --block-size: seeds per item while the blocks run; the environment's other seeds follow in rounds over the budgeted items once every block has run (default: every seed in each block)."),
     explain: bool = typer.Option(False, "--explain", help="After the verdict, explain the moved items (as statrepro explain; adds an Explain section to the report)."),
     explain_limit: int = typer.Option(10, help="With --explain: items to explain."),
+    kld: bool = typer.Option(False, "--kld", help="After the verdict, the token-level KL divergence of B's next-token distributions from A's, as `statrepro kld` prints it (evidence beside the verdict)."),
+    kld_limit: Optional[int] = typer.Option(None, "--kld-limit", help="With --kld: how many texts of A's first benchmark, with their gold answers (default 32)."),
     control: bool = typer.Option(False, "--control", help="Also run A a second time as the A/A control A' (stored as <A name>.control) and show A vs A' beside A vs B: flip rates, their excess and its exact test."),
     kl_margin: Optional[float] = KL_MARGIN,
     top1_margin: Optional[float] = TOP1_MARGIN,
@@ -145,7 +147,7 @@ def compare(
         sequential=sequential, max_seeds=max_seeds, block_size=block_size, max_items=max_items, order_seed=order_seed,
         first_seeds=first_seeds, new_design=new_design,
         explain=api_options(ExplainOptions, limit=explain_limit) if explain else None,
-        control=control, kl_margin=kl_margin, top1_margin=top1_margin, flip_margin=flip_margin,
+        control=control, kld=kld, kld_limit=kld_limit, kl_margin=kl_margin, top1_margin=top1_margin, flip_margin=flip_margin,
     )
     stop_on_sigterm()
     if len(envs) > 2:

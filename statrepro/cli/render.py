@@ -65,6 +65,8 @@ def print_decision(analysis) -> None:
     console.print(f"[bold]overall: [{colours[decision.verdict]}]{decision.verdict}[/][/]")
     if analysis.explain is not None:
         print_explanation(analysis.explain)
+    if analysis.token_kld is not None:
+        print_token_kld(analysis.token_kld)
 
 
 def print_candidates(result) -> None:
@@ -265,3 +267,35 @@ def print_plan(plans: dict, options) -> None:
     for name, plan in plans.items():
         table.add_row(name, *plan.cells())
     Console(width=max(160, Console().width)).print(table)
+
+
+def token_kld_lines(report: dict) -> list[str]:
+    """A token KLD report (its to_dict) in llama-perplexity --kl-divergence's layout and wording, so the two read side by side."""
+    low, high = report["kld_ci"]
+    interval = "n/a with one text" if low is None else f"[{low:.6f}, {high:.6f}]"
+    lines = [
+        f"====== KL divergence statistics: {report['candidate']} (Q) against {report['reference']} (base) ======",
+        f"texts: {report['text_source']} (sha256 {report['text_sha256'][:16]}); {report['n_tokens']} tokens of {report['n_texts']} texts, "
+        f"{report['distributions']}",
+        f"Mean    KLD: {report['mean_kld']:10.6f} ± {report['kld_se']:10.6f}   ({report['confidence']:.0%} CI, texts as clusters: "
+        f"{interval})",
+        f"Maximum KLD: {report['max_kld']:10.6f}",
+    ]
+    lines += [f"{float(key):4.1f}%   KLD: {report['kld_percentiles'][key]:10.6f}" for key in sorted(report["kld_percentiles"], key=float, reverse=True)]
+    lines += [
+        f"Median  KLD: {report['median_kld']:10.6f}",
+        f"RMS Δp    : {100 * report['rms_dp']:6.3f} ± {100 * report['rms_dp_se']:5.3f} %",
+        f"Same top p: {100 * report['same_top']:6.3f} ± {100 * report['same_top_se']:5.3f} %",
+        f"Mean ln(PPL(Q)/PPL(base)): {report['ln_ppl_ratio']:10.6f} ± {report['ln_ppl_ratio_se']:10.6f}   "
+        f"(PPL(Q) {report['ppl_cand']:.4f}, PPL(base) {report['ppl_ref']:.4f})",
+    ]
+    return lines
+
+
+def print_token_kld(report: dict) -> None:
+    """The token KLD figures on stdout, plain (no markup: the figures hold brackets)."""
+    from rich.console import Console
+
+    console = Console()
+    for line in token_kld_lines(report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -50,19 +50,31 @@ def _item_text(item: dict) -> str:
     return "\n".join(lines)
 
 
-def benchmark_prompts(benchmark: str, *, data_dir: str | Path | None, limit: int) -> list[str]:
-    """The first ``limit`` items of a local benchmark (spread over its subsets) as prompts."""
+def _gold_answer(item: dict) -> str | None:
+    """An item's reference answer as text: the lettered gold choice, else its answer or target string."""
+    choices = item.get("choices") or [item[letter] for letter in "ABCD" if letter in item]
+    index = item.get("target_index")
+    if isinstance(index, int) and 0 <= index < len(choices):
+        return f"{'ABCD'[index]}. {choices[index]}"
+    answer = item.get("answer") if isinstance(item.get("answer"), str) else item.get("target")
+    return answer if isinstance(answer, str) and answer else None
+
+
+def benchmark_prompts(benchmark: str, *, data_dir: str | Path | None, limit: int, subsets: list[str] | None = None,
+                      answers: bool = False) -> list[str]:
+    """The first ``limit`` items of a local benchmark (spread over its ``subsets``, default all) as prompts;
+    with ``answers`` each followed by "Answer: " and its reference answer (where it has one)."""
     from ..benchmarks import get_benchmark
 
     if limit < 1:
         raise InputError(f"must be at least 1, got {limit}", key="--limit")
-    subsets = get_benchmark(benchmark).load_items(data_dir)
-    per_subset = [items for items in subsets.values() if items]
+    per_subset = [items for items in get_benchmark(benchmark).load_items(data_dir, subsets).values() if items]
     prompts: list[str] = []
     for index in range(max((len(items) for items in per_subset), default=0)):
         for items in per_subset:
             if index < len(items) and len(prompts) < limit:
-                prompts.append(_item_text(items[index]))
+                text, gold = _item_text(items[index]), _gold_answer(items[index]) if answers else None
+                prompts.append(f"{text}\nAnswer: {gold}" if gold is not None else text)
     return prompts
 
 

@@ -108,6 +108,19 @@ class OpenAISide:
         if self.model not in models:
             raise InputError(f"{self.base_url}: model {self.model!r} is not served there (served: {', '.join(map(str, models))})")
 
+    def prompt_logprobs(self, text: str, *, top_k: int) -> tuple[list[str], list[float], list[dict[str, float]]]:
+        """The server's own tokens of raw ``text`` after the first, each with its logprob and the top-k logprobs of
+        its position (an echo on /completions: the next-token distributions given the text so far)."""
+        from ..engines.logprob_probe import echoed_prompt_length
+
+        body = {"model": self.model, "prompt": text, "echo": True, "logprobs": top_k, "max_tokens": 1, "temperature": 0.0, **self.params}
+        logprobs = _first_choice(self._request("POST", "/completions", body), self.base_url).get("logprobs") or {}
+        tokens, values, tops = logprobs.get("tokens"), logprobs.get("token_logprobs"), logprobs.get("top_logprobs")
+        n_prompt = echoed_prompt_length(tokens or [], text)
+        if values is None or tops is None or n_prompt is None or any(v is None or not t for v, t in zip(values[1:n_prompt], tops[1:n_prompt])):
+            raise InputError(f"{self.base_url}: the server returned no prompt logprobs for an echoed prompt (echo with logprobs on /completions)")
+        return list(tokens[1:n_prompt]), [float(v) for v in values[1:n_prompt]], [dict(t) for t in tops[1:n_prompt]]
+
     def generate(self, prompts: list[str], *, max_tokens: int, top_k: int, progress=None) -> list[Generation]:
         """Each prompt as one user message (chat) or raw text."""
         sent = [{"messages": [{"role": "user", "content": p}]} if self.chat else {"prompt": p} for p in prompts]

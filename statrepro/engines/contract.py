@@ -13,11 +13,15 @@ import sys
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import did_you_mean
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+
     from ..config import EngineSpec, EnvConfig, GenerationSpec, ModelSpec
     from .live import LiveServer
     from .servers import ServerInfo
@@ -44,6 +48,9 @@ class Capabilities:
     """Honours a per-request sampling seed (None: not verified)."""
     concurrent_sampling: bool
     """Sampled requests reproduce their seeds while several are in flight (False: one RNG shared by all requests)."""
+    full_logits: bool = False
+    """Gives the next-token logits over the whole vocabulary at every position of given token ids, with the model
+    loaded here as the kind runs it (``EngineKind.next_token_scorer``; ``statrepro kld``)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,25 @@ def hf_rendering(tokenizer, ids, how: str) -> RenderedPrompt:
     ids = tuple(int(i) for i in ids)
     pieces = tuple(tokenizer.convert_tokens_to_string([token]) for token in tokenizer.convert_ids_to_tokens(list(ids)))
     return RenderedPrompt(ids=ids, pieces=pieces, how=how)
+
+
+class NextTokenScorer(Protocol):
+    """An environment's model, teacher-forced here: the next-token logits at every position of a token sequence."""
+
+    label: str
+    vocab_size: int
+
+    def tokenize(self, text: str) -> list[int]:
+        """The token ids the engine runs for raw ``text``."""
+        ...
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        """(len(ids), vocab_size) logits: row i is the distribution of the token after ids[:i + 1]."""
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...
 
 
 class EngineKind:
@@ -164,6 +190,11 @@ class EngineKind:
                 how = "the model's Hugging Face tokenizer with its special tokens, as vLLM and SGLang tokenize completions"
             rendered.append(hf_rendering(tokenizer, ids, how))
         return rendered
+
+    def next_token_scorer(self, env: EnvConfig, *, max_tokens: int) -> NextTokenScorer:
+        """``env``'s model loaded here, as this kind runs it, for sequences of up to ``max_tokens`` tokens; only
+        for a kind whose ``capabilities.full_logits`` is True."""
+        raise NotImplementedError(f"engine kind {self.name!r} gives no next-token logits")
 
     def live_factors(self, server: LiveServer) -> dict[str, Any] | None:
         """What a running server of this kind states about itself, in ``statrepro doctor``'s factor names:

@@ -25,7 +25,8 @@ class HFInProcess(EngineKind):
     name = "hf"
     managed = False
     capabilities = Capabilities(
-        in_process=True, prompt_logprobs=True, token_logprobs=True, request_seed=None, concurrent_sampling=False
+        in_process=True, prompt_logprobs=True, token_logprobs=True, request_seed=None, concurrent_sampling=False,
+        full_logits=True,
     )
     default_repeat_penalty = 1.0  # transformers applies none unless asked
     device_choice = True
@@ -56,7 +57,15 @@ class HFInProcess(EngineKind):
         tokenizer = load_tokenizer(resolve_model_path(env.engine.tokenizer or env.model.path))
         add_bos = bool(getattr(tokenizer, "add_bos_token", False))
         how = "lm-eval's in-process tokenization: the logged text, " + ("plus the BOS the model asks for" if add_bos else "no special tokens added")
-        return [hf_rendering(tokenizer, tokenizer(prompt.text, add_special_tokens=add_bos)["input_ids"], how) for prompt in prompts]
+        return [hf_rendering(tokenizer, in_process_ids(tokenizer, prompt.text), how) for prompt in prompts]
+
+    def next_token_scorer(self, env, *, max_tokens: int) -> TransformersScorer:
+        """The model as the harness loads it in-process: model.dtype (auto: float32), dynamic-int8 applied after
+        loading, on engine.device."""
+        if env.model.quantization not in ("none", "dynamic-int8"):
+            raise InputError(f"statrepro kld runs kind hf with quantization none or dynamic-int8, not {env.model.quantization!r}",
+                             key="model.quantization")
+        return TransformersScorer(env, device=self.device(env) or "cpu")
 
     def harness_launcher(self, env, module: str) -> list[str]:
         if env.engine.deterministic:
@@ -89,6 +98,42 @@ class HFInProcess(EngineKind):
                 "identical results only on the same device, torch and driver versions",
             ) if deterministic else (),
         )
+
+
+def in_process_ids(tokenizer, text: str) -> list[int]:
+    """lm-eval's in-process tokenization of raw text: no special tokens, except the BOS a model asks for."""
+    return tokenizer(text, add_special_tokens=bool(getattr(tokenizer, "add_bos_token", False)))["input_ids"]
+
+
+class TransformersScorer:
+    """The in-process transformers model, teacher-forced (engines.contract.NextTokenScorer)."""
+
+    def __init__(self, env, *, device: str) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from ..models import load_tokenizer, resolve_model_path
+
+        path = resolve_model_path(env.model.path)
+        dtype = "float32" if env.model.dtype == "auto" else env.model.dtype
+        self.tokenizer = load_tokenizer(resolve_model_path(env.engine.tokenizer or env.model.path))
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype)).to(device).eval()
+        self.model = quantize_dynamic_int8(model) if env.model.quantization == "dynamic-int8" else model
+        self.device = device
+        self.vocab_size = int(self.model.get_output_embeddings().out_features)
+        self.label = env.name
+
+    def tokenize(self, text: str) -> list[int]:
+        return in_process_ids(self.tokenizer, text)
+
+    def logits(self, ids):
+        import torch
+
+        with torch.no_grad():
+            return self.model(torch.tensor([list(ids)], device=self.device)).logits[0].float().cpu().numpy()
+
+    def close(self) -> None:
+        self.model = None
 
 
 def quantize_dynamic_int8(model):

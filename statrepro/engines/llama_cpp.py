@@ -3,6 +3,7 @@ starts on 127.0.0.1 (through the launcher in llama_server.py) and always stops."
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -37,7 +38,8 @@ class LlamaCpp(EngineKind):
     name = "llama-cpp"
     managed = True
     capabilities = Capabilities(
-        in_process=False, prompt_logprobs=True, token_logprobs=True, request_seed=True, concurrent_sampling=False
+        in_process=False, prompt_logprobs=True, token_logprobs=True, request_seed=True, concurrent_sampling=False,
+        full_logits=True,
     )
     # llama-cpp-python's per-request default, a hidden factor: a harness that omits it gets 1.1.
     default_repeat_penalty = 1.1
@@ -152,6 +154,11 @@ class LlamaCpp(EngineKind):
             rendered.append(RenderedPrompt(ids=tuple(ids), pieces=pieces, how=how))
         return rendered
 
+    def next_token_scorer(self, env, *, max_tokens: int) -> LlamaScorer:
+        """The GGUF the server would load, in-process through llama-cpp-python (the library the server runs),
+        with every position's logits kept."""
+        return LlamaScorer(self.served_gguf(env), max_tokens=max_tokens, label=env.name)
+
     @contextmanager
     def serve(self, env, work_dir) -> Iterator[ServerInfo]:
         gguf = self.served_gguf(env)
@@ -165,6 +172,39 @@ class LlamaCpp(EngineKind):
         ) as info:
             weights = read_gguf_weights(gguf, digest=True).to_dict()
             yield replace(info, determinism=self.determinism(env.hardware, env.engine.deterministic), weights=weights)
+
+
+class LlamaScorer:
+    """A GGUF in llama-cpp-python with ``logits_all``: teacher-forced next-token logits (engines.contract.NextTokenScorer)."""
+
+    def __init__(self, gguf: Path, *, max_tokens: int, label: str) -> None:
+        from llama_cpp import Llama
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        # The context holds the longest sequence (in steps of 512): llama-cpp-python keeps n_ctx x vocab floats of logits.
+        self.n_ctx = 512 * -(-max(max_tokens, 1) // 512)
+        # Prompt batches on llama-cpp-python's generation thread count (half the cores), not on every core: busy
+        # cores make a thread pool that spins on all of them several times slower.
+        threads = max((os.cpu_count() or 2) // 2, 1)
+        with suppress_stdout_stderr(disable=False):  # the C library prints context warnings on load
+            self.llama = Llama(model_path=str(gguf), logits_all=True, n_ctx=self.n_ctx, n_threads=threads,
+                               n_threads_batch=threads, verbose=False)
+        self.vocab_size = self.llama.n_vocab()
+        self.label = label
+        self.gguf = gguf
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=True, special=False)  # a BOS only if the GGUF asks for one
+
+    def logits(self, ids):
+        import numpy as np
+
+        self.llama.reset()
+        self.llama.eval(list(ids))
+        return np.array(self.llama.scores[: len(ids)], dtype=np.float32)
+
+    def close(self) -> None:
+        self.llama.close()
 
 
 def quantization_types() -> tuple[str, ...]:

@@ -41,6 +41,18 @@ class ProbeResult:
         }
 
 
+def echoed_prompt_length(tokens: list, prompt: str) -> int | None:
+    """How many of an echo's ``tokens`` make up ``prompt`` (the rest was generated); None when they do not spell it."""
+    text = ""
+    for index, token in enumerate(tokens):
+        text += str(token)
+        if text == prompt:
+            return index + 1
+        if not prompt.startswith(text):
+            return None
+    return None
+
+
 def judge_echo(answer: Any, prompt: str = PROBE_PROMPT) -> ProbeResult:
     """Judge one ``/completions`` answer to the probe request (pure: no I/O)."""
     try:
@@ -52,15 +64,7 @@ def judge_echo(answer: Any, prompt: str = PROBE_PROMPT) -> ProbeResult:
         return ProbeResult(False, "logprobs.tokens/token_logprobs/top_logprobs are not lists")
     if len(values) != len(tokens) or len(tops) != len(tokens):
         return ProbeResult(False, "logprobs lists differ in length")
-    # Find how many tokens make up the echoed prompt (the rest is the one generated token).
-    text, n_prompt = "", None
-    for index, token in enumerate(tokens):
-        text += str(token)
-        if text == prompt:
-            n_prompt = index + 1
-            break
-        if not prompt.startswith(text):
-            break
+    n_prompt = echoed_prompt_length(tokens, prompt)
     if n_prompt is None:
         return ProbeResult(False, "the echoed tokens do not reproduce the prompt (no prompt echo)")
     if n_prompt < 8:
