@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -437,6 +438,15 @@ def _choice_logprobs(part: pd.DataFrame, item_keys: list[str], run_ids: tuple[st
     return found
 
 
+def _choice_kinds(part: pd.DataFrame) -> set[str]:
+    """What the side's choice scores are (records.RECORD_COLUMNS); rows from before the column are lm-eval sums."""
+    if "choice_logprobs" not in part.columns:
+        return set()
+    kinds = part["choice_logprob_kind"] if "choice_logprob_kind" in part.columns else pd.Series(None, index=part.index)
+    return {kind if isinstance(kind, str) else "continuation_sum"
+            for kind, values in zip(kinds, part["choice_logprobs"]) if isinstance(values, (list, tuple, np.ndarray)) and len(values)}
+
+
 def _gold_choices(part: pd.DataFrame, item_keys: list[str]) -> np.ndarray:
     """Each item's gold choice index from its target (lm-eval logs the index of a multiple-choice target), -1 where unknown."""
     targets = _first_per_item(part, "target").reindex(item_keys)
@@ -450,6 +460,12 @@ def _choice_matrices(name: str, bench: PairedBenchmark, sides: dict[str, tuple[p
     choices on every side."""
     found = {side: _choice_logprobs(part, bench.item_keys, runs) for side, (part, runs) in sides.items()}
     if not all(found.values()):
+        return None
+    kinds = {side: _choice_kinds(part) for side, (part, _) in sides.items()}
+    if len(set().union(*kinds.values())) > 1:
+        # A softmax over summed and over mean-token log-likelihoods are different distributions: no KL between them.
+        described = "; ".join(f"{side}: {', '.join(sorted(found_kinds))}" for side, found_kinds in kinds.items())
+        warnings.warn(f"benchmark {name!r}: choice scores of different kinds ({described}), so no choice-level evidence", stacklevel=2)
         return None
     widths: dict[int, tuple[int, str]] = {}
     for side, logprobs in found.items():
@@ -513,7 +529,7 @@ def _evidence_gates(pairing: Pairing, choices: dict[str, Any], controls: dict[st
         if name not in choices and ({"kl", "top1"} & set(margins)):
             flag = "--kl-margin" if "kl" in margins else "--top1-margin"
             raise InputError(
-                f"benchmark {name!r} has no per-choice log-likelihoods on both sides (modes ppl and clp log them); "
+                f"benchmark {name!r} has no per-choice log-likelihoods of one kind on both sides (modes ppl and clp log them); "
                 "drop the gate or the benchmark",
                 key=flag,
             )

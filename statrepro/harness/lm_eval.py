@@ -261,6 +261,7 @@ def read_task_samples(
                 path=samples_path,
                 line=line,
             )
+        choice_logprobs = choice_log_likelihoods(sample, path=samples_path, line=line)
         rows.append(
             {
                 "benchmark": benchmark,
@@ -272,7 +273,8 @@ def read_task_samples(
                 "score": coerce_score(sample[metric_name], path=str(samples_path), line=line, key=metric_name),
                 "prediction": prediction_of(sample, metric_name, path=samples_path, line=line),
                 "target": None if sample.get("target") is None else str(sample["target"]),
-                "choice_logprobs": choice_log_likelihoods(sample, path=samples_path, line=line),
+                "choice_logprobs": choice_logprobs,
+                "choice_logprob_kind": None if choice_logprobs is None else "continuation_sum",
                 "prompt_hash": sample.get("prompt_hash"),
                 "doc_hash": sample.get("doc_hash"),
                 "model": model,

@@ -4,7 +4,8 @@ An OpenCompass run writes ``<work_dir>/<timestamp>/`` with ``predictions/<model>
 the inference task was partitioned, ``<dataset>_0.json``, ``<dataset>_1.json``, ... whose items follow one
 another, each shard indexed from "0"), ``results/<model>/<dataset>.json`` and ``summary/``. A predictions file
 maps the item index ("0", "1", ...) to ``origin_prompt``, ``prediction`` and ``gold``; a ``ppl`` dataset's
-items add one ``"label: <choice>"`` entry per choice and predict the lowest-perplexity label. With
+items add one ``"label: <choice>"`` entry per choice and predict the lowest-perplexity label; minus each label's
+``PPL`` (a mean token loss over the prompt with that label) becomes ``choice_logprobs`` of kind ``prompt_token_mean``. With
 ``dump_details`` (``eval.runner.task.dump_details=True``) the results file carries ``details``: per item
 ``predictions``, ``references`` and ``correct``, the format read here (OpenICLEvalTask.format_details).
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,20 @@ def is_ppl(item: dict) -> bool:
     return any(key.startswith(_PPL_LABEL) for key in item)
 
 
+def choice_scores(item: dict, *, path: Path, key: str) -> list[float] | None:
+    """A ppl item's per-choice scores, in its labels' order: minus each label's ``PPL``. PPLInferencer stores as
+    ``PPL`` the model's mean token cross-entropy (nats, not exponentiated) over the whole prompt with that label,
+    question included, so this is the prompt's mean token log-likelihood (kind ``prompt_token_mean``), not the
+    label's log-likelihood; its lowest ``PPL`` is OpenCompass's prediction."""
+    scores = []
+    for label in (name for name in item if name.startswith(_PPL_LABEL)):
+        value = item[label].get("PPL") if isinstance(item[label], dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InputError(f"PPL {value!r} is not a finite number", path=path, key=f"{key}.{label}.PPL")
+        scores.append(-float(value))
+    return scores or None
+
+
 def sent_prompt(item: dict) -> SentPrompt | None:
     """A gen item's ``origin_prompt``: a string, or OpenCompass's role list [{role, prompt}, ...]."""
     prompt = item.get("origin_prompt")
@@ -106,7 +122,8 @@ def dataset_rows(run_dir: Path, model: str, dataset: str, files: list[Path]) -> 
         raise InputError(f"details hold {count} items, the predictions {len(items)}", path=results_path, key="details")
     benchmark = benchmark_for_task(dataset)
     rows = []
-    for position, (file, _, item) in enumerate(items):
+    for position, (file, index, item) in enumerate(items):
+        scores = choice_scores(item, path=file, key=index) if is_ppl(item) else None
         if details is not None:
             detail = details.get(str(position))
             if not isinstance(detail, dict) or not isinstance(detail.get("correct"), bool):
@@ -130,6 +147,8 @@ def dataset_rows(run_dir: Path, model: str, dataset: str, files: list[Path]) -> 
             "score": score,
             "prediction": None if prediction is None else str(prediction),
             "target": None if target is None else str(target),
+            "choice_logprobs": scores,
+            "choice_logprob_kind": None if scores is None else "prompt_token_mean",
             "prompt_hash": sent.digest() if (sent := None if is_ppl(item) else sent_prompt(item)) else None,
             "doc_hash": None,
             "model": model,

@@ -150,3 +150,63 @@ def test_a_config_whose_inferencer_contradicts_the_predictions_is_not_this_run(t
     config.write_text(config.read_text().replace("icl_inferencer.PPLInferencer", "icl_inferencer.GenInferencer"))
     with pytest.raises(InputError, match=r"4242\.py: dataset ceval-law runs GenInferencer here but its predictions are ppl items"):
         get_harness("opencompass").doctor_factors(tmp_path)
+
+
+def _ppl_item(index: int, ppls: list[float], gold: str = "A") -> dict:
+    """A PPLInferencer entry with the given PPL per label (OpenCompass predicts the first lowest)."""
+    labels = "ABCD"[: len(ppls)]
+    entries = {f"label: {label}": {"testing input": f"q{index}", "prompt": f"q{index} {label}", "PPL": ppl}
+               for label, ppl in zip(labels, ppls)}
+    return {**entries, "prediction": labels[ppls.index(min(ppls))], "gold": gold}
+
+
+def test_a_ppl_item_keeps_minus_each_labels_ppl_as_its_choice_scores_ties_included(tmp_path):
+    items = [_ppl_item(0, [2.5, 1.25, 3.0, 1.75]), _ppl_item(1, [0.5, 0.5, 2.0, 2.0], gold="B")]
+    write_opencompass_run(tmp_path, "20260101_100000", {"ceval-law": items})
+    records = load_side(tmp_path)
+    assert records.loc[0, "choice_logprobs"] == [-2.5, -1.25, -3.0, -1.75]
+    assert records.loc[1, "choice_logprobs"] == [-0.5, -0.5, -2.0, -2.0]  # a tie stays a tie
+    assert set(records["choice_logprob_kind"]) == {"prompt_token_mean"}
+    assert list(records["prediction"]) == ["B", "A"] and list(records["score"]) == [0.0, 0.0]
+    write_opencompass_run(tmp_path / "gen", "20260101_100000", {"gsm8k": _gen(1)}, correct=lambda d, i: True)
+    generated = load_side(tmp_path / "gen")
+    assert generated.loc[0, "choice_logprobs"] is None and generated.loc[0, "choice_logprob_kind"] is None
+
+
+def test_a_ppl_that_is_no_finite_number_is_a_located_error(tmp_path):
+    item = _ppl_item(0, [1.0, 2.0])
+    item["label: B"]["PPL"] = "nan?"
+    write_opencompass_run(tmp_path, "20260101_100000", {"ceval-law": [item]})
+    with pytest.raises(InputError, match=r"ceval-law\.json \[0\.label: B\.PPL\]: PPL 'nan\?' is not a finite number"):
+        load_side(tmp_path)
+
+
+def _ppl_records(root, ppls: list[list[float]]):
+    write_opencompass_run(root, "20260101_100000", {"ceval-law": [_ppl_item(i, row) for i, row in enumerate(ppls)]})
+    return load_side(root)
+
+
+def test_opencompass_choice_scores_compare_with_opencompass_ones_and_a_one_sided_tie_is_a_top_change(tmp_path):
+    from statrepro.analysis import AnalysisOptions, analyze
+    from statrepro.stats.rules import VerdictRules
+
+    rows = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.5, 2.0, 2.0]] * 10
+    moved = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.75, 2.0, 2.0]] * 10  # B breaks every tie of A
+    options = AnalysisOptions(rules=VerdictRules(n_resamples=200))
+    same = analyze(_ppl_records(tmp_path / "a", rows), _ppl_records(tmp_path / "a2", rows), options).choices["ceval"]
+    assert same.kl.mean == 0.0 and same.top_changed.mean == 0.0  # a tie broken alike on both sides is no change
+    changed = analyze(_ppl_records(tmp_path / "a", rows), _ppl_records(tmp_path / "b", moved), options).choices["ceval"]
+    assert changed.top_changed.mean == 0.5 and changed.kl.mean > 0
+
+
+def test_choice_scores_of_different_kinds_give_no_choice_evidence_and_a_gate_on_them_is_refused(tmp_path):
+    from statrepro.analysis import AnalysisOptions, analyze
+    from statrepro.stats.rules import VerdictRules
+
+    opencompass = _ppl_records(tmp_path / "a", [[1.0, 2.0, 3.0, 4.0]] * 20)
+    summed = opencompass.assign(choice_logprob_kind=None, harness="lm-eval")  # lm-eval's sums (null: before the column)
+    with pytest.warns(UserWarning, match=r"benchmark 'ceval': choice scores of different kinds \(A: prompt_token_mean; B: continuation_sum\)"):
+        analysis = analyze(opencompass, summed, AnalysisOptions(rules=VerdictRules(n_resamples=200)))
+    assert analysis.choices == {}
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="no per-choice log-likelihoods of one kind on both sides"):
+        analyze(opencompass, summed, AnalysisOptions(rules=VerdictRules(n_resamples=200, kl_margin=0.05)))
