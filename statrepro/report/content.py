@@ -182,6 +182,40 @@ def choice_rows(analysis) -> list[list[str]]:
     return rows
 
 
+TOKEN_KLD_COLUMNS = ["A → B", "tokens (texts)", "mean KLD [CI]", "99th pct KLD", "same top", "RMS Δp", "ln PPL(B)/PPL(A)", "text set sha256"]
+
+
+def token_kld_rows(analysis) -> list[list[str]]:
+    """compare --kld's figures (statrepro.diagnose.kld, its to_dict) as one text row of TOKEN_KLD_COLUMNS; none without
+    them. Over each endpoint's top-k the KLD figures are marked as lower bounds."""
+    report = analysis.token_kld
+    if not report:
+        return []
+    low, high = report["kld_ci"]
+    bound = "" if report["distributions"] == "full vocabulary" else " (lower bound)"
+    interval = "n/a with one text" if low is None else f"[{low:.4g}, {high:.4g}]"
+    return [[
+        f"{report['reference']} → {report['candidate']}",
+        f"{report['n_tokens']} ({report['n_texts']})",
+        f"{report['mean_kld']:.4g} {interval}{bound}",
+        f"{report['kld_percentiles']['99']:.4g}{bound}",
+        f"{report['same_top']:.2%}",
+        f"{report['rms_dp']:.3%}",
+        f"{report['ln_ppl_ratio']:+.4g}",
+        report["text_sha256"][:16],
+    ]]
+
+
+def token_kld_note(analysis) -> str:
+    """What the token KLD row was computed on, in one sentence (empty without it)."""
+    report = analysis.token_kld
+    if not report:
+        return ""
+    return (f"Token by token (statrepro kld, llama-perplexity's figures): B's next-token distributions against A's on "
+            f"{report['text_source']}, teacher-forced, over the {report['distributions']}; the KLD interval at "
+            f"{report['confidence']:.0%} takes the texts as clusters. Evidence beside the verdict, never part of it.")
+
+
 def gate_lines(analysis) -> list[str]:
     """One sentence per evidence gate of each benchmark (none when no gate is set)."""
     return [

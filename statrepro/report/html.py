@@ -294,6 +294,7 @@ wrong → right (beneficial), and the answer churn: items whose extracted answer
 their majority outcome did not, over the items where both sides logged an answer.</p>{decomposition}
 {_control_part(analysis)}
 {_choices_part(analysis)}
+{_token_kld_part(analysis)}
 <p class="note">Open a benchmark to see its flipped items, ranked by the size of their score change. Long texts are
 truncated; click one to see it in full.{' <a href="#explain">Why they moved: Explain.</a>' if explained else ""}</p>{"".join(details)}
 </section>"""
@@ -339,6 +340,18 @@ its choices). Per item, over every pair of runs: KL(A‖B) of that distribution 
 (ties compare as ties), and the gold choice's log-likelihood in B minus in A; means over items with bootstrap
 {confidence} intervals (exact Clopper-Pearson for the share of changed tops). With a control, A vs A′ is the noise floor.
 Evidence gates (--kl-margin, --top1-margin, --flip-margin) pass when the one-sided upper bound is within their margin.</p>{table}{listed}"""
+
+
+def _token_kld_part(analysis) -> str:
+    """compare --kld's token-level figures (nothing without them)."""
+    from .content import TOKEN_KLD_COLUMNS, token_kld_note, token_kld_rows
+
+    rows = token_kld_rows(analysis)
+    if not rows:
+        return ""
+    table = _table(TOKEN_KLD_COLUMNS, [[esc(cell) for cell in row] for row in rows], numeric={1, 2, 3, 4, 5, 6})
+    return f"""<h3 id="token-kld">Token-level KLD</h3>
+<p class="note">{esc(token_kld_note(analysis))}</p>{table}"""
 
 
 def _noise_section(analysis) -> str:

@@ -85,7 +85,7 @@ def _summary_lines(analysis) -> list[str]:
 
 def _detail_lines(analysis, forest_plot_name: str, explain: dict | None) -> list[str]:
     """The folded part: the forest plot, the sequential design, the A/A control, the choice-level evidence, the
-    configuration differences and the explanation of moved items."""
+    token-level KLD (compare --kld), the configuration differences and the explanation of moved items."""
     decision = analysis.decision
     lines = [f"![Difference per benchmark with {1 - decision.rules.alpha:.0%} CI and tolerance band]({forest_plot_name})"]
     if analysis.sequential:
@@ -112,6 +112,12 @@ def _detail_lines(analysis, forest_plot_name: str, explain: dict | None) -> list
             lines += ["| " + " | ".join(CHOICE_COLUMNS) + " |", "|---|---|" + "---:|" * (len(CHOICE_COLUMNS) - 2)]
             lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
         lines += [""] + [f"- evidence gate {_cell(line)}" for line in gate_lines(analysis)]
+    if analysis.token_kld:
+        from .content import TOKEN_KLD_COLUMNS, token_kld_note, token_kld_rows
+
+        lines += ["", "### Token-level KLD", "", _cell(token_kld_note(analysis)), "",
+                  "| " + " | ".join(TOKEN_KLD_COLUMNS) + " |", "|---|" + "---:|" * (len(TOKEN_KLD_COLUMNS) - 2) + "---|"]
+        lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in token_kld_rows(analysis)]
     from ..stats.planning import PLANNING_COLUMNS
     from .content import planning_rows
 
