@@ -8,7 +8,8 @@ compression of recent ``.eval`` files, so reading them needs ``pip install inspe
 One sample is one item in one epoch: epochs are the runs. The item key is ``<task>/<sample id>``, the task
 name is the subset. The item score is the primary scorer's value (the first scorer of the log, or the one a
 ``--metric TASK=SCORER`` override names; ``SCORER/KEY`` for a scorer that returns a dict), with inspect's
-letter grades mapped as inspect does: C=1, I=0, P=0.5, N=0.
+letter grades mapped as inspect does: C=1, I=0, P=0.5, N=0. A multiple-choice sample generated with logprobs and
+top_logprobs gives ``choice_logprobs``: each letter's log-probability at the answer letter (answer_letter_logprobs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError
@@ -91,6 +93,35 @@ def sent_messages(sample: EvalSample) -> tuple[dict, ...]:
     return tuple(sent)
 
 
+_ANSWER_SO_FAR = re.compile(r"ANSWER\s*:\s*$", re.IGNORECASE)
+
+
+def answer_letter_logprobs(sample: EvalSample) -> list[float] | None:
+    """A multiple-choice sample's per-choice scores where the log holds them (generated with ``logprobs`` and
+    ``top_logprobs``): at the token that writes the answer letter after ``ANSWER:`` (the multiple_choice solver's
+    format), each letter's log-probability from that position's ``top_logprobs`` (case and leading-space variants
+    of a letter pooled), letters in the order shown. That is the next-token letter distribution after the model's own
+    prefix (kind ``answer_letter_token``). None when the sample has no choices, no such token, several targets, or
+    a letter outside the top-k (its probability is then unknown, not 0)."""
+    output = sample.output
+    if not sample.choices or output is None or not output.choices or output.choices[0].logprobs is None:
+        return None
+    if isinstance(sample.target, list) and len(sample.target) > 1:
+        return None
+    letters = [chr(ord("A") + index) for index in range(len(sample.choices))]
+    written = ""
+    for token in output.choices[0].logprobs.content:
+        if token.token.strip().upper() in letters and _ANSWER_SO_FAR.search(written):
+            pooled: dict[str, float] = {}
+            for alternative in token.top_logprobs or []:
+                letter = alternative.token.strip().upper()
+                if letter in letters:
+                    pooled[letter] = float(np.logaddexp(pooled.get(letter, -np.inf), alternative.logprob))
+            return [pooled[letter] for letter in letters] if len(pooled) == len(letters) else None
+        written += token.token
+    return None
+
+
 def sample_rows(log: EvalLog, path: Path, metric_overrides: dict[str, str]) -> list[dict]:
     """The rows of one log: one per (sample, epoch) that was scored."""
     task = log.eval.task.split("/")[-1]
@@ -116,6 +147,7 @@ def sample_rows(log: EvalLog, path: Path, metric_overrides: dict[str, str]) -> l
                     path=path, key=f"{where}.scores.{scorer}",
                 )
             value = value[value_key]
+        letters = answer_letter_logprobs(sample)
         rows.append({
             "benchmark": benchmark,
             "subset": task,
@@ -126,6 +158,8 @@ def sample_rows(log: EvalLog, path: Path, metric_overrides: dict[str, str]) -> l
             "score": score_value(value, path=path, key=f"{where}.scores.{scorer}.value"),
             "prediction": score.answer if score.answer is not None else (sample.output.completion if sample.output else None),
             "target": target_text(sample.target),
+            "choice_logprobs": letters,
+            "choice_logprob_kind": None if letters is None else "answer_letter_token",
             "prompt_hash": prompt_hash(list(sent_messages(sample))),
             "doc_hash": None,
             "model": log.eval.model,

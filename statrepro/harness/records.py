@@ -23,7 +23,7 @@ RECORD_COLUMNS: dict[str, str] = {
     "prediction": "The model's (filtered) answer, when the harness logs it.",
     "target": "The reference answer, when the harness logs it.",
     "choice_logprobs": "Multiple choice scored by log-likelihood (modes ppl, clp): each choice's log-likelihood in the harness's choice order, else null.",
-    "choice_logprob_kind": "What choice_logprobs holds: 'continuation_sum' (the choice's summed log-likelihood, lm-eval) or 'prompt_token_mean' (minus the mean token loss over the whole prompt with the choice, OpenCompass ppl); null read as continuation_sum.",
+    "choice_logprob_kind": "What choice_logprobs holds: 'continuation_sum' (the choice's summed log-likelihood, lm-eval), 'prompt_token_mean' (minus the mean token loss over the whole prompt with the choice, OpenCompass ppl) or 'answer_letter_token' (the letter's next-token log-probability where the model wrote its answer, inspect); null read as continuation_sum.",
     "prompt_hash": "Hash of the rendered prompt, to detect prompt differences between environments.",
     "doc_hash": "Hash of the source document, a check that paired items really are the same item.",
     "model": "Model name the harness recorded, to detect mixed models within one side.",

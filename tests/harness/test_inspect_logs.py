@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from adapter_contract import check_adapter
 from typer.testing import CliRunner
@@ -100,3 +102,25 @@ def test_doctor_names_the_harness_difference_between_lm_eval_output_and_an_inspe
     result = CliRunner().invoke(app, ["doctor", str(tmp_path / "lm"), str(logs["eval"])], terminal_width=200)
     [row] = [line for line in result.output.splitlines() if line.strip("│ ").startswith("harness ")]
     assert "lm-eval" in row and "inspect_ai" in row, result.output
+
+
+def test_multiple_choice_with_logprobs_gives_each_letters_log_probability_at_the_answer(tmp_path):
+    from inspect_run import write_choice_log
+
+    tops = [
+        [(" B", -0.3), (" A", -1.5), (" C", -4.0), (" D", -5.0), (" b", -6.0)],  # " b" pools into B
+        [(" A", -0.7), (" B", -0.7), (" C", -3.0), (" D", -3.0)],  # a tie
+        [(" C", -0.1), (" A", -2.5), (" B", -3.0), ("Hmm", -4.0)],  # D outside the top-k: unknown, no scores
+    ]
+    records = load_side(write_choice_log(tmp_path, tops)).set_index("item_key")
+    first = records.loc["mc/q0", "choice_logprobs"]
+    assert first == pytest.approx([-1.5, float(np.logaddexp(-0.3, -6.0)), -4.0, -5.0])
+    assert records.loc["mc/q1", "choice_logprobs"] == [-0.7, -0.7, -3.0, -3.0]
+    assert records.loc["mc/q2", "choice_logprobs"] is None and pd.isna(records.loc["mc/q2", "choice_logprob_kind"])
+    assert records.loc["mc/q0", "choice_logprob_kind"] == "answer_letter_token"
+    assert list(records["prediction"]) == ["B", "A", "C"]
+
+
+def test_a_generation_log_has_no_choice_scores(logs):
+    records = load_side(logs["eval"])
+    assert records["choice_logprobs"].isna().all() and records["choice_logprob_kind"].isna().all()

@@ -47,3 +47,32 @@ def write_inspect_logs(log_dir: Path, *, log_format: str = "eval", epochs: int =
                          temperature=temperature, max_tokens=16, seed=seed)
     assert log.status == "success", log.error
     return Path(log.location)
+
+
+def write_choice_log(log_dir: Path, tops: list[list[tuple[str, float]]], *, log_format: str = "eval") -> Path:
+    """An inspect log of the ``multiple_choice`` solver generating with logprobs: mockllm writes "ANSWER: <letter>"
+    (letter: the first of item i's ``tops``), token by token, with ``tops[i]`` as the top_logprobs of the letter token."""
+    from inspect_ai import Task, eval as inspect_eval
+    from inspect_ai.dataset import Sample
+    from inspect_ai.model import (ChatCompletionChoice, ChatMessageAssistant, Logprob, Logprobs, ModelOutput, ModelUsage,
+                                  TopLogprob, get_model)
+    from inspect_ai.scorer import choice
+    from inspect_ai.solver import multiple_choice
+
+    def answer(messages, tools, tool_choice, config):
+        assert config.logprobs and config.top_logprobs
+        top = tops[int(messages[-1].text.split("Question ")[1].split("?")[0])]
+        letter = top[0][0]
+        tokens = [Logprob(token="ANSWER", logprob=-0.01), Logprob(token=":", logprob=-0.02),
+                  Logprob(token=letter, logprob=top[0][1], top_logprobs=[TopLogprob(token=t, logprob=p) for t, p in top])]
+        message = ChatMessageAssistant(content=f"ANSWER:{letter}", model="mockllm/model")
+        output = ModelOutput(model="mockllm/model", choices=[ChatCompletionChoice(message=message, stop_reason="stop", logprobs=Logprobs(content=tokens))])
+        output.usage = ModelUsage(input_tokens=8, output_tokens=3, total_tokens=11)
+        return output
+
+    samples = [Sample(id=f"q{i}", input=f"Question {i}?", choices=["w", "x", "y", "z"], target="B") for i in range(len(tops))]
+    task = Task(name="mc", dataset=samples, solver=[multiple_choice()], scorer=choice())
+    [log] = inspect_eval(task, model=get_model("mockllm/model", custom_outputs=answer), log_dir=str(log_dir), log_format=log_format,
+                         display="none", logprobs=True, top_logprobs=5, temperature=0.0, max_tokens=8)
+    assert log.status == "success", log.error
+    return Path(log.location)
