@@ -463,7 +463,7 @@ def _choice_matrices(name: str, bench: PairedBenchmark, sides: dict[str, tuple[p
         return None
     kinds = {side: _choice_kinds(part) for side, (part, _) in sides.items()}
     if len(set().union(*kinds.values())) > 1:
-        # A softmax over summed and over mean-token log-likelihoods are different distributions: no KL between them.
+        # Summed, mean-token and answer-letter scores give different choice distributions: no KL between kinds.
         described = "; ".join(f"{side}: {', '.join(sorted(found_kinds))}" for side, found_kinds in kinds.items())
         warnings.warn(f"benchmark {name!r}: choice scores of different kinds ({described}), so no choice-level evidence", stacklevel=2)
         return None
