@@ -8,6 +8,12 @@ from ..atomic import atomic_write_bytes, atomic_write_text
 
 FOREST_PLOT_NAME = "forest_plot.png"
 FLIP_MATRIX_NAME = "flip_matrix.png"
+# The figures report.md shows under the forest plot, where they apply: figure -> (file name, alt text).
+MARKDOWN_FIGURES = {
+    "flip_matrix": (FLIP_MATRIX_NAME, "Flip matrix: A right/wrong against B right/wrong per benchmark"),
+    "subsets": ("subset_differences.png", "Per-subset difference B - A with confidence intervals, sorted"),
+    "loglik": ("loglik_changes.png", "Distribution of the per-item gold choice log-likelihood change B - A"),
+}
 
 
 def report_figures(analysis, records_a=None, records_b=None) -> dict[str, bytes | None]:
@@ -15,18 +21,20 @@ def report_figures(analysis, records_a=None, records_b=None) -> dict[str, bytes 
     several subsets in the records) and the log-likelihood changes (modes ppl and clp); None where they do not apply."""
     from ..analysis import item_choice_changes
     from .items import item_subsets
-    from .plots import flip_matrix_plot, forest_plot, loglik_plot, seed_plot, subset_plot
+    from .plots import flip_matrix_plot, forest_plot, loglik_plot, seed_plot, subset_differences, subset_plot
 
     rules, pairing = analysis.decision.rules, analysis.pairing
     changes = {}
     if records_a is not None and records_b is not None:
         changes = {name: item_choice_changes(bench, records_a, records_b) for name, bench in pairing.benchmarks.items()}
     subsets = {name: item_subsets(bench, records_a, records_b) for name, bench in pairing.benchmarks.items()}
+    # Per-subset intervals are a pointer, not a verdict: 2000 resamples keep a report of 57 subjects quick.
     return {
         "forest": forest_plot(analysis.decision),
         "seeds": seed_plot(analysis.decision, pairing),
         "flip_matrix": flip_matrix_plot(pairing),
-        "subsets": subset_plot(pairing, subsets, alpha=rules.alpha, n_resamples=min(rules.n_resamples, 2000), rng_seed=analysis.options.rng_seed),
+        "subsets": subset_plot(subset_differences(pairing, subsets, alpha=rules.alpha, n_resamples=min(rules.n_resamples, 2000),
+                                                  rng_seed=analysis.options.rng_seed), rules.alpha),
         "loglik": loglik_plot({name: change for name, change in changes.items() if change is not None}),
     }
 
@@ -69,8 +77,8 @@ def write_report(
     doctor: dict | None = None,
     explain: dict | None = None,
 ) -> dict[str, Path]:
-    """Write report.html, report.md, verdict.json, the forest plot and the flip matrix into ``report_dir``; return
-    their paths.
+    """Write report.html, report.md, verdict.json, the forest plot and the flip matrix (and where they apply the
+    per-subset and log-likelihood plots, MARKDOWN_FIGURES) into ``report_dir``; return their paths.
 
     ``records_a``/``records_b`` (records tables) add predictions to the flip view and the item browser, and the
     per-subset and log-likelihood plots; ``manifests`` (side label -> run manifest dict) adds versions, hashes and
@@ -87,17 +95,21 @@ def write_report(
         "markdown": report_dir / "report.md",
         "verdict": report_dir / "verdict.json",
         "forest_plot": report_dir / FOREST_PLOT_NAME,
-        "flip_matrix": report_dir / FLIP_MATRIX_NAME,
     }
     atomic_write_bytes(paths["forest_plot"], figures["forest"])
-    atomic_write_bytes(paths["flip_matrix"], figures["flip_matrix"])
+    shown = []
+    for key, (name, alt) in MARKDOWN_FIGURES.items():
+        if figures[key] is not None:
+            paths[key] = report_dir / name
+            atomic_write_bytes(paths[key], figures[key])
+            shown.append((alt, name))
     atomic_write_text(paths["verdict"], analysis.to_json().model_dump_json(indent=2))
     if explain is not None:
         import json
 
         paths["explain"] = report_dir / "explain.json"
         atomic_write_text(paths["explain"], json.dumps(explain, indent=2, allow_nan=False) + "\n")
-    atomic_write_text(paths["markdown"], render_markdown(analysis, FOREST_PLOT_NAME, explain, flip_matrix_name=FLIP_MATRIX_NAME))
+    atomic_write_text(paths["markdown"], render_markdown(analysis, FOREST_PLOT_NAME, explain, figures=tuple(shown)))
     page = report_html(
         analysis, records_a=records_a, records_b=records_b, argv=argv, manifests=manifests, doctor=doctor, explain=explain,
         figures=figures,

@@ -23,7 +23,8 @@ def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
 
-def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None, *, flip_matrix_name: str | None = None) -> str:
+def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None, *, figures: tuple[tuple[str, str], ...] = ()) -> str:
+    """The Markdown report; ``figures`` are (alt text, file name) of further plots shown under the forest plot."""
     decision, options = analysis.decision, analysis.options
     margin = f"{decision.rules.tolerance:.2%} relative" if decision.rules.margin_kind == "relative" else f"{decision.rules.tolerance:g} absolute"
     lines = [
@@ -45,8 +46,7 @@ def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None
             f"| {c.tost.p_value:.3g} | {_fmt(c.flips.rate, '.1%')} | **{item.verdict.replace('_', ' ')}** |"
         )
     lines += ["", f"![Difference per benchmark with {1 - decision.rules.alpha:.0%} CI and tolerance band]({forest_plot_name})", ""]
-    if flip_matrix_name:
-        lines += [f"![Flip matrix: A right/wrong against B right/wrong per benchmark]({flip_matrix_name})", ""]
+    lines += [line for alt, name in figures for line in (f"![{alt}]({name})", "")]
     from ..stats import INCONCLUSIVE
     from ..stats.advice import advice_text
 

@@ -168,6 +168,15 @@ def candidates_plot(verdict) -> bytes | None:
     return _png(figure)
 
 
+def flip_matrix(bench) -> np.ndarray:
+    """[[A right & B right, A right & B wrong], [A wrong & B right, A wrong & B wrong]] of one paired benchmark, by
+    each item's majority outcome (item mean above or below 0.5; ties and items missing on a side are in no cell)."""
+    from ..stats import item_means
+
+    right_a, right_b = (item_means(scores) for scores in (bench.scores_a, bench.scores_b))
+    return np.array([[np.sum((a_side) & (b_side)) for b_side in (right_b > 0.5, right_b < 0.5)] for a_side in (right_a > 0.5, right_a < 0.5)])
+
+
 def flip_matrix_plot(pairing) -> bytes:
     """Per benchmark, A right/wrong against B right/wrong (each item's majority outcome over its runs) with counts
     and shares of the items that have one on both sides; the off-diagonal cells are the flips."""
@@ -179,9 +188,7 @@ def flip_matrix_plot(pairing) -> bytes:
     figure = _figure(2.9 * columns + 0.4, 2.6 * rows)
     for index, name in enumerate(names):
         bench = pairing.benchmarks[name]
-        mean_a, mean_b = item_means(bench.scores_a), item_means(bench.scores_b)
-        cells = np.array([[np.sum((mean_a > 0.5) & (mean_b > 0.5)), np.sum((mean_a > 0.5) & (mean_b < 0.5))],
-                          [np.sum((mean_a < 0.5) & (mean_b > 0.5)), np.sum((mean_a < 0.5) & (mean_b < 0.5))]])
+        cells = flip_matrix(bench)
         total = max(int(cells.sum()), 1)
         axes = figure.add_subplot(rows, columns, index + 1)
         axes.imshow(cells / total, cmap="Greys", vmin=0, vmax=1.6)
@@ -198,9 +205,9 @@ def flip_matrix_plot(pairing) -> bytes:
     return _png(figure)
 
 
-def subset_plot(pairing, subsets: dict[str, list[str]], *, alpha: float, n_resamples: int, rng_seed: int | None) -> bytes | None:
-    """Per benchmark with several subsets: each subset's mean item difference B − A with its BCa interval, sorted,
-    so a change concentrated in one subject stands out. None when no benchmark has two subsets or more."""
+def subset_differences(pairing, subsets: dict[str, list[str]], *, alpha: float, n_resamples: int, rng_seed: int | None) -> list:
+    """Per benchmark with two subsets or more: (benchmark, [(subset, stats.choices.MeanInterval of the item
+    differences B − A), ...] sorted by the mean difference, lowest first)."""
     from ..stats import item_means
     from ..stats.choices import mean_interval
 
@@ -214,6 +221,12 @@ def subset_plot(pairing, subsets: dict[str, list[str]], *, alpha: float, n_resam
         found = [(subset, mean_interval(diffs[labels == subset], alpha=alpha, beyond_alpha=alpha, n_resamples=n_resamples, rng=rng))
                  for subset in sorted(set(labels))]
         panels.append((name, sorted((entry for entry in found if entry[1].n_items), key=lambda entry: entry[1].mean)))
+    return panels
+
+
+def subset_plot(panels: list, alpha: float) -> bytes | None:
+    """``subset_differences`` drawn: each subset's mean item difference with its interval, sorted, so a change
+    concentrated in one subject stands out. None when no benchmark has two subsets or more."""
     if not panels:
         return None
     height = sum(0.22 * len(found) + 0.9 for _, found in panels)

@@ -228,12 +228,15 @@
     try { name = decodeURIComponent(match[1]); key = decodeURIComponent(match[2]); } catch (error) { return; }
     const item = state.data.items.find((candidate) => state.data.benchmarks[candidate.bench].name === name && candidate.key === key);
     if (!item) { setStatus(`The linked item ${name}/${key} is not in this report.`, true); return; }
+    setStatus(readyText(), false);
     select(item, false);
     $("items").scrollIntoView();
   }
 
   // ---------------------------------------------------------------------------------------------
   // The page
+
+  const readyText = () => `${state.data.items.length} paired items in ${state.data.benchmarks.length} benchmark(s).`;
 
   function options(select, entries) {
     select.replaceChildren(...entries.map(([value, label]) => el("option", { value }, label)));
@@ -280,7 +283,7 @@
       return;
     }
     drawControls();
-    setStatus(`${state.data.items.length} paired items in ${state.data.benchmarks.length} benchmark(s).`, false);
+    setStatus(readyText(), false);
     applyFilters();
     document.addEventListener("keydown", onKey);
     window.addEventListener("hashchange", followHash);
