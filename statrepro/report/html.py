@@ -295,7 +295,7 @@ their majority outcome did not, over the items where both sides logged an answer
 {_control_part(analysis)}
 {_choices_part(analysis)}
 <p class="note">Open a benchmark to see its flipped items, ranked by the size of their score change. Long texts are
-truncated; click one to see it in full.{' <a href="#explain">Why they moved: Explain.</a>' if explained else ""}</p>{"".join(details)}
+truncated; click one to see it in full, or read <a href="#items">every item, A beside B</a>.{' <a href="#explain">Why they moved: Explain.</a>' if explained else ""}</p>{"".join(details)}
 </section>"""
 
 

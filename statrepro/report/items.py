@@ -99,10 +99,9 @@ def _benchmark_items(name: str, bench, records_a, records_b, strings: _Strings, 
     """One benchmark's header and its items."""
     mean_a, mean_b = item_means(bench.scores_a), item_means(bench.scores_b)
     flags = flip_indicators(mean_a, mean_b)
-    part = lambda records: records[records["benchmark"] == name] if records is not None else None  # noqa: E731
     changed = None
     if records_a is not None and records_b is not None:
-        changed = answer_changed(part(records_a), part(records_b), bench.item_keys)
+        changed = answer_changed(records_a[records_a["benchmark"] == name], records_b[records_b["benchmark"] == name], bench.item_keys)
     present = np.isfinite(mean_a) & np.isfinite(mean_b)
     churn = np.zeros(len(bench.item_keys), bool) if changed is None else (changed == 1.0) & ~flags["flips"] & present
     missing = np.isnan(bench.scores_a).any(axis=1) | np.isnan(bench.scores_b).any(axis=1)
