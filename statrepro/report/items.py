@@ -2,7 +2,8 @@
 
 Per item: its benchmark, key and subset; each side's item mean; the flags the browser filters on (flipped,
 harmful, beneficial, answer churn, missing runs), computed with the same functions as the verdict JSON's counts;
-per run of each side its score, extracted answer, output and prompt where the records hold them; and, where
+per run of each side its score, extracted answer, output, prompt and choice log-likelihoods where the records
+hold them; and, where
 ``explain`` ran, its class, token check and greedy replays. Texts are stored once in a string table (a prompt
 repeats over seeds and sides). The page decompresses the payload with the browser's DecompressionStream.
 """
@@ -44,16 +45,23 @@ class _Strings:
         return list(self.index)
 
 
-def _runs_by_item(records: pd.DataFrame | None, benchmark: str, strings: _Strings) -> dict[tuple[str, str], list[int]]:
-    """(item key, run id) -> string refs of TEXT_COLUMNS, from the first row of that run."""
+def _choices(values: Any) -> list[float | None] | None:
+    """A run's per-choice log-likelihoods as JSON numbers (None for -inf or NaN), or None when not logged."""
+    if not isinstance(values, (list, tuple, np.ndarray)) or not len(values):
+        return None
+    return [float(value) if np.isfinite(value) else None for value in np.asarray(values, float)]
+
+
+def _runs_by_item(records: pd.DataFrame | None, benchmark: str, strings: _Strings) -> dict[tuple[str, str], list]:
+    """(item key, run id) -> string refs of TEXT_COLUMNS and the choice log-likelihoods, from that run's first row."""
     if records is None or not len(records):
         return {}
     part = records[records["benchmark"] == benchmark]
-    columns = [column if column in part.columns else None for column in TEXT_COLUMNS]
-    found: dict[tuple[str, str], list[int]] = {}
-    values = [part[column].tolist() if column else [None] * len(part) for column in columns]
-    for key, run, *texts in zip(part["item_key"].astype(str), part["run_id"].astype(str), *values):
-        found.setdefault((key, run), [strings.ref(text) for text in texts])
+    values = [part[column].tolist() if column in part.columns else [None] * len(part) for column in (*TEXT_COLUMNS, "choice_logprobs")]
+    found: dict[tuple[str, str], list] = {}
+    for key, run, *texts, choices in zip(part["item_key"].astype(str), part["run_id"].astype(str), *values):
+        if (key, run) not in found:
+            found[(key, run)] = [*(strings.ref(text) for text in texts), _choices(choices)]
     return found
 
 
@@ -71,8 +79,8 @@ def item_subsets(bench, records_a: pd.DataFrame | None, records_b: pd.DataFrame 
 
 
 def _side_runs(scores: np.ndarray, runs: tuple[str, ...], texts: dict, key: str) -> list[list]:
-    """One side's runs of one item: [score or None, *TEXT_COLUMNS refs]."""
-    none = [-1] * len(TEXT_COLUMNS)
+    """One side's runs of one item: [score or None, *TEXT_COLUMNS refs, choice log-likelihoods or None]."""
+    none = [-1] * len(TEXT_COLUMNS) + [None]
     return [
         [None if np.isnan(score) else float(score), *texts.get((key, str(run)), none)]
         for score, run in zip(scores, runs)

@@ -240,7 +240,7 @@ def subset_plot(panels: list, alpha: float) -> bytes | None:
         axes.errorbar(means, y, xerr=[means - lows, highs - means], fmt="o", color=INK, markersize=4, capsize=2, linewidth=1)
         axes.axvline(0, color=INK, linewidth=0.8)
         axes.set_yticks(y, [f"{subset} ({interval.n_items})" for subset, interval in found], fontsize=7)
-        axes.set_ylim(-0.7, len(found) - 0.3)
+        axes.set_ylim(len(found) - 0.3, -0.7)  # the largest loss on top
         axes.set_title(f"{name}: per-subset difference B − A, {1 - alpha:.0%} CI (items in brackets)", fontsize=9, color=INK)
         _style(axes)
     figure.tight_layout()

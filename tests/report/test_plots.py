@@ -6,7 +6,7 @@ import numpy as np
 
 from statrepro.analysis import AnalysisOptions, analyze, item_choice_changes
 from statrepro.harness.records import make_records
-from statrepro.report.items import item_subsets
+from statrepro.report.items import item_data, item_subsets
 from statrepro.report.plots import flip_matrix, loglik_plot, subset_differences, subset_plot
 from statrepro.stats.rules import VerdictRules
 
@@ -82,6 +82,13 @@ def test_log_likelihood_changes_are_the_gold_choices_per_item():
     order = [int(key.split("/")[1]) for key in bench.item_keys]
     np.testing.assert_allclose(changes.gold_delta, shift[order, 1])
     assert loglik_plot({"mmlu": changes}).startswith(b"\x89PNG")
+    # The item browser shows each run's choice log-likelihoods beside the other side's (-inf as null in JSON).
+    logprobs_b = logprobs_a + shift
+    logprobs_a[3, 2] = -np.inf
+    data = item_data(analysis, _records({"mmlu": a}, choice_logprobs=logprobs_a), records_b)
+    third = next(item for item in data["items"] if item["key"] == "mmlu/3")
+    assert third["a"][0][-1] == [logprobs_a[3, 0], logprobs_a[3, 1], None, logprobs_a[3, 3]]
+    assert third["b"][0][-1] == list(logprobs_b[3])
     plain_a, plain_b = _records({"mmlu": a}), _records({"mmlu": a})
     assert item_choice_changes(bench, plain_a, plain_b) is None
     assert loglik_plot({}) is None

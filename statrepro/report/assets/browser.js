@@ -127,11 +127,23 @@
     return el("div", attrs || {}, el("div", { class: "ib-label" }, label), el("pre", {}, value));
   }
 
+  function choiceTable(choices) {
+    // Modes ppl and clp: each choice's log-likelihood in this run, the most likely one in bold.
+    if (!choices) return null;
+    const finite = choices.filter((value) => value !== null);
+    const best = finite.length ? Math.max(...finite) : null;
+    return el("table", { class: "ib-top", "data-field": "choices" },
+      el("thead", {}, el("tr", {}, el("th", {}, "choice"), el("th", { class: "num" }, "log-likelihood"))),
+      el("tbody", {}, choices.map((value, index) => el("tr", { class: value !== null && value === best ? "differs" : null },
+        el("td", {}, String(index)), el("td", { class: "num" }, value === null ? "−∞" : value.toFixed(3))))));
+  }
+
   function runCard(side, runId, run, showPrompt) {
-    const [value, prediction, output, prompt, promptHash] = run;
+    const [value, prediction, output, prompt, promptHash, choices] = run;
     return el("div", { class: "ib-run", "data-side": side },
       el("div", {}, el("strong", {}, `run ${runId}`), ` · score ${score(value)}`),
       block("extracted answer", text(prediction), { "data-field": "answer" }),
+      choiceTable(choices),
       block("output", text(output), { "data-field": "output" }),
       showPrompt ? block(text(prompt) !== null ? "prompt" : "prompt hash", text(prompt) ?? text(promptHash), { "data-field": "prompt" }) : null);
   }
