@@ -495,7 +495,7 @@ one on both sides. The off-diagonal cells (bold) are the flips: A right and B wr
 beneficial.</figcaption></figure>"""]
     if figures.get("subsets"):
         parts.append(f"""<figure>{_image(figures["subsets"], "Per-subset score difference B minus A with confidence intervals, sorted")}
-<figcaption>Per subset: the mean item difference B − A with its {1 - alpha:.0%} bootstrap interval (BCa), sorted, so
+<figcaption>Per subset: the mean item difference B − A with its {1 - alpha:.0%} bootstrap interval (BCa), largest loss on top, so
 a change concentrated in one subject stands out. Subsets are small: read single intervals as a pointer, not a
 verdict (no multiplicity adjustment).</figcaption></figure>""")
     if figures.get("loglik"):

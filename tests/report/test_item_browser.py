@@ -243,3 +243,20 @@ def test_item_data_round_trips_and_stores_each_text_once(built):
 
     decoded = json.loads(gzip.decompress(base64.b64decode(encode_item_data(data))))
     assert decoded == json.loads(json.dumps(data))
+
+
+@pytest.mark.slow
+def test_a_gsm8k_sized_report_stays_under_five_megabytes(tmp_path):
+    """1,319 items x 5 seeds x 2 sides with outputs and prompts in every run (scripts/measure_report.py prints the
+    figures and the open time; only the size is asserted)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "measure_report.py"
+    spec = importlib.util.spec_from_file_location("measure_report", script)
+    measure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measure)
+    records_a, records_b = measure.synthetic_records(1319, 5, texts=True)
+    analysis = analyze(records_a, records_b, AnalysisOptions(rules=VerdictRules(n_resamples=300)))
+    paths = write_report(tmp_path, analysis, records_a=records_a, records_b=records_b, explain=measure.synthetic_explain(analysis))
+    assert paths["html"].stat().st_size < 5_000_000
