@@ -245,7 +245,6 @@ def test_item_data_round_trips_and_stores_each_text_once(built):
     assert decoded == json.loads(json.dumps(data))
 
 
-@pytest.mark.slow
 def test_a_gsm8k_sized_report_stays_under_five_megabytes(tmp_path):
     """1,319 items x 5 seeds x 2 sides with outputs and prompts in every run (scripts/measure_report.py prints the
     figures and the open time; only the size is asserted)."""
