@@ -239,18 +239,26 @@ class Replay:
     not_greedy_b: int | None
     text_a: str
     text_b: str
+    offset: int | None = None  # where the divergent token starts in text_a and text_b (the text before it is shared)
+    top_a: dict[str, float] | None = None  # A's top-k logprobs at the divergence (the report's item browser shows them)
+    top_b: dict[str, float] | None = None
 
 
 def compare_replays(generation_a: Generation, generation_b: Generation, stops: tuple[str, ...], *, epsilon: float) -> Replay:
     a, b = cut_at_stop(generation_a, stops), cut_at_stop(generation_b, stops)
     compared = compare_generations("", a, b, epsilon=epsilon)
     upto = compared.divergence if compared.divergence is not None else max(len(a.steps), len(b.steps))
+    at = compared.divergence
+    prefix = "".join(step.token for step in a.steps[:at]) if at is not None else None
     return Replay(
         divergence=compared.divergence, token_a=compared.token_a, token_b=compared.token_b,
         gap_a=compared.gap_a, gap_b=compared.gap_b,
         max_abs_delta_before=max(compared.abs_delta_logprobs, default=None),
         not_greedy_a=_first_not_greedy(a, upto), not_greedy_b=_first_not_greedy(b, upto),
         text_a=a.text, text_b=b.text,
+        offset=len(prefix) if prefix is not None and a.text.startswith(prefix) and b.text.startswith(prefix) else None,
+        top_a=dict(a.steps[at].top) if at is not None and at < len(a.steps) else None,
+        top_b=dict(b.steps[at].top) if at is not None and at < len(b.steps) else None,
     )
 
 

@@ -1,7 +1,8 @@
-"""The single-file HTML report: no scripts, no network, images inlined as data URIs.
+"""The single-file HTML report: no network, images inlined as data URIs, one script (the item browser).
 
-Everything that comes from inputs (names, predictions, targets, configs) goes through ``esc``; a
-Content-Security-Policy forbids scripts and non-inline resources as a second line of defence.
+Everything that comes from inputs (names, predictions, targets, configs) goes through ``esc``, or reaches the item
+browser as compressed data that its script puts on the page as text only; a Content-Security-Policy forbids any
+other script and non-inline resources as a second line of defence.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .content import (
     planning_rows,
     printable,
 )
+from .browser import asset, browser_section, data_block, script_hash
 from .markdown import CORRECTION_NAMES
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -296,7 +298,7 @@ their majority outcome did not, over the items where both sides logged an answer
 {_choices_part(analysis)}
 {_token_kld_part(analysis)}
 <p class="note">Open a benchmark to see its flipped items, ranked by the size of their score change. Long texts are
-truncated; click one to see it in full.{' <a href="#explain">Why they moved: Explain.</a>' if explained else ""}</p>{"".join(details)}
+truncated; click one to see it in full, or read <a href="#items">every item, A beside B</a>.{' <a href="#explain">Why they moved: Explain.</a>' if explained else ""}</p>{"".join(details)}
 </section>"""
 
 
@@ -488,31 +490,53 @@ def _provenance_section(analysis, argv, manifests, generated_at: datetime) -> st
     return f'<section id="provenance"><h2>Provenance</h2>{table}{manifest_html}</section>'
 
 
-def page(title: str, body: str) -> str:
-    """A self-contained report page: the house style inline, and a policy that lets it load nothing."""
+def page(title: str, body: str, *, script: str | None = None, style: str = "", tail: str = "") -> str:
+    """A self-contained report page: the house style inline, and a policy that lets it load nothing and run no
+    script but ``script`` (admitted by its hash). ``tail`` goes after the main content (the item data)."""
+    policy = CONTENT_SECURITY_POLICY + (f"; script-src {script_hash(script)}" if script else "")
+    script_tag = f"<script>{script}</script>\n" if script else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">
+<meta http-equiv="Content-Security-Policy" content="{policy}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)}</title>
-<style>{STYLE}</style>
-</head>
+<style>{STYLE}{style}</style>
+{script_tag}</head>
 <body>
 <main>
 {body}
 </main>
+{tail}
 </body>
 </html>
 """
 
 
+def _figures_section(figures: dict, alpha: float) -> str:
+    """The flip matrix, and where they apply the per-subset differences and the log-likelihood changes."""
+    parts = [f"""<figure>{_image(figures["flip_matrix"], "Flip matrix per benchmark: A right or wrong against B right or wrong")}
+<figcaption>Flip matrix: each item's majority outcome in A against B, with counts and shares of the items that have
+one on both sides. The off-diagonal cells (bold) are the flips: A right and B wrong is harmful, the reverse
+beneficial.</figcaption></figure>"""]
+    if figures.get("subsets"):
+        parts.append(f"""<figure>{_image(figures["subsets"], "Per-subset score difference B minus A with confidence intervals, sorted")}
+<figcaption>Per subset: the mean item difference B − A with its {1 - alpha:.0%} bootstrap interval (BCa), largest loss on top, so
+a change concentrated in one subject stands out. Subsets are small: read single intervals as a pointer, not a
+verdict (no multiplicity adjustment).</figcaption></figure>""")
+    if figures.get("loglik"):
+        parts.append(f"""<figure>{_image(figures["loglik"], "Distribution of per-item gold choice log-likelihood changes")}
+<figcaption>Modes ppl and clp: the distribution of the per-item change of the gold choice's log-likelihood, B − A,
+each averaged over its runs. A shift of the whole distribution is a systematic change; a few far items are
+local.</figcaption></figure>""")
+    return f'<section id="plots"><h2>Where the items moved</h2>{"".join(parts)}</section>'
+
+
 def render_html(
     analysis,
     *,
-    forest_png: bytes,
-    seed_png: bytes,
+    figures: dict[str, bytes | None],
     records_a=None,
     records_b=None,
     argv: list[str] | None = None,
@@ -521,17 +545,22 @@ def render_html(
     explain: dict | None = None,
     generated_at: datetime | None = None,
 ) -> str:
-    """The complete report page."""
+    """The complete report page; ``figures`` as ``report.report_figures`` makes them."""
     generated_at = generated_at or datetime.now(timezone.utc)
     verdict = analysis.decision.verdict.replace("_", " ")
     body = "".join([
         _banner(analysis),
-        _forest_section(forest_png, analysis),
-        _seed_section(seed_png),
+        _forest_section(figures["forest"], analysis),
+        _seed_section(figures["seeds"]),
         _flip_section(analysis, records_a, records_b, explained=explain is not None),
+        _figures_section(figures, analysis.decision.rules.alpha),
+        browser_section(),
         _explain_section(explain),
         _noise_section(analysis),
         _config_section(analysis, manifests, doctor),
         _provenance_section(analysis, argv, manifests, generated_at),
     ])
-    return page(f"statrepro report: {verdict}", body)
+    return page(
+        f"statrepro report: {verdict}", body, script=asset("browser.js"), style=asset("browser.css"),
+        tail=data_block(analysis, records_a, records_b, explain),
+    )

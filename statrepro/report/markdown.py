@@ -27,11 +27,13 @@ def _fmt(value: float | None, spec: str) -> str:
 PR_COMMENT_LIMIT = 65_536
 
 
-def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None, limit: int = PR_COMMENT_LIMIT) -> str:
+def render_markdown(analysis, forest_plot_name: str, explain: dict | None = None, limit: int = PR_COMMENT_LIMIT, *,
+                    figures: tuple[tuple[str, str], ...] = ()) -> str:
     """The verdict table and each benchmark's reason first; the plot and the other sections folded in <details>.
-    Within ``limit`` characters: the folded part gives way first, then the tail of the summary."""
+    Within ``limit`` characters: the folded part gives way first, then the tail of the summary. ``figures`` are
+    (alt text, file name) of further plots shown under the forest plot."""
     closing = ["", "Full report with flips, noise and provenance: `report.html`.", ""]
-    summary, details = _summary_lines(analysis), _detail_lines(analysis, forest_plot_name, explain)
+    summary, details = _summary_lines(analysis), _detail_lines(analysis, forest_plot_name, explain, figures)
     folded = ["", "<details><summary>Details: forest plot, design, evidence and configuration</summary>", "", *details, "", "</details>"]
     text = "\n".join(summary + folded + closing)
     if len(text) <= limit:
@@ -83,11 +85,12 @@ def _summary_lines(analysis) -> list[str]:
     return lines
 
 
-def _detail_lines(analysis, forest_plot_name: str, explain: dict | None) -> list[str]:
+def _detail_lines(analysis, forest_plot_name: str, explain: dict | None, figures: tuple[tuple[str, str], ...] = ()) -> list[str]:
     """The folded part: the forest plot, the sequential design, the A/A control, the choice-level evidence, the
     token-level KLD (compare --kld), the configuration differences and the explanation of moved items."""
     decision = analysis.decision
     lines = [f"![Difference per benchmark with {1 - decision.rules.alpha:.0%} CI and tolerance band]({forest_plot_name})"]
+    lines += [line for alt, name in figures for line in ("", f"![{alt}]({name})")]
     if analysis.sequential:
         from .content import sequential_lines
 

@@ -166,3 +166,102 @@ def candidates_plot(verdict) -> bytes | None:
         axes.set_xlabel("weights on disk (MB)", fontsize=9, color=INK)
         _style(axes)
     return _png(figure)
+
+
+def flip_matrix(bench) -> np.ndarray:
+    """[[A right & B right, A right & B wrong], [A wrong & B right, A wrong & B wrong]] of one paired benchmark, by
+    each item's majority outcome (item mean above or below 0.5; ties and items missing on a side are in no cell)."""
+    from ..stats import item_means
+
+    right_a, right_b = (item_means(scores) for scores in (bench.scores_a, bench.scores_b))
+    return np.array([[np.sum((a_side) & (b_side)) for b_side in (right_b > 0.5, right_b < 0.5)] for a_side in (right_a > 0.5, right_a < 0.5)])
+
+
+def flip_matrix_plot(pairing) -> bytes:
+    """Per benchmark, A right/wrong against B right/wrong (each item's majority outcome over its runs) with counts
+    and shares of the items that have one on both sides; the off-diagonal cells are the flips."""
+    from ..stats import item_means
+
+    names = list(pairing.benchmarks)
+    columns = min(4, len(names))
+    rows = math.ceil(len(names) / columns)
+    figure = _figure(2.9 * columns + 0.4, 2.6 * rows)
+    for index, name in enumerate(names):
+        bench = pairing.benchmarks[name]
+        cells = flip_matrix(bench)
+        total = max(int(cells.sum()), 1)
+        axes = figure.add_subplot(rows, columns, index + 1)
+        axes.imshow(cells / total, cmap="Greys", vmin=0, vmax=1.6)
+        for (row, column), count in np.ndenumerate(cells):
+            flip = row != column
+            axes.text(column, row, f"{count}\n{count / total:.1%}", ha="center", va="center", fontsize=9, color=INK,
+                      fontweight="bold" if flip and count else "normal")
+        axes.set_xticks([0, 1], ["B right", "B wrong"])
+        axes.set_yticks([0, 1], ["A right", "A wrong"])
+        undecided = len(bench.item_keys) - int(cells.sum())
+        axes.set_title(name + (f"\n({undecided} tied or missing items left out)" if undecided else ""), fontsize=9, color=INK)
+        axes.tick_params(colors=INK, labelsize=8, length=0)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def subset_differences(pairing, subsets: dict[str, list[str]], *, alpha: float, n_resamples: int, rng_seed: int | None) -> list:
+    """Per benchmark with two subsets or more: (benchmark, [(subset, stats.choices.MeanInterval of the item
+    differences B − A), ...] sorted by the mean difference, lowest first)."""
+    from ..stats import item_means
+    from ..stats.choices import mean_interval
+
+    rng = np.random.default_rng(rng_seed)
+    panels = []
+    for name, bench in pairing.benchmarks.items():
+        labels = np.asarray(subsets.get(name) or [name] * len(bench.item_keys))
+        if len(set(labels)) < 2:
+            continue
+        diffs = item_means(bench.scores_b) - item_means(bench.scores_a)
+        found = [(subset, mean_interval(diffs[labels == subset], alpha=alpha, beyond_alpha=alpha, n_resamples=n_resamples, rng=rng))
+                 for subset in sorted(set(labels))]
+        panels.append((name, sorted((entry for entry in found if entry[1].n_items), key=lambda entry: entry[1].mean)))
+    return panels
+
+
+def subset_plot(panels: list, alpha: float) -> bytes | None:
+    """``subset_differences`` drawn: each subset's mean item difference with its interval, sorted, so a change
+    concentrated in one subject stands out. None when no benchmark has two subsets or more."""
+    if not panels:
+        return None
+    height = sum(0.22 * len(found) + 0.9 for _, found in panels)
+    figure = _figure(7.5, min(height, 60))
+    grid = figure.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": [len(f) + 3 for _, f in panels]})[:, 0]
+    for axes, (name, found) in zip(grid, panels):
+        means = np.array([interval.mean for _, interval in found])
+        lows = np.array([interval.ci[0] for _, interval in found])
+        highs = np.array([interval.ci[1] for _, interval in found])
+        y = np.arange(len(found))
+        axes.errorbar(means, y, xerr=[means - lows, highs - means], fmt="o", color=INK, markersize=4, capsize=2, linewidth=1)
+        axes.axvline(0, color=INK, linewidth=0.8)
+        axes.set_yticks(y, [f"{subset} ({interval.n_items})" for subset, interval in found], fontsize=7)
+        axes.set_ylim(len(found) - 0.3, -0.7)  # the largest loss on top
+        axes.set_title(f"{name}: per-subset difference B − A, {1 - alpha:.0%} CI (items in brackets)", fontsize=9, color=INK)
+        _style(axes)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def loglik_plot(changes: dict) -> bytes | None:
+    """Per benchmark with choice log-likelihoods (modes ppl, clp): the distribution of the per-item change of the
+    gold choice's log-likelihood, B − A (``stats.choices.ItemChoices.gold_delta``). None without such a benchmark."""
+    panels = [(name, values[np.isfinite(values)]) for name, values in ((n, c.gold_delta) for n, c in changes.items())]
+    panels = [(name, values) for name, values in panels if values.size]
+    if not panels:
+        return None
+    figure = _figure(3.6 * len(panels) + 0.4, 2.8)
+    for index, (name, values) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        axes.hist(values, bins=min(60, max(10, values.size // 10)), color="#7b8794", edgecolor=INK, linewidth=0.4)
+        axes.axvline(0, color=INK, linewidth=0.8)
+        axes.axvline(float(np.mean(values)), color=INK, linestyle="--", linewidth=1)
+        axes.set_title(f"{name} ({values.size} items; dashed: mean {np.mean(values):+.3g})", fontsize=9, color=INK)
+        axes.set_xlabel("gold choice log-likelihood, B − A (nats)", fontsize=8, color=INK)
+        _style(axes)
+    figure.tight_layout()
+    return _png(figure)

@@ -123,6 +123,17 @@ def test_replays_are_compared_only_up_to_the_harness_stop_sequence():
     assert compare_replays(a, b, (), epsilon=0.1).divergence == 2
 
 
+def test_a_replay_records_where_the_divergent_token_starts_and_both_top_logprobs_there():
+    a = _generation(("It", -0.1, {"It": -0.1}), (" is", -0.2, {" is": -0.2}), (" 4", -0.6, {" 4": -0.6, " 5": -0.9}))
+    b = _generation(("It", -0.1, {"It": -0.1}), (" is", -0.2, {" is": -0.2}), (" 5", -0.5, {" 5": -0.5, " 4": -1.1}))
+    replay = compare_replays(a, b, (), epsilon=0.1)
+    assert (replay.divergence, replay.offset) == (2, len("It is"))
+    assert replay.text_a[replay.offset:] == replay.token_a == " 4" and replay.text_b[replay.offset:] == " 5"
+    assert (replay.top_a, replay.top_b) == ({" 4": -0.6, " 5": -0.9}, {" 5": -0.5, " 4": -1.1})
+    same = compare_replays(a, a, (), epsilon=0.1)
+    assert (same.divergence, same.offset, same.top_a, same.top_b) == (None, None, None, None)
+
+
 IDENTICAL = TokenCheck(identical=True, length_a=3, length_b=3)
 
 

@@ -16,7 +16,7 @@ import pytest
 from statrepro.analysis import AnalysisOptions, analyze
 from statrepro.stats.rules import VerdictRules
 from statrepro.harness.records import make_records
-from statrepro.report import FOREST_PLOT_NAME, write_report
+from statrepro.report import FLIP_MATRIX_NAME, FOREST_PLOT_NAME, write_report
 from statrepro.redaction import redact_argv, redact_secret_keys
 from statrepro.report.html import CONTENT_SECURITY_POLICY
 from statrepro.verdict_schema import VerdictJson
@@ -130,7 +130,7 @@ def test_generated_results_cover_every_kind_of_verdict(report):
 
 def test_report_files_exist_and_verdict_json_validates(report):
     analysis, paths = report
-    assert set(paths) == {"html", "markdown", "verdict", "forest_plot", "explain"}
+    assert set(paths) == {"html", "markdown", "verdict", "forest_plot", "flip_matrix", "explain"}
     for path in paths.values():
         assert path.is_file() and path.stat().st_size > 0
     assert paths["forest_plot"].name == FOREST_PLOT_NAME
@@ -151,7 +151,7 @@ def test_markdown_renders_with_table_and_plot(report):
     # header + three benchmarks; the planning table: header + three benchmarks; the Explain table: header + two items
     assert rendered.count("<tr>") == 4 + 4 + 3
     assert "<h3>Planning</h3>" in rendered
-    assert f'<img src="{FOREST_PLOT_NAME}"' in rendered
+    assert f'<img src="{FOREST_PLOT_NAME}"' in rendered and f'<img src="{FLIP_MATRIX_NAME}"' in rendered
     assert "<strong>different</strong>" in rendered
     assert text.count("to conclude: ") == 1 and ("(MDE)" in text or "likely need" in text)  # ceval is inconclusive
     assert (paths["markdown"].parent / FOREST_PLOT_NAME).is_file()
@@ -171,7 +171,9 @@ def test_html_is_self_contained(report):
 def test_html_escapes_predictions_and_redacts_secrets(report):
     _, paths = report
     page = paths["html"].read_text()
-    assert "<script" not in page.lower()
+    # Two script elements, both the report's own: the item browser (admitted by its hash) and its compressed data.
+    assert page.lower().count("<script") == 2 and INJECTED not in page
+    assert re.search(r"script-src 'sha256-[A-Za-z0-9+/=]+'", page)
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in page
     assert "<details>" in page and "#### 42" in page  # the long answer, expandable in full
     assert SECRET not in page
@@ -181,7 +183,7 @@ def test_html_escapes_predictions_and_redacts_secrets(report):
 def test_html_sections_present(report):
     _, paths = report
     page = paths["html"].read_text()
-    for section in ("verdict", "benchmarks", "forest", "seeds", "flips", "explain", "noise", "config", "provenance"):
+    for section in ("verdict", "benchmarks", "forest", "seeds", "flips", "plots", "items", "explain", "noise", "config", "provenance"):
         assert f'id="{section}"' in page
     assert 'href="#explain"' in page and "near tie" in page and "doubled BOS" in page  # Flips link to Explain
     assert json.loads(paths["explain"].read_text())["classes"] == {"near tie": 1, "prompt differs": 1}
@@ -222,7 +224,7 @@ def test_redaction_helpers():
     ]
 
 
-# A check script appended to a copy of the report (the report itself stays script-free). It records in the DOM
+# A check script appended to a copy of the report (admitted beside the report's own). It records in the DOM
 # whether every image decoded and logs one marker line, which proves console capture works.
 _CHECK_SCRIPT = (
     "window.addEventListener('load', () => {"
@@ -255,8 +257,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     analysis, paths = report
     page = paths["html"].read_text()
     digest = hashlib.sha256(_CHECK_SCRIPT.encode()).digest()
-    policy = f"{CONTENT_SECURITY_POLICY}; script-src 'sha256-{base64.b64encode(digest).decode()}'"
-    checked = page.replace(CONTENT_SECURITY_POLICY, policy).replace("</body>", f"<script>{_CHECK_SCRIPT}</script></body>")
+    checked = page.replace("script-src ", f"script-src 'sha256-{base64.b64encode(digest).decode()}' ", 1)
+    checked = checked.replace("</body>", f"<script>{_CHECK_SCRIPT}</script></body>")
     copy = tmp_path / "checked.html"
     copy.write_text(checked)
 
@@ -266,7 +268,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert 'data-images-ok="yes"' in dom, result.stderr[-2000:]
     assert 'data-verdict="different"' in dom and "different</h1>" in dom
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
-    assert any("statrepro-check images=2" in line for line in console), console
+    assert any("statrepro-check images=3" in line for line in console), console  # forest, seeds, flip matrix
     assert [line for line in console if "statrepro-check" not in line] == []
 
     screenshot = tmp_path / "report-screenshot.png"  # kept under the pytest tmp dir as an artefact
