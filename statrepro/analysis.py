@@ -129,6 +129,11 @@ def _matrix(records: pd.DataFrame, item_keys: list[str]) -> np.ndarray:
     return _run_table(records, item_keys).to_numpy(dtype=float)
 
 
+def score_matrix(records: pd.DataFrame) -> np.ndarray:
+    """One side's items x runs of scores on its own (runs in seed order, NaN = no result), unpaired."""
+    return _matrix(records, sorted(set(records["item_key"].astype(str))))
+
+
 def _check_complete_runs(name: str, side: str, records: pd.DataFrame, table: pd.DataFrame) -> None:
     """Without --intersect every run of a side must hold every item its other runs hold: a run that lost items
     would otherwise have them averaged away (the missing runs of a hard item bias its mean upward)."""

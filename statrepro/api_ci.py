@@ -392,13 +392,16 @@ def gate(
     results: str | Path | None = None,
     json_path: str | Path | None = None,
     report: str | Path | None = None,
+    junit: str | Path | None = None,
+    github: bool = False,
     argv: list[str] | None = None,
     console: Console | None = None,
 ) -> Analysis:
     """Decide whether the candidate (an environment file, run here on the baseline's benchmarks, items and seeds;
     or ``results``, result directories it already has) still scores like the stored ``baseline`` (a path, label,
     id prefix or name in ``options.baselines_dir``). The analysis, verdict rules, outputs and exit codes are
-    compare's; the verdict JSON's inputs name the baseline's id."""
+    compare's; the verdict JSON's inputs name the baseline's id, and so do the CI outputs (``junit``, ``github``:
+    see ``compare_environments``)."""
     from rich.console import Console
 
     from .analysis import analyze as analyze_records
@@ -436,6 +439,6 @@ def gate(
                                records_control=bundle.control)
     manifest_a = next((manifest for manifest in bundle.manifests if isinstance(manifest, dict) and "env" in manifest), None)
     manifests_json = {side: manifest for side, manifest in (("A", manifest_a), ("B", manifest_b)) if manifest}
-    _write_outputs(analysis, json_path, report, argv=argv or sys.argv, records_a=bundle.records, records_b=records,
-                   manifests=manifests_json, doctor=doctor)
+    _write_outputs(analysis, json_path, report, argv=argv or sys.argv, junit=junit, github=github, records_a=bundle.records,
+                   records_b=records, manifests=manifests_json, doctor=doctor)
     return analysis

@@ -3,8 +3,9 @@ pass when B equals A and the margin certifiable with the items at hand, beside T
 the same guarantees (``stats.planning``; docs/methodology.md §10, docs/gates.md).
 
 The A/A noise comes from one of: a stated flip rate (``plan_from_flip_rate``), an A/A pilot of two result sets of
-the same environment (``plan_from_pilot``), or per-benchmark score matrices of a baseline
-(``plan_from_baseline_scores``, the entry point for a baseline loader: items x runs per benchmark).
+the same environment (``plan_from_pilot``), a stored baseline bundle's seeds (``plan_from_baseline``, the bundle
+``statrepro gate`` loads), or per-benchmark score matrices of a baseline (``plan_from_baseline_scores``: items x runs
+per benchmark).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from .errors import InputError
 from .stats.rules import DEFAULT_RULES
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from .stats.planning import AANoise, BenchmarkPlan
 
 STATED = "(stated flip rate)"  # the benchmark name of a plan from a flip rate alone
@@ -121,6 +124,25 @@ def plan_from_baseline_scores(scores: dict[str, np.ndarray], options: PlanOption
             raise InputError(f"benchmark {name!r}: {error}", key="--flip-rate") from None
         n_items[name] = int(np.sum(np.any(~np.isnan(np.asarray(matrix, float).reshape(len(matrix), -1)), axis=1)))
     return plan_noises(noises, n_items, options)
+
+
+def plan_from_baseline(
+    baseline: str | Path, options: PlanOptions | None = None, *, baselines_dir: str | Path = Path("baselines"),
+    console: Console | None = None,
+) -> dict[str, BenchmarkPlan]:
+    """The plan from a stored baseline (a bundle's path, label, id prefix or name in ``baselines_dir``, found and
+    verified as ``gate`` finds it): the A/A noise of its seeds, its items at hand (``plan_from_baseline_scores``)."""
+    from rich.console import Console
+
+    from .analysis import score_matrix
+    from .run.baseline import find_bundle, load_bundle
+
+    bundle = load_bundle(find_bundle(baseline, baselines_dir))
+    scores = {str(name): score_matrix(part) for name, part in bundle.records.groupby("benchmark", sort=True)}
+    runs = ", ".join(f"{name} {matrix.shape[0]} items x {matrix.shape[1]} runs" for name, matrix in scores.items())
+    (console or Console(stderr=True)).print(f"plan: baseline {bundle.label} (sha256 {bundle.id}): {runs}",
+                                            markup=False, highlight=False, soft_wrap=True)
+    return plan_from_baseline_scores(scores, options or PlanOptions())
 
 
 def plan_from_pilot(a: str | Path, a_again: str | Path, options: PlanOptions) -> dict[str, BenchmarkPlan]:

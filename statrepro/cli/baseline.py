@@ -9,18 +9,15 @@ from typing import Optional
 import typer
 
 from .common import (
-    ALPHA, BENCHMARKS, CORRECTION, DATA_DIR, EXECUTOR, FLIP_MARGIN, JSON_PATH, KL_MARGIN, LIMIT, MARGIN, MAX_MISSING, MODE,
-    RAY_ADDRESS, REPORT, RESAMPLES, RNG_SEED, SCORE_RANGE, SEEDS, STORE, TOLERANCE, TOP1_MARGIN, WAIT, Correction, MarginKind,
-    Mode, api_options, parse_benchmarks, parse_score_range, parse_seeds, stop_on_sigterm, user_errors,
+    ALPHA, BASELINES_DIR, BENCHMARKS, CORRECTION, DATA_DIR, EXECUTOR, FLIP_MARGIN, GITHUB, JSON_PATH, JUNIT, KL_MARGIN, LIMIT,
+    MARGIN, MAX_MISSING, MODE, RAY_ADDRESS, REPORT, RESAMPLES, RNG_SEED, SCORE_RANGE, SEEDS, STORE, TOLERANCE, TOP1_MARGIN,
+    WAIT, Correction, MarginKind, Mode, api_options, parse_benchmarks, parse_score_range, parse_seeds, stop_on_sigterm,
+    user_errors,
 )
 from .render import print_decision
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Save, list and show stored baselines (the reference side that `gate` loads).")
 
-BASELINES_DIR = typer.Option(
-    Path("baselines"), "--baselines-dir", envvar="STATREPRO_BASELINES_DIR",
-    help="Where bundles are saved and looked up by name (default ./baselines, or $STATREPRO_BASELINES_DIR).",
-)
 AS_JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 
@@ -113,6 +110,8 @@ def gate(
     correction: Correction = CORRECTION,
     json_path: Optional[Path] = JSON_PATH,
     report: Optional[Path] = REPORT,
+    junit: Optional[Path] = JUNIT,
+    github: bool = GITHUB,
     store: Path = STORE,
     data_dir: Optional[Path] = DATA_DIR,
     executor: str = EXECUTOR,
@@ -143,6 +142,6 @@ def gate(
         top1_margin=top1_margin, flip_margin=flip_margin, baselines_dir=baselines_dir,
     )
     stop_on_sigterm()
-    analysis = run_gate(candidate, baseline, options, results=results, json_path=json_path, report=report)
+    analysis = run_gate(candidate, baseline, options, results=results, json_path=json_path, report=report, junit=junit, github=github)
     print_decision(analysis)
     raise typer.Exit(analysis.decision.exit_code)

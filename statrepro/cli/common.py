@@ -40,6 +40,10 @@ JUNIT = typer.Option(
 GITHUB = typer.Option(
     False, "--github", help="GitHub Actions: ::error/::warning annotations on stdout and a Markdown job summary appended to $GITHUB_STEP_SUMMARY.",
 )
+BASELINES_DIR = typer.Option(
+    Path("baselines"), "--baselines-dir", envvar="STATREPRO_BASELINES_DIR",
+    help="Where bundles are saved and looked up by name (default ./baselines, or $STATREPRO_BASELINES_DIR).",
+)
 RNG_SEED = typer.Option(0, help="Seed of the resampling RNG (bootstrap and permutations).")
 SCORE_RANGE = typer.Option(
     None, help="The metric's range LOW,HIGH when statrepro does not know it (accuracy-like metrics are 0,1)."

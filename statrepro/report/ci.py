@@ -79,6 +79,8 @@ def junit_xml(verdict) -> str:
         properties = ElementTree.SubElement(suite, "properties")
         for key in ("verdict", "exit_code", "alpha", "tolerance", "margin_kind", "mode", "statrepro_version"):
             ElementTree.SubElement(properties, "property", name=key, value=_text(getattr(comparison, key)))
+        if "baseline" in verdict.inputs:  # a gate: the stored bundle's sha256, which names the reference exactly
+            ElementTree.SubElement(properties, "property", name="baseline", value=_text(verdict.inputs["baseline"]))
         counts = {"tests": 0, "failures": 0, "errors": 0}
         for name, benchmark in comparison.benchmarks.items():
             case = ElementTree.SubElement(suite, "testcase", name=_text(name), classname=_text(classname), time="0")
@@ -139,6 +141,9 @@ def github_summary(verdict) -> str:
         f"{rules}, alpha {verdict.alpha:g}, {verdict.mode}.",
         "",
     ]
+    if "baseline" in verdict.inputs:  # a gate: say which stored reference the candidate was held to
+        inputs = verdict.inputs
+        lines += [f"Gated against {_cell(inputs['a'])} (sha256 `{inputs['baseline']}`): {_cell(inputs.get('b', 'B'))}.", ""]
     several = bool(verdict.candidates)
     if several:
         from .candidates import _selection_text

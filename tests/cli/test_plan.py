@@ -66,3 +66,29 @@ def test_plan_bad_input_is_one_line_and_exit_2(args, message):
     result = CliRunner().invoke(app, ["plan", *args])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {message}"
+
+
+def test_plan_from_a_greedy_baseline_needs_a_flip_rate(tmp_path: Path):
+    """A bundle whose two seeds agree on every item: one line, exit 2, until a flip rate is stated; then the plan is
+    the flip rate's at the baseline's own accuracy and items."""
+    from statrepro.harness.records import make_records
+    from statrepro.run.baseline import benchmark_hashes, write_bundle
+
+    rows = [{"benchmark": "gsm8k", "subset": "gsm8k", "item_key": f"gsm8k/{item}", "run_id": f"seed-{seed}", "seed": seed,
+             "metric": "exact_match", "score": float(item % 4 != 0), "model": "m"} for seed in (0, 1) for item in range(40)]
+    records = make_records(rows)
+    header = {"name": "greedy", "seeds": [0, 1], "benchmarks": {name: {**described, "skipped_seeds": []}
+                                                                for name, described in benchmark_hashes(records).items()}}
+    write_bundle(tmp_path, header, records, None, [])
+    where = ["--baseline", "greedy", "--baselines-dir", str(tmp_path)]
+    refused = CliRunner().invoke(app, ["plan", *where])
+    assert refused.exit_code == 2 and [line for line in refused.stderr.splitlines() if line.startswith("error")] == [
+        "error: --flip-rate: benchmark 'gsm8k': the baseline's runs agree on every item (a greedy engine): state a flip rate"]
+    planned = CliRunner().invoke(app, ["plan", *where, "--flip-rate", "0.04"])
+    assert planned.exit_code == 0, planned.output
+    expected = plan_from_baseline_scores({"gsm8k": np.tile(records["score"].to_numpy()[:40, None], 2)}, PlanOptions(flip_rate=0.04))
+    assert expected["gsm8k"].noise.accuracy == pytest.approx(0.75) and expected["gsm8k"].n_items == 40
+    (row,) = [line for line in planned.stdout.splitlines() if "gsm8k" in line]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["gsm8k", *expected["gsm8k"].cells()]
+    both = CliRunner().invoke(app, ["plan", *where, "--pilot", str(tmp_path), str(tmp_path)])
+    assert both.exit_code == 2 and both.stderr.strip() == "error: --pilot: give one of --pilot, --baseline or --flip-rate"
