@@ -182,11 +182,13 @@ def prompt_text_of(sample: dict) -> str | None:
 
 def output_of(sample: dict, metric: str, *, path: Path, line: int) -> str | None:
     """The raw output: for generation the first generated text before lm-eval's filters (``resps``), for
-    multiple choice the text of the choice the model ranks first (the continuation of the predicted choice)."""
-    best = _best_choice(sample, metric, path=path, line=line)
-    if best is not None:
+    multiple choice the text of the choice the model ranks first (the continuation of the predicted choice), and
+    None for a single log-likelihood request, where nothing is chosen."""
+    responses = sample.get("filtered_resps")
+    if isinstance(responses, list) and responses and all(isinstance(choice, list) and choice for choice in responses):
+        best = _best_choice(sample, metric, path=path, line=line)
         requests = _requests(sample)
-        continuation = requests[best].get("arg_1") if best < len(requests) else None
+        continuation = requests[best].get("arg_1") if best is not None and best < len(requests) else None
         return continuation if isinstance(continuation, str) else None
     first = sample.get("resps")
     while isinstance(first, list) and first:
