@@ -4,6 +4,7 @@
 ``samples_<task>_<date>.jsonl`` per leaf task (``--output_path x.json`` writes ``x_<date>.json`` with the
 samples beside it). One results file with its samples files is one run; several runs of the same task are
 repeats (seeds). A samples line holds one document under one filter: doc_id, doc_hash, prompt_hash, target,
+arguments (the requests sent: prompt and continuation or generation kwargs), resps (the raw responses),
 filtered_resps, filter, metrics (the names of the per-metric keys on the same line).
 """
 
