@@ -618,6 +618,11 @@ def test_real_lm_eval_output_is_read(real_lm_eval: dict[str, Path]) -> None:
     assert all((row.prediction == row.target) == (row.score == 1.0) for row in mc.itertuples())
     assert records["prompt_hash"].str.len().eq(64).all() and records["doc_hash"].str.len().eq(64).all()
     assert records["model"].nunique() == 1
+    # Texts: the whole prompt (the question inside it), the raw generation that the filtered answer comes from,
+    # and for multiple choice the predicted choice's continuation.
+    assert records["prompt"].str.endswith("\nAnswer:").all()  # the tasks' doc_to_text, the question before it
+    assert all(row.prediction == "[invalid]" or row.prediction in row.output for row in gsm.itertuples())
+    assert all(row.output.startswith(" ") and row.output.strip() for row in mc.itertuples())  # a " <choice>" continuation
     strict = load_side(real_lm_eval["a"], metric_overrides={"gsm8k": "exact_match,strict-match"})
     assert set(strict[strict["benchmark"] == "gsm8k"]["metric"]) == {"exact_match,strict-match"}
 
