@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..engines.contract import SentPrompt  # what an adapter returns per item; the engine kind renders it
 from ..errors import InputError
+from .records import messages_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +48,13 @@ DOCTOR_FACTORS = (
 # an in-process model). Not compared: `statrepro doctor --probe-endpoints` asks that server what the output
 # does not record (which engine it is, its version, served context and sampling defaults).
 ENDPOINT_FACTOR = "endpoint"
+
+
+def sent_text(sent: SentPrompt | None) -> str | None:
+    """A sent prompt as one text for the records' ``prompt`` column: the raw prompt, or its chat messages rendered."""
+    if sent is None:
+        return None
+    return sent.text if sent.text is not None else messages_text(sent.messages)
 
 
 def mode_factor(modes) -> str | None:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..engines.kinds import ENGINE_KINDS, engine_kind
 from ..errors import InputError
-from .records import check_unique, coerce_score, make_records
+from .records import check_unique, coerce_score, content_text, make_records, messages_text
 from .contract import Invocation, SentPrompt, mode_factor, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl
 
@@ -129,6 +129,17 @@ def sent_messages(messages: object) -> tuple[dict, ...] | None:
     return tuple(messages[:-1] if messages[-1].get("role") == "assistant" else messages)
 
 
+def output_text(review: dict, score: dict) -> str | None:
+    """The raw completion: ``score.prediction``, else the logged conversation's final assistant message."""
+    if isinstance(score.get("prediction"), str):
+        return score["prediction"]
+    messages = review.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if isinstance(last, dict) and last.get("role") == "assistant":
+        return content_text(last.get("content"))
+    return None
+
+
 def target_text(target: object) -> str | None:
     if target is None:
         return None
@@ -227,6 +238,8 @@ def read_review_file(
                 "metric": metric,
                 "score": value,
                 "prediction": prediction,
+                "output": output_text(review, score),
+                "prompt": messages_text(sent_messages(review.get("messages"))),
                 "target": target,
                 "prompt_hash": prompt_hash(review.get("messages")),
                 "doc_hash": None,

@@ -26,7 +26,7 @@ from ..errors import InputError
 from .contract import SentPrompt, short_hash
 from .evalscope import prompt_hash, target_text
 from .files import all_files, benchmark_for_task, error_reason
-from .records import check_unique, coerce_score, make_records
+from .records import check_unique, coerce_score, make_records, messages_text
 
 if TYPE_CHECKING:
     from inspect_ai.log import EvalLog, EvalSample
@@ -157,6 +157,8 @@ def sample_rows(log: EvalLog, path: Path, metric_overrides: dict[str, str]) -> l
             "metric": scorer if value_key is None else f"{scorer}/{value_key}",
             "score": score_value(value, path=path, key=f"{where}.scores.{scorer}.value"),
             "prediction": score.answer if score.answer is not None else (sample.output.completion if sample.output else None),
+            "output": sample.output.completion if sample.output else None,
+            "prompt": messages_text(sent_messages(sample)),
             "target": target_text(sample.target),
             "choice_logprobs": letters,
             "choice_logprob_kind": None if letters is None else "answer_letter_token",

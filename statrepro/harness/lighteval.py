@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from .contract import SentPrompt, per_task, short_hash
+from .contract import SentPrompt, per_task, sent_text, short_hash
 from .evalscope import target_text
 from .files import all_files, benchmark_for_task, error_reason, read_json
 from .records import check_unique, coerce_score, make_records
@@ -71,6 +71,12 @@ def _prediction(response: Any) -> str | None:
     return str(texts[0]) if texts is not None and len(texts) else None
 
 
+def _output(response: Any) -> str | None:
+    """The raw generation, before lighteval's post-processing: ``model_response.text[0]``."""
+    texts = response.get("text") if isinstance(response, dict) else None
+    return str(texts[0]) if texts is not None and len(texts) else None
+
+
 def _sent(response: Any) -> SentPrompt | None:
     """What lighteval sent: ``model_response.input``, a prompt string or chat messages."""
     sent = response.get("input") if isinstance(response, dict) else None
@@ -111,6 +117,8 @@ def details_rows(path: Path, metric_overrides: dict[str, str], model: str | None
             "metric": metric,
             "score": coerce_score(scores[metric], path=str(path), line=None, key=f"{where}.metric.{metric}"),
             "prediction": _prediction(sample.get("model_response")),
+            "output": _output(sample.get("model_response")),
+            "prompt": sent_text(sent),
             "target": _gold(doc),
             "prompt_hash": sent.digest() if sent else None,
             "doc_hash": None,

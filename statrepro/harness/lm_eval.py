@@ -4,6 +4,7 @@
 ``samples_<task>_<date>.jsonl`` per leaf task (``--output_path x.json`` writes ``x_<date>.json`` with the
 samples beside it). One results file with its samples files is one run; several runs of the same task are
 repeats (seeds). A samples line holds one document under one filter: doc_id, doc_hash, prompt_hash, target,
+arguments (the requests sent: prompt and continuation or generation kwargs), resps (the raw responses),
 filtered_resps, filter, metrics (the names of the per-metric keys on the same line).
 """
 
@@ -20,7 +21,7 @@ import pandas as pd
 
 from ..engines.kinds import engine_kind
 from ..errors import InputError
-from .records import check_unique, coerce_score, make_records
+from .records import check_unique, coerce_score, make_records, messages_text
 from .contract import mode_factor, Invocation, SentPrompt, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl, read_json
 
@@ -126,26 +127,74 @@ def choice_log_likelihoods(sample: dict, *, path: Path, line: int) -> list[float
     return [_log_likelihood(choice[0], path=path, line=line) for choice in responses]
 
 
+def _best_choice(sample: dict, metric: str, *, path: Path, line: int) -> int | None:
+    """A multiple-choice sample's argmax choice (under ``acc_norm`` by log-likelihood per character of the choice,
+    as lm-eval does); None for a generation sample or a single continuation."""
+    scores = choice_log_likelihoods(sample, path=path, line=line)
+    if scores is None:
+        return None
+    if metric.startswith("acc_norm"):
+        continuations = [str(request.get("arg_1", "")) for request in _requests(sample)[: len(scores)]]
+        continuations += [""] * (len(scores) - len(continuations))
+        scores = [score / max(len(text), 1) for score, text in zip(scores, continuations)]
+    return max(range(len(scores)), key=lambda i: -math.inf if math.isnan(scores[i]) else scores[i])
+
+
 def prediction_of(sample: dict, metric: str, *, path: Path, line: int) -> str | None:
     """The filtered answer: the generated text, or for multiple choice the argmax choice index."""
     responses = sample.get("filtered_resps")
     if not isinstance(responses, list) or not responses:
         return None
     if all(isinstance(choice, list) and choice for choice in responses):
-        scores = [_log_likelihood(choice[0], path=path, line=line) for choice in responses]
-        if len(scores) == 1:
-            return repr(scores[0])
-        if metric.startswith("acc_norm"):
-            # acc_norm divides by the continuation's length in characters, as lm-eval does.
-            arguments = sample.get("arguments") or {}
-            continuations = [str((arguments.get(f"gen_args_{i}") or {}).get("arg_1", "")) for i in range(len(scores))]
-            scores = [score / max(len(text), 1) for score, text in zip(scores, continuations)]
-        best = max(range(len(scores)), key=lambda i: -math.inf if math.isnan(scores[i]) else scores[i])
-        return str(best)
+        if len(responses) == 1:
+            return repr(_log_likelihood(responses[0][0], path=path, line=line))
+        return str(_best_choice(sample, metric, path=path, line=line))
     first = responses[0]
     while isinstance(first, list) and first:
         first = first[0]
     return None if first is None else str(first)
+
+
+def _requests(sample: dict) -> list[dict]:
+    """The sample's requests (``arguments.gen_args_<i>``) in order; [] when not logged."""
+    arguments = sample.get("arguments")
+    if not isinstance(arguments, dict):
+        return []
+    return [arguments[key] for key in sorted(arguments, key=natural_order) if isinstance(arguments[key], dict)]
+
+
+def prompt_text_of(sample: dict) -> str | None:
+    """The prompt as text: the context of the first request (chat messages rendered as ``[role]`` blocks); for a
+    single log-likelihood request (one continuation scored) the context followed by that continuation."""
+    requests = _requests(sample)
+    if not requests:
+        return None
+    context = requests[0].get("arg_0")
+    if isinstance(context, list) and len(context) == 1 and isinstance(context[0], str):
+        try:
+            context = messages_text(json.loads(context[0])) or context[0]
+        except ValueError:
+            context = context[0]
+    if not isinstance(context, str):
+        return None
+    continuation = requests[0].get("arg_1")
+    return context + continuation if len(requests) == 1 and isinstance(continuation, str) else context
+
+
+def output_of(sample: dict, metric: str, *, path: Path, line: int) -> str | None:
+    """The raw output: for generation the first generated text before lm-eval's filters (``resps``), for
+    multiple choice the text of the choice the model ranks first (the continuation of the predicted choice), and
+    None for a single log-likelihood request, where nothing is chosen."""
+    responses = sample.get("filtered_resps")
+    if isinstance(responses, list) and responses and all(isinstance(choice, list) and choice for choice in responses):
+        best = _best_choice(sample, metric, path=path, line=line)
+        requests = _requests(sample)
+        continuation = requests[best].get("arg_1") if best is not None and best < len(requests) else None
+        return continuation if isinstance(continuation, str) else None
+    first = sample.get("resps")
+    while isinstance(first, list) and first:
+        first = first[0]
+    return first if isinstance(first, str) else None
 
 
 @dataclass(frozen=True)
@@ -272,6 +321,8 @@ def read_task_samples(
                 "metric": metric,
                 "score": coerce_score(sample[metric_name], path=str(samples_path), line=line, key=metric_name),
                 "prediction": prediction_of(sample, metric_name, path=samples_path, line=line),
+                "output": output_of(sample, metric_name, path=samples_path, line=line),
+                "prompt": prompt_text_of(sample),
                 "target": None if sample.get("target") is None else str(sample["target"]),
                 "choice_logprobs": choice_logprobs,
                 "choice_logprob_kind": None if choice_logprobs is None else "continuation_sum",

@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from .contract import SentPrompt, mode_factor, per_task, short_hash
+from .contract import SentPrompt, mode_factor, per_task, sent_text, short_hash
 from .files import all_files, benchmark_for_task, read_json
 from .records import check_unique, make_records
 
@@ -105,7 +105,21 @@ def choice_scores(item: dict, *, path: Path, key: str) -> list[float] | None:
 
 def sent_prompt(item: dict) -> SentPrompt | None:
     """A gen item's ``origin_prompt``: a string, or OpenCompass's role list [{role, prompt}, ...]."""
-    prompt = item.get("origin_prompt")
+    return _as_sent(item.get("origin_prompt"))
+
+
+def prompt_and_output(item: dict) -> tuple[str | None, str | None]:
+    """The prompt and raw output texts: a gen item's ``origin_prompt`` and ``prediction``; a ppl item generates
+    nothing (its predicted label is the prediction), and its prompt is the one scored for that label (``prompt``
+    of the ``label: <prediction>`` entry: in-context examples, question and that label)."""
+    if not is_ppl(item):
+        output = item.get("prediction")
+        return sent_text(sent_prompt(item)), output if isinstance(output, str) else None
+    chosen = item.get(f"{_PPL_LABEL}{item.get('prediction')}")
+    return sent_text(_as_sent(chosen.get("prompt"))) if isinstance(chosen, dict) else None, None
+
+
+def _as_sent(prompt: object) -> SentPrompt | None:
     if isinstance(prompt, str) and prompt:
         return SentPrompt(text=prompt)
     if isinstance(prompt, list) and prompt and all(isinstance(turn, dict) for turn in prompt):
@@ -124,6 +138,7 @@ def dataset_rows(run_dir: Path, model: str, dataset: str, files: list[Path]) -> 
     rows = []
     for position, (file, index, item) in enumerate(items):
         scores = choice_scores(item, path=file, key=index) if is_ppl(item) else None
+        prompt_text, output_text = prompt_and_output(item)
         if details is not None:
             detail = details.get(str(position))
             if not isinstance(detail, dict) or not isinstance(detail.get("correct"), bool):
@@ -146,6 +161,8 @@ def dataset_rows(run_dir: Path, model: str, dataset: str, files: list[Path]) -> 
             "metric": "accuracy",
             "score": score,
             "prediction": None if prediction is None else str(prediction),
+            "output": output_text,
+            "prompt": prompt_text,
             "target": None if target is None else str(target),
             "choice_logprobs": scores,
             "choice_logprob_kind": None if scores is None else "prompt_token_mean",

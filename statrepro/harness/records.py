@@ -21,6 +21,8 @@ RECORD_COLUMNS: dict[str, str] = {
     "metric": "Name of the primary metric the score is taken from (e.g. exact_match,flexible-extract).",
     "score": "The item's score in this run; finite, usually 0/1 or in [0, 1].",
     "prediction": "The model's (filtered) answer, when the harness logs it.",
+    "output": "The model's raw output before answer extraction (for log-likelihood scoring, the chosen choice's text), when the harness logs it.",
+    "prompt": "The prompt text sent for the item (chat messages as '[role]' blocks), when the harness logs it.",
     "target": "The reference answer, when the harness logs it.",
     "choice_logprobs": "Multiple choice scored by log-likelihood (modes ppl, clp): each choice's log-likelihood in the harness's choice order, else null.",
     "choice_logprob_kind": "What choice_logprobs holds: 'continuation_sum' (the choice's summed log-likelihood, lm-eval), 'prompt_token_mean' (minus the mean token loss over the whole prompt with the choice, OpenCompass ppl) or 'answer_letter_token' (the letter's next-token log-probability where the model wrote its answer, inspect); null read as continuation_sum.",
@@ -32,6 +34,27 @@ RECORD_COLUMNS: dict[str, str] = {
 }
 
 REQUIRED_COLUMNS = ("benchmark", "subset", "item_key", "run_id", "metric", "score")
+# Column types when a stored records.jsonl is read back: text stays text (pandas would turn an output "0018" or an
+# answer "42" into a number). Columns a file lacks (stores from before output and prompt) are simply absent.
+READ_DTYPES = {name: str for name in ("item_key", "run_id", "subset", "prediction", "target", "output", "prompt")}
+
+
+def content_text(content: object) -> str:
+    """A chat message's content as text: a string as it is; content parts (``[{"type": "text", "text": ...}]``)
+    by their text."""
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content)
+    return "" if content is None else str(content)
+
+
+def messages_text(messages: object) -> str | None:
+    """Chat messages as one readable text: each message a ``[role]`` line and its content, a blank line between."""
+    if not isinstance(messages, (list, tuple)) or not messages:
+        return None
+    return "\n\n".join(
+        f"[{message.get('role')}]\n{content_text(message.get('content'))}" if isinstance(message, dict) else str(message)
+        for message in messages
+    )
 
 
 def empty_records() -> pd.DataFrame:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..atomic import atomic_write_bytes
 from ..errors import InputError
-from ..harness.records import RECORD_COLUMNS
+from ..harness.records import READ_DTYPES, RECORD_COLUMNS
 
 FORMAT_VERSION = 1
 SUFFIX = ".baseline.tgz"
@@ -81,7 +81,7 @@ def _read_records(text: str) -> pd.DataFrame:
         from ..harness.records import make_records
 
         return make_records([])
-    return pd.read_json(io.StringIO(text), lines=True, dtype={"item_key": str, "run_id": str, "subset": str})
+    return pd.read_json(io.StringIO(text), lines=True, dtype=READ_DTYPES)
 
 
 def benchmark_hashes(records: pd.DataFrame) -> dict[str, dict]:

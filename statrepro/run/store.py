@@ -36,7 +36,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError
-from ..harness.records import RECORD_COLUMNS, make_records
+from ..harness.records import READ_DTYPES, RECORD_COLUMNS, make_records
 from ..atomic import atomic_write_text
 from .plan import Job
 
@@ -131,7 +131,7 @@ def _unparseable_records(path: Path) -> tuple[Path, str] | None:
 
 def _parse_records(path: Path) -> pd.DataFrame:
     """ValueError (UnicodeDecodeError included) when the file is not JSON lines."""
-    return pd.read_json(path, lines=True, dtype={"item_key": str, "run_id": str, "subset": str})
+    return pd.read_json(path, lines=True, dtype=READ_DTYPES)
 
 
 def damaged_error(root: Path, path: Path, why: str) -> InputError:

@@ -48,13 +48,15 @@ def run_invocation(invocation: Invocation, work_dir: Path) -> Path:
 
 def check_records(records) -> None:
     """The records table of statrepro.harness.records: its columns in order, no gaps where they are required,
-    finite scores and one row per (benchmark, item, run)."""
+    finite scores, texts as text and one row per (benchmark, item, run)."""
     assert list(records.columns) == list(RECORD_COLUMNS)
     assert len(records) > 0
     for column in REQUIRED_COLUMNS:
         assert records[column].notna().all(), f"column {column!r} has nulls"
     assert records["score"].dtype == "float64" and all(math.isfinite(score) for score in records["score"])
     assert not records.duplicated(subset=["benchmark", "item_key", "run_id"]).any()
+    for column in ("output", "prompt"):  # whole texts for the report's item browser, or null where not logged
+        assert all(value is None or isinstance(value, str) for value in records[column]), f"column {column!r} holds non-text"
 
 
 def check_doctor_factors(adapter: HarnessAdapter, output: Path, empty: Path) -> None:

@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -22,6 +23,7 @@ from harness_output import (
     evalscope_review,
     choice_samples,
     general_qa_review,
+    generation_samples,
     repeated_reviews,
     standard_tasks,
     write_evalscope_run,
@@ -121,6 +123,44 @@ def test_acc_norm_prediction_uses_choice_length(tmp_path: Path) -> None:
     assert acc["prediction"].tolist() == ["0", "0"]
     assert norm["prediction"].tolist() == ["2", "0"]
     assert norm["score"].tolist() == [1.0, 1.0]
+
+
+# Prompts and outputs as lm-eval 0.4 logs them (from real runs: SmolLM2 over llama.cpp, gsm8k 8-shot and
+# mmlu_redux ppl), with a chat-completions prompt (a one-element list holding the messages as JSON).
+FEWSHOT = "Question: Natalia sold clips to 48 of her friends.\nAnswer: Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72\n\n" * 8
+GENERATION = " She makes 16 x 4 = <<16*4=64>>64 dollars every day.\n#### 64\n\n"
+CHAT = [{"role": "system", "content": "Solve it."}, {"role": "user", "content": "Question: 2+2?\nAnswer:"}]
+
+
+def _text_samples() -> dict[str, list[dict]]:
+    gsm = generation_samples("gsm8k", {"flexible-extract": [0.0, 1.0]})
+    gsm[0]["arguments"]["gen_args_0"]["arg_0"] = FEWSHOT + "Question: Janet’s ducks lay 16 eggs per day.\nAnswer:"
+    gsm[0]["resps"], gsm[0]["filtered_resps"] = [[GENERATION]], ["64"]
+    gsm[1]["arguments"]["gen_args_0"]["arg_0"] = [json.dumps(CHAT)]
+    gsm[1]["resps"], gsm[1]["filtered_resps"] = [["0018"]], ["18"]
+    # Raw argmax is " D" (index 3); per character (acc_norm) the long " CCCCCCCC" wins.
+    mc = choice_samples("ceval-valid_art", [[-3.0, -3.1, -4.0, -2.2]], [2])
+    single = choice_samples("ceval-valid_law", [[-3.0, -3.1, -4.0, -2.2]], [0])[0]
+    single["arguments"] = {"gen_args_0": single["arguments"]["gen_args_0"]}
+    single["filtered_resps"] = single["filtered_resps"][:1]
+    return {"gsm8k": gsm, "ceval-valid_art": mc, "ceval-valid_law": [single]}
+
+
+def test_lm_eval_prompt_and_output_texts_are_read_in_full(tmp_path: Path) -> None:
+    write_lm_eval_run(tmp_path, DATES[0], 0, _text_samples())
+    records = load_side(tmp_path).set_index("item_key")
+    # Generation: the raw generation before the filters (resps), beside the filtered answer.
+    assert records.loc["gsm8k/0", "output"] == GENERATION and records.loc["gsm8k/0", "prediction"] == "64"
+    assert records.loc["gsm8k/0", "prompt"] == FEWSHOT + "Question: Janet’s ducks lay 16 eggs per day.\nAnswer:"
+    assert records.loc["gsm8k/1", "prompt"] == "[system]\nSolve it.\n\n[user]\nQuestion: 2+2?\nAnswer:"
+    assert records.loc["gsm8k/1", "output"] == "0018"
+    # Multiple choice: the predicted choice's continuation, under the metric's own argmax.
+    assert records.loc["ceval-valid_art/0", ["prediction", "output"]].tolist() == ["3", " D"]
+    assert records.loc["ceval-valid_art/0", "prompt"] == "ceval-valid_art q0"
+    norm = load_side(tmp_path, metric_overrides={"ceval": "acc_norm"}).set_index("item_key")
+    assert norm.loc["ceval-valid_art/0", ["prediction", "output"]].tolist() == ["2", " CCCCCCCC"]
+    # One continuation scored: nothing was chosen; the prompt is the scored text, context and continuation.
+    assert pd.isna(records.loc["ceval-valid_law/0", "output"]) and records.loc["ceval-valid_law/0", "prompt"] == "ceval-valid_law q0 A"
 
 
 def test_metric_override_that_is_absent_lists_what_is_present(lm_tree: Path) -> None:
@@ -238,6 +278,25 @@ def test_evalscope_work_dirs_repeats_and_benchmarks(evalscope_tree: Path) -> Non
     assert set(livebench["metric"]) == {"score,none"} and set(livebench["target"]) == {"yes, no, yes", "123"}
     assert set(records["model"]) == {"smol"}
     assert records["prompt_hash"].notna().all() and set(gsm["target"]) == {str(d) for d in range(5)}
+
+
+def test_evalscope_prompt_and_output_texts_are_read_in_full(tmp_path: Path) -> None:
+    """The prompt is the review's messages without the final answer (content parts joined); the output is the raw
+    completion (score.prediction), else that final answer."""
+    pytest.importorskip("evalscope")
+    from evalscope.api.messages import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, ContentText
+
+    reviews = [evalscope_review(doc, doc, 0, {"acc": 1.0}) for doc in range(2)]
+    messages = [ChatMessageSystem(content="Be brief."), ChatMessageUser(content=[ContentText(text="Question: "), ContentText(text="2+2?")]),
+                ChatMessageAssistant(content="The answer is 4.")]
+    reviews[0]["messages"] = [message.model_dump(mode="json") for message in messages]
+    reviews[0]["sample_score"]["score"]["prediction"] = "The answer is\n**4**."
+    reviews[1]["sample_score"]["score"]["prediction"] = None
+    write_evalscope_run(tmp_path, "20260101_100000", {"gsm8k_main": reviews})
+    records = load_side(tmp_path).set_index("item_key")
+    assert records.loc["main/0", "prompt"] == "[system]\nBe brief.\n\n[user]\nQuestion: 2+2?"
+    assert records.loc["main/0", "output"] == "The answer is\n**4**." and records.loc["main/0", "prediction"] == "0"
+    assert records.loc["main/1", ["prompt", "output"]].tolist() == ["[user]\nquestion 1", "so 1"]
 
 
 def test_evalscope_metric_override_and_absent_metric(evalscope_tree: Path) -> None:
@@ -559,6 +618,11 @@ def test_real_lm_eval_output_is_read(real_lm_eval: dict[str, Path]) -> None:
     assert all((row.prediction == row.target) == (row.score == 1.0) for row in mc.itertuples())
     assert records["prompt_hash"].str.len().eq(64).all() and records["doc_hash"].str.len().eq(64).all()
     assert records["model"].nunique() == 1
+    # Texts: the whole prompt (the question inside it), the raw generation that the filtered answer comes from,
+    # and for multiple choice the predicted choice's continuation.
+    assert records["prompt"].str.endswith("\nAnswer:").all()  # the tasks' doc_to_text, the question before it
+    assert all(row.prediction == "[invalid]" or row.prediction in row.output for row in gsm.itertuples())
+    assert all(row.output.startswith(" ") and row.output.strip() for row in mc.itertuples())  # a " <choice>" continuation
     strict = load_side(real_lm_eval["a"], metric_overrides={"gsm8k": "exact_match,strict-match"})
     assert set(strict[strict["benchmark"] == "gsm8k"]["metric"]) == {"exact_match,strict-match"}
 

@@ -51,6 +51,12 @@ def test_the_primary_scorer_gives_the_score_with_letter_grades_valued_as_inspect
     assert records["prompt_hash"].notna().all()
 
 
+def test_prompt_and_output_texts_come_from_the_sent_messages_and_the_completion(logs):
+    records = load_side(logs["json"]).set_index("item_key")
+    assert set(records.loc["arith/q1", "prompt"]) == {f"[system]\n{SYSTEM_MESSAGE}\n\n[user]\nWhat is 1+1?"}
+    assert set(records.loc["arith/q2", "output"]) == {"4"} and set(records.loc["arith/q3", "output"]) == {"7"}
+
+
 def test_a_metric_override_names_another_scorer(logs):
     records = load_side(logs["eval"], metric_overrides={"arith": "match"})
     assert set(records["metric"]) == {"match"}

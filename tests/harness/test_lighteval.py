@@ -32,6 +32,18 @@ def test_lighteval_output_passes_the_contract(tmp_path):
     assert get_harness("lighteval").sent_prompts(output)["gsm8k/2"].text == "lighteval|gsm8k|5 q2"
 
 
+def test_prompt_and_output_texts_are_read_in_full(tmp_path):
+    """The raw generation (model_response.text[0], before post-processing) and model_response.input: a prompt
+    string, or chat messages rendered."""
+    chat = [lighteval_detail(0, 1.0, task="chat|0")]
+    chat[0]["model_response"]["input"] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
+    out = write_lighteval_run(tmp_path, DATES[0], {"lighteval|gsm8k|5": [lighteval_detail(3, 1.0, task="lighteval|gsm8k|5")],
+                                                   "chat|0": chat})
+    records = load_side(out).set_index("item_key")
+    assert records.loc["gsm8k/3", ["prompt", "output", "prediction"]].tolist() == ["lighteval|gsm8k|5 q3", "answer 3", "3"]
+    assert records.loc["chat/0", "prompt"] == "[system]\nBe brief.\n\n[user]\n2+2?"
+
+
 def test_each_dated_run_is_a_run_and_a_metric_override_is_checked(tmp_path):
     _run(tmp_path / "out")
     _run(tmp_path / "out", DATES[1])

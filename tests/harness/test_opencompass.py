@@ -53,6 +53,20 @@ def test_a_ppl_dataset_without_details_is_scored_as_opencompass_scores_accuracy(
     assert get_harness("opencompass").sent_prompts(tmp_path) == {}
 
 
+def test_prompt_and_output_texts_are_read_in_full(tmp_path):
+    """gen: origin_prompt (a role list rendered, or a string) and the raw prediction, before the evaluator's strip;
+    ppl: no output, the prompt scored for the predicted label."""
+    gen = _gen(2)
+    gen[1]["origin_prompt"] = "Question: 2+2?\nAnswer:"
+    write_opencompass_run(tmp_path / "gen", "20260101_100000", {"gsm8k": gen}, correct=lambda d, i: True)
+    records = load_side(tmp_path / "gen")
+    assert records["prompt"].tolist() == ["[HUMAN]\nquestion 0", "Question: 2+2?\nAnswer:"]
+    assert records["output"].tolist() == [" answer 0\n", " answer 1\n"] and records.loc[0, "prediction"] == "answer 0"
+    write_opencompass_run(tmp_path / "ppl", "20260101_100000", {"ceval-law": [_ppl_item(0, [2.5, 1.25, 3.0, 1.75])]})
+    ppl = load_side(tmp_path / "ppl")
+    assert ppl.loc[0, "prompt"] == "q0 B" and ppl.loc[0, "output"] is None
+
+
 def test_a_gen_dataset_without_details_and_bad_details_are_located_errors(tmp_path):
     write_opencompass_run(tmp_path / "a", "20260101_100000", {"gsm8k": _gen(2)})
     with pytest.raises(InputError, match=r"gsm8k\.json: gen dataset without per-item results: .*dump_details=True"):

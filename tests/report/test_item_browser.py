@@ -27,6 +27,10 @@ HOSTILE = {
 }
 LONG_A = "Step by step, A works it out. " * 40 + "#### 17"
 LONG_B = "Step by step, B gets lost. " * 40 + "#### 71"
+# Item 0's raw outputs (the extracted answer is LONG_*) and its 8-shot prompt, the same in every run of A and B.
+OUTPUT_A = "Let me think.\n" + LONG_A + "\n\nQuestion: (the model went on)"
+OUTPUT_B = "Let me think.\n" + LONG_B + "\n\n"
+PROMPT = "Question: Natalia sold clips to 48 of her friends.\nAnswer: 72\n\n" * 8 + "Question: item 0?\nAnswer:"
 DIVERGENT = ("The answer is 17", "The answer is 71", len("The answer is "), " 17"[1:], " 71"[1:])
 
 
@@ -57,6 +61,7 @@ def _records():
                         "seed": run, "metric": "exact_match", "score": float(scores[item, run]), "prediction": answer,
                         "target": f"target {item}", "prompt_hash": f"h{item}", "doc_hash": f"d{item}", "model": f"m{side}",
                         "source": f"{side}/{benchmark}.jsonl",
+                        **({"output": OUTPUT_A if side == "A" else OUTPUT_B, "prompt": PROMPT} if key == "gsm8k/0" else {}),
                     })
     # Item 0 of gsm8k always flips right -> wrong; its long answers are what a user reads first.
     for side, score in (("A", 1.0), ("B", 0.0)):
@@ -161,6 +166,10 @@ def test_next_flip_shows_both_sides_in_full_and_a_pasteable_link(built, page):
     assert page.get_attribute("#ib-detail h3", "data-item") == "gsm8k/gsm8k/0"
     answers = page.eval_on_selector_all("#ib-detail [data-field=answer] pre", "nodes => nodes.map(n => n.textContent)")
     assert answers == [LONG_A, LONG_B] * 3  # three runs, A beside B, untruncated
+    outputs = page.eval_on_selector_all("#ib-detail [data-field=output] pre", "nodes => nodes.map(n => n.textContent)")
+    assert outputs == [OUTPUT_A, OUTPUT_B] * 3
+    prompts = page.eval_on_selector_all("#ib-detail [data-field=prompt] pre", "nodes => nodes.map(n => n.textContent)")
+    assert prompts == [PROMPT]  # the same in every run of both sides: shown once, in full
     link = page.get_attribute("#ib-link", "href")
     assert link == "#item=gsm8k/gsm8k%2F0" and page.url.endswith(link)
     page.keyboard.press("n")
@@ -243,6 +252,32 @@ def test_item_data_round_trips_and_stores_each_text_once(built):
 
     decoded = json.loads(gzip.decompress(base64.b64decode(encode_item_data(data))))
     assert decoded == json.loads(json.dumps(data))
+
+
+def test_texts_a_harness_reader_fills_reach_the_item_data_in_full(tmp_path):
+    """lm-eval samples -> load_side -> item_data: each side's raw output and the shared prompt of a flipped item,
+    whole, the prompt stored once."""
+    from harness_output import DATES, generation_samples, write_lm_eval_run
+
+    from statrepro.harness import load_side
+
+    outputs = {"a": "Janet keeps 16 - 3 - 4 = 9 eggs.\n9 * 2 = 18\n#### 18\n\n", "b": "She sells 16 - 3 = 13 eggs.\n#### 26 \u2028<b>"}
+    prompt = "Question: Natalia sold clips.\nAnswer: 72\n\n" * 60 + "Question: Janet’s ducks?\nAnswer:"
+    for side, scores in (("a", [1.0, 0.0]), ("b", [0.0, 0.0])):
+        lines = generation_samples("gsm8k", {"flexible-extract": scores})
+        for line in lines:
+            line["arguments"]["gen_args_0"]["arg_0"] = prompt
+        lines[0]["resps"] = [[outputs[side]]]
+        write_lm_eval_run(tmp_path / side, DATES[0], 1, {"gsm8k": lines})
+    records_a, records_b = load_side(tmp_path / "a"), load_side(tmp_path / "b")
+    analysis = analyze(records_a, records_b, AnalysisOptions(rules=VerdictRules(n_resamples=200)))
+    data = item_data(analysis, records_a, records_b)
+    assert data["columns"][1:3] == ["output", "prompt"]
+    flipped = next(item for item in data["items"] if item["key"] == "gsm8k/0")
+    assert flipped["harmful"]
+    (run_a,), (run_b,) = flipped["a"], flipped["b"]
+    assert [data["strings"][run[2]] for run in (run_a, run_b)] == [outputs["a"], outputs["b"]]
+    assert data["strings"][run_a[3]] == data["strings"][run_b[3]] == prompt and data["strings"].count(prompt) == 1
 
 
 def test_a_gsm8k_sized_report_stays_under_five_megabytes(tmp_path):

@@ -72,6 +72,21 @@ def test_a_finished_job_records_the_checksum_of_every_file_and_loads_back(tmp_pa
     assert check_job(store.root, directory).status == OK
 
 
+def test_text_columns_read_back_as_written_and_records_from_before_them_still_load(tmp_path):
+    """Texts that look like numbers stay text ("0018" would otherwise come back as 18); a job written before
+    output and prompt existed loads beside a new one, its texts missing."""
+    store = ResultStore(tmp_path / "store")
+    new, old = make_job(tmp_path, 0), make_job(tmp_path, 1)
+    texts = records(0).assign(prediction="18", output="0018", prompt="Question: 16 - 3 - 4 = ?\nAnswer:", target="18")
+    store.write_done(new, texts, {"job": new.key, "seed": 0})
+    store.write_done(old, records(1).drop(columns=["output", "prompt"]), {"job": old.key, "seed": 1})
+    assert '"output"' not in (store.job_dir(old) / RECORDS).read_text()
+    loaded = store.load_records([new, old]).set_index(["run_id", "item_key"])
+    assert loaded.loc[("seed-0", "gsm8k/2"), ["prediction", "output", "prompt", "target"]].tolist() == [
+        "18", "0018", "Question: 16 - 3 - 4 = ?\nAnswer:", "18"]
+    assert loaded.loc["seed-1", "output"].isna().all() and loaded.loc["seed-1", "prompt"].isna().all()
+
+
 def _flip_one_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01  # still valid JSON lines: only the checksum can tell
