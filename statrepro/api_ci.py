@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from .analysis import Analysis
     from .run.baseline import Baseline
 
-DEFAULT_BASELINES_DIR = Path("baselines")
 # What makes a baseline and a candidate measure different things: a difference refuses the gate.
 REFUSED_FACTORS = ("num_fewshot", "mode", "chat_template", "system_instruction", "prompt", "metric")
 # The benchmark options that select the items: the candidate takes the baseline's.
@@ -41,8 +40,8 @@ class SaveBaselineOptions(RunOptions):
     """The baseline's name (default: the environment's name, or the first result directory's)."""
     control: bool = False
     """Also run (or, with result directories, read) the A/A control and store it for the gate's noise floor."""
-    baselines_dir: Path = DEFAULT_BASELINES_DIR
-    """Where bundles are saved and looked up by name."""
+    baselines_dir: Optional[Path] = None
+    """Where bundles are saved and looked up by name (None: ./baselines)."""
 
     @field_validator("name")
     @classmethod
@@ -63,8 +62,8 @@ class GateOptions(VerdictOptions, RunOptions):
     """Options of ``gate``: the verdict's and where the candidate runs. Its benchmarks, items and seeds are the
     baseline's, never chosen here."""
 
-    baselines_dir: Path = DEFAULT_BASELINES_DIR
-    """Where a baseline given by name is looked up."""
+    baselines_dir: Optional[Path] = None
+    """Where a baseline given by name is looked up (None: ./baselines)."""
 
     @model_validator(mode="after")
     def _baseline_selects(self) -> "GateOptions":
@@ -234,7 +233,7 @@ def baseline_summary(baseline: Baseline) -> dict:
     }
 
 
-def list_baselines(baselines_dir: str | Path = DEFAULT_BASELINES_DIR) -> list[dict]:
+def list_baselines(baselines_dir: str | Path | None = None) -> list[dict]:
     """Every bundle of ``baselines_dir`` (verified), by name; a damaged one is listed with its error."""
     from .run.baseline import bundles_in, load_bundle
 
@@ -247,7 +246,7 @@ def list_baselines(baselines_dir: str | Path = DEFAULT_BASELINES_DIR) -> list[di
     return listed
 
 
-def show_baseline(reference: str | Path, baselines_dir: str | Path = DEFAULT_BASELINES_DIR) -> dict:
+def show_baseline(reference: str | Path, baselines_dir: str | Path | None = None) -> dict:
     """One bundle, verified, by path, label, id prefix or name: its summary plus its header's hashes and factors."""
     from .run.baseline import find_bundle, load_bundle
 

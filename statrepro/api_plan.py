@@ -127,7 +127,7 @@ def plan_from_baseline_scores(scores: dict[str, np.ndarray], options: PlanOption
 
 
 def plan_from_baseline(
-    baseline: str | Path, options: PlanOptions | None = None, *, baselines_dir: str | Path = Path("baselines"),
+    baseline: str | Path, options: PlanOptions | None = None, *, baselines_dir: str | Path | None = None,
     console: Console | None = None,
 ) -> dict[str, BenchmarkPlan]:
     """The plan from a stored baseline (a bundle's path, label, id prefix or name in ``baselines_dir``, found and

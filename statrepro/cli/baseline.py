@@ -36,7 +36,7 @@ def save(
     executor: str = EXECUTOR,
     ray_address: Optional[str] = RAY_ADDRESS,
     wait: bool = WAIT,
-    baselines_dir: Path = BASELINES_DIR,
+    baselines_dir: Optional[Path] = BASELINES_DIR,
 ) -> None:
     """Save a baseline bundle: every per-item record of every seed, the manifests, the item-set, data, prompt and
     template hashes and the versions, in one verified file named by its sha256."""
@@ -54,7 +54,7 @@ def save(
 
 @baseline_app.command("list")
 @user_errors
-def list_command(baselines_dir: Path = BASELINES_DIR, as_json: bool = AS_JSON) -> None:
+def list_command(baselines_dir: Optional[Path] = BASELINES_DIR, as_json: bool = AS_JSON) -> None:
     """List the baselines of the baselines directory (each verified)."""
     from ..api_ci import list_baselines
 
@@ -63,7 +63,7 @@ def list_command(baselines_dir: Path = BASELINES_DIR, as_json: bool = AS_JSON) -
         typer.echo(json.dumps(listed, indent=2))
         return
     if not listed:
-        typer.echo(f"no baselines in {baselines_dir}")
+        typer.echo("no baselines found" + (f" in {baselines_dir}" if baselines_dir else ""))
     for entry in listed:
         if "error" in entry:
             typer.echo(f"{entry['label']}  DAMAGED: {entry['error']}")
@@ -77,7 +77,7 @@ def list_command(baselines_dir: Path = BASELINES_DIR, as_json: bool = AS_JSON) -
 @user_errors
 def show(
     baseline: str = typer.Argument(..., help="A bundle's path, label (<name>-<short id>), id prefix or name."),
-    baselines_dir: Path = BASELINES_DIR,
+    baselines_dir: Optional[Path] = BASELINES_DIR,
     as_json: bool = AS_JSON,
 ) -> None:
     """Describe one baseline (verified): its source, seeds, benchmarks with their hashes, versions and factors."""
@@ -124,7 +124,7 @@ def gate(
     kl_margin: Optional[float] = KL_MARGIN,
     top1_margin: Optional[float] = TOP1_MARGIN,
     flip_margin: Optional[float] = FLIP_MARGIN,
-    baselines_dir: Path = BASELINES_DIR,
+    baselines_dir: Optional[Path] = BASELINES_DIR,
 ) -> None:
     """Run only the candidate and decide, paired, whether it still scores like a stored baseline.
 

@@ -41,7 +41,7 @@ GITHUB = typer.Option(
     False, "--github", help="GitHub Actions: ::error/::warning annotations on stdout and a Markdown job summary appended to $GITHUB_STEP_SUMMARY.",
 )
 BASELINES_DIR = typer.Option(
-    Path("baselines"), "--baselines-dir", envvar="STATREPRO_BASELINES_DIR",
+    None, "--baselines-dir", envvar="STATREPRO_BASELINES_DIR",
     help="Where bundles are saved and looked up by name (default ./baselines, or $STATREPRO_BASELINES_DIR).",
 )
 RNG_SEED = typer.Option(0, help="Seed of the resampling RNG (bootstrap and permutations).")

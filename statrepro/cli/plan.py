@@ -23,7 +23,7 @@ def plan(
     margin: MarginKind = MARGIN,
     mode: Mode = MODE,
     alpha: float = ALPHA,
-    baselines_dir: Path = BASELINES_DIR,
+    baselines_dir: Optional[Path] = BASELINES_DIR,
 ) -> None:
     """Per benchmark: the items needed for 80% power to pass when B equals A (the false pass at the margin held to
     alpha), the smallest margin certifiable with the items at hand, and what TensorRT-LLM's unpaired gate

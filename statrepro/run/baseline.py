@@ -33,6 +33,9 @@ from ..atomic import atomic_write_bytes
 from ..errors import InputError
 from ..harness.records import READ_DTYPES, RECORD_COLUMNS
 
+# Where bundles are saved and looked up by name when no directory is given.
+DEFAULT_BASELINES_DIR = Path("baselines")
+
 FORMAT_VERSION = 1
 SUFFIX = ".baseline.tgz"
 HEADER = "baseline.json"
@@ -113,7 +116,12 @@ def _member(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     archive.addfile(info, io.BytesIO(data))
 
 
-def write_bundle(directory: str | Path, header: dict, records: pd.DataFrame, control: pd.DataFrame | None, manifests: list) -> Path:
+def baselines_directory(directory: str | Path | None) -> Path:
+    """A baselines directory; None is the default, ./baselines."""
+    return Path(directory) if directory is not None else DEFAULT_BASELINES_DIR
+
+
+def write_bundle(directory: str | Path | None, header: dict, records: pd.DataFrame, control: pd.DataFrame | None, manifests: list) -> Path:
     """Write a bundle into ``directory`` under its content address; return its path (an existing identical
     bundle is left as it is)."""
     members = {RECORDS: records_jsonl(records), MANIFESTS: json.dumps(manifests, indent=1, sort_keys=True, default=str)}
@@ -130,7 +138,7 @@ def write_bundle(directory: str | Path, header: dict, records: pd.DataFrame, con
     with gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=9, mtime=0, filename="") as handle:
         handle.write(tar_bytes.getvalue())
     data = packed.getvalue()
-    path = Path(directory) / bundle_file_name(header["name"], hashlib.sha256(data).hexdigest())
+    path = baselines_directory(directory) / bundle_file_name(header["name"], hashlib.sha256(data).hexdigest())
     if not path.exists():
         atomic_write_bytes(path, data)
     return path
@@ -203,13 +211,13 @@ def _check_runs(path: Path, header: dict, records: pd.DataFrame) -> None:
                              f"({', '.join(missing)}): missing seeds", path=path, key=f"benchmarks.{name}.runs")
 
 
-def bundles_in(directory: str | Path) -> list[Path]:
+def bundles_in(directory: str | Path | None) -> list[Path]:
     """The bundle files of a baselines directory, by name."""
-    directory = Path(directory)
+    directory = baselines_directory(directory)
     return sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []
 
 
-def find_bundle(reference: str | Path, directory: str | Path) -> Path:
+def find_bundle(reference: str | Path, directory: str | Path | None) -> Path:
     """A bundle by path, by its label (``<name>-<short id>``), by id prefix or by name (one bundle of that name)."""
     from ..errors import did_you_mean
 
@@ -228,4 +236,4 @@ def find_bundle(reference: str | Path, directory: str | Path) -> Path:
         labels = ", ".join(bundle.name[: -len(SUFFIX)] for bundle in matches)
         raise InputError(f"{len(matches)} baselines are named {text!r}: {labels}; name one by its label", key="--baseline")
     known = sorted({named["name"] for named in parsed.values() if named})
-    raise InputError(f"no baseline {text!r} in {directory}{did_you_mean(text, known)}", key="--baseline")
+    raise InputError(f"no baseline {text!r} in {baselines_directory(directory)}{did_you_mean(text, known)}", key="--baseline")
