@@ -487,7 +487,7 @@ def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
     tokenizer = env.engine.tokenizer or str(_tokenizer_dir(context.model_path))
     concurrency = engine_kind(env.engine.kind).requests_in_flight(env)
     args = (
-        f"model={endpoint.served_model},base_url={endpoint.base_url.rstrip('/')}{suffix},num_concurrent={concurrency},"
+        f"model={endpoint.served_model},base_url={(context.guard_url or endpoint.base_url).rstrip('/')}{suffix},num_concurrent={concurrency},"
         f"max_retries=1,timeout={_client_timeout(env.engine)},tokenized_requests=False,tokenizer_backend=huggingface,tokenizer={tokenizer}"
     )
     extra_env = {}

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -246,8 +246,7 @@ def execute_job(
         work_dir = store.scratch_dir(job)
         guard = _request_guard(adapter, job, endpoint)
         with guard or nullcontext():
-            served = replace(endpoint, base_url=guard.base_url) if guard else endpoint
-            context = JobContext(job, data_dir, work_dir, model_path, served)
+            context = JobContext(job, data_dir, work_dir, model_path, endpoint, guard.base_url if guard else None)
             invocation = adapter.build_invocation(context)
             try:
                 returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=work_dir)
