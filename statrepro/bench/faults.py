@@ -150,8 +150,9 @@ def fault_matrix(
     with llama_cpp_server(work_dir=store_root, repeat_penalty=1.0) as server:
         # stalls outlast the guard's timeout; Retry-After stays well inside a request's budget
         with FaultProxy(server.base_url, stall_seconds=timeout + 5, retry_after=1.0) as proxy:
+            # one request at a time (llama.cpp's server has one slot anyway): the scripted faults hit requests in order
             engine = {"kind": "openai", "base_url": proxy.base_url, "served_model": server.served_model,
-                      "max_retries": max_retries, "timeout": timeout}
+                      "max_retries": max_retries, "timeout": timeout, "concurrency": 1}
             console.print(f"fault-free run: {items} gsm8k items", markup=False)
             clean, _ = _run(_env("clean", engine, items=items, max_tokens=max_tokens, seeds=[0]), store, data_dir, console)
             reference, _ = _verdict(clean, clean, None)

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -219,6 +219,37 @@ def drop_failed_items(adapter, output_dir: Path, records, failures: list[dict]):
     return records[~records["item_key"].isin(missing)], missing
 
 
+def _invoke(adapter, context: JobContext, guard, log_path: Path):
+    """Build and run the harness, through the request guard when there is one: (invocation, exit status). A stopped
+    harness's partial output is never kept; EngineDown when the engine died under it."""
+    with guard or nullcontext():
+        if guard:
+            context = replace(context, guard_url=guard.base_url)
+        invocation = adapter.build_invocation(context)
+        try:
+            returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=context.work_dir)
+        except BaseException:  # JobCancelled, KeyboardInterrupt, SIGTERM's SystemExit
+            shutil.rmtree(context.work_dir, ignore_errors=True)
+            raise
+    if guard and guard.engine_down:
+        shutil.rmtree(context.work_dir, ignore_errors=True)
+        raise EngineDown(f"{context.job.label}: {guard.engine_down}")
+    return invocation, returncode
+
+
+def _load_answered(adapter, output_dir: Path, guard, work_dir: Path):
+    """The harness output's records without the items whose requests the guard gave up on, and those items'
+    reasons; an EngineError when none is left or a failed request cannot be traced to its item."""
+    records = adapter.load(output_dir, metric_overrides={})
+    if guard is None or not guard.failures:
+        return records, {}
+    guard.write_failures(work_dir / "failed-requests.jsonl")
+    records, missing = drop_failed_items(adapter, output_dir, records, guard.failures)
+    if records.empty:
+        raise EngineError(f"every item's request failed: {next(iter(missing.values()))}")
+    return records, missing
+
+
 def execute_job(
     job: Job,
     store: ResultStore,
@@ -245,34 +276,17 @@ def execute_job(
             on_attempt(attempt)
         work_dir = store.scratch_dir(job)
         guard = _request_guard(adapter, job, endpoint)
-        with guard or nullcontext():
-            context = JobContext(job, data_dir, work_dir, model_path, endpoint, guard.base_url if guard else None)
-            invocation = adapter.build_invocation(context)
-            try:
-                returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=work_dir)
-            except BaseException:  # JobCancelled, KeyboardInterrupt, SIGTERM's SystemExit
-                shutil.rmtree(work_dir, ignore_errors=True)  # partial output of a stopped harness is never kept
-                raise
-        if guard and guard.engine_down:
-            shutil.rmtree(work_dir, ignore_errors=True)
-            raise EngineDown(f"{job.label}: {guard.engine_down}")
+        invocation, returncode = _invoke(adapter, JobContext(job, data_dir, work_dir, model_path, endpoint), guard, log_path)
         scrub_files([log_path, *work_dir.rglob("*")], secrets)
         tail = redact_secrets(_tail(log_path), secrets)
         if returncode == 0:
             try:
-                records = adapter.load(invocation.output_dir, metric_overrides={})
-                missing = {}
-                if guard and guard.failures:
-                    guard.write_failures(work_dir / "failed-requests.jsonl")
-                    records, missing = drop_failed_items(adapter, invocation.output_dir, records, guard.failures)
-            except EngineError as untraced:
-                error = str(untraced)
+                records, missing = _load_answered(adapter, invocation.output_dir, guard, work_dir)
+            except EngineError as unusable:
+                error = str(unusable)
                 break
             except InputError as parse_error:
                 error = f"harness output unreadable: {parse_error}"
-                break
-            if missing and records.empty:
-                error = f"every item's request failed: {next(iter(missing.values()))}"
                 break
             if invocation.row_ids:
                 (work_dir / ROW_IDS_FILE).write_text(json.dumps(invocation.row_ids), encoding="utf-8")
@@ -302,9 +316,8 @@ def execute_job(
                 "prompt_hashes": int(records["prompt_hash"].nunique()),
                 **invocation.manifest,
             }
-            if guard:
-                manifest["requests"] = guard.stats.to_dict()
-                manifest["missing_runs"] = [{"item_key": key, "reason": reason} for key, reason in sorted(missing.items())]
+            if guard:  # what the guard saw, and each missing run with its reason
+                manifest |= {"requests": guard.stats.to_dict(), "missing_runs": [{"item_key": k, "reason": r} for k, r in sorted(missing.items())]}
             store.write_done(job, records, manifest)
             return JobOutcome(job, "done", manifest["items"], manifest["seconds"], attempt, missing=len(missing))
         error = f"harness exited with code {returncode}: {tail.splitlines()[-1] if tail else 'no output'}"

@@ -175,6 +175,8 @@ def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, c
                     console.print(line, markup=False, highlight=False, soft_wrap=True)
                 elif outcome.status == "failed":
                     progress.console.print(f"[red]failed[/] {outcome.job.label}: {outcome.error}")
+                elif outcome.missing:
+                    progress.console.print(f"{outcome.job.label}: {outcome.missing} missing runs (requests that failed for good; reasons in its manifest)")
 
         def describe(env: EnvConfig, text: str | None) -> None:
             """What ``env`` is doing now (None: finished); side by side, the bar shows every running env."""
@@ -267,6 +269,8 @@ def finished_job_line(outcome: JobOutcome, finished: int, total: int, elapsed: f
     and the ETA (the wall time per finished job so far, times the jobs left)."""
     job, left = outcome.job, total - finished
     what = f"{outcome.items} items" if outcome.status == "done" else f"FAILED ({outcome.error})"
+    if outcome.missing:  # never silently: the manifest's missing_runs hold each one's reason
+        what += f" and {outcome.missing} missing run{'' if outcome.missing == 1 else 's'} (requests that failed for good; reasons in its manifest)"
     eta = _duration(elapsed / finished * left) if left else "0m00s"
     return (
         f"[{finished}/{total}] {job.env.name} {job.benchmark} seed {job.seed}: {what} in {outcome.seconds:.1f} s; "

@@ -114,8 +114,9 @@ def behind_proxy(tmp_path_factory):
     shared = os.environ.get("STATREPRO_DATA_DIR")
     with llama_cpp_server(work_dir=root, repeat_penalty=1.0) as server:
         with FaultProxy(server.base_url, stall_seconds=TIMEOUT + 3, retry_after=0.5) as proxy:
+            # one request at a time: the scripted faults hit the requests in order
             engine = {"kind": "openai", "base_url": proxy.base_url, "served_model": server.served_model,
-                      "max_retries": MAX_RETRIES, "timeout": TIMEOUT}
+                      "max_retries": MAX_RETRIES, "timeout": TIMEOUT, "concurrency": 1}
             clean: dict[bool, dict] = {}
 
             def clean_run(ppl: bool) -> dict:
@@ -142,6 +143,7 @@ def test_a_fault_during_a_cli_run_is_recovered_or_a_missing_run_with_its_reason_
     code, output = _run(root, _env_file(root, f"fault-{fault}", engine, ppl=ppl), shared if ppl else data_dir)
     proxy.clear()
     assert code == 0, output
+    assert "and 1 missing run (requests that failed for good" in output  # said, never silent
     (manifest,) = _manifests(root, f"fault-{fault}")
     assert manifest["requests"]["failed"] == 1 and manifest["requests"]["recovered"] >= 1, manifest["requests"]
     (missing,) = manifest["missing_runs"]
@@ -206,7 +208,7 @@ def test_an_external_endpoint_that_dies_stops_the_run_with_one_line_and_keeps_fi
     data_dir = _easy_gsm8k(tmp_path / "data", 5)
     with llama_cpp_server(work_dir=tmp_path, repeat_penalty=1.0) as server:
         endpoint = FaultProxy(server.base_url).__enter__()  # the "external server": stopped mid-run below
-        engine = {"kind": "openai", "base_url": endpoint.base_url, "served_model": server.served_model, "max_retries": 1, "timeout": 4.0}
+        engine = {"kind": "openai", "base_url": endpoint.base_url, "served_model": server.served_model, "max_retries": 1, "timeout": 20.0}
         env_file = _env_file(tmp_path, "external", engine, seeds=[0, 1], temperature=SAMPLED)
         done, acted = threading.Event(), []
         watcher = threading.Thread(target=_kill_when_second_job_requests, args=(tmp_path / "store", lambda: endpoint.__exit__(None, None, None), done, acted), daemon=True)
@@ -222,4 +224,4 @@ def test_an_external_endpoint_that_dies_stops_the_run_with_one_line_and_keeps_fi
     (line,) = [line for line in output.splitlines() if line.startswith("error:")]
     assert "stopped answering" in line and "finished jobs are kept" in line
     (manifest,) = _manifests(tmp_path, "external")  # the dead endpoint's job wrote nothing
-    assert manifest["seed"] == 0 and len(_records(tmp_path, "external")) == 5
+    assert manifest["seed"] == 0 and len(_records(tmp_path, "external")) + len(manifest["missing_runs"]) == 5
