@@ -47,7 +47,7 @@ def answer_fault(path: str, request: dict[str, Any], answer: Any) -> str | None:
     for choice in answer["choices"]:
         if not isinstance(choice, dict):
             return "a choice is not an object"
-        text = choice.get("message", {}).get("content") if path.endswith("/chat/completions") else choice.get("text")
+        text = (choice.get("message") or {}).get("content") if path.endswith("/chat/completions") else choice.get("text")
         if not isinstance(text, str) and not (path.endswith("/chat/completions") and text is None):
             return "a choice has no text"
         if request.get("logprobs") and not path.endswith("/chat/completions"):
@@ -189,7 +189,8 @@ class RequestRelay:
             payload = json.loads(body) if body else None
         except ValueError:
             payload = None
-        guarded = request.method == "POST" and suffix in GENERATION_PATHS and isinstance(payload, dict)
+        # A streamed answer is passed on as it is (retried on HTTP and connection faults only): lm-eval never streams.
+        guarded = request.method == "POST" and suffix in GENERATION_PATHS and isinstance(payload, dict) and not payload.get("stream")
         self.stats.requests += guarded
         started, attempt = time.monotonic(), 0
         while True:
