@@ -26,6 +26,7 @@ from ..stats.verdict import INCONCLUSIVE
 from .fault_proxy import FAULTS
 
 KILL = "kill-server"
+LOGPROB_FAULTS = ("no-logprobs", "short-logprobs")  # only log-likelihood requests ask for logprobs
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,20 @@ class FaultRow:
     jobs_lost: int
     verdict: str
     verdict_changed: str
+    reference: str  # the fault-free run's verdict against itself
     reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _env(name: str, engine: dict, *, items: int, max_tokens: int, seeds: list[int]):
+def _env(name: str, engine: dict, *, items: int, max_tokens: int, seeds: list[int], ppl: bool = False):
+    """gsm8k by generation; ``ppl``: mmlu_redux (marketing) by log-likelihood, the requests that ask for logprobs."""
+    benchmarks = {"mmlu_redux": {"mode": "ppl", "subsets": ["marketing"], "limit": items}} if ppl else {"gsm8k": {"limit": items, "num_fewshot": 0}}
     return validate_env({
         "name": name, "model": {"path": "embedded", "quantization": "gguf"}, "engine": engine,
         "generation": {"temperature": 0.0, "max_tokens": max_tokens, "repeat_penalty": 1.0},
-        "harness": {"name": "lm-eval"}, "benchmarks": {"gsm8k": {"limit": items, "num_fewshot": 0}}, "seeds": seeds,
+        "harness": {"name": "lm-eval", "apply_chat_template": not ppl}, "benchmarks": benchmarks, "seeds": seeds,
     })
 
 
@@ -73,10 +77,16 @@ def _scored_wrong(clean, faulted) -> int:
     return sum(reference.get(key, answer) != answer for key, answer in answers)
 
 
+# The small model scores about 0 on gsm8k, where a relative margin is 0: the verdicts use 10 absolute points.
+VERDICT_MARGIN = 0.10
+
+
 def _verdict(clean, faulted, reference: str | None) -> tuple[str, str]:
     from ..analysis import AnalysisOptions, analyze
+    from ..stats.rules import VerdictRules
 
-    verdict = analyze(clean, faulted, AnalysisOptions(unpaired="missing")).decision.verdict
+    rules = VerdictRules(tolerance=VERDICT_MARGIN, margin_kind="absolute")
+    verdict = analyze(clean, faulted, AnalysisOptions(rules=rules, unpaired="missing")).decision.verdict
     if reference is None or verdict == reference:
         return verdict, "no"
     return verdict, "no (missing runs: inconclusive)" if verdict == INCONCLUSIVE else "YES"
@@ -89,7 +99,7 @@ def _row(fault, injected, clean, faulted, manifests, jobs_lost, reference) -> Fa
     return FaultRow(
         fault=fault, injected=injected, retried=sum(r.get("retries", 0) for r in requests),
         recovered=sum(r.get("recovered", 0) for r in requests), missing=len(missing),
-        scored_wrong=_scored_wrong(clean, faulted), jobs_lost=jobs_lost, verdict=verdict, verdict_changed=changed,
+        scored_wrong=_scored_wrong(clean, faulted), jobs_lost=jobs_lost, verdict=verdict, verdict_changed=changed, reference=reference,
         reasons=tuple(sorted({entry["reason"] for entry in missing})),
     )
 
@@ -153,17 +163,29 @@ def fault_matrix(
             # one request at a time (llama.cpp's server has one slot anyway): the scripted faults hit requests in order
             engine = {"kind": "openai", "base_url": proxy.base_url, "served_model": server.served_model,
                       "max_retries": max_retries, "timeout": timeout, "concurrency": 1}
-            console.print(f"fault-free run: {items} gsm8k items", markup=False)
-            clean, _ = _run(_env("clean", engine, items=items, max_tokens=max_tokens, seeds=[0]), store, data_dir, console)
-            reference, _ = _verdict(clean, clean, None)
+            clean_runs: dict[bool, tuple] = {}  # by ppl: the fault-free records and their verdict against themselves
+
+            def clean_run(ppl: bool) -> tuple:
+                if ppl not in clean_runs:
+                    console.print(f"fault-free run: {items} {'mmlu_redux (ppl)' if ppl else 'gsm8k'} items", markup=False)
+                    env = _env(f"clean{'-ppl' if ppl else ''}", engine, items=items, max_tokens=max_tokens, seeds=[0], ppl=ppl)
+                    records, _ = _run(env, store, data_dir, console)
+                    clean_runs[ppl] = records, _verdict(records, records, None)[0]
+                return clean_runs[ppl]
+
             for fault in (f for f in faults if f != KILL):
+                ppl = fault in LOGPROB_FAULTS
+                clean, reference = clean_run(ppl)
                 console.print(f"fault {fault}", markup=False)
                 before = proxy.injected[fault]
-                proxy.script(*[fault] * (max_retries + 1), fault)  # one request's every try, then the next one's first
-                env = _env(f"fault-{fault}", engine, items=items, max_tokens=max_tokens, seeds=[0])
+                # one request's every try, then the next one's first (ppl: after the capability probe's request)
+                proxy.script(*([None] if ppl else []), *[fault] * (max_retries + 1), fault)
+                env = _env(f"fault-{fault}", engine, items=items, max_tokens=max_tokens, seeds=[0], ppl=ppl)
                 records, manifests = _run(env, store, data_dir, console)
                 proxy.clear()  # nothing left over for the next fault
                 rows.append(_row(fault, proxy.injected[fault] - before, clean, records, manifests, 0, reference))
+            if KILL in faults:
+                clean, reference = clean_run(False)
     if KILL in faults:
         console.print("fault kill-server: SIGKILL of the managed llama.cpp server during the second of two jobs", markup=False)
         rows.append(_kill_row(clean, store, data_dir, items, max_tokens, max_retries, timeout, reference, console))
@@ -177,14 +199,14 @@ def fault_table(rows: list[FaultRow]):
     def must_be_zero(count: int) -> str:
         return f"[red]{count}![/]" if count else "0"
 
-    table = Table(title="faults during a run (real llama.cpp server)")
+    table = Table(title=f"faults during a run (real llama.cpp server); verdicts against the fault-free run, margin {VERDICT_MARGIN:g} absolute")
     for column in ("fault", "injected", "retried", "recovered", "counted missing", "scored wrong", "finished jobs lost", "verdict changed"):
         table.add_column(column, justify="left" if column in ("fault", "verdict changed") else "right")
     for row in rows:
         table.add_row(
             row.fault, str(row.injected), str(row.retried), str(row.recovered), str(row.missing),
             must_be_zero(row.scored_wrong), must_be_zero(row.jobs_lost),
-            f"{row.verdict_changed} ({row.verdict})",
+            f"{row.verdict_changed}: {row.verdict} (fault-free: {row.reference})",
         )
     return table
 
@@ -199,7 +221,7 @@ def run_fault_bench(
     from ..benchmarks import resolve_data_dir
 
     console = Console(width=None if Console().is_terminal else 130)
-    data_dir = resolve_data_dir(data_dir, ["gsm8k"])
+    data_dir = resolve_data_dir(data_dir, ["gsm8k", *(["mmlu_redux"] if set(faults) & set(LOGPROB_FAULTS) else [])])
     with tempfile.TemporaryDirectory(prefix="statrepro-faults-") as scratch:
         root = Path(keep) if keep else Path(scratch)
         rows = fault_matrix(data_dir, root, items=items, max_tokens=max_tokens, max_retries=max_retries, timeout=timeout,
