@@ -152,6 +152,37 @@ class ThroughputBenchOptions(_BenchOptions):
         return self
 
 
+class FaultsBenchOptions(_BenchOptions):
+    """The fault matrix run against the real llama.cpp server (bench/faults.py)."""
+
+    data_dir: Optional[Path] = None
+    """Local benchmark data (default: $STATREPRO_DATA_DIR)."""
+    items: int = 20
+    """gsm8k items per run."""
+    max_tokens: int = 16
+    """Most new tokens per answer."""
+    max_retries: int = 2
+    """engine.max_retries of every run."""
+    timeout: float = 20.0
+    """engine.timeout of every run (the stall fault outlasts it by 5 s)."""
+    faults: Optional[tuple[str, ...]] = None
+    """Faults to inject (default: all, the managed-server kill last)."""
+    keep: Optional[Path] = None
+    """Keep the store and harness output here (default: a temporary dir)."""
+
+    @model_validator(mode="after")
+    def _counts(self) -> FaultsBenchOptions:
+        from .bench.fault_proxy import FAULTS
+        from .bench.faults import KILL
+
+        if self.items < 2 or self.max_tokens < 1 or self.max_retries < 1 or self.timeout <= 0:
+            raise ValueError("--items must be at least 2, --max-tokens and --max-retries at least 1, --timeout above 0")
+        unknown = sorted(set(self.faults or ()) - {*FAULTS, KILL})
+        if unknown:
+            raise ValueError(f"unknown faults {unknown}; known: {', '.join((*FAULTS, KILL))}")
+        return self
+
+
 class ControlBenchOptions(_BenchOptions):
     """The A/A control's excess-flip test: its level and the extra flips its power is measured against."""
 
@@ -322,6 +353,19 @@ def bench_run(options: ThroughputBenchOptions | None = None) -> list:
     options = options or ThroughputBenchOptions()
     return run_throughput_bench(data_dir=options.data_dir, items=options.items, concurrencies=list(options.concurrency),
                                 latency=options.latency, repeats=options.repeats, keep=options.keep)
+
+
+def bench_faults(options: FaultsBenchOptions | None = None) -> list:
+    """`statrepro bench faults`: each fault of the matrix injected during a run against the real llama.cpp server;
+    per fault what was injected, retried, recovered, counted missing, scored wrong, finished jobs lost and whether
+    the verdict changed (``bench.faults.FaultRow`` rows)."""
+    from .bench.fault_proxy import FAULTS
+    from .bench.faults import KILL, run_fault_bench
+
+    options = options or FaultsBenchOptions()
+    return run_fault_bench(data_dir=options.data_dir, items=options.items, max_tokens=options.max_tokens,
+                           max_retries=options.max_retries, timeout=options.timeout,
+                           faults=options.faults or (*FAULTS, KILL), keep=options.keep)
 
 
 def bench_control(options: ControlBenchOptions | None = None) -> dict[str, dict[str, float]]:

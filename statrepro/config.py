@@ -67,6 +67,10 @@ class EngineSpec(_Section):
     """Seconds a managed vllm or sglang server may take to answer its health check (loading weights onto a GPU is slow)."""
     concurrency: Optional[int] = Field(None, ge=1)
     """Requests in flight per job, for lm-eval (num_concurrent) and evalscope (eval batch size) alike; null takes the engine kind's default (see Engine kinds). Every request still carries its job's seed. Sampled requests on an engine that shares one RNG across requests go one at a time. Not part of the store key: a resumed run may change it."""
+    max_retries: int = Field(5, ge=0)
+    """Retries of one request to a served engine after its first try, on a transient fault (429, 5xx, a dropped connection, a timeout, a malformed answer, an answer for another model, missing or misaligned logprobs), with exponential backoff and jitter, honouring Retry-After. When they are spent the request's item is a missing run with its reason (docs/hardening.md). Not part of the store key."""
+    timeout: float = Field(300.0, gt=0.0)
+    """Seconds one try of a request to a served engine may take; one request with its retries and their waits may take (max_retries + 1) x timeout in all. Not part of the store key."""
 
     @field_validator("device")
     @classmethod
@@ -230,6 +234,8 @@ class EnvConfig(_Section):
             if data["engine"].get(key) == default:
                 data["engine"].pop(key)
         data["engine"].pop("concurrency")  # how fast, not what: the manifest records it, the doctor compares it
+        for key in ("max_retries", "timeout"):  # how hard to retry cannot change a score
+            data["engine"].pop(key)
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

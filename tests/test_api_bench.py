@@ -60,3 +60,13 @@ def test_bench_selection_prints_each_ladder_with_its_errors():
     assert all(0 <= row["fixed_sequence"] <= 1 and row["fixed_sequence_se"] > 0 for row in figures.values())
     with pytest.raises(ValueError, match="at least 1"):
         SelectionBenchOptions(sims=0)
+
+
+def test_fault_bench_options_name_an_unknown_fault_and_bad_counts():
+    from statrepro.api_bench import FaultsBenchOptions
+
+    assert "unknown faults ['nope']; known: 429, 429-date" in cli_message(FaultsBenchOptions, faults=("429", "nope"))
+    assert "kill-server" in cli_message(FaultsBenchOptions, faults=("nope",))
+    assert "--items must be at least 2" in cli_message(FaultsBenchOptions, items=1)
+    assert "--timeout above 0" in cli_message(FaultsBenchOptions, timeout=0)
+    assert FaultsBenchOptions(faults=("stall", "kill-server")).faults == ("stall", "kill-server")

@@ -33,3 +33,24 @@ def test_registry_problems_are_located_like_schema_problems(tmp_path, text, wher
     path.write_text(text)
     with pytest.raises(InputError, match=where):
         load_env(path)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("engine:\n  max_retries: -1\n", r"env\.yaml:2 \[engine\.max_retries\]: Input should be greater than or equal to 0"),
+    ("engine:\n  timeout: 0\n", r"env\.yaml:2 \[engine\.timeout\]: Input should be greater than 0"),
+    ("engine:\n  timeout: -2.5\n", r"env\.yaml:2 \[engine\.timeout\]: Input should be greater than 0"),
+])
+def test_retry_settings_out_of_range_are_one_line_naming_the_key(tmp_path, text, where):
+    path = tmp_path / "env.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=where) as error:
+        load_env(path)
+    assert "\n" not in str(error.value)
+
+
+def test_retry_settings_are_read_and_leave_the_store_key_alone():
+    base = validate_env({"name": "x"})
+    tuned = validate_env({"name": "x", "engine": {"max_retries": 0, "timeout": 7.5}})
+    assert (tuned.engine.max_retries, tuned.engine.timeout) == (0, 7.5)
+    assert (base.engine.max_retries, base.engine.timeout) == (5, 300.0)
+    assert tuned.fingerprint() == base.fingerprint()  # how hard to retry cannot change a score

@@ -114,6 +114,27 @@ def bench_run(
                           repeats=repeats, keep=keep))
 
 
+@bench_app.command("faults")
+@user_errors
+def bench_faults(
+    data_dir: Optional[Path] = DATA_DIR,
+    items: int = typer.Option(20, help="gsm8k items per run."),
+    max_tokens: int = typer.Option(16, help="Most new tokens per answer."),
+    max_retries: int = typer.Option(2, help="engine.max_retries of every run."),
+    timeout: float = typer.Option(20.0, help="engine.timeout of every run (the stall fault outlasts it)."),
+    faults: Optional[str] = typer.Option(None, help="Comma-separated faults (default: all; see docs/hardening.md)."),
+    keep: Optional[Path] = typer.Option(None, help="Keep the store and harness output here (default: a temporary dir)."),
+) -> None:
+    """Inject each fault of the matrix during a run against the real llama.cpp server (through a fault proxy; last,
+    a SIGKILL of a managed server): injected, retried, recovered, counted missing, scored wrong (must be 0),
+    finished jobs lost (must be 0), verdict changed (must be "no" unless missing runs force inconclusive)."""
+    from ..api_bench import FaultsBenchOptions, bench_faults as run_bench
+
+    chosen = tuple(part.strip() for part in faults.split(",") if part.strip()) if faults else None
+    run_bench(api_options(FaultsBenchOptions, data_dir=data_dir, items=items, max_tokens=max_tokens, max_retries=max_retries,
+                          timeout=timeout, faults=chosen, keep=keep))
+
+
 @bench_app.command("control")
 @user_errors
 def bench_control(

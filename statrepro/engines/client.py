@@ -9,10 +9,13 @@ The API key travels only in the Authorization header and is redacted from every 
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
+import math
 import random
 import time
+from datetime import timezone
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -29,21 +32,65 @@ MAX_REASON_CHARS = 300
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How long one request may take and how hard to retry it."""
+    """How long one request may take and how hard to retry it.
+
+    ``budget_seconds`` (None: unbounded) is the most one request may take in all, its tries and the waits
+    between them included; a wait that would end past it ends the retries at once.
+    """
 
     timeout_seconds: float = 120.0
     max_tries: int = 5
     base_delay_seconds: float = 0.5
     max_delay_seconds: float = 20.0
     jitter_fraction: float = 0.5
+    budget_seconds: float | None = None
+
+    @classmethod
+    def for_engine(cls, max_retries: int, timeout: float) -> RetryPolicy:
+        """The policy of ``engine.max_retries`` and ``engine.timeout``: each try may take ``timeout`` seconds
+        and the request (max_retries + 1) x timeout in all."""
+        return cls(timeout_seconds=timeout, max_tries=max_retries + 1, budget_seconds=(max_retries + 1) * timeout)
 
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
-        """Backoff before try ``attempt + 1``: base * 2^(attempt-1), capped, +- jitter; Retry-After wins if longer."""
+        """Backoff before try ``attempt + 1``: base * 2^(attempt-1), capped, +- jitter; Retry-After wins if longer
+        (capped at max_delay_seconds only when the policy has no budget to bound it)."""
         backoff = min(self.base_delay_seconds * 2 ** (attempt - 1), self.max_delay_seconds)
         backoff *= 1 + self.jitter_fraction * (2 * rng.random() - 1)
         if retry_after is not None:
-            backoff = max(backoff, min(retry_after, self.max_delay_seconds))
+            backoff = max(backoff, retry_after if self.budget_seconds is not None else min(retry_after, self.max_delay_seconds))
         return max(backoff, 0.0)
+
+    def next_wait(self, attempt: int, elapsed: float, rng: random.Random, retry_after: float | None = None) -> tuple[float | None, str]:
+        """After failed try ``attempt``, ``elapsed`` seconds into the request: (seconds to wait, "") before the
+        next try, or (None, why not) when the tries or the budget are spent."""
+        if attempt >= self.max_tries:
+            return None, f"gave up after {attempt} tr{'y' if attempt == 1 else 'ies'}"
+        wait = self.delay(attempt, rng, retry_after)
+        if self.budget_seconds is not None:
+            left = self.budget_seconds - elapsed
+            if wait > left:
+                what = f"Retry-After {retry_after:g} s" if retry_after is not None and retry_after >= wait else f"the next wait ({wait:.1f} s)"
+                return None, f"gave up after {attempt} tr{'y' if attempt == 1 else 'ies'}: {what} exceeds the remaining budget ({max(left, 0.0):.1f} s)"
+        return wait, ""
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header, either delay-seconds ("120") or an HTTP-date
+    ("Wed, 21 Oct 2026 07:28:00 GMT", RFC 9110); a date in the past is 0. None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 @dataclass(frozen=True)
@@ -104,10 +151,7 @@ class _Permanent(Exception):
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["retry-after"])
-    except (KeyError, ValueError):
-        return None
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 class OpenAIClient:
@@ -236,26 +280,21 @@ class OpenAIClient:
 
     def _with_retries(self, attempt_once: Callable[[], tuple[Any, dict]]):
         """(value, data, tries) from the first successful try, else a RequestFailure."""
-        last: _Transient | None = None
-        for attempt in range(1, self.policy.max_tries + 1):
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 value, data = attempt_once()
                 return value, data, attempt
             except _Permanent as error:
                 return RequestFailure(redact_secrets(error.reason, self._secrets), error.status, True, attempt)
             except _Transient as error:
-                last = error
-                if attempt == self.policy.max_tries:
-                    break
-                wait = self.policy.delay(attempt, self._rng, error.retry_after)
-                logger.warning(
-                    "%s: try %d/%d failed (%s); retrying in %.1f s",
-                    self.base_url,
-                    attempt,
-                    self.policy.max_tries,
-                    redact_secrets(error.reason, self._secrets),
-                    wait,
-                )
+                reason = redact_secrets(error.reason, self._secrets)
+                wait, why_not = self.policy.next_wait(attempt, time.monotonic() - started, self._rng, error.retry_after)
+                if wait is None:
+                    if attempt < self.policy.max_tries:  # the budget, not the tries, ended it: say so
+                        reason = f"{reason}; {why_not.split(': ', 1)[1]}"
+                    return RequestFailure(reason, error.status, False, attempt, error.cause)
+                logger.warning("%s: try %d/%d failed (%s); retrying in %.1f s", self.base_url, attempt, self.policy.max_tries, reason, wait)
                 self._sleep(wait)
-        assert last is not None
-        return RequestFailure(redact_secrets(last.reason, self._secrets), last.status, False, self.policy.max_tries, last.cause)

@@ -98,6 +98,9 @@ class JobContext:
     work_dir: Path  # scratch dir: generated tasks and the harness's output
     model_path: Path
     endpoint: ServerInfo | None  # where the engine answers; None for in-process engines
+    guard_url: str | None = None
+    """Where the harness sends its requests instead of ``endpoint.base_url``: the request guard (engines/relay.py)
+    of a harness adapter with ``guards_requests``."""
 
 
 @dataclass(frozen=True)

@@ -514,6 +514,13 @@ def _tokenizer_dir(model_path: Path) -> Path:
     return model_path if model_path.is_dir() else model_path.parent
 
 
+def _client_timeout(engine) -> int:
+    """lm-eval's own request timeout: past the guard's whole budget (every try and wait), so only the guard,
+    which always answers, ends a request; lm-eval's single try (max_retries=1) never retries behind it."""
+    tries = engine.max_retries + 1
+    return math.ceil(tries * engine.timeout + tries * 20.0 + 60)
+
+
 def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
     """(--model, --model_args, extra environment) for the job's engine."""
     env, endpoint = context.job.env, context.endpoint
@@ -533,8 +540,8 @@ def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
     tokenizer = env.engine.tokenizer or str(_tokenizer_dir(context.model_path))
     concurrency = engine_kind(env.engine.kind).requests_in_flight(env)
     args = (
-        f"model={endpoint.served_model},base_url={endpoint.base_url.rstrip('/')}{suffix},num_concurrent={concurrency},"
-        f"max_retries=5,tokenized_requests=False,tokenizer_backend=huggingface,tokenizer={tokenizer}"
+        f"model={endpoint.served_model},base_url={(context.guard_url or endpoint.base_url).rstrip('/')}{suffix},num_concurrent={concurrency},"
+        f"max_retries=1,timeout={_client_timeout(env.engine)},tokenized_requests=False,tokenizer_backend=huggingface,tokenizer={tokenizer}"
     )
     extra_env = {}
     if env.engine.api_key is not None:
@@ -624,6 +631,9 @@ class LmEvalHarness:
 
     name = "lm-eval"
     output_description = "results_*.json with samples_*.jsonl"
+    # Its API models retry without Retry-After, crash the job when retries are spent and score any 200 answer:
+    # statrepro's request guard (engines/relay.py) stands between it and a served engine and owns the retries.
+    guards_requests = True
     unit_range_metrics = frozenset({"acc", "acc_norm", "exact_match", "mc1", "mc2", "score"})
 
     def build_invocation(self, context):

@@ -14,10 +14,12 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..engines.errors import EngineError
 from ..engines.kinds import engine_kind
 from ..errors import InputError
 from ..harness.contract import ROW_IDS_FILE, JobContext, row_key
@@ -63,6 +65,11 @@ HARNESS_STOP_GRACE = 3.0
 
 class JobCancelled(Exception):
     """A job stopped by Ctrl-C: nothing was written for it, its partial harness output is gone."""
+
+
+class EngineDown(EngineError):
+    """The engine stopped answering during a job (a managed server's process died, or an endpoint refuses every
+    connection): nothing was written for the job; the orchestrator restarts a managed server once."""
 
 
 def _exit_at_once(signum, frame) -> None:
@@ -165,6 +172,7 @@ class JobOutcome:
     seconds: float = 0.0
     attempts: int = 0
     error: str | None = None
+    missing: int = 0  # items of the job left out as missing runs (their requests failed for good)
 
 
 def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
@@ -190,6 +198,83 @@ def _determinism(job: Job, endpoint: ServerInfo | None) -> dict:
     from ..engines.kinds import engine_kind
 
     return engine_kind(job.env.engine.kind).determinism(job.env.hardware, job.env.engine.deterministic)
+
+
+def _request_guard(adapter, job: Job, endpoint: ServerInfo | None):
+    """The request guard (engines/relay.py) for a harness that declares ``guards_requests`` against a served
+    engine, else None. A managed server's guard knows its process, so its death is told from a fault."""
+    if endpoint is None or not getattr(adapter, "guards_requests", False):
+        return None
+    from ..engines.client import RetryPolicy
+    from ..engines.relay import RequestRelay, process_alive
+
+    engine = job.env.engine
+    alive = (lambda: process_alive(endpoint.pid)) if engine_kind(engine.kind).managed and endpoint.pid else None
+    return RequestRelay(
+        endpoint.base_url, policy=RetryPolicy.for_engine(engine.max_retries, engine.timeout), secrets=job.env.secrets(), engine_alive=alive
+    )
+
+
+def _squashed(text) -> str:
+    return "".join(str(text).split())
+
+
+def _sent(prompt, failure: dict) -> bool:
+    """Whether a failed request is one of the item's: its chat messages, its text (a generation) or its text and
+    one continuation (a log-likelihood request, whose text the harness decodes from tokens: spacing may differ)."""
+    if failure.get("messages") is not None:
+        return prompt.messages is not None and list(prompt.messages) == failure["messages"]
+    if prompt.text is None or not isinstance(failure.get("prompt"), str):
+        return False
+    sent = _squashed(failure["prompt"])
+    return sent in {_squashed(prompt.text), *(_squashed(prompt.text + continuation) for continuation in prompt.continuations)}
+
+
+def drop_failed_items(adapter, output_dir: Path, records, failures: list[dict]):
+    """(records without the items of the failed requests, {item key: reason}); an EngineError when a failed
+    request matches no item, since then a placeholder answer could have been scored."""
+    sent = adapter.sent_prompts(output_dir)
+    missing: dict[str, str] = {}
+    for failure in failures:
+        keys = [key for key, prompt in sent.items() if _sent(prompt, failure)]
+        if not keys:
+            raise EngineError(f"a failed request matches no item of the harness output, so the run cannot be kept ({failure['reason']})")
+        for key in keys:
+            missing.setdefault(key, failure["reason"])
+    return records[~records["item_key"].isin(missing)], missing
+
+
+def _invoke(adapter, context: JobContext, guard, log_path: Path, on_progress: Callable[[HarnessProgress], None] | None = None):
+    """Build and run the harness, through the request guard when there is one: (invocation, exit status). A stopped
+    harness's partial output is never kept; EngineDown when the engine died under it."""
+    with guard or nullcontext():
+        if guard:
+            context = replace(context, guard_url=guard.base_url)
+        invocation = adapter.build_invocation(context)
+        try:
+            returncode = _run_harness(
+                invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=context.work_dir, on_progress=on_progress,
+            )
+        except BaseException:  # JobCancelled, KeyboardInterrupt, SIGTERM's SystemExit
+            shutil.rmtree(context.work_dir, ignore_errors=True)
+            raise
+    if guard and guard.engine_down:
+        shutil.rmtree(context.work_dir, ignore_errors=True)
+        raise EngineDown(f"{context.job.label}: {guard.engine_down}")
+    return invocation, returncode
+
+
+def _load_answered(adapter, output_dir: Path, guard, work_dir: Path):
+    """The harness output's records without the items whose requests the guard gave up on, and those items'
+    reasons; an EngineError when none is left or a failed request cannot be traced to its item."""
+    records = adapter.load(output_dir, metric_overrides={})
+    if guard is None or not guard.failures:
+        return records, {}
+    guard.write_failures(work_dir / "failed-requests.jsonl")
+    records, missing = drop_failed_items(adapter, output_dir, records, guard.failures)
+    if records.empty:
+        raise EngineError(f"every item's request failed: {next(iter(missing.values()))}")
+    return records, missing
 
 
 def execute_job(
@@ -219,18 +304,16 @@ def execute_job(
         if on_attempt:
             on_attempt(attempt)
         work_dir = store.scratch_dir(job)
-        context = JobContext(job, data_dir, work_dir, model_path, endpoint)
-        invocation = adapter.build_invocation(context)
-        try:
-            returncode = _run_harness(invocation.argv, log_path=log_path, env={**os.environ, **invocation.env}, cwd=work_dir, on_progress=on_progress)
-        except BaseException:  # JobCancelled, KeyboardInterrupt, SIGTERM's SystemExit
-            shutil.rmtree(work_dir, ignore_errors=True)  # partial output of a stopped harness is never kept
-            raise
+        guard = _request_guard(adapter, job, endpoint)
+        invocation, returncode = _invoke(adapter, JobContext(job, data_dir, work_dir, model_path, endpoint), guard, log_path, on_progress)
         scrub_files([log_path, *work_dir.rglob("*")], secrets)
         tail = redact_secrets(_tail(log_path), secrets)
         if returncode == 0:
             try:
-                records = adapter.load(invocation.output_dir, metric_overrides={})
+                records, missing = _load_answered(adapter, invocation.output_dir, guard, work_dir)
+            except EngineError as unusable:
+                error = str(unusable)
+                break
             except InputError as parse_error:
                 error = f"harness output unreadable: {parse_error}"
                 break
@@ -238,6 +321,7 @@ def execute_job(
                 (work_dir / ROW_IDS_FILE).write_text(json.dumps(invocation.row_ids), encoding="utf-8")
                 try:
                     records = records.assign(item_key=[row_key(key, invocation.row_ids) for key in records["item_key"]])
+                    missing = {row_key(key, invocation.row_ids): reason for key, reason in missing.items()}
                 except InputError as key_error:
                     error = f"harness output unreadable: {key_error}"
                     break
@@ -261,8 +345,10 @@ def execute_job(
                 "prompt_hashes": int(records["prompt_hash"].nunique()),
                 **invocation.manifest,
             }
+            if guard:  # what the guard saw, and each missing run with its reason
+                manifest |= {"requests": guard.stats.to_dict(), "missing_runs": [{"item_key": k, "reason": r} for k, r in sorted(missing.items())]}
             store.write_done(job, records, manifest)
-            return JobOutcome(job, "done", manifest["items"], manifest["seconds"], attempt)
+            return JobOutcome(job, "done", manifest["items"], manifest["seconds"], attempt, missing=len(missing))
         error = f"harness exited with code {returncode}: {tail.splitlines()[-1] if tail else 'no output'}"
         if not _is_transient(tail) or attempt == MAX_ATTEMPTS:
             break

@@ -17,7 +17,7 @@ from ..engines.kinds import engine_endpoint, engine_kind
 from ..errors import InputError
 from ..stats.rules import VerdictRules
 from .executors import Executor, JobRunner, LocalExecutor
-from .jobs import JobCancelled, JobOutcome, cancel_running_jobs, reset_cancellation, stop_running_jobs
+from .jobs import EngineDown, JobCancelled, JobOutcome, cancel_running_jobs, reset_cancellation, stop_running_jobs
 from .plan import Job, plan_jobs
 from .progress import HarnessProgress, ProgressLines
 from .store import ResultStore
@@ -177,6 +177,8 @@ def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, c
                     console.print(line, markup=False, highlight=False, soft_wrap=True)
                 elif outcome.status == "failed":
                     progress.console.print(f"[red]failed[/] {outcome.job.label}: {outcome.error}")
+                elif outcome.missing:
+                    progress.console.print(f"{outcome.job.label}: {outcome.missing} missing runs (requests that failed for good; reasons in its manifest)")
 
         lines = ProgressLines()
 
@@ -203,15 +205,13 @@ def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, c
             describe(env, f"{env.name}: preparing {env.model.path}")
             model_path = _model_path(env)
             server_dir = store.root / "servers" / f"{env.name}-{env.fingerprint()}"
-            describe(env, f"{env.name}: starting {env.engine.kind}")
             try:
-                with engine_endpoint(env, server_dir) as endpoint:
-                    describe(env, env.name)
-                    run_one = JobRunner(
-                        store.root, data_dirs[id(env)], model_path, endpoint, describe=lambda text: describe(env, text),
-                        on_progress=on_progress,
-                    )
-                    return executor.run(env_jobs, run_one, on_done)
+                return _serve_and_run(env, env_jobs, lambda endpoint: executor.run(
+                    [job for job in env_jobs if not store.is_done(job)],
+                    JobRunner(store.root, data_dirs[id(env)], model_path, endpoint, describe=lambda text: describe(env, text),
+                               on_progress=on_progress),
+                    on_done,
+                ), store, server_dir, lambda text: describe(env, text), console)
             finally:
                 describe(env, None)
 
@@ -226,6 +226,27 @@ def _run_pending(envs, pending, outcomes, store, executor, data_dirs, columns, c
             for env, env_jobs in blocks:
                 outcomes.extend(run_env(env, env_jobs))
     return RunSummary(tuple(outcomes))
+
+
+def _serve_and_run(env: EnvConfig, env_jobs: list[Job], run_jobs, store: ResultStore, server_dir: Path, describe, console) -> list[JobOutcome]:
+    """Start ``env``'s engine and run its unfinished jobs (``run_jobs(endpoint)``). A managed server that dies
+    mid-job is restarted once and the jobs not finished yet run again, the interrupted one from its start
+    (lm-eval keeps no finished requests to resume from); a second death, or an external endpoint that stops
+    answering, ends the run with one line (EngineDown). Finished jobs stay in the store either way."""
+    restarted, finished_before = False, []  # finished by the first server, whose outcomes its death swallowed
+    while True:
+        describe(f"{env.name}: {'restarting' if restarted else 'starting'} {env.engine.kind}")
+        try:
+            with engine_endpoint(env, server_dir) as endpoint:
+                describe(env.name)
+                return [*finished_before, *run_jobs(endpoint)]
+        except EngineDown as down:
+            if restarted or not engine_kind(env.engine.kind).managed:
+                raise EngineDown(f"{down}; the run stopped, its finished jobs are kept in {store.root}") from None
+            console.print(f"{down}; restarting the server once and running the unfinished jobs again", markup=False, highlight=False, soft_wrap=True)
+            reset_cancellation()  # the executor stopped the dead server's other jobs; the restarted server runs them
+            restarted = True
+            finished_before = [JobOutcome(job, "done", store.manifest(job).get("items", 0)) for job in env_jobs if store.is_done(job)]
 
 
 def _run_side_by_side(run_env, blocks: list[tuple[EnvConfig, list[Job]]]) -> list[JobOutcome]:
@@ -263,6 +284,8 @@ def finished_job_line(outcome: JobOutcome, finished: int, total: int, elapsed: f
     and the ETA (the wall time per finished job so far, times the jobs left)."""
     job, left = outcome.job, total - finished
     what = f"{outcome.items} items" if outcome.status == "done" else f"FAILED ({outcome.error})"
+    if outcome.missing:  # never silently: the manifest's missing_runs hold each one's reason
+        what += f" and {outcome.missing} missing run{'' if outcome.missing == 1 else 's'} (requests that failed for good; reasons in its manifest)"
     eta = _duration(elapsed / finished * left) if left else "0m00s"
     return (
         f"[{finished}/{total}] {job.env.name} {job.benchmark} seed {job.seed}: {what} in {outcome.seconds:.1f} s; "
