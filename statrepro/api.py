@@ -28,9 +28,17 @@ if TYPE_CHECKING:
 
 # Validators with the messages the CLI has always printed ("--tolerance: must be in (0.0, 1.0), got 1.5").
 def _open_interval(low: float, high: float):
-    def check(cls, value: float) -> float:
-        if not (low < value < high):
-            raise ValueError(f"must be in ({low}, {high}), got {value}")
+    return _interval(low, high, closed=False)
+
+
+def _closed_interval(low: float, high: float):
+    return _interval(low, high, closed=True)
+
+
+def _interval(low: float, high: float, *, closed: bool):
+    def check(cls, value: float | None) -> float | None:
+        if value is not None and not (low <= value <= high if closed else low < value < high):
+            raise ValueError(f"must be in {'[' if closed else '('}{low}, {high}{']' if closed else ')'}, got {value}")
         return value
 
     return classmethod(check)

@@ -8,13 +8,28 @@ field, with the messages the CLI prints); each ``bench_*`` call prints its table
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 # The verdict options' own range checks, so a bench's --tolerance and --alpha fail as compare's do.
 from .api import _at_least, _open_interval
 from .stats.rules import DEFAULT_RULES
+
+
+def _every(holds: Callable[[float], bool], message: str):
+    """A validator of a grid (a tuple of values): ``message`` unless every value ``holds``."""
+
+    def check(cls, value: tuple) -> tuple:
+        if not all(holds(one) for one in value):
+            raise ValueError(message)
+        return value
+
+    return classmethod(check)
+
+
+def _is_accuracy(value: float) -> bool:
+    return 0 < value < 1
 
 
 class _BenchOptions(BaseModel):
@@ -70,19 +85,8 @@ class CalibrationBenchOptions(_BenchOptions):
     _tolerance_range = field_validator("tolerance")(_open_interval(0.0, 1.0))
     _alpha = field_validator("alpha")(_open_interval(0.0, 0.5))
 
-    @field_validator("items")
-    @classmethod
-    def _item_counts(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if min(value, default=2) < 2:
-            raise ValueError("item counts must be at least 2")
-        return value
-
-    @field_validator("accuracies")
-    @classmethod
-    def _accuracies(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not all(0 < accuracy < 1 for accuracy in value):
-            raise ValueError("accuracies must be in (0, 1)")
-        return value
+    _item_counts = field_validator("items")(_every(lambda count: count >= 2, "item counts must be at least 2"))
+    _accuracies = field_validator("accuracies")(_every(_is_accuracy, "accuracies must be in (0, 1)"))
 
     @field_validator("engines")
     @classmethod
@@ -443,19 +447,8 @@ class GatesBenchOptions(_BenchOptions):
     _alpha = field_validator("alpha")(_open_interval(0.0, 0.5))
     _sims = field_validator("sims")(_at_least(10))
 
-    @field_validator("items")
-    @classmethod
-    def _item_counts(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if min(value, default=10) < 10:
-            raise ValueError("item counts must be at least 10")
-        return value
-
-    @field_validator("accuracies")
-    @classmethod
-    def _accuracies(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not all(0 < accuracy < 1 for accuracy in value):
-            raise ValueError("accuracies must be in (0, 1)")
-        return value
+    _item_counts = field_validator("items")(_every(lambda count: count >= 10, "item counts must be at least 10"))
+    _accuracies = field_validator("accuracies")(_every(_is_accuracy, "accuracies must be in (0, 1)"))
 
     @model_validator(mode="after")
     def _reachable(self) -> GatesBenchOptions:

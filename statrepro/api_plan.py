@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from .api import _at_least, _closed_interval, _open_interval
 from .errors import InputError
 from .stats.rules import DEFAULT_RULES
 
@@ -54,33 +55,10 @@ class PlanOptions(BaseModel):
             raise ValueError(f"the margin must be in (0, 1), got {value}")
         return value
 
-    @field_validator("alpha")
-    @classmethod
-    def _alpha(cls, value: float) -> float:
-        if not 0 < value < 0.5:
-            raise ValueError(f"must be in (0, 0.5), got {value}")
-        return value
-
-    @field_validator("flip_rate")
-    @classmethod
-    def _flip_rate(cls, value: Optional[float]) -> Optional[float]:
-        if value is not None and not 0 <= value <= 1:
-            raise ValueError(f"must be in [0, 1], got {value}")
-        return value
-
-    @field_validator("accuracy")
-    @classmethod
-    def _accuracy(cls, value: float) -> float:
-        if not 0 < value < 1:
-            raise ValueError(f"must be in (0, 1), got {value}")
-        return value
-
-    @field_validator("items")
-    @classmethod
-    def _items(cls, value: Optional[int]) -> Optional[int]:
-        if value is not None and value < 2:
-            raise ValueError(f"must be at least 2, got {value}")
-        return value
+    _alpha = field_validator("alpha")(_open_interval(0, 0.5))
+    _flip_rate = field_validator("flip_rate")(_closed_interval(0, 1))
+    _accuracy = field_validator("accuracy")(_open_interval(0, 1))
+    _items = field_validator("items")(_at_least(2))
 
 
 def plan_noises(noises: dict[str, AANoise], n_items: dict[str, int | None], options: PlanOptions) -> dict[str, BenchmarkPlan]:

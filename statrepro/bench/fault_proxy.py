@@ -32,15 +32,17 @@ import threading
 import time
 from collections import Counter, deque
 
-from ..engines.process import LOOPBACK
+from ..engines.local_proxy import LocalProxy, forwarded_headers
 
 FAULTS = ("429", "429-date", "500", "503", "reset", "stall", "truncated", "wrong-model", "no-logprobs", "short-logprobs")
 GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")
-_DROPPED = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "accept-encoding"}
 
 
-class FaultProxy:
+class FaultProxy(LocalProxy):
     """``with FaultProxy(upstream_base_url) as proxy:`` then send requests to ``proxy.base_url``."""
+
+    thread_name = "statrepro-fault-proxy"
+    handler_cancellation = True
 
     def __init__(
         self,
@@ -52,6 +54,7 @@ class FaultProxy:
         kinds: tuple[str, ...] = FAULTS,
         seed: int = 0,
     ) -> None:
+        super().__init__()
         unknown = sorted(set(kinds) - set(FAULTS))
         if unknown:
             raise ValueError(f"unknown faults {unknown}; known: {', '.join(FAULTS)}")
@@ -63,10 +66,6 @@ class FaultProxy:
         self._always: str | None = None
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self.base_url = ""
 
     def script(self, *faults: str | None) -> None:
         """The next completion requests get these faults, in order (None: that request passes)."""
@@ -98,52 +97,8 @@ class FaultProxy:
                 self.injected[fault] += 1
             return fault
 
-    def __enter__(self) -> FaultProxy:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="statrepro-fault-proxy", daemon=True)
-        self._thread.start()
-        ready.wait(30)
-        if not self.base_url:
-            raise RuntimeError("the fault proxy did not start")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._loop is not None and self._stopping is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _serve(self, ready: threading.Event) -> None:
-        import aiohttp
-        from aiohttp import web
-
-        async def main() -> None:
-            self._stopping = asyncio.Event()
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
-                app = web.Application(client_max_size=1 << 30)
-
-                async def handle(request):
-                    return await self._handle(session, request)
-
-                app.router.add_route("*", "/{tail:.*}", handle)
-                runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-                await runner.setup()
-                site = web.TCPSite(runner, LOOPBACK, 0)
-                await site.start()
-                self.base_url = f"http://{LOOPBACK}:{site._server.sockets[0].getsockname()[1]}/v1"  # noqa: SLF001
-                ready.set()
-                await self._stopping.wait()
-                await runner.cleanup()
-
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(main())
-        finally:
-            ready.set()
-            self._loop.close()
-
     async def _forward(self, session, request, body: bytes) -> tuple[int, str, bytes]:
-        headers = {name: value for name, value in request.headers.items() if name.lower() not in _DROPPED}
+        headers = forwarded_headers(request.headers)
         url = self.upstream + request.path + (f"?{request.query_string}" if request.query_string else "")
         async with session.request(request.method, url, data=body, headers=headers) as response:
             return response.status, response.headers.get("content-type", "application/json"), await response.read()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +29,9 @@ from typing import Any, Callable
 
 from ..redaction import redact_secrets
 from .client import MAX_REASON_CHARS, RetryPolicy, parse_retry_after
-from .process import LOOPBACK
+from .local_proxy import LocalProxy, forwarded_headers
 
 GENERATION_PATHS = ("/completions", "/chat/completions")
-# Hop-by-hop and length headers the relay recomputes.
-_DROPPED_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "accept-encoding"}
 
 
 def answer_fault(path: str, request: dict[str, Any], answer: Any) -> str | None:
@@ -99,8 +96,10 @@ class _Retry(Exception):
         self.reason, self.retry_after, self.refused = reason, retry_after, refused
 
 
-class RequestRelay:
+class RequestRelay(LocalProxy):
     """The guard for one job: ``with RequestRelay(...) as relay:`` then point the harness at ``relay.base_url``."""
+
+    thread_name = "statrepro-relay"
 
     def __init__(
         self,
@@ -111,6 +110,7 @@ class RequestRelay:
         engine_alive: Callable[[], bool] | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__()
         self.upstream = upstream.rstrip("/")
         self.policy = policy
         self.stats = RelayStats()
@@ -119,70 +119,19 @@ class RequestRelay:
         self._secrets = tuple(secrets)
         self._engine_alive = engine_alive
         self._rng = rng or random.Random()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping: asyncio.Event | None = None
-        self.base_url = ""
 
-    def __enter__(self) -> RequestRelay:
-        ready = threading.Event()
-        errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._serve, args=(ready, errors), name="statrepro-relay", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if errors:
-            raise errors[0]
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._loop is not None and self._stopping is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+    def _client_timeout(self) -> float | None:
+        return self.policy.timeout_seconds
 
     def write_failures(self, path: Path) -> None:
         path.write_text("".join(json.dumps(failure) + "\n" for failure in self.failures), encoding="utf-8")
-
-    def _serve(self, ready: threading.Event, errors: list[BaseException]) -> None:
-        from aiohttp import web
-
-        async def main() -> None:
-            import aiohttp
-
-            self._stopping = asyncio.Event()
-            timeout = aiohttp.ClientTimeout(total=self.policy.timeout_seconds)
-            async with aiohttp.ClientSession(timeout=timeout, auto_decompress=True) as session:
-                app = web.Application(client_max_size=1 << 30)
-
-                async def handle(request):
-                    return await self._handle(session, request)
-
-                app.router.add_route("*", "/{tail:.*}", handle)
-                runner = web.AppRunner(app, access_log=None)
-                await runner.setup()
-                site = web.TCPSite(runner, LOOPBACK, 0)
-                await site.start()
-                port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp names no public accessor
-                self.base_url = f"http://{LOOPBACK}:{port}/v1"
-                ready.set()
-                await self._stopping.wait()
-                await runner.cleanup()
-
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(main())
-        except BaseException as error:  # noqa: BLE001 - handed to the thread that waits on ``ready``
-            errors.append(error)
-            ready.set()
-        finally:
-            self._loop.close()
 
     async def _handle(self, session, request):
         from aiohttp import web
 
         suffix = request.path.removeprefix("/v1")
         body = await request.read()
-        headers = {name: value for name, value in request.headers.items() if name.lower() not in _DROPPED_HEADERS}
+        headers = forwarded_headers(request.headers)
         if self.engine_down:
             return web.json_response({"error": {"message": f"statrepro: {self.engine_down}"}}, status=502)
         try:

@@ -6,6 +6,7 @@ One row is one item scored in one run (seed) of one environment. See ``docs/sche
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -73,6 +74,15 @@ def make_records(rows: list[dict]) -> pd.DataFrame:
     frame = frame[list(RECORD_COLUMNS)]
     frame["score"] = frame["score"].astype("float64")
     return frame
+
+
+def concat_records(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Records tables as one, in the canonical column order, empty ones skipped (an empty table for none)."""
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
+        return empty_records()
+    combined = pd.concat(frames, ignore_index=True)
+    return combined[[column for column in RECORD_COLUMNS if column in combined.columns]]
 
 
 def coerce_score(value: object, *, path: str, line: int | None, key: str) -> float:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
-from ..harness.records import RECORD_COLUMNS, make_records
+from ..harness.records import concat_records, make_records
 from .plan import CONTROL_SUFFIX
 from .store import MANIFEST, RECORDS
 
@@ -200,18 +200,12 @@ def _read_records(path: Path) -> pd.DataFrame:
 
 def load_runs(root: Path, env: StoredEnvironment, run_directories: list[str]) -> pd.DataFrame:
     """The records of every finished seed of ``env``'s runs named in ``run_directories``."""
-    frames = []
-    for run in env.runs:
-        if run.directory not in run_directories:
-            continue
-        for seed in run.done:
-            frame = _read_records(root / env.directory / run.directory / f"seed-{seed}" / RECORDS)
-            if len(frame):
-                frames.append(frame)
-    if not frames:
-        return make_records([])
-    combined = pd.concat(frames, ignore_index=True)
-    return combined[[column for column in RECORD_COLUMNS if column in combined.columns]]
+    return concat_records(
+        _read_records(root / env.directory / run.directory / f"seed-{seed}" / RECORDS)
+        for run in env.runs
+        if run.directory in run_directories
+        for seed in run.done
+    )
 
 
 def run_manifest(root: Path, env: StoredEnvironment, run_directories: list[str]) -> dict | None:

@@ -36,7 +36,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError
-from ..harness.records import READ_DTYPES, RECORD_COLUMNS, make_records
+from ..harness.records import READ_DTYPES, concat_records
 from ..atomic import atomic_write_text
 from .plan import Job
 
@@ -249,12 +249,8 @@ class ResultStore:
                 found = job_damage(directory, manifest, only=lambda name: name.startswith(f"{HARNESS_DIR}/"))
                 if found:
                     raise damaged_error(self.root, *found)
-            if len(frame):
-                frames.append(frame)
-        if not frames:
-            return make_records([])
-        combined = pd.concat(frames, ignore_index=True)
-        return combined[[column for column in RECORD_COLUMNS if column in combined.columns]]
+            frames.append(frame)
+        return concat_records(frames)
 
     def _read_records(self, directory: Path, manifest: dict) -> pd.DataFrame:
         path = directory / RECORDS

@@ -163,6 +163,19 @@ def _kill_when_second_job_requests(store: Path, act, done: threading.Event, acte
             return
 
 
+def _run_acting_in_second_job(root: Path, env_file: Path, data_dir: Path, act) -> tuple[int, str, list[float]]:
+    """``_run``, calling ``act`` once, when the second job has sent its first request: (exit code, output, when it acted)."""
+    done, acted = threading.Event(), []
+    watcher = threading.Thread(target=_kill_when_second_job_requests, args=(root / "store", act, done, acted), daemon=True)
+    watcher.start()
+    try:
+        code, output = _run(root, env_file, data_dir)
+    finally:
+        done.set()
+        watcher.join()
+    return code, output, acted
+
+
 @pytest.mark.model
 @pytest.mark.slow  # two jobs, a kill and a rerun through lm-eval: about 3 minutes on 2 cores
 def test_a_managed_server_killed_mid_job_is_restarted_once_and_no_finished_job_is_lost(tmp_path):
@@ -179,14 +192,7 @@ def test_a_managed_server_killed_mid_job_is_restarted_once_and_no_finished_job_i
             os.kill(pid, signal.SIGKILL)
             killed_pids.append(pid)
 
-    done, acted = threading.Event(), []
-    watcher = threading.Thread(target=_kill_when_second_job_requests, args=(store, kill_server, done, acted), daemon=True)
-    watcher.start()
-    try:
-        code, output = _run(tmp_path, env_file, data_dir)
-    finally:
-        done.set()
-        watcher.join()
+    code, output, acted = _run_acting_in_second_job(tmp_path, env_file, data_dir, kill_server)
     assert killed_pids, "the server was never killed mid-job: " + output
     assert code == 0, output
     (line,) = [line for line in output.splitlines() if "restarting the server once" in line]
@@ -210,14 +216,9 @@ def test_an_external_endpoint_that_dies_stops_the_run_with_one_line_and_keeps_fi
         endpoint = FaultProxy(server.base_url).__enter__()  # the "external server": stopped mid-run below
         engine = {"kind": "openai", "base_url": endpoint.base_url, "served_model": server.served_model, "max_retries": 1, "timeout": 20.0}
         env_file = _env_file(tmp_path, "external", engine, seeds=[0, 1], temperature=SAMPLED)
-        done, acted = threading.Event(), []
-        watcher = threading.Thread(target=_kill_when_second_job_requests, args=(tmp_path / "store", lambda: endpoint.__exit__(None, None, None), done, acted), daemon=True)
-        watcher.start()
         try:
-            code, output = _run(tmp_path, env_file, data_dir)
+            code, output, acted = _run_acting_in_second_job(tmp_path, env_file, data_dir, lambda: endpoint.__exit__(None, None, None))
         finally:
-            done.set()
-            watcher.join()
             endpoint.__exit__(None, None, None)
     assert acted, "the endpoint was never stopped mid-job: " + output
     assert code == 2, output
