@@ -24,7 +24,7 @@ from .stats.verdict import VERDICTS
 # Also in 4: `sequential.calls_saved_share` counts against the fixed design as it runs (a deterministic side's
 # repeated seeds skipped), `calls_saved_share_nominal` against every seed; item designs add `order` and
 # `design_changes`.
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 VerdictLabel = Literal[VERDICTS]
 
@@ -416,9 +416,10 @@ class TokenKLDJson(_Strict):
 
 
 class VerdictJson(_Strict):
-    schema_version: Literal["4"] = SCHEMA_VERSION
-    """Version of this schema. 3 added per benchmark `flip_decomposition` and, with --control, `control` (the A/A
-    control); 2 made `different` a controlled claim (p_beyond) and added the tipping-point check."""
+    schema_version: Literal["5"] = SCHEMA_VERSION
+    """Version of this schema. 5 added `token_kld` (compare --kld); 4 counted missing runs (`missing_runs`) and
+    added several candidates (`candidates`, `selection`) and choice-level evidence (`choices`, `gates`); 3 added per
+    benchmark `flip_decomposition` and, with --control, `control` (the A/A control); 2 made `different` a controlled claim (p_beyond) and added the tipping-point check."""
     statrepro_version: str
     """Version of statrepro that wrote the file."""
     alpha: float

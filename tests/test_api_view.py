@@ -80,7 +80,7 @@ def store(tmp_path: Path) -> ResultStore:
     write_runs(result, control_env(env_a))
     (result.root / "verdicts").mkdir()
     (result.root / "verdicts" / "fp32-vs-q4.json").write_text(json.dumps(
-        {"schema_version": "4", "verdict": "different", "benchmarks": {}, "inputs": {"a": "fp32.yaml", "b": "q4.yaml"}}))
+        {"schema_version": "5", "verdict": "different", "benchmarks": {}, "inputs": {"a": "fp32.yaml", "b": "q4.yaml"}}))
     (result.root / "verdicts" / "report.html").write_text("<p>saved report</p>")
     (tmp_path / "secret.txt").write_text(SECRET)
     return result

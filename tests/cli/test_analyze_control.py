@@ -34,7 +34,7 @@ def test_analyze_with_a_control_writes_the_control_object(tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["analyze", str(a), str(b), "--control", str(control), "--json", str(out), "--resamples", "200"])
     assert result.exit_code in (0, 3, 4), result.output
     verdict = json.loads(out.read_text())
-    assert verdict["schema_version"] == SCHEMA_VERSION == "4"
+    assert verdict["schema_version"] == SCHEMA_VERSION == "5"
     assert verdict["inputs"]["control"] == str(control)
     gsm8k = verdict["benchmarks"]["gsm8k"]
     block = gsm8k["control"]
