@@ -66,10 +66,10 @@ def _easy_gsm8k(root: Path, n: int) -> Path:
     return root
 
 
-def _env_file(root: Path, name: str, engine: dict, *, ppl: bool = False, seeds=1, temperature: float = 0.0) -> Path:
+def _env_file(root: Path, name: str, engine: dict, *, ppl: bool = False, seeds=1, temperature: float = 0.0, harness: str = "lm-eval") -> Path:
     benchmarks = {"mmlu_redux": {"mode": "ppl", "subsets": ["marketing"], "limit": 3}} if ppl else {"gsm8k": {"limit": 5, "num_fewshot": 0}}
     env = {"name": name, "model": {"path": "embedded", "quantization": "gguf"}, "engine": engine,
-           "harness": {"name": "lm-eval", "apply_chat_template": not ppl},
+           "harness": {"name": harness} if harness != "lm-eval" else {"name": harness, "apply_chat_template": not ppl},
            "generation": {"temperature": temperature, "max_tokens": 8, "repeat_penalty": 1.0}, "benchmarks": benchmarks, "seeds": seeds}
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(env))
@@ -149,6 +149,30 @@ def test_a_fault_during_a_cli_run_is_recovered_or_a_missing_run_with_its_reason_
     (missing,) = manifest["missing_runs"]
     assert REASONS[fault] in missing["reason"] and f"gave up after {MAX_RETRIES + 1} tries" in missing["reason"]
     kept = _records(root, f"fault-{fault}")
+    assert set(clean) - set(kept) == {(0, missing["item_key"])}  # the one missing run, nothing else dropped
+    assert {key: clean[key] for key in kept} == kept  # scored wrong: 0
+
+
+@pytest.mark.model
+@pytest.mark.slow  # two evalscope runs: about a minute on 2 cores
+def test_evalscope_goes_through_the_guard_a_fault_is_recovered_or_a_missing_run_never_a_wrong_score(behind_proxy):
+    root, data_dir, _, proxy, engine, _ = behind_proxy
+    code, output = _run(root, _env_file(root, "es-clean", engine, harness="evalscope"), data_dir)
+    assert code == 0, output
+    clean = _records(root, "es-clean")
+    assert len(clean) == 5
+    # One request's every try fails (its retries spent), the next one's first try (retried and recovered).
+    proxy.script(*["500"] * (MAX_RETRIES + 1), "500")
+    code, output = _run(root, _env_file(root, "es-fault", engine, harness="evalscope"), data_dir)
+    proxy.clear()
+    assert code == 0, output
+    assert "and 1 missing run (requests that failed for good" in output
+    (manifest,) = _manifests(root, "es-fault")
+    assert manifest["requests"]["failed"] == 1 and manifest["requests"]["recovered"] == 1, manifest["requests"]
+    assert manifest["requests"]["requests"] == 5  # evalscope retried nothing itself: the guard saw each request once
+    (missing,) = manifest["missing_runs"]
+    assert missing["reason"].startswith("HTTP 500") and f"gave up after {MAX_RETRIES + 1} tries" in missing["reason"]
+    kept = _records(root, "es-fault")
     assert set(clean) - set(kept) == {(0, missing["item_key"])}  # the one missing run, nothing else dropped
     assert {key: clean[key] for key in kept} == kept  # scored wrong: 0
 
