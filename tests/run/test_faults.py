@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness_output import choice_samples, generation_samples, write_lm_eval_run
+from harness_output import choice_samples, generation_samples, repeated_reviews, write_evalscope_run, write_lm_eval_run
 from statrepro.bench.fault_proxy import FAULTS, FaultProxy
 from statrepro.engines.errors import EngineError
 from statrepro.harness import get_harness
@@ -54,6 +54,25 @@ def test_failed_requests_drop_exactly_their_items_and_an_untraceable_one_keeps_n
     assert len(kept) == len(records) - sum(records["item_key"].isin(missing))
     with pytest.raises(EngineError, match="matches no item"):
         drop_failed_items(adapter, tmp_path, records, [{"prompt": "statrepro_gsm8k q9", "messages": None, "reason": "HTTP 500"}])
+
+
+def test_a_failed_chat_request_of_evalscope_drops_exactly_its_item(tmp_path):
+    """evalscope logs each review's messages with fields of its own (ids, metadata); the guard records the
+    messages as sent: roles and text are what match."""
+    pytest.importorskip("evalscope")
+    write_evalscope_run(tmp_path, "20260101_100000", {"gsm8k_main": repeated_reviews(3, 1, lambda d, g: 0.0)})
+    adapter = get_harness("evalscope")
+    records = adapter.load(tmp_path, metric_overrides={})
+    sent = [{"role": "user", "content": "question 1"}]  # what the OpenAI client put on the wire
+    failures = [{"path": "/chat/completions", "prompt": None, "messages": sent, "reason": "HTTP 500: busy; gave up after 3 tries"}]
+    kept, missing = drop_failed_items(adapter, tmp_path, records, failures)
+    assert missing == {"main/1": failures[0]["reason"]}
+    assert sorted(kept["item_key"]) == ["main/0", "main/2"]
+    other_text = [{**failures[0], "messages": [{"role": "user", "content": "question 9"}]}]
+    other_role = [{**failures[0], "messages": [{"role": "system", "content": "question 1"}]}]
+    for untraceable in (other_text, other_role):
+        with pytest.raises(EngineError, match="matches no item"):
+            drop_failed_items(adapter, tmp_path, records, untraceable)
 
 
 def _easy_gsm8k(root: Path, n: int) -> Path:
