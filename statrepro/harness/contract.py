@@ -15,6 +15,11 @@ An adapter (lm-eval, evalscope, ..., or a plugin's, registered under the entry-p
   ``DETERMINISM_FACTORS``, plus ``ENDPOINT_FACTOR``), or None when ``path`` is not this harness's format.
 - ``sent_prompts(path)``: what the harness sent the engine for each item (``SentPrompt``), rebuilt from its
   own per-item output, so that ``statrepro explain`` replays exactly that and never re-renders the dataset.
+- ``guards_requests`` (default False): whether the harness's requests to a served engine go through statrepro's
+  request guard (``engines/relay.py``; the harness sends to ``JobContext.guard_url``, with its own retries off).
+  A request the guard gave up on reaches the harness as a placeholder answer; the job finds its item by the
+  prompt ``sent_prompts`` reports and drops it as a missing run, so only declare it when that is exact.
+  A class that subclasses ``HarnessAdapter`` inherits the default.
 
 ``tests/harness/adapter_contract.py`` is the suite a plugin author runs against an adapter.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -142,6 +148,13 @@ def row_ids_of(output: Path) -> dict[str, list[int]]:
     return {}
 
 
+def guarded_client_timeout(engine) -> int:
+    """A guarded harness's own request timeout: past the guard's whole budget (every try and wait of
+    ``engine.max_retries`` and ``engine.timeout``), so only the guard, which always answers, ends a request."""
+    tries = engine.max_retries + 1
+    return math.ceil(tries * engine.timeout + tries * 20.0 + 60)
+
+
 def harness_environment(work_dir: Path) -> dict[str, str]:
     """Environment every harness subprocess gets: offline, and a per-job `datasets` cache, because offline
     `datasets` may otherwise serve a stale cached copy of a same-named dataset (seen: evalscope read another
@@ -166,6 +179,9 @@ class HarnessAdapter(Protocol):
     name: str
     output_description: str
     unit_range_metrics: frozenset[str]
+    guards_requests: bool = False
+    """Whether its requests to a served engine go through the request guard (``JobContext.guard_url``); see the
+    module docstring for what that takes."""
 
     def build_invocation(self, context: JobContext) -> Invocation:
         """The command line that runs ``context.job`` and writes its per-item output under ``output_dir``."""

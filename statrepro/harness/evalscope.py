@@ -24,7 +24,9 @@ import pandas as pd
 from ..engines.kinds import ENGINE_KINDS, engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, content_text, make_records, messages_text
-from .contract import Invocation, SentPrompt, mode_factor, harness_environment, per_task, short_hash
+from .contract import (
+    HarnessAdapter, Invocation, SentPrompt, guarded_client_timeout, harness_environment, mode_factor, per_task, short_hash,
+)
 from .files import all_files, benchmark_for_task, iter_jsonl
 
 if TYPE_CHECKING:
@@ -338,18 +340,25 @@ def build_evalscope_invocation(context):
         config["repetition_penalty"] = generation.repeat_penalty
     if generation.stop:
         config["stop"] = list(generation.stop)
+    model_args = {}
+    if context.guard_url:
+        # The request guard (engines/relay.py) owns the retries: evalscope tries once (its `retries` counts tries)
+        # with a timeout past the guard's whole budget, and its OpenAI client does not retry either.
+        config |= {"retries": 1, "retry_interval": 0, "timeout": guarded_client_timeout(env.engine)}
+        model_args["max_retries"] = 0
     output_dir = context.work_dir / "output"
     api_key = env.engine.api_key.get_secret_value() if env.engine.api_key else _NO_KEY
     argv = [
         sys.executable, "-c", "import sys; from evalscope.cli.cli import run_cmd; sys.exit(run_cmd())",
         "eval",
         "--model", endpoint.served_model,
-        "--api-url", endpoint.base_url,
+        "--api-url", context.guard_url or endpoint.base_url,
         "--api-key", api_key,
         "--eval-type", "openai_api",
         "--datasets", *datasets.datasets,
         "--dataset-args", json.dumps(datasets.dataset_args),
         "--generation-config", json.dumps(config),
+        *(["--model-args", json.dumps(model_args)] if model_args else []),
         # Requests in flight: the same meaning as lm-eval's num_concurrent.
         "--eval-batch-size", str(engine_kind(env.engine.kind).requests_in_flight(env)),
         "--work-dir", str(output_dir),
@@ -392,11 +401,15 @@ def read_sent_prompts(path: Path) -> dict[str, SentPrompt]:
     return prompts
 
 
-class EvalscopeHarness:
+class EvalscopeHarness(HarnessAdapter):
     """Reads one evalscope work dir, or a directory of timestamped work dirs (each one more run)."""
 
     name = "evalscope"
     output_description = "a work dir with reviews/"
+    # On its own evalscope retries without Retry-After and scores any 200 answer: statrepro's request guard
+    # (engines/relay.py) stands between it and the served engine, and a request it gave up on is found again
+    # by the review's logged messages (``sent_prompts``) and dropped as a missing run.
+    guards_requests = True
     unit_range_metrics = frozenset({"acc", "AverageAccuracy", "mean_acc", "pass@1"})
 
     def build_invocation(self, context):

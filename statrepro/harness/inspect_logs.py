@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .contract import SentPrompt, short_hash
+from .contract import HarnessAdapter, SentPrompt, short_hash
 from .evalscope import prompt_hash, target_text
 from .files import all_files, benchmark_for_task, error_reason
 from .records import check_unique, coerce_score, make_records, messages_text
@@ -208,7 +208,7 @@ def doctor_factors_of_log(log: EvalLog) -> dict[str, Any]:
     }
 
 
-class InspectHarness:
+class InspectHarness(HarnessAdapter):
     """Reads inspect_ai logs: one ``.eval`` or ``.json`` log, or a directory of them (each task one log)."""
 
     name = "inspect_ai"

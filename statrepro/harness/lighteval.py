@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from .contract import SentPrompt, per_task, sent_text, short_hash
+from .contract import HarnessAdapter, SentPrompt, per_task, sent_text, short_hash
 from .evalscope import target_text
 from .files import all_files, benchmark_for_task, error_reason, read_json
 from .records import check_unique, coerce_score, make_records
@@ -164,7 +164,7 @@ def doctor_factors_of_results(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class LightevalHarness:
+class LightevalHarness(HarnessAdapter):
     """Reads a lighteval output dir (``details/`` parquet files, ``results/`` JSON beside them), or one details file."""
 
     name = "lighteval"

@@ -22,7 +22,7 @@ import pandas as pd
 from ..engines.kinds import engine_kind
 from ..errors import InputError
 from .records import check_unique, coerce_score, make_records, messages_text
-from .contract import mode_factor, Invocation, SentPrompt, harness_environment, per_task, short_hash
+from .contract import HarnessAdapter, mode_factor, Invocation, SentPrompt, guarded_client_timeout, harness_environment, per_task, short_hash
 from .files import all_files, benchmark_for_task, iter_jsonl, read_json
 
 # lm-eval's date_id: datetime.now().isoformat() with ':' replaced by '-'.
@@ -514,12 +514,6 @@ def _tokenizer_dir(model_path: Path) -> Path:
     return model_path if model_path.is_dir() else model_path.parent
 
 
-def _client_timeout(engine) -> int:
-    """lm-eval's own request timeout: past the guard's whole budget (every try and wait), so only the guard,
-    which always answers, ends a request; lm-eval's single try (max_retries=1) never retries behind it."""
-    tries = engine.max_retries + 1
-    return math.ceil(tries * engine.timeout + tries * 20.0 + 60)
-
 
 def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
     """(--model, --model_args, extra environment) for the job's engine."""
@@ -541,7 +535,7 @@ def _model_arguments(context) -> tuple[str, str, dict[str, str]]:
     concurrency = engine_kind(env.engine.kind).requests_in_flight(env)
     args = (
         f"model={endpoint.served_model},base_url={(context.guard_url or endpoint.base_url).rstrip('/')}{suffix},num_concurrent={concurrency},"
-        f"max_retries=1,timeout={_client_timeout(env.engine)},tokenized_requests=False,tokenizer_backend=huggingface,tokenizer={tokenizer}"
+        f"max_retries=1,timeout={guarded_client_timeout(env.engine)},tokenized_requests=False,tokenizer_backend=huggingface,tokenizer={tokenizer}"
     )
     extra_env = {}
     if env.engine.api_key is not None:
@@ -626,7 +620,7 @@ def build_lm_eval_invocation(context):
     )
 
 
-class LmEvalHarness:
+class LmEvalHarness(HarnessAdapter):
     """Reads lm-eval ``--output_path`` trees (with ``--log_samples``) or a single results JSON."""
 
     name = "lm-eval"

@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from .contract import SentPrompt, mode_factor, per_task, sent_text, short_hash
+from .contract import HarnessAdapter, SentPrompt, mode_factor, per_task, sent_text, short_hash
 from .files import all_files, benchmark_for_task, read_json
 from .records import check_unique, make_records
 
@@ -350,7 +350,7 @@ def config_factors(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class OpencompassHarness:
+class OpencompassHarness(HarnessAdapter):
     """Reads OpenCompass work dirs: one <timestamp> dir, or a dir of them (each one more run)."""
 
     name = "opencompass"

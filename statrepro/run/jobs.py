@@ -23,6 +23,7 @@ from ..engines.errors import EngineError
 from ..engines.kinds import engine_kind
 from ..errors import InputError
 from ..harness.contract import ROW_IDS_FILE, JobContext, row_key
+from ..harness.records import messages_text
 from ..redaction import redact_secrets, scrub_files
 from ..machine import detect_hardware, package_versions
 from . import progress
@@ -203,7 +204,7 @@ def _determinism(job: Job, endpoint: ServerInfo | None) -> dict:
 def _request_guard(adapter, job: Job, endpoint: ServerInfo | None):
     """The request guard (engines/relay.py) for a harness that declares ``guards_requests`` against a served
     engine, else None. A managed server's guard knows its process, so its death is told from a fault."""
-    if endpoint is None or not getattr(adapter, "guards_requests", False):
+    if endpoint is None or not adapter.guards_requests:
         return None
     from ..engines.client import RetryPolicy
     from ..engines.relay import RequestRelay, process_alive
@@ -220,10 +221,11 @@ def _squashed(text) -> str:
 
 
 def _sent(prompt, failure: dict) -> bool:
-    """Whether a failed request is one of the item's: its chat messages, its text (a generation) or its text and
-    one continuation (a log-likelihood request, whose text the harness decodes from tokens: spacing may differ)."""
+    """Whether a failed request is one of the item's: its chat messages (roles and text: a harness may log them
+    with fields of its own, as evalscope's ids), its text (a generation) or its text and one continuation (a
+    log-likelihood request, whose text the harness decodes from tokens: spacing may differ)."""
     if failure.get("messages") is not None:
-        return prompt.messages is not None and list(prompt.messages) == failure["messages"]
+        return prompt.messages is not None and messages_text(prompt.messages) == messages_text(failure["messages"])
     if prompt.text is None or not isinstance(failure.get("prompt"), str):
         return False
     sent = _squashed(failure["prompt"])

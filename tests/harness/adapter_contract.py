@@ -82,6 +82,7 @@ def check_adapter(
     assert isinstance(get_harness(adapter.name), type(adapter)), f"{adapter.name!r} is not registered"
     assert isinstance(adapter.output_description, str) and adapter.output_description, "say what its output looks like"
     assert isinstance(adapter.unit_range_metrics, frozenset) and all(isinstance(m, str) for m in adapter.unit_range_metrics)
+    assert isinstance(adapter.guards_requests, bool), "declare guards_requests (or subclass HarnessAdapter for False)"
     if context is not None:
         invocation = check_invocation(adapter, context)
         if run:

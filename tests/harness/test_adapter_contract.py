@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,25 @@ def test_evalscope_adapter_passes_the_contract(tmp_path):
     prompts = get_harness("evalscope").sent_prompts(output)
     assert set(prompts) == set(records["item_key"])
     assert all(p.messages[-1]["role"] == "user" and p.text is None for p in prompts.values())  # the answer left out
+
+
+def test_guards_requests_is_declared_and_evalscope_sends_through_the_guard_with_its_own_retries_off(tmp_path):
+    pytest.importorskip("evalscope")
+    builtins = {"lm-eval": True, "evalscope": True, "inspect_ai": False, "lighteval": False, "opencompass": False}
+    assert {name: get_harness(name).guards_requests for name in builtins} == builtins
+    assert ToyHarness().guards_requests is False  # the contract's default, inherited
+    env = validate_env(dict(name="a", engine={"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "max_retries": 2, "timeout": 10},
+                            harness={"name": "evalscope"}, benchmarks={"gsm8k": {"limit": 2}}, seeds=1))
+    context = _context(tmp_path, env, ServerInfo("openai", "http://127.0.0.1:9/v1", "m"))
+    guarded = get_harness("evalscope").build_invocation(replace(context, guard_url="http://127.0.0.1:8/v1")).argv
+    assert guarded[guarded.index("--api-url") + 1] == "http://127.0.0.1:8/v1"
+    config = json.loads(guarded[guarded.index("--generation-config") + 1])
+    assert config["retries"] == 1 and config["retry_interval"] == 0  # evalscope's `retries` counts tries
+    assert config["timeout"] > 3 * 10  # past the guard's budget: only the guard ends a request
+    assert json.loads(guarded[guarded.index("--model-args") + 1]) == {"max_retries": 0}  # nor does its OpenAI client retry
+    direct = get_harness("evalscope").build_invocation(context).argv
+    assert direct[direct.index("--api-url") + 1] == "http://127.0.0.1:9/v1" and "--model-args" not in direct
+    assert "retries" not in json.loads(direct[direct.index("--generation-config") + 1])
 
 
 @pytest.fixture

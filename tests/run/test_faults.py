@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness_output import choice_samples, generation_samples, write_lm_eval_run
+from harness_output import choice_samples, generation_samples, repeated_reviews, write_evalscope_run, write_lm_eval_run
 from statrepro.bench.fault_proxy import FAULTS, FaultProxy
 from statrepro.engines.errors import EngineError
 from statrepro.harness import get_harness
@@ -56,6 +56,25 @@ def test_failed_requests_drop_exactly_their_items_and_an_untraceable_one_keeps_n
         drop_failed_items(adapter, tmp_path, records, [{"prompt": "statrepro_gsm8k q9", "messages": None, "reason": "HTTP 500"}])
 
 
+def test_a_failed_chat_request_of_evalscope_drops_exactly_its_item(tmp_path):
+    """evalscope logs each review's messages with fields of its own (ids, metadata); the guard records the
+    messages as sent: roles and text are what match."""
+    pytest.importorskip("evalscope")
+    write_evalscope_run(tmp_path, "20260101_100000", {"gsm8k_main": repeated_reviews(3, 1, lambda d, g: 0.0)})
+    adapter = get_harness("evalscope")
+    records = adapter.load(tmp_path, metric_overrides={})
+    sent = [{"role": "user", "content": "question 1"}]  # what the OpenAI client put on the wire
+    failures = [{"path": "/chat/completions", "prompt": None, "messages": sent, "reason": "HTTP 500: busy; gave up after 3 tries"}]
+    kept, missing = drop_failed_items(adapter, tmp_path, records, failures)
+    assert missing == {"main/1": failures[0]["reason"]}
+    assert sorted(kept["item_key"]) == ["main/0", "main/2"]
+    other_text = [{**failures[0], "messages": [{"role": "user", "content": "question 9"}]}]
+    other_role = [{**failures[0], "messages": [{"role": "system", "content": "question 1"}]}]
+    for untraceable in (other_text, other_role):
+        with pytest.raises(EngineError, match="matches no item"):
+            drop_failed_items(adapter, tmp_path, records, untraceable)
+
+
 def _easy_gsm8k(root: Path, n: int) -> Path:
     """One-step additions the 135M model answers in a few tokens."""
     folder = root / "gsm8k"
@@ -66,10 +85,10 @@ def _easy_gsm8k(root: Path, n: int) -> Path:
     return root
 
 
-def _env_file(root: Path, name: str, engine: dict, *, ppl: bool = False, seeds=1, temperature: float = 0.0) -> Path:
+def _env_file(root: Path, name: str, engine: dict, *, ppl: bool = False, seeds=1, temperature: float = 0.0, harness: str = "lm-eval") -> Path:
     benchmarks = {"mmlu_redux": {"mode": "ppl", "subsets": ["marketing"], "limit": 3}} if ppl else {"gsm8k": {"limit": 5, "num_fewshot": 0}}
     env = {"name": name, "model": {"path": "embedded", "quantization": "gguf"}, "engine": engine,
-           "harness": {"name": "lm-eval", "apply_chat_template": not ppl},
+           "harness": {"name": harness} if harness != "lm-eval" else {"name": harness, "apply_chat_template": not ppl},
            "generation": {"temperature": temperature, "max_tokens": 8, "repeat_penalty": 1.0}, "benchmarks": benchmarks, "seeds": seeds}
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(env))
@@ -149,6 +168,30 @@ def test_a_fault_during_a_cli_run_is_recovered_or_a_missing_run_with_its_reason_
     (missing,) = manifest["missing_runs"]
     assert REASONS[fault] in missing["reason"] and f"gave up after {MAX_RETRIES + 1} tries" in missing["reason"]
     kept = _records(root, f"fault-{fault}")
+    assert set(clean) - set(kept) == {(0, missing["item_key"])}  # the one missing run, nothing else dropped
+    assert {key: clean[key] for key in kept} == kept  # scored wrong: 0
+
+
+@pytest.mark.model
+@pytest.mark.slow  # two evalscope runs: about a minute on 2 cores
+def test_evalscope_goes_through_the_guard_a_fault_is_recovered_or_a_missing_run_never_a_wrong_score(behind_proxy):
+    root, data_dir, _, proxy, engine, _ = behind_proxy
+    code, output = _run(root, _env_file(root, "es-clean", engine, harness="evalscope"), data_dir)
+    assert code == 0, output
+    clean = _records(root, "es-clean")
+    assert len(clean) == 5
+    # One request's every try fails (its retries spent), the next one's first try (retried and recovered).
+    proxy.script(*["500"] * (MAX_RETRIES + 1), "500")
+    code, output = _run(root, _env_file(root, "es-fault", engine, harness="evalscope"), data_dir)
+    proxy.clear()
+    assert code == 0, output
+    assert "and 1 missing run (requests that failed for good" in output
+    (manifest,) = _manifests(root, "es-fault")
+    assert manifest["requests"]["failed"] == 1 and manifest["requests"]["recovered"] == 1, manifest["requests"]
+    assert manifest["requests"]["requests"] == 5  # evalscope retried nothing itself: the guard saw each request once
+    (missing,) = manifest["missing_runs"]
+    assert missing["reason"].startswith("HTTP 500") and f"gave up after {MAX_RETRIES + 1} tries" in missing["reason"]
+    kept = _records(root, "es-fault")
     assert set(clean) - set(kept) == {(0, missing["item_key"])}  # the one missing run, nothing else dropped
     assert {key: clean[key] for key in kept} == kept  # scored wrong: 0
 

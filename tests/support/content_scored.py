@@ -40,6 +40,7 @@ class ContentScoredHarness:
     name = "content-scored"
     output_description = "scored.jsonl"
     unit_range_metrics = frozenset({"exact_match"})
+    guards_requests = False
 
     def build_invocation(self, context):
         job = context.job

@@ -48,6 +48,7 @@ class StubHarness:
     name = "stub"
     output_description = "stub_samples.jsonl"
     unit_range_metrics = frozenset({"exact_match"})
+    guards_requests = False  # it sends through its own client (statrepro.engines.client), with its own retries
 
     def build_invocation(self, context):
         from statrepro.harness.contract import Invocation

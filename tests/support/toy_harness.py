@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from statrepro.errors import InputError
-from statrepro.harness.contract import Invocation, JobContext, harness_environment
+from statrepro.harness.contract import HarnessAdapter, Invocation, JobContext, harness_environment
 from statrepro.harness.records import check_unique, coerce_score, make_records
 
 ITEMS_FILE = "toy_items.jsonl"
@@ -29,7 +29,7 @@ with open(out / "toy_items.jsonl", "w") as handle:
 """
 
 
-class ToyHarness:
+class ToyHarness(HarnessAdapter):  # inherits the contract's defaults (guards_requests = False)
     name = "toy"
     output_description = "toy_items.jsonl"
     unit_range_metrics = frozenset()  # toy_score's range is not declared

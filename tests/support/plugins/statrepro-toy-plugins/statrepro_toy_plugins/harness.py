@@ -14,6 +14,7 @@ class ToyReader:
     name = "toy-reader"
     output_description = OUTPUT
     unit_range_metrics = frozenset({"toy_acc"})
+    guards_requests = False
 
     def build_invocation(self, context):
         raise InputError("harness toy-reader is reading only", key="harness.name")
