@@ -27,11 +27,14 @@ T = TypeVar("T")
 class Registry(MutableMapping[str, T], Generic[T]):
     """Name -> instance, filled on first use from ``builtins`` and the entry points of ``group``."""
 
-    def __init__(self, what: str, *, group: str, key: str, builtins: tuple[str, ...]) -> None:
+    def __init__(self, what: str, *, group: str, key: str, builtins: tuple[str, ...], contract: str | None = None) -> None:
         self.what = what  # "engine kind": how errors name an entry
         self.group = group  # the entry-point group plugins register under
         self.key = key  # the environment-file key that takes these names, for errors
         self._builtins = builtins
+        # "module:Class" of the Protocol a plugin implements: a plugin lacking one of its members is refused on
+        # load, in one line, rather than failing with an AttributeError in the middle of a run.
+        self._contract = contract
         self._entries: dict[str, T] | None = None
 
     def get_or_fail(self, name: str) -> T:
@@ -65,6 +68,12 @@ class Registry(MutableMapping[str, T], Generic[T]):
                         f"{self.what} plugin {entry_point.value} takes the name {entry_point.name!r}, which "
                         f"{type(entries[entry_point.name]).__module__} already has (entry point group {self.group!r})"
                     )
+                missing = _missing_members(instance, self._contract)
+                if missing:
+                    raise InputError(
+                        f"{self.what} plugin {entry_point.value} lacks {', '.join(missing)} of the contract "
+                        f"{self._contract} (subclass it to take its defaults; entry point group {self.group!r})"
+                    )
                 entries[entry_point.name] = instance
             self._entries = entries
         return self._entries
@@ -92,6 +101,15 @@ class Registry(MutableMapping[str, T], Generic[T]):
 def _resolve(reference: str):
     module, _, attribute = reference.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def _missing_members(instance, contract: str | None) -> list[str]:
+    """The public attributes and methods of the Protocol ``contract`` that ``instance`` lacks."""
+    if contract is None:
+        return []
+    protocol = _resolve(contract)
+    members = {name for name in (*vars(protocol), *getattr(protocol, "__annotations__", {})) if not name.startswith("_")}
+    return sorted(name for name in members if not hasattr(instance, name))
 
 
 def _instantiate(loaded):

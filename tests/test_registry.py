@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from typing import Protocol
 from pathlib import Path
 
 import pytest
@@ -146,8 +147,17 @@ class Thing:
     name = "built-in"
 
 
+class ThingContract(Protocol):
+    name: str
+    careful: bool = False
+
+    def act(self) -> None: ...
+
+
 def _things() -> Registry:
-    return Registry("thing", group="statrepro.test-things", key="things", builtins=(f"{__name__}:Thing",))
+    return Registry(
+        "thing", group="statrepro.test-things", key="things", builtins=(f"{__name__}:Thing",), contract=f"{__name__}:ThingContract",
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,8 +169,10 @@ def _things() -> Registry:
          r"thing plugin toy_things:Thing is registered as 'mine' but its name is 'other'"),
         ("class Thing:\n    name = 'built-in'", "built-in = toy_things:Thing",
          r"thing plugin toy_things:Thing takes the name 'built-in', which test_registry already has"),
+        ("class Thing:\n    name = 'mine'", "mine = toy_things:Thing",
+         r"thing plugin toy_things:Thing lacks act, careful of the contract test_registry:ThingContract \(subclass it"),
     ],
-    ids=["import-fails", "name-mismatch", "name-taken"],
+    ids=["import-fails", "name-mismatch", "name-taken", "contract-member-missing"],
 )
 def test_a_broken_plugin_is_one_line_naming_it(tmp_path, monkeypatch, module_source, entry_points, message):
     _plugin(tmp_path, module_source, entry_points, monkeypatch)
@@ -170,7 +182,7 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path, monkeypatch, module_sou
 
 def test_plugins_are_found_on_first_use_and_unknown_names_get_the_nearest(tmp_path, monkeypatch):
     things = _things()  # made before the plugin is on sys.path: nothing is looked up until first use
-    _plugin(tmp_path, "class Gadget:\n    name = 'gadget'", "gadget = toy_things:Gadget", monkeypatch)
+    _plugin(tmp_path, "class Gadget:\n    name = 'gadget'\n    careful = True\n    def act(self): pass", "gadget = toy_things:Gadget", monkeypatch)
     assert list(things) == ["built-in", "gadget"] and type(things["gadget"]).__name__ == "Gadget"
     with pytest.raises(InputError, match=r"^things: unknown thing 'gadgett'; did you mean 'gadget'\?$"):
         things.get_or_fail("gadgett")

@@ -30,6 +30,7 @@ HARNESSES: Registry[HarnessAdapter] = Registry(
         "statrepro.harness.lighteval:LightevalHarness",
         "statrepro.harness.opencompass:OpencompassHarness",
     ),
+    contract="statrepro.harness.contract:HarnessAdapter",
 )
 
 
