@@ -49,7 +49,7 @@ class FaultRow:
         return asdict(self)
 
 
-def _env(name: str, engine: dict, *, items: int, max_tokens: int, seeds: list[int], ppl: bool = False):
+def fault_env(name: str, engine: dict, *, items: int, max_tokens: int, seeds: list[int], ppl: bool = False):
     """gsm8k by generation; ``ppl``: mmlu_redux (marketing) by log-likelihood, the requests that ask for logprobs."""
     benchmarks = {"mmlu_redux": {"mode": "ppl", "subsets": ["marketing"], "limit": items}} if ppl else {"gsm8k": {"limit": items, "num_fewshot": 0}}
     return validate_env({
@@ -59,7 +59,7 @@ def _env(name: str, engine: dict, *, items: int, max_tokens: int, seeds: list[in
     })
 
 
-def _run(env, store, data_dir: Path, console: Console):
+def run_env(env, store, data_dir: Path, console: Console):
     from ..run.orchestrate import get_executor, load_env_records, run_environments
     from ..run.plan import plan_jobs
 
@@ -69,7 +69,7 @@ def _run(env, store, data_dir: Path, console: Console):
     return load_env_records(env, store), manifests
 
 
-def _scored_wrong(clean, faulted) -> int:
+def scored_wrong(clean, faulted) -> int:
     """Items of the faulted run whose score or answer differs from the fault-free run's (per seed: greedy
     decoding answers every seed alike)."""
     reference = {row.item_key: (str(row.score), str(row.prediction)) for row in clean.itertuples()}
@@ -81,7 +81,7 @@ def _scored_wrong(clean, faulted) -> int:
 VERDICT_MARGIN = 0.10
 
 
-def _verdict(clean, faulted, reference: str | None) -> tuple[str, str]:
+def verdict_against(clean, faulted, reference: str | None) -> tuple[str, str]:
     from ..analysis import AnalysisOptions, analyze
     from ..stats.rules import VerdictRules
 
@@ -95,11 +95,11 @@ def _verdict(clean, faulted, reference: str | None) -> tuple[str, str]:
 def _row(fault, injected, clean, faulted, manifests, jobs_lost, reference) -> FaultRow:
     requests = [m.get("requests") or {} for m in manifests]
     missing = [entry for m in manifests for entry in m.get("missing_runs") or ()]
-    verdict, changed = _verdict(clean, faulted, reference) if not faulted.empty else (INCONCLUSIVE, "no (every run missing)")
+    verdict, changed = verdict_against(clean, faulted, reference) if not faulted.empty else (INCONCLUSIVE, "no (every run missing)")
     return FaultRow(
         fault=fault, injected=injected, retried=sum(r.get("retries", 0) for r in requests),
         recovered=sum(r.get("recovered", 0) for r in requests), missing=len(missing),
-        scored_wrong=_scored_wrong(clean, faulted), jobs_lost=jobs_lost, verdict=verdict, verdict_changed=changed, reference=reference,
+        scored_wrong=scored_wrong(clean, faulted), jobs_lost=jobs_lost, verdict=verdict, verdict_changed=changed, reference=reference,
         reasons=tuple(sorted({entry["reason"] for entry in missing})),
     )
 
@@ -118,14 +118,14 @@ def _kill_during_second_job(server_dir: Path, store_root: Path, killed: list[flo
 
 
 def _kill_row(clean, store, data_dir, items, max_tokens, max_retries, timeout, reference, console) -> FaultRow:
-    env = _env(KILL, {"kind": "llama-cpp", "max_retries": max_retries, "timeout": timeout}, items=items,
+    env = fault_env(KILL, {"kind": "llama-cpp", "max_retries": max_retries, "timeout": timeout}, items=items,
                max_tokens=max_tokens, seeds=[0, 1])
     killed: list[float] = []  # when each kill was sent
     stop = threading.Event()
     watcher = threading.Thread(target=_kill_during_second_job, args=(store.root / "servers", store.root, killed, stop), daemon=True)
     watcher.start()
     try:
-        records, manifests = _run(env, store, data_dir, console)
+        records, manifests = run_env(env, store, data_dir, console)
     finally:
         stop.set()
         watcher.join()
@@ -168,9 +168,9 @@ def fault_matrix(
             def clean_run(ppl: bool) -> tuple:
                 if ppl not in clean_runs:
                     console.print(f"fault-free run: {items} {'mmlu_redux (ppl)' if ppl else 'gsm8k'} items", markup=False)
-                    env = _env(f"clean{'-ppl' if ppl else ''}", engine, items=items, max_tokens=max_tokens, seeds=[0], ppl=ppl)
-                    records, _ = _run(env, store, data_dir, console)
-                    clean_runs[ppl] = records, _verdict(records, records, None)[0]
+                    env = fault_env(f"clean{'-ppl' if ppl else ''}", engine, items=items, max_tokens=max_tokens, seeds=[0], ppl=ppl)
+                    records, _ = run_env(env, store, data_dir, console)
+                    clean_runs[ppl] = records, verdict_against(records, records, None)[0]
                 return clean_runs[ppl]
 
             for fault in (f for f in faults if f != KILL):
@@ -180,8 +180,8 @@ def fault_matrix(
                 before = proxy.injected[fault]
                 # one request's every try, then the next one's first (ppl: after the capability probe's request)
                 proxy.script(*([None] if ppl else []), *[fault] * (max_retries + 1), fault)
-                env = _env(f"fault-{fault}", engine, items=items, max_tokens=max_tokens, seeds=[0], ppl=ppl)
-                records, manifests = _run(env, store, data_dir, console)
+                env = fault_env(f"fault-{fault}", engine, items=items, max_tokens=max_tokens, seeds=[0], ppl=ppl)
+                records, manifests = run_env(env, store, data_dir, console)
                 proxy.clear()  # nothing left over for the next fault
                 rows.append(_row(fault, proxy.injected[fault] - before, clean, records, manifests, 0, reference))
             if KILL in faults:
