@@ -61,7 +61,8 @@ _BENCHMARKS = (
     "bench_stats",
 )
 _STORE = ("verify_store",)
-_PLANNING = ("PlanOptions", "plan_from_baseline", "plan_from_baseline_scores", "plan_from_flip_rate", "plan_from_pilot", "plan_noises")
+_PLANNING = ("PlanOptions", "plan_from_baseline", "plan_from_baseline_scores", "plan_from_flip_rate", "plan_from_pilot",
+             "plan_from_pilot_records", "plan_noises")
 __all__ = [*_EVALUATION, *_CANDIDATES, *_VIEW, *_DIAGNOSTICS, *_BENCHMARKS, *_STORE, *_PLANNING, *_BASELINES]
 
 

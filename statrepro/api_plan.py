@@ -3,9 +3,10 @@ pass when B equals A and the margin certifiable with the items at hand, beside T
 the same guarantees (``stats.planning``; docs/methodology.md §10, docs/gates.md).
 
 The A/A noise comes from one of: a stated flip rate (``plan_from_flip_rate``), an A/A pilot of two result sets of
-the same environment (``plan_from_pilot``), a stored baseline bundle's seeds (``plan_from_baseline``, the bundle
-``statrepro gate`` loads), or per-benchmark score matrices of a baseline (``plan_from_baseline_scores``: items x runs
-per benchmark).
+the same environment (``plan_from_pilot``; ``plan_from_pilot_records`` for two records tables), a stored baseline
+bundle (``plan_from_baseline``, the bundle ``statrepro gate`` loads: its A/A control as the pilot where it holds one,
+else its seeds), or per-benchmark score matrices of a baseline (``plan_from_baseline_scores``: items x runs per
+benchmark).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .errors import InputError
 from .stats.rules import DEFAULT_RULES
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.console import Console
 
     from .stats.planning import AANoise, BenchmarkPlan
@@ -109,34 +111,57 @@ def plan_from_baseline(
     console: Console | None = None,
 ) -> dict[str, BenchmarkPlan]:
     """The plan from a stored baseline (a bundle's path, label, id prefix or name in ``baselines_dir``, found and
-    verified as ``gate`` finds it): the A/A noise of its seeds, its items at hand (``plan_from_baseline_scores``)."""
+    verified as ``gate`` finds it), its items at hand. The A/A noise: a stated ``options.flip_rate`` first; else its
+    A/A control where it holds one (``baseline save --control``), as an A/A pilot of its records against the
+    control's (``plan_from_pilot_records``); else its seeds (``plan_from_baseline_scores``). The control is preferred
+    to the seeds: it measures A against a fresh run of itself directly, whatever differs between two runs (not only
+    the seed), where the seeds model that rerun from their spread and say nothing when greedy. One stderr line names
+    the baseline and the noise used."""
     from rich.console import Console
 
     from .analysis import score_matrix
     from .run.baseline import find_bundle, load_bundle
 
+    options = options or PlanOptions()
     bundle = load_bundle(find_bundle(baseline, baselines_dir))
     scores = {str(name): score_matrix(part) for name, part in bundle.records.groupby("benchmark", sort=True)}
     runs = ", ".join(f"{name} {matrix.shape[0]} items x {matrix.shape[1]} runs" for name, matrix in scores.items())
-    (console or Console(stderr=True)).print(f"plan: baseline {bundle.label} (sha256 {bundle.id}): {runs}",
+    from_control = bundle.control is not None and options.flip_rate is None
+    if options.flip_rate is not None:
+        noise = "the stated flip rate" + (" (not its A/A control)" if bundle.control is not None else "")
+    else:
+        noise = "its A/A control, as an A/A pilot" if from_control else "its seeds (it holds no A/A control)"
+    (console or Console(stderr=True)).print(f"plan: baseline {bundle.label} (sha256 {bundle.id}): {runs}; noise from {noise}",
                                             markup=False, highlight=False, soft_wrap=True)
-    return plan_from_baseline_scores(scores, options or PlanOptions())
+    if from_control:
+        return plan_from_pilot_records(bundle.records, bundle.control, options, path=bundle.path)
+    return plan_from_baseline_scores(scores, options)
 
 
 def plan_from_pilot(a: str | Path, a_again: str | Path, options: PlanOptions) -> dict[str, BenchmarkPlan]:
-    """The plan from an A/A pilot: two result sets of the same environment, paired item by item as ``analyze``
-    pairs A and B (the same loaders and checks); the items at hand are the pilot's."""
-    from .analysis import pair
+    """The plan from an A/A pilot: two result sets of the same environment, loaded as ``analyze`` loads A and B
+    (``plan_from_pilot_records``)."""
     from .harness import load_side
+
+    return plan_from_pilot_records(load_side(Path(a)), load_side(Path(a_again)), options, path=a)
+
+
+def plan_from_pilot_records(
+    records_a: pd.DataFrame, records_a_again: pd.DataFrame, options: PlanOptions, *, path: str | Path | None = None,
+) -> dict[str, BenchmarkPlan]:
+    """The plan from an A/A pilot's two records tables (A's and A's again: a pilot's result sets, or a baseline's
+    records and its stored control), paired item by item as ``analyze`` pairs A and B (the same checks); the items
+    at hand are the pilot's. ``path`` names A in an error."""
+    from .analysis import pair
     from .stats.paired import complete_items
     from .stats.planning import noise_from_pair
 
-    pairing = pair(load_side(Path(a)), load_side(Path(a_again)))
+    pairing = pair(records_a, records_a_again)
     noises, n_items = {}, {}
     for name, bench in pairing.benchmarks.items():
         try:
             *_, mean_a, mean_b = complete_items(bench.scores_a, bench.scores_b)
         except ValueError as error:
-            raise InputError(f"benchmark {name!r}: {error}", path=a) from None
+            raise InputError(f"benchmark {name!r}: {error}", path=path) from None
         noises[name], n_items[name] = noise_from_pair(mean_a, mean_b), int(mean_a.size)
     return plan_noises(noises, n_items, options)

@@ -13,10 +13,12 @@ from .common import ALPHA, BASELINES_DIR, MARGIN, MODE, TOLERANCE, MarginKind, M
 @user_errors
 def plan(
     flip_rate: Optional[float] = typer.Option(
-        None, help="Share of items two runs of A answer differently (greedy engines, and a greedy baseline's seeds), in [0, 1]."),
+        None, help="Share of items two runs of A answer differently (greedy engines; with --baseline it wins over the bundle's "
+             "control and seeds), in [0, 1]."),
     pilot: Optional[tuple[Path, Path]] = typer.Option(None, help="An A/A pilot: two result sets of the same environment (DIR DIR)."),
     baseline: Optional[str] = typer.Option(
-        None, "--baseline", help="A stored baseline (as `gate` takes it: a bundle's path, label, id prefix or name): its seeds' noise, its items."),
+        None, "--baseline", help="A stored baseline (as `gate` takes it: a bundle's path, label, id prefix or name): its items, and the noise "
+             "of its A/A control (as --pilot) where it holds one, else of its seeds."),
     accuracy: float = typer.Option(0.6, help="With --flip-rate alone: the base accuracy."),
     items: Optional[int] = typer.Option(None, help="With --flip-rate alone: the items at hand, for the certifiable margin."),
     tolerance: float = TOLERANCE,
@@ -27,8 +29,8 @@ def plan(
 ) -> None:
     """Per benchmark: the items needed for 80% power to pass when B equals A (the false pass at the margin held to
     alpha), the smallest margin certifiable with the items at hand, and what TensorRT-LLM's unpaired gate
-    certifies with the same guarantees. The A/A noise comes from --baseline (its seeds; a greedy one needs
-    --flip-rate too), --pilot or --flip-rate."""
+    certifies with the same guarantees. The A/A noise comes from --baseline (its stored A/A control, else its seeds:
+    a greedy baseline without a control needs --flip-rate, which wins over both), --pilot or --flip-rate."""
     from ..api_plan import PlanOptions, plan_from_baseline, plan_from_flip_rate, plan_from_pilot
     from ..errors import InputError
     from .render import print_plan

@@ -1,8 +1,9 @@
-"""`statrepro plan`: from a flip rate, from an A/A pilot of lm-eval outputs, from a baseline's scores, and its bad
-input."""
+"""`statrepro plan`: from a flip rate, from an A/A pilot of lm-eval outputs, from a baseline's scores, from a
+baseline's stored A/A control, and its bad input."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,46 @@ def test_plan_from_a_greedy_baseline_needs_a_flip_rate(tmp_path: Path):
     assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["gsm8k", *expected["gsm8k"].cells()]
     both = CliRunner().invoke(app, ["plan", *where, "--pilot", str(tmp_path), str(tmp_path)])
     assert both.exit_code == 2 and both.stderr.strip() == "error: --pilot: give one of --pilot, --baseline or --flip-rate"
+
+
+def _stub_results(directory: Path, scores: np.ndarray) -> Path:
+    """A stub harness output: gsm8k, one seed per column of ``scores`` (items x seeds)."""
+    directory.mkdir()
+    lines = [json.dumps({"benchmark": "gsm8k", "seed": seed, "doc_id": item, "score": float(scores[item, seed])})
+             for seed in range(scores.shape[1]) for item in range(scores.shape[0])]
+    (directory / "stub_samples.jsonl").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def test_a_greedy_baseline_with_a_control_plans_from_the_control_as_a_pilot(tmp_path: Path):
+    """A greedy reference (its 2 seeds agree on every item) saved with its A/A control (the stub's scores of another
+    seed: about 10% of the items differ): `plan --baseline` needs no flip rate, its table is `plan --pilot` on the
+    same two result sets, and stderr says the control was used; a stated --flip-rate still wins."""
+    from stub_harness import offline_score
+
+    items = range(150)
+    reference = _stub_results(tmp_path / "reference", np.array([[offline_score("gsm8k", item, 0)] * 2 for item in items]))
+    control = _stub_results(tmp_path / "control", np.array([[offline_score("gsm8k", item, 1)] * 2 for item in items]))
+    baselines = tmp_path / "baselines"
+    saved = CliRunner().invoke(app, ["baseline", "save", str(reference), "--control-dir", str(control), "--name", "greedy",
+                                     "--baselines-dir", str(baselines)])
+    assert saved.exit_code == 0, saved.output
+    where = ["--baseline", "greedy", "--baselines-dir", str(baselines), "--margin", "absolute", "--tolerance", "0.05"]
+
+    planned = CliRunner().invoke(app, ["plan", *where])
+    assert planned.exit_code == 0, planned.output
+    assert "gsm8k 150 items x 2 runs; noise from its A/A control, as an A/A pilot" in planned.stderr
+    piloted = CliRunner().invoke(app, ["plan", "--pilot", str(reference), str(control), "--margin", "absolute", "--tolerance", "0.05"])
+    assert piloted.exit_code == 0, piloted.output
+    assert planned.stdout == piloted.stdout
+    pilot = plan_from_pilot(reference, control, PlanOptions(margin="absolute", tolerance=0.05))["gsm8k"]
+    assert 0.05 < pilot.noise.changed_share < 0.2 and pilot.n_items == 150  # a noise the seeds alone could not give
+
+    stated = CliRunner().invoke(app, ["plan", *where, "--flip-rate", "0.04"])
+    assert stated.exit_code == 0, stated.output
+    assert "noise from the stated flip rate (not its A/A control)" in stated.stderr
+    scores = np.array([[offline_score("gsm8k", item, 0)] * 2 for item in items])
+    expected = plan_from_baseline_scores({"gsm8k": scores}, PlanOptions(flip_rate=0.04, margin="absolute", tolerance=0.05))["gsm8k"]
+    (row,) = [line for line in stated.stdout.splitlines() if "gsm8k" in line]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["gsm8k", *expected.cells()]
+    assert expected.noise.source == "stated" and expected.cells() != pilot.cells()
