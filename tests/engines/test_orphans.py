@@ -34,7 +34,9 @@ def test_a_sigkilled_compare_takes_its_managed_server_along(workspace):
         assert not gone(server_pid)
         os.kill(process.pid, signal.SIGKILL)  # statrepro only, as the OOM killer would
         process.wait()
-        wait_for(lambda: gone(server_pid), 5, "the orphaned server to stop")
+        # Seconds, not minutes: the stub would keep it busy for 60 s. 15 s leaves room for a loaded CI machine, where 5 s
+        # was once too short (stop 28's final default run).
+        wait_for(lambda: gone(server_pid), 15, "the orphaned server to stop")
     finally:
         try:
             os.killpg(process.pid, signal.SIGKILL)  # the sleeping stub harness
@@ -101,7 +103,7 @@ def test_a_sigkilled_compare_takes_its_real_llama_cpp_server_along(workspace):
         assert not gone(server_pid)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        wait_for(lambda: gone(server_pid), 5, "the orphaned llama.cpp server to stop")
+        wait_for(lambda: gone(server_pid), 15, "the orphaned llama.cpp server to stop")
     finally:
         try:
             os.killpg(process.pid, signal.SIGKILL)
