@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +97,7 @@ def compare_stored(
     same benchmark options, analysed as ``analyze`` does (failed items count as missing, as in ``compare``), and
     report.html from the report builder. Refused while a run holds the store's lock: its runs are incomplete."""
     from .analysis import analyze as analyze_records
-    from .report import write_report
+    from .report import report_html
     from .run.browse import list_store, load_runs, run_manifest
 
     options = options or AnalyzeOptions()
@@ -127,12 +126,10 @@ def compare_stored(
         records_control=records.get("control"),
     )
     manifests = {side: run_manifest(listing.root, env, runs) for side, env in (("A", env_a), ("B", env_b))}
-    with tempfile.TemporaryDirectory(prefix="statrepro-view-") as report_dir:
-        paths = write_report(
-            report_dir, analysis, records_a=records["a"], records_b=records["b"], argv=argv or sys.argv,
-            manifests={side: manifest for side, manifest in manifests.items() if manifest},
-        )
-        html = paths["html"].read_text(encoding="utf-8")
+    html = report_html(
+        analysis, records_a=records["a"], records_b=records["b"], argv=argv or sys.argv,
+        manifests={side: manifest for side, manifest in manifests.items() if manifest},
+    )
     return StoredComparison(analysis, html, tuple(runs), tuple(skipped))
 
 

@@ -39,6 +39,19 @@ def report_figures(analysis, records_a=None, records_b=None) -> dict[str, bytes 
     }
 
 
+def report_html(analysis, *, figures: dict[str, bytes | None] | None = None, records_a=None, records_b=None,
+                argv: list[str] | None = None, manifests: dict | None = None, doctor: dict | None = None,
+                explain: dict | None = None) -> str:
+    """report.html as a string (what ``write_report`` writes, and what ``statrepro view`` serves); ``figures``
+    (``report_figures``) are computed when not given."""
+    from .html import render_html
+
+    return render_html(
+        analysis, figures=figures or report_figures(analysis, records_a, records_b), records_a=records_a,
+        records_b=records_b, argv=argv, manifests=manifests, doctor=doctor, explain=explain,
+    )
+
+
 def write_report(
     report_dir: str | Path,
     analysis,
@@ -59,7 +72,6 @@ def write_report(
     (``ExplainResult.to_dict()``) adds the Explain section, linked from Flips, its classes and replays to the item
     browser, and explain.json. Every file is written atomically.
     """
-    from .html import render_html
     from .markdown import render_markdown
 
     report_dir = Path(report_dir)
@@ -84,7 +96,7 @@ def write_report(
         paths["explain"] = report_dir / "explain.json"
         atomic_write_text(paths["explain"], json.dumps(explain, indent=2, allow_nan=False) + "\n")
     atomic_write_text(paths["markdown"], render_markdown(analysis, FOREST_PLOT_NAME, explain, figures=tuple(shown)))
-    page = render_html(
+    page = report_html(
         analysis, figures=figures, records_a=records_a, records_b=records_b, argv=argv, manifests=manifests, doctor=doctor,
         explain=explain,
     )
@@ -92,4 +104,4 @@ def write_report(
     return paths
 
 
-__all__ = ["FLIP_MATRIX_NAME", "FOREST_PLOT_NAME", "report_figures", "write_report"]
+__all__ = ["FLIP_MATRIX_NAME", "FOREST_PLOT_NAME", "report_figures", "report_html", "write_report"]
